@@ -1,0 +1,1 @@
+//! Configuration (UCI `/etc/config/b4d`).

@@ -1,0 +1,6 @@
+//! b4d: a DS-Lite B4 element (RFC 6333) for OpenWrt routers.
+//!
+//! Each subsystem lives in its own folder; `main.rs` only wires them together.
+
+pub mod config;
+pub mod logging;
