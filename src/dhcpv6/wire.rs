@@ -1,0 +1,739 @@
+//! DHCPv6 wire format: decoding received messages into a validated view and
+//! encoding the messages the client sends.
+//!
+//! Encoding and typed decoding use `dhcproto`. Its option decoder stops
+//! silently at the first option it cannot read (a truncated IA_NA simply
+//! disappears), so before handing bytes to it we walk the TLV structure
+//! ourselves and reject anything that does not add up. Every function here
+//! is total: arbitrary bytes give `Err`, never a panic.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use dhcproto::v6::{
+    self, DhcpOption, DhcpOptions, IAAddr, IAPrefix, Message, MessageType, OptionCode, IANA, IAPD,
+    ORO,
+};
+use dhcproto::{Decodable, Encodable, Encoder};
+use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+/// RFC 8415 §7.3 message types the client handles.
+pub const MSG_SOLICIT: u8 = 1;
+pub const MSG_ADVERTISE: u8 = 2;
+pub const MSG_REQUEST: u8 = 3;
+pub const MSG_RENEW: u8 = 5;
+pub const MSG_REBIND: u8 = 6;
+pub const MSG_REPLY: u8 = 7;
+pub const MSG_RELEASE: u8 = 8;
+pub const MSG_DECLINE: u8 = 9;
+pub const MSG_RECONFIGURE: u8 = 10;
+pub const MSG_INFORMATION_REQUEST: u8 = 11;
+
+/// Option codes we validate or read (RFC 8415 §21, RFC 3646, RFC 6334).
+pub const OPT_CLIENT_ID: u16 = 1;
+pub const OPT_SERVER_ID: u16 = 2;
+pub const OPT_IA_NA: u16 = 3;
+pub const OPT_IAADDR: u16 = 5;
+pub const OPT_PREFERENCE: u16 = 7;
+pub const OPT_ELAPSED_TIME: u16 = 8;
+pub const OPT_STATUS_CODE: u16 = 13;
+pub const OPT_RECONF_MSG: u16 = 19;
+pub const OPT_DNS_SERVERS: u16 = 23;
+pub const OPT_DOMAIN_LIST: u16 = 24;
+pub const OPT_IA_PD: u16 = 25;
+pub const OPT_IAPREFIX: u16 = 26;
+pub const OPT_INFORMATION_REFRESH_TIME: u16 = 32;
+pub const OPT_AFTR_NAME: u16 = 64;
+pub const OPT_SOL_MAX_RT: u16 = 82;
+pub const OPT_INF_MAX_RT: u16 = 83;
+
+/// RFC 8415 §21.13 status codes the client acts on.
+pub const STATUS_SUCCESS: u16 = 0;
+pub const STATUS_NO_ADDRS_AVAIL: u16 = 2;
+pub const STATUS_NO_BINDING: u16 = 3;
+pub const STATUS_NOT_ON_LINK: u16 = 4;
+pub const STATUS_USE_MULTICAST: u16 = 5;
+pub const STATUS_NO_PREFIX_AVAIL: u16 = 6;
+
+/// Lifetime value meaning "forever" (RFC 8415 §7.7).
+pub const INFINITY: u32 = u32::MAX;
+
+/// Why a received message was not usable at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    TooShort,
+    /// An option header or body runs past the end of its container.
+    Truncated { option: u16 },
+    /// An option has a length its definition does not allow.
+    BadLength { option: u16, len: usize },
+    /// A field has a value its definition does not allow.
+    BadValue { option: u16, what: &'static str },
+    /// dhcproto refused what our structural check accepted.
+    Decode(String),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::TooShort => write!(f, "shorter than the 4-byte DHCPv6 header"),
+            WireError::Truncated { option } => write!(f, "option {option} is truncated"),
+            WireError::BadLength { option, len } => {
+                write!(f, "option {option} has invalid length {len}")
+            }
+            WireError::BadValue { option, what } => write!(f, "option {option}: {what}"),
+            WireError::Decode(e) => write!(f, "undecodable: {e}"),
+        }
+    }
+}
+
+/// Why option 64 (AFTR-Name) was rejected. The rest of the message stays usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AftrNameError {
+    Empty,
+    /// RFC 6334 §3: the name is not compressed; a pointer is malformed here.
+    Compressed,
+    LabelTooLong(usize),
+    /// The labels do not end exactly at the end of the option (trailing bytes,
+    /// missing root label, or a label running past the end).
+    BadFraming,
+    /// Longer than the 255 octets RFC 1035 §2.3.4 allows.
+    TooLong(usize),
+    /// Only the root label: not a usable FQDN.
+    RootOnly,
+    /// A label contains a byte that is not a letter, digit, hyphen or underscore.
+    BadCharacter,
+}
+
+impl fmt::Display for AftrNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AftrNameError::Empty => write!(f, "empty"),
+            AftrNameError::Compressed => write!(f, "uses DNS name compression (RFC 6334 §3)"),
+            AftrNameError::LabelTooLong(n) => write!(f, "label of {n} octets (max 63)"),
+            AftrNameError::BadFraming => write!(f, "labels do not end at the option's end"),
+            AftrNameError::TooLong(n) => write!(f, "name of {n} octets (max 255)"),
+            AftrNameError::RootOnly => write!(f, "root name only"),
+            AftrNameError::BadCharacter => write!(f, "label has a non-hostname character"),
+        }
+    }
+}
+
+/// One address from an IA_NA (RFC 8415 §21.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IaAddress {
+    pub addr: Ipv6Addr,
+    pub preferred: u32,
+    pub valid: u32,
+}
+
+/// One delegated prefix from an IA_PD (RFC 8415 §21.22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IaPrefix {
+    pub prefix: Ipv6Addr,
+    pub len: u8,
+    pub preferred: u32,
+    pub valid: u32,
+}
+
+/// An IA_NA or IA_PD as received; `status` is the IA-level status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ia<T> {
+    pub iaid: u32,
+    pub t1: u32,
+    pub t2: u32,
+    pub status: Option<u16>,
+    pub leases: Vec<T>,
+}
+
+/// A received message, structurally valid, reduced to what the client uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub msg_type: u8,
+    pub xid: [u8; 3],
+    pub client_id: Option<Vec<u8>>,
+    pub server_id: Option<Vec<u8>>,
+    pub preference: u8,
+    /// Top-level status code and message (RFC 8415 §21.13).
+    pub status: Option<(u16, String)>,
+    pub ia_na: Vec<Ia<IaAddress>>,
+    pub ia_pd: Vec<Ia<IaPrefix>>,
+    pub dns_servers: Option<Vec<Ipv6Addr>>,
+    pub domains: Option<Vec<String>>,
+    /// `None`: no option 64; `Some(Err)`: present but unusable.
+    pub aftr_name: Option<Result<String, AftrNameError>>,
+    pub sol_max_rt: Option<u32>,
+    pub inf_max_rt: Option<u32>,
+    pub information_refresh: Option<u32>,
+    /// RFC 8415 §21.19: which exchange a Reconfigure asks for.
+    pub reconfigure_msg: Option<u8>,
+}
+
+impl Received {
+    /// The top-level status code, `Success` when absent (RFC 8415 §21.13).
+    pub fn status_code(&self) -> u16 {
+        self.status.as_ref().map_or(STATUS_SUCCESS, |s| s.0)
+    }
+}
+
+/// Walks a sequence of options and checks each one's framing and, for the
+/// options the client reads, its length and nested structure.
+fn check_options(bytes: &[u8]) -> Result<(), WireError> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return Err(WireError::Truncated { option: 0 });
+        }
+        let code = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+        let body = rest
+            .get(4..4 + len)
+            .ok_or(WireError::Truncated { option: code })?;
+        check_option(code, body)?;
+        rest = &rest[4 + len..];
+    }
+    Ok(())
+}
+
+fn check_option(code: u16, body: &[u8]) -> Result<(), WireError> {
+    let len = body.len();
+    let bad_len = || Err(WireError::BadLength { option: code, len });
+    match code {
+        OPT_CLIENT_ID | OPT_SERVER_ID if !(3..=130).contains(&len) => bad_len(),
+        OPT_PREFERENCE if len != 1 => bad_len(),
+        OPT_ELAPSED_TIME if len != 2 => bad_len(),
+        OPT_RECONF_MSG if len != 1 => bad_len(),
+        OPT_STATUS_CODE if len < 2 => bad_len(),
+        OPT_STATUS_CODE if std::str::from_utf8(&body[2..]).is_err() => Err(WireError::BadValue {
+            option: code,
+            what: "status message is not UTF-8",
+        }),
+        OPT_DNS_SERVERS if len % 16 != 0 => bad_len(),
+        OPT_SOL_MAX_RT | OPT_INF_MAX_RT | OPT_INFORMATION_REFRESH_TIME if len != 4 => bad_len(),
+        OPT_IA_NA | OPT_IA_PD if len < 12 => bad_len(),
+        OPT_IA_NA | OPT_IA_PD => check_options(&body[12..]),
+        OPT_IAADDR if len < 24 => bad_len(),
+        OPT_IAADDR => check_options(&body[24..]),
+        OPT_IAPREFIX if len < 25 => bad_len(),
+        OPT_IAPREFIX if body[8] > 128 => Err(WireError::BadValue {
+            option: code,
+            what: "prefix length over 128",
+        }),
+        OPT_IAPREFIX => check_options(&body[25..]),
+        OPT_DOMAIN_LIST => check_domain_list(body).map_err(|_| WireError::BadValue {
+            option: code,
+            what: "malformed domain list",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 3646 §5 / RFC 8415 §10: a sequence of uncompressed names.
+fn check_domain_list(body: &[u8]) -> Result<(), AftrNameError> {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let used = name_wire_len(rest)?;
+        rest = &rest[used..];
+    }
+    Ok(())
+}
+
+/// Length of the uncompressed DNS name at the start of `bytes`, validating
+/// its framing (RFC 1035 §3.1). Characters are not checked here.
+fn name_wire_len(bytes: &[u8]) -> Result<usize, AftrNameError> {
+    let mut pos = 0;
+    loop {
+        let Some(&label_len) = bytes.get(pos) else {
+            return Err(AftrNameError::BadFraming);
+        };
+        let label_len = label_len as usize;
+        if label_len & 0xc0 == 0xc0 {
+            return Err(AftrNameError::Compressed);
+        }
+        if label_len > 63 {
+            return Err(AftrNameError::LabelTooLong(label_len));
+        }
+        pos += 1 + label_len;
+        if pos > bytes.len() {
+            return Err(AftrNameError::BadFraming);
+        }
+        if pos > 255 {
+            return Err(AftrNameError::TooLong(pos));
+        }
+        if label_len == 0 {
+            return Ok(pos);
+        }
+    }
+}
+
+/// Decodes option 64 (RFC 6334 §3): exactly one uncompressed FQDN in DNS wire
+/// format filling the whole option. Returns the name in lower case with a
+/// trailing dot removed, e.g. `aftr.example.net`.
+pub fn decode_aftr_name(body: &[u8]) -> Result<String, AftrNameError> {
+    if body.is_empty() {
+        return Err(AftrNameError::Empty);
+    }
+    if body.len() > 255 {
+        return Err(AftrNameError::TooLong(body.len()));
+    }
+    let used = name_wire_len(body)?;
+    if used != body.len() {
+        return Err(AftrNameError::BadFraming);
+    }
+    if used == 1 {
+        return Err(AftrNameError::RootOnly);
+    }
+    let mut pos = 0;
+    while body[pos] != 0 {
+        let label = &body[pos + 1..pos + 1 + body[pos] as usize];
+        if !label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return Err(AftrNameError::BadCharacter);
+        }
+        pos += 1 + label.len();
+    }
+    // The structure is checked; hickory's reader builds the name (and would
+    // catch anything our walk missed).
+    let mut decoder = BinDecoder::new(body);
+    let name = Name::read(&mut decoder).map_err(|_| AftrNameError::BadFraming)?;
+    Ok(name.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Encodes `name` (dotted, optional trailing dot) in DNS wire format. Used by
+/// tests and by the lab; returns `None` for names that cannot be encoded.
+pub fn encode_dns_name(name: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    (out.len() <= 255).then_some(out)
+}
+
+fn status_of(opts: &DhcpOptions) -> Option<(u16, String)> {
+    match opts.get(OptionCode::StatusCode) {
+        Some(DhcpOption::StatusCode(s)) => Some((u16::from(s.status), s.msg.clone())),
+        _ => None,
+    }
+}
+
+fn unknown_body(opts: &DhcpOptions, code: u16) -> Option<&[u8]> {
+    opts.iter().find_map(|o| match o {
+        DhcpOption::Unknown(u) if u16::from(u.code()) == code => Some(u.data()),
+        _ => None,
+    })
+}
+
+fn u32_option(opts: &DhcpOptions, code: u16) -> Option<u32> {
+    unknown_body(opts, code)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+}
+
+/// Parses a message received on the client port. Relay messages and anything
+/// malformed are errors.
+pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
+    if bytes.len() < 4 {
+        return Err(WireError::TooShort);
+    }
+    check_options(&bytes[4..])?;
+    let msg = Message::from_bytes(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+    let opts = msg.opts();
+    let mut received = Received {
+        msg_type: bytes[0],
+        xid: msg.xid(),
+        client_id: None,
+        server_id: None,
+        preference: 0,
+        status: status_of(opts),
+        ia_na: Vec::new(),
+        ia_pd: Vec::new(),
+        dns_servers: None,
+        domains: None,
+        aftr_name: None,
+        sol_max_rt: u32_option(opts, OPT_SOL_MAX_RT),
+        inf_max_rt: u32_option(opts, OPT_INF_MAX_RT),
+        // dhcproto 0.15 encodes option 32 but decodes it as Unknown.
+        information_refresh: u32_option(opts, OPT_INFORMATION_REFRESH_TIME),
+        reconfigure_msg: None,
+    };
+    for opt in opts.iter() {
+        match opt {
+            DhcpOption::ClientId(id) => received.client_id = Some(id.clone()),
+            DhcpOption::ServerId(id) => received.server_id = Some(id.clone()),
+            DhcpOption::Preference(p) => received.preference = *p,
+            DhcpOption::IANA(ia) => received.ia_na.push(Ia {
+                iaid: ia.id,
+                t1: ia.t1,
+                t2: ia.t2,
+                status: status_of(&ia.opts).map(|s| s.0),
+                leases: ia
+                    .opts
+                    .iter()
+                    .filter_map(|o| match o {
+                        DhcpOption::IAAddr(a) => Some(IaAddress {
+                            addr: a.addr,
+                            preferred: a.preferred_life,
+                            valid: a.valid_life,
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+            }),
+            DhcpOption::IAPD(ia) => received.ia_pd.push(Ia {
+                iaid: ia.id,
+                t1: ia.t1,
+                t2: ia.t2,
+                status: status_of(&ia.opts).map(|s| s.0),
+                leases: ia
+                    .opts
+                    .iter()
+                    .filter_map(|o| match o {
+                        DhcpOption::IAPrefix(p) => Some(IaPrefix {
+                            prefix: p.prefix_ip,
+                            len: p.prefix_len,
+                            preferred: p.preferred_lifetime,
+                            valid: p.valid_lifetime,
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+            }),
+            DhcpOption::DomainNameServers(list) => received.dns_servers = Some(list.clone()),
+            DhcpOption::DomainSearchList(names) => {
+                received.domains = Some(
+                    names
+                        .iter()
+                        .map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                        .collect(),
+                )
+            }
+            DhcpOption::InformationRefreshTime(t) => received.information_refresh = Some(*t),
+            DhcpOption::ReconfMsg(m) => received.reconfigure_msg = Some(u8::from(*m)),
+            DhcpOption::Unknown(u) if u16::from(u.code()) == OPT_AFTR_NAME => {
+                received.aftr_name = Some(decode_aftr_name(u.data()))
+            }
+            _ => {}
+        }
+    }
+    Ok(received)
+}
+
+/// Which IA to put in an outgoing message and what it already holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutgoingIas {
+    /// `Some(addresses)`: include an IA_NA (empty = ask for any address).
+    pub ia_na: Option<Vec<Ipv6Addr>>,
+    /// `Some(prefixes)`: include an IA_PD.
+    pub ia_pd: Option<Vec<(Ipv6Addr, u8)>>,
+    /// Prefix-length hint for an empty IA_PD (RFC 8415 §18.2.1), 0 = none.
+    pub prefix_hint: u8,
+}
+
+/// Everything that varies between the messages the client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing<'a> {
+    pub msg_type: u8,
+    pub xid: [u8; 3],
+    pub client_id: &'a [u8],
+    pub server_id: Option<&'a [u8]>,
+    /// Hundredths of a second since the exchange began (RFC 8415 §21.9).
+    pub elapsed_centis: u16,
+    pub oro: &'a [u16],
+    pub ias: OutgoingIas,
+    pub iaid: u32,
+}
+
+/// Encodes a client message. The lifetimes and T1/T2 the client sends are 0:
+/// RFC 8415 §18.2 says the server ignores them and they mean "no preference".
+pub fn encode(out: &Outgoing<'_>) -> Vec<u8> {
+    let mut msg = Message::new_with_id(MessageType::from(out.msg_type), out.xid);
+    let opts = msg.opts_mut();
+    opts.insert(DhcpOption::ClientId(out.client_id.to_vec()));
+    if let Some(server_id) = out.server_id {
+        opts.insert(DhcpOption::ServerId(server_id.to_vec()));
+    }
+    opts.insert(DhcpOption::ElapsedTime(out.elapsed_centis));
+    if !out.oro.is_empty() {
+        opts.insert(DhcpOption::ORO(ORO {
+            opts: out.oro.iter().map(|c| OptionCode::from(*c)).collect(),
+        }));
+    }
+    if let Some(addrs) = &out.ias.ia_na {
+        let mut ia_opts = DhcpOptions::new();
+        for addr in addrs {
+            ia_opts.insert(DhcpOption::IAAddr(IAAddr {
+                addr: *addr,
+                preferred_life: 0,
+                valid_life: 0,
+                opts: DhcpOptions::new(),
+            }));
+        }
+        opts.insert(DhcpOption::IANA(IANA {
+            id: out.iaid,
+            t1: 0,
+            t2: 0,
+            opts: ia_opts,
+        }));
+    }
+    if let Some(prefixes) = &out.ias.ia_pd {
+        let mut ia_opts = DhcpOptions::new();
+        for (prefix, len) in prefixes {
+            ia_opts.insert(DhcpOption::IAPrefix(IAPrefix {
+                preferred_lifetime: 0,
+                valid_lifetime: 0,
+                prefix_len: *len,
+                prefix_ip: *prefix,
+                opts: DhcpOptions::new(),
+            }));
+        }
+        if prefixes.is_empty() && out.ias.prefix_hint > 0 {
+            ia_opts.insert(DhcpOption::IAPrefix(IAPrefix {
+                preferred_lifetime: 0,
+                valid_lifetime: 0,
+                prefix_len: out.ias.prefix_hint,
+                prefix_ip: Ipv6Addr::UNSPECIFIED,
+                opts: DhcpOptions::new(),
+            }));
+        }
+        opts.insert(DhcpOption::IAPD(IAPD {
+            id: out.iaid,
+            t1: 0,
+            t2: 0,
+            opts: ia_opts,
+        }));
+    }
+    let mut buf = Vec::with_capacity(128);
+    // Encoding into a Vec only fails on values dhcproto cannot represent,
+    // which the types above rule out.
+    let _ = msg.encode(&mut Encoder::new(&mut buf));
+    buf
+}
+
+/// Builds a server-side message; used by unit tests and the fuzz corpus to
+/// fabricate Advertise/Reply messages without a server.
+#[doc(hidden)]
+pub fn build_server_message(msg_type: u8, xid: [u8; 3], options: Vec<DhcpOption>) -> Vec<u8> {
+    let mut msg = v6::Message::new_with_id(MessageType::from(msg_type), xid);
+    for opt in options {
+        msg.opts_mut().insert(opt);
+    }
+    let mut buf = Vec::new();
+    let _ = msg.encode(&mut Encoder::new(&mut buf));
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhcproto::v6::{Status, StatusCode, UnknownOption};
+
+    fn aftr_option(name: &str) -> DhcpOption {
+        DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(OPT_AFTR_NAME),
+            encode_dns_name(name).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn aftr_name_round_trips_and_is_lowercased() {
+        let wire = encode_dns_name("AFTR.Example.NET.").unwrap();
+        assert_eq!(decode_aftr_name(&wire).unwrap(), "aftr.example.net");
+    }
+
+    #[test]
+    fn aftr_name_rejects_compression_pointer() {
+        let wire = [4, b'a', b'f', b't', b'r', 0xc0, 0x0c];
+        assert_eq!(decode_aftr_name(&wire), Err(AftrNameError::Compressed));
+    }
+
+    #[test]
+    fn aftr_name_rejects_bad_framing_and_sizes() {
+        assert_eq!(decode_aftr_name(&[]), Err(AftrNameError::Empty));
+        assert_eq!(decode_aftr_name(&[0]), Err(AftrNameError::RootOnly));
+        assert_eq!(
+            decode_aftr_name(&[3, b'a', b'b', b'c']),
+            Err(AftrNameError::BadFraming)
+        );
+        assert_eq!(
+            decode_aftr_name(&[1, b'a', 0, 0]),
+            Err(AftrNameError::BadFraming)
+        );
+        let mut long_label = vec![64];
+        long_label.extend([b'a'; 64]);
+        long_label.push(0);
+        assert_eq!(
+            decode_aftr_name(&long_label),
+            Err(AftrNameError::LabelTooLong(64))
+        );
+        // A 300-byte name: five 59-octet labels.
+        let mut huge = Vec::new();
+        for _ in 0..5 {
+            huge.push(59);
+            huge.extend([b'x'; 59]);
+        }
+        huge.push(0);
+        assert_eq!(huge.len(), 301);
+        assert!(matches!(
+            decode_aftr_name(&huge),
+            Err(AftrNameError::TooLong(_))
+        ));
+        assert_eq!(
+            decode_aftr_name(&[2, b'a', b' ', 0]),
+            Err(AftrNameError::BadCharacter)
+        );
+    }
+
+    #[test]
+    fn parses_a_full_reply() {
+        let bytes = build_server_message(
+            MSG_REPLY,
+            [1, 2, 3],
+            vec![
+                DhcpOption::ClientId(vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6]),
+                DhcpOption::ServerId(vec![0, 2, 0, 0, 9, 0xbf, 1]),
+                DhcpOption::IANA(IANA {
+                    id: 1,
+                    t1: 100,
+                    t2: 160,
+                    opts: {
+                        let mut o = DhcpOptions::new();
+                        o.insert(DhcpOption::IAAddr(IAAddr {
+                            addr: "2001:db8::10".parse().unwrap(),
+                            preferred_life: 200,
+                            valid_life: 300,
+                            opts: DhcpOptions::new(),
+                        }));
+                        o
+                    },
+                }),
+                DhcpOption::IAPD(IAPD {
+                    id: 1,
+                    t1: 0,
+                    t2: 0,
+                    opts: {
+                        let mut o = DhcpOptions::new();
+                        o.insert(DhcpOption::IAPrefix(IAPrefix {
+                            preferred_lifetime: 200,
+                            valid_lifetime: 300,
+                            prefix_len: 56,
+                            prefix_ip: "2001:db8:100::".parse().unwrap(),
+                            opts: DhcpOptions::new(),
+                        }));
+                        o
+                    },
+                }),
+                DhcpOption::DomainNameServers(vec!["2001:db8::53".parse().unwrap()]),
+                aftr_option("aftr.example.net"),
+                DhcpOption::Unknown(UnknownOption::new(
+                    OptionCode::from(OPT_SOL_MAX_RT),
+                    120u32.to_be_bytes().to_vec(),
+                )),
+            ],
+        );
+        let r = parse(&bytes).unwrap();
+        assert_eq!(r.msg_type, MSG_REPLY);
+        assert_eq!(r.xid, [1, 2, 3]);
+        assert_eq!(r.ia_na[0].leases[0].addr, "2001:db8::10".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(r.ia_na[0].t1, 100);
+        assert_eq!(r.ia_pd[0].leases[0].len, 56);
+        assert_eq!(r.dns_servers.as_ref().unwrap().len(), 1);
+        assert_eq!(r.aftr_name, Some(Ok("aftr.example.net".to_string())));
+        assert_eq!(r.sol_max_rt, Some(120));
+        assert_eq!(r.status_code(), STATUS_SUCCESS);
+    }
+
+    #[test]
+    fn ia_level_status_is_reported() {
+        let mut ia_opts = DhcpOptions::new();
+        ia_opts.insert(DhcpOption::StatusCode(StatusCode {
+            status: Status::NoAddrsAvail,
+            msg: "none left".into(),
+        }));
+        let bytes = build_server_message(
+            MSG_ADVERTISE,
+            [0, 0, 1],
+            vec![DhcpOption::IANA(IANA {
+                id: 1,
+                t1: 0,
+                t2: 0,
+                opts: ia_opts,
+            })],
+        );
+        let r = parse(&bytes).unwrap();
+        assert_eq!(r.ia_na[0].status, Some(STATUS_NO_ADDRS_AVAIL));
+        assert!(r.ia_na[0].leases.is_empty());
+    }
+
+    #[test]
+    fn truncated_ia_is_an_error_not_silently_dropped() {
+        let mut bytes = build_server_message(
+            MSG_REPLY,
+            [0, 0, 1],
+            vec![DhcpOption::IANA(IANA {
+                id: 1,
+                t1: 1,
+                t2: 2,
+                opts: DhcpOptions::new(),
+            })],
+        );
+        bytes.truncate(bytes.len() - 3);
+        assert_eq!(parse(&bytes), Err(WireError::Truncated { option: OPT_IA_NA }));
+        assert_eq!(parse(&[7, 0]), Err(WireError::TooShort));
+    }
+
+    #[test]
+    fn bad_lengths_are_rejected() {
+        // DNS servers option with 15 bytes.
+        let mut bytes = vec![MSG_REPLY, 0, 0, 1, 0, 23, 0, 15];
+        bytes.extend([0u8; 15]);
+        assert_eq!(
+            parse(&bytes),
+            Err(WireError::BadLength {
+                option: OPT_DNS_SERVERS,
+                len: 15
+            })
+        );
+    }
+
+    #[test]
+    fn encodes_solicit_with_oro_and_hint() {
+        let out = Outgoing {
+            msg_type: MSG_SOLICIT,
+            xid: [9, 8, 7],
+            client_id: &[0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
+            server_id: None,
+            elapsed_centis: 0,
+            oro: &[23, 24, 64, 82],
+            ias: OutgoingIas {
+                ia_na: Some(vec![]),
+                ia_pd: Some(vec![]),
+                prefix_hint: 56,
+            },
+            iaid: 1,
+        };
+        let bytes = encode(&out);
+        let msg = Message::from_bytes(&bytes).unwrap();
+        assert_eq!(u8::from(msg.msg_type()), MSG_SOLICIT);
+        match msg.opts().get(OptionCode::ORO) {
+            Some(DhcpOption::ORO(oro)) => {
+                let codes: Vec<u16> = oro.opts.iter().map(|c| u16::from(*c)).collect();
+                assert_eq!(codes, vec![23, 24, 64, 82]);
+            }
+            other => panic!("no ORO: {other:?}"),
+        }
+        match msg.opts().get(OptionCode::IAPD) {
+            Some(DhcpOption::IAPD(pd)) => match pd.opts.get(OptionCode::IAPrefix) {
+                Some(DhcpOption::IAPrefix(p)) => assert_eq!(p.prefix_len, 56),
+                other => panic!("no hint: {other:?}"),
+            },
+            other => panic!("no IA_PD: {other:?}"),
+        }
+    }
+}
