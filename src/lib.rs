@@ -5,3 +5,5 @@
 pub mod config;
 pub mod logging;
 pub mod dhcpv6;
+pub mod netlink;
+pub mod cli;

@@ -1,1 +1,166 @@
-fn main() {}
+//! b4d: wires the subsystems together. Protocol logic lives in the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use b4d::cli::{Args, Command, USAGE};
+use b4d::config::Config;
+use b4d::dhcpv6::driver::{self, Control, Outputs};
+use b4d::dhcpv6::{duid, ClientConfig, ClientStatus};
+use b4d::logging::{self, Target};
+use log::{error, info, warn};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{broadcast, mpsc, watch};
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("b4d: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Command::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("b4d {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig => match Config::load(&args.config) {
+            Ok(config) => {
+                print!("{}", config.render_uci());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run => run(&args),
+    }
+}
+
+fn run(args: &Args) -> ExitCode {
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = if args.foreground {
+        Target::Stderr
+    } else {
+        Target::Syslog {
+            socket: args
+                .syslog_socket
+                .clone()
+                .unwrap_or_else(|| logging::DEFAULT_SYSLOG_SOCKET.into()),
+        }
+    };
+    if let Err(e) = logging::init(target, config.globals.log_level.into(), "b4d") {
+        eprintln!("b4d: cannot start logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon(config)) {
+        Ok(()) => {
+            info!("stopped");
+            log::logger().flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            log::logger().flush();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn daemon(config: Config) -> std::io::Result<()> {
+    info!("b4d {} starting on WAN {}", env!("CARGO_PKG_VERSION"), config.wan.device);
+    let device = config.wan.device.to_string();
+    let (duid, warning) = duid::obtain(
+        config.wan.duid.as_ref().map(|d| d.as_bytes()),
+        &duid::path_for(&config.globals.state_dir, &device),
+        || match read_mac(&device) {
+            Some(mac) => duid::duid_ll(mac),
+            None => duid::duid_uuid(rand::random()),
+        },
+    );
+    if let Some(warning) = warning {
+        warn!("{warning}");
+    }
+    info!("DHCPv6 DUID {}", duid::to_hex(&duid));
+    let client_config = ClientConfig {
+        mode: config.wan.client_mode(),
+        duid,
+        iaid: 1,
+        extra_oro: config.wan.request_option.clone(),
+        release_on_stop: config.wan.release_on_stop,
+        sol_max_rt: config.wan.solicit_max_rt,
+    };
+
+    let (events, _) = broadcast::channel(64);
+    let (status, _status_rx) = watch::channel(ClientStatus::default());
+    let (control_tx, control_rx) = mpsc::channel(8);
+    let mut client = tokio::spawn(driver::run(
+        device,
+        client_config,
+        rand::random(),
+        control_rx,
+        Outputs { events, status },
+    ));
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // The syslog writer keeps messages while logd is away; flush them
+    // regularly even when b4d has nothing new to say.
+    let mut flush = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            result = &mut client => {
+                return result.map_err(std::io::Error::other)?;
+            }
+            _ = sigterm.recv() => {
+                info!("SIGTERM: stopping");
+                let _ = control_tx.send(Control::Shutdown).await;
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT: stopping");
+                let _ = control_tx.send(Control::Shutdown).await;
+            }
+            _ = sigusr1.recv() => {
+                info!("SIGUSR1: renewing the DHCPv6 lease");
+                let _ = control_tx.send(Control::Renew).await;
+            }
+            _ = flush.tick() => log::logger().flush(),
+        }
+    }
+}
+
+/// The device's MAC from sysfs, for the DUID-LL.
+fn read_mac(device: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{device}/address")).ok()?;
+    let bytes: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mac: [u8; 6] = bytes.try_into().ok()?;
+    (mac != [0; 6]).then_some(mac)
+}

@@ -232,7 +232,7 @@ impl State {
 }
 
 /// A read-only snapshot for the status report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientStatus {
     pub state: &'static str,
     /// The last thing that went wrong, in words.

@@ -7,6 +7,8 @@
 //! tokio task that moves bytes and time.
 
 pub mod client;
+pub mod driver;
+pub mod duid;
 pub mod events;
 pub mod lease;
 pub mod retransmit;

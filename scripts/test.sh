@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine, then runs
+# every check and test: formatting, lints, unit tests (with the property
+# tests that feed arbitrary bytes to every parser), and the integration tests
+# against real DHCPv6 servers in network namespaces. Needs root (namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+# Property tests: bounded run of arbitrary inputs against every parser.
+export PROPTEST_CASES="${PROPTEST_CASES:-5000}"
+echo "== cargo test (unit, property and namespace integration tests)"
+cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"

@@ -1,0 +1,227 @@
+//! The tokio task around the DHCPv6 client core: owns the UDP socket on
+//! port 546 and the link watch, feeds the core with time and packets, and
+//! executes what it returns. No protocol decisions are made here.
+
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::client::{Action, Client, ClientConfig, ClientStatus, Input};
+use super::events::Event;
+use super::lease::WithLifetimes;
+use crate::netlink::{LinkState, LinkWatch};
+
+/// RFC 8415 §7.1: All_DHCP_Relay_Agents_and_Servers.
+pub const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+pub const CLIENT_PORT: u16 = 546;
+pub const SERVER_PORT: u16 = 547;
+
+/// How long a shutdown waits for the Reply to Release before exiting anyway:
+/// procd's default stop timeout is 5 s.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Requests from the rest of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Renew,
+    Shutdown,
+}
+
+/// Channels the driver publishes on.
+pub struct Outputs {
+    pub events: broadcast::Sender<Event>,
+    pub status: watch::Sender<ClientStatus>,
+}
+
+/// Opens the client socket: UDP [::]:546 bound to the WAN device, multicast
+/// out of that device only, hop limit 1 (servers are on-link or behind a
+/// relay on the link).
+fn open_socket(device: &str, ifindex: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(true)?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind_device(Some(device.as_bytes()))
+        .map_err(|e| io::Error::new(e.kind(), format!("SO_BINDTODEVICE {device}: {e}")))?;
+    socket.set_multicast_if_v6(ifindex)?;
+    socket.set_multicast_loop_v6(false)?;
+    socket.set_multicast_hops_v6(1)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, CLIENT_PORT, 0, 0);
+    socket
+        .bind(&SocketAddr::V6(addr).into())
+        .map_err(|e| io::Error::new(e.kind(), format!("bind [::]:{CLIENT_PORT}: {e}")))?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn log_action_event(event: &Event, client: &Client) {
+    info!("event: {event}");
+    if matches!(
+        event,
+        Event::LeaseAcquired { .. } | Event::LeaseRenewed { .. }
+    ) {
+        if let Some(lease) = client.lease() {
+            let now = Instant::now();
+            let t = |d: Option<Instant>| match d {
+                Some(d) => format!("{}s", d.saturating_duration_since(now).as_secs()),
+                None => "infinite".into(),
+            };
+            info!(
+                "DHCPv6 lease from {}: addresses [{}] prefixes [{}] T1 {} T2 {}",
+                lease.server_addr,
+                WithLifetimes(&lease.addresses, now),
+                WithLifetimes(&lease.prefixes, now),
+                t(lease.t1),
+                t(lease.t2),
+            );
+        }
+    }
+}
+
+/// Runs the client on `device` until a `Control::Shutdown` has been handled.
+pub async fn run(
+    device: String,
+    config: ClientConfig,
+    seed: u64,
+    mut control: mpsc::Receiver<Control>,
+    outputs: Outputs,
+) -> io::Result<()> {
+    let mut link = LinkWatch::new(&device)?;
+    let mut client = Client::new(config, seed);
+    let mut socket: Option<(u32, UdpSocket)> = None;
+    let mut ready = false;
+    let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+    let mut buf = vec![0u8; 65536];
+    let mut announced_wait = false;
+
+    let mut state: Option<LinkState> = link.snapshot().await?;
+    loop {
+        // Follow the link: (re)open the socket when the device appears or is
+        // recreated, and tell the core when DHCPv6 becomes (im)possible.
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        match &state {
+            Some(s) if socket.as_ref().is_none_or(|(idx, _)| *idx != s.index) => {
+                socket = Some((s.index, open_socket(&device, s.index)?));
+            }
+            None if !announced_wait => {
+                info!("waiting for WAN device {device} to appear");
+                announced_wait = true;
+            }
+            _ => {}
+        }
+        let now_ready = state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
+        if now_ready != ready && shutdown_deadline.is_none() {
+            ready = now_ready;
+            if ready {
+                info!(
+                    "WAN {device} is up with link-local {}",
+                    state.as_ref().and_then(|s| s.link_local).unwrap_or(Ipv6Addr::UNSPECIFIED)
+                );
+                actions.extend(client.handle(now, Input::LinkUp));
+            } else {
+                info!("WAN {device} is down or has no usable link-local address");
+                actions.extend(client.handle(now, Input::LinkDown));
+            }
+        }
+        if execute(actions, &mut client, socket.as_ref().map(|s| &s.1), &outputs).await {
+            return Ok(());
+        }
+
+        let timer = client.poll_timeout();
+        let sleep_until = |at: Option<Instant>| async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let shutdown_timer = async {
+            match shutdown_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let recv = async {
+            match &socket {
+                Some((_, s)) => s.recv_from(&mut buf).await,
+                None => std::future::pending().await,
+            }
+        };
+        let actions = tokio::select! {
+            _ = sleep_until(timer) => client.handle(Instant::now(), Input::Timeout),
+            received = recv => match received {
+                Ok((len, SocketAddr::V6(from))) => {
+                    let bytes = buf[..len].to_vec();
+                    client.handle(Instant::now(), Input::Received { from: *from.ip(), bytes: &bytes })
+                }
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    warn!("DHCPv6 receive on {device}: {e}");
+                    Vec::new()
+                }
+            },
+            changed = link.changed() => {
+                changed?;
+                state = link.snapshot().await?;
+                Vec::new()
+            }
+            request = control.recv() => match request {
+                Some(Control::Renew) => client.handle(Instant::now(), Input::ForceRenew),
+                Some(Control::Shutdown) | None => {
+                    shutdown_deadline = Some(tokio::time::Instant::now() + RELEASE_WAIT);
+                    client.handle(Instant::now(), Input::Shutdown)
+                }
+            },
+            _ = shutdown_timer => {
+                info!("no Reply to Release within {}s, exiting anyway", RELEASE_WAIT.as_secs());
+                return Ok(());
+            }
+        };
+        if execute(actions, &mut client, socket.as_ref().map(|s| &s.1), &outputs).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Executes the core's actions; true once the core says it has stopped.
+async fn execute(
+    actions: Vec<Action>,
+    client: &mut Client,
+    socket: Option<&UdpSocket>,
+    outputs: &Outputs,
+) -> bool {
+    let mut stopped = false;
+    let any = !actions.is_empty();
+    for action in actions {
+        match action {
+            Action::Send { bytes } => {
+                let Some(socket) = socket else { continue };
+                let to = SocketAddrV6::new(ALL_DHCP_SERVERS, SERVER_PORT, 0, 0);
+                match socket.send_to(&bytes, to).await {
+                    Ok(_) => debug!(
+                        "DHCPv6 sent message type {} ({} bytes)",
+                        bytes[0],
+                        bytes.len()
+                    ),
+                    // The retransmission timer will try again.
+                    Err(e) => warn!("DHCPv6 send to {ALL_DHCP_SERVERS}: {e}"),
+                }
+            }
+            Action::Event(event) => {
+                log_action_event(&event, client);
+                // No subscriber is fine: nobody needs this one.
+                let _ = outputs.events.send(event);
+            }
+            Action::Stopped => stopped = true,
+        }
+    }
+    if any {
+        outputs.status.send_replace(client.status());
+    }
+    stopped
+}
