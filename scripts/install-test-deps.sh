@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs what b4d's integration tests need (Debian 12 / Ubuntu), idempotently:
+#   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3
+#   and the rustup components clippy and rustfmt.
+# The DHCPv6 servers are only ever started by the tests, inside network
+# namespaces; this script stops and disables their system services if the
+# packages started any. Runs apt-get update only when something is missing.
+# Usage: scripts/install-test-deps.sh   (as root, or with sudo available)
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo -E"
+    else
+        echo "install-test-deps: must run as root (or with sudo)" >&2
+        exit 1
+    fi
+fi
+
+say() { echo "install-test-deps: $*"; }
+
+PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3)
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if installed "$p"; then
+        say "$p already installed"
+    else
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing: ${missing[*]}"
+    say "apt-get update"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    say "all packages present, nothing to install"
+fi
+
+# The tests start their own servers inside namespaces; make sure the
+# packaged services are not running (and do not start at boot).
+for svc in kea-dhcp6-server dnsmasq; do
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-active --quiet "$svc" 2>/dev/null; then
+            say "stopping service $svc"
+            $SUDO systemctl stop "$svc" || true
+        fi
+        if systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+            say "disabling service $svc"
+            $SUDO systemctl disable "$svc" || true
+        fi
+    elif [ -x "/etc/init.d/$svc" ]; then
+        if $SUDO "/etc/init.d/$svc" status >/dev/null 2>&1; then
+            say "stopping service $svc"
+            $SUDO "/etc/init.d/$svc" stop || true
+        fi
+    fi
+done
+
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3; do
+    if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
+        echo "install-test-deps: $tool still missing after install" >&2
+        exit 1
+    fi
+done
+say "tools: kea-dhcp6 $(PATH="$PATH:/usr/sbin" kea-dhcp6 -v), $(PATH="$PATH:/usr/sbin" dnsmasq --version | head -n1)"
+
+if command -v rustup >/dev/null 2>&1; then
+    for comp in clippy rustfmt; do
+        if rustup component list --installed 2>/dev/null | grep -q "^${comp}"; then
+            say "rustup component $comp already installed"
+        else
+            say "rustup component add $comp"
+            rustup component add "$comp"
+        fi
+    done
+else
+    say "rustup not found, skipping clippy/rustfmt components"
+fi
+
+say "done"
