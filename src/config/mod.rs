@@ -1,1 +1,437 @@
-//! Configuration (UCI `/etc/config/b4d`).
+//! Configuration (UCI `/etc/config/b4d`), parsed and validated once into typed values.
+//!
+//! [`Config::load`] / [`Config::parse`] either return a [`Config`] in which every value has
+//! been checked (ranges, address families, cross-option consistency), or every problem in
+//! the file at once, each naming file, line, section, option and why. The rest of the
+//! daemon never re-validates. A section that is absent means all its defaults;
+//! [`Config::default`] is the configuration of an empty file.
+//!
+//! As in libuci, an option set to the empty string `''` counts as not set.
+//!
+//! | section / option | type | default |
+//! |---|---|---|
+//! | `globals` `log_level` | error\|warn\|info\|debug\|trace | info |
+//! | `globals` `state_dir` | absolute path | /etc/b4d |
+//! | `wan` `device` | interface name | wan |
+//! | `wan` `dhcpv6` | stateful\|stateless\|off | stateful |
+//! | `wan` `request_address` | bool | 1 |
+//! | `wan` `request_prefix` | bool | 1 |
+//! | `wan` `prefix_hint` | 0..=128 (0 = no hint) | 56 |
+//! | `wan` `request_option` | list of 1..=65535 | empty |
+//! | `wan` `aftr` | IPv6 address or FQDN | unset (DHCPv6 option 64) |
+//! | `wan` `release_on_stop` | bool | 1 |
+//! | `wan` `duid` | hex, 3..=130 octets | unset (generated) |
+//! | `wan` `reconfigure` | bool | 0 |
+//! | `wan` `solicit_max_rt` | duration 60s..=86400s | 3600 |
+//! | `tunnel` `enabled` | bool | 1 |
+//! | `tunnel` `name` | interface name | ds-b4 |
+//! | `tunnel` `mtu` | 1280..=1500 | unset (WAN MTU - 40) |
+//! | `tunnel` `source` | auto\|ia_na\|slaac\|prefix | auto |
+//! | `tunnel` `ipv4_address` | IPv4 in 192.0.0.0/29 | 192.0.0.2 |
+//! | `tunnel` `peer` | IPv4 in 192.0.0.0/29 | 192.0.0.1 |
+//! | `tunnel` `default_route` | bool | 1 |
+//! | `tunnel` `metric` | 0..=4294967295 | 0 |
+//! | `tunnel` `mss_clamp` | bool | 1 |
+//! | `tunnel` `encaplimit` | none\|0..=255 | none |
+//! | `tunnel` `disable_on_native_ipv4` | bool | 1 |
+//! | `lan` `device` | interface name | br-lan |
+//! | `lan` `ipaddr` | IPv4 | 192.168.1.1 |
+//! | `lan` `netmask` | contiguous dotted mask | 255.255.255.0 |
+//! | `lan` `dns_proxy` | bool | 1 |
+//! | `lan` `dns_port` | 1..=65535 | 53 |
+//! | `lan` `dns_cache_size` | 0..=1000000 | 1000 |
+//! | `lan` `dns_server` | list of IPv6 | empty |
+//! | `lan` `dhcp` | bool | 1 |
+//! | `lan` `dhcp_start` | >= 1 (offset from network) | 100 |
+//! | `lan` `dhcp_limit` | >= 1 | 150 |
+//! | `lan` `lease_time` | duration >= 120s | 12h |
+//! | `lan` `lease_file` | absolute file path | /tmp/b4d.leases |
+//! | `lan` `domain` | DNS labels | lan |
+//! | `host` `mac` | xx:xx:xx:xx:xx:xx | required |
+//! | `host` `ip` | IPv4 in the LAN subnet | required |
+//! | `host` `name` | host name label | unset |
+
+mod error;
+mod render;
+pub mod uci;
+mod validate;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors, Reason};
+pub use value::{Duid, InterfaceName, MacAddr};
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    pub globals: Globals,
+    pub wan: Wan,
+    pub tunnel: Tunnel,
+    pub lan: Lan,
+    /// Static DHCPv4 leases, in file order; MACs and IPs are unique.
+    pub hosts: Vec<StaticHost>,
+}
+
+impl Config {
+    /// Reads and validates a UCI file. A file that cannot be read is an error (the package
+    /// ships `/etc/config/b4d`; a missing file means a broken install, not "use defaults").
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let whole_file = |reason| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: None,
+                section: None,
+                option: None,
+                reason,
+            }])
+        };
+        let bytes = std::fs::read(path).map_err(|e| whole_file(Reason::Io(e.to_string())))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bad = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: Some(line),
+                section: None,
+                option: None,
+                reason: Reason::NotUtf8,
+            }])
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Validates UCI text; `file_name` only labels the error messages.
+    pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+        validate::config_from_text(text, file_name)
+    }
+
+    /// The effective configuration (every option, defaults filled in) in UCI syntax.
+    /// `Config::parse(&c.render_uci(), _)` gives back `c`.
+    pub fn render_uci(&self) -> String {
+        render::render(self)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Globals {
+    pub log_level: LogLevel,
+    /// Where the DUID is persisted: on flash, so it survives reboots (RFC 8415 §11 wants
+    /// a DUID stable across restarts).
+    pub state_dir: PathBuf,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            log_level: LogLevel::Info,
+            state_dir: PathBuf::from("/etc/b4d"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        })
+    }
+}
+
+/// DHCPv6 options the client always puts in its ORO: DNS servers (23), domain list (24),
+/// AFTR name (64, RFC 6334), SOL_MAX_RT (82) and INF_MAX_RT (83) (RFC 8415 §21.24/§21.25
+/// require requesting the latter two).
+pub const ALWAYS_REQUESTED_OPTIONS: [u16; 5] = [23, 24, 64, 82, 83];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wan {
+    pub device: InterfaceName,
+    pub dhcpv6: DhcpV6Mode,
+    /// Ask for IA_NA in stateful mode.
+    pub request_address: bool,
+    /// Ask for IA_PD in stateful mode.
+    pub request_prefix: bool,
+    /// Prefix length hint for IA_PD, 1..=128; `None` sends no hint (UCI value 0).
+    pub prefix_hint: Option<u8>,
+    /// Extra option codes for the ORO, as configured (see [`Wan::oro`]).
+    pub request_option: Vec<u16>,
+    /// Manual AFTR; `None` means learn it from DHCPv6 option 64.
+    pub aftr: Option<AftrOverride>,
+    /// Send a Release on shutdown.
+    pub release_on_stop: bool,
+    /// DUID override; `None` means generate one and persist it in `state_dir`.
+    pub duid: Option<Duid>,
+    /// Accept Reconfigure messages (authenticated with RKAP, RFC 8415 §20.4); when false
+    /// every Reconfigure is ignored.
+    pub reconfigure: bool,
+    /// Upper bound for the Solicit retransmission timeout, 60 s..=86400 s (RFC 8415 §7.6).
+    pub solicit_max_rt: Duration,
+}
+
+impl Wan {
+    /// The Option Request Option to send: the always-requested codes followed by the
+    /// configured extras, without duplicates.
+    pub fn oro(&self) -> Vec<u16> {
+        let mut oro = ALWAYS_REQUESTED_OPTIONS.to_vec();
+        for &code in &self.request_option {
+            if !oro.contains(&code) {
+                oro.push(code);
+            }
+        }
+        oro
+    }
+}
+
+impl Default for Wan {
+    fn default() -> Self {
+        Wan {
+            device: InterfaceName::from_static("wan"),
+            dhcpv6: DhcpV6Mode::Stateful,
+            request_address: true,
+            request_prefix: true,
+            prefix_hint: Some(56),
+            request_option: Vec::new(),
+            aftr: None,
+            release_on_stop: true,
+            duid: None,
+            reconfigure: false,
+            solicit_max_rt: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DhcpV6Mode {
+    /// Solicit for IA_NA and/or IA_PD.
+    Stateful,
+    /// Information-Request only (RFC 8415 §18.2.6).
+    Stateless,
+    /// No DHCPv6 at all; `aftr` is then guaranteed to be set.
+    Off,
+}
+
+impl fmt::Display for DhcpV6Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DhcpV6Mode::Stateful => "stateful",
+            DhcpV6Mode::Stateless => "stateless",
+            DhcpV6Mode::Off => "off",
+        })
+    }
+}
+
+/// A manually configured AFTR (RFC 6333 §5.4 allows manual configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AftrOverride {
+    /// A global-scope IPv6 address (not ::, loopback, link-local, multicast, v4-mapped).
+    Address(Ipv6Addr),
+    /// A domain name with at least two labels, resolved for AAAA; may end in '.'.
+    Name(String),
+}
+
+impl fmt::Display for AftrOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AftrOverride::Address(a) => write!(f, "{a}"),
+            AftrOverride::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// 192.0.0.0/29, reserved for the B4-AFTR softwire (RFC 6333 §5.7).
+pub const SOFTWIRE_NETWORK: Ipv4Addr = Ipv4Addr::new(192, 0, 0, 0);
+pub const SOFTWIRE_PREFIX_LEN: u8 = 29;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    pub enabled: bool,
+    pub name: InterfaceName,
+    /// 1280..=1500; `None` means WAN MTU - 40 (the IPv6 header, RFC 6333 §5.3).
+    pub mtu: Option<u16>,
+    pub source: TunnelSource,
+    /// Inside 192.0.0.0/29, not .0, not .7, not `peer`.
+    pub ipv4_address: Ipv4Addr,
+    /// Inside 192.0.0.0/29.
+    pub peer: Ipv4Addr,
+    pub default_route: bool,
+    pub metric: u32,
+    pub mss_clamp: bool,
+    pub encaplimit: EncapLimit,
+    /// Stand down while the WAN has native IPv4 (RFC 7084 DLW-3).
+    pub disable_on_native_ipv4: bool,
+}
+
+impl Default for Tunnel {
+    fn default() -> Self {
+        Tunnel {
+            enabled: true,
+            name: InterfaceName::from_static("ds-b4"),
+            mtu: None,
+            source: TunnelSource::Auto,
+            ipv4_address: Ipv4Addr::new(192, 0, 0, 2),
+            peer: Ipv4Addr::new(192, 0, 0, 1),
+            default_route: true,
+            metric: 0,
+            mss_clamp: true,
+            encaplimit: EncapLimit::Disabled,
+            disable_on_native_ipv4: true,
+        }
+    }
+}
+
+/// Which WAN IPv6 address is the tunnel's local end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelSource {
+    /// The best available of the others.
+    Auto,
+    /// The DHCPv6 IA_NA address.
+    IaNa,
+    /// A SLAAC address on the WAN.
+    Slaac,
+    /// An address from the delegated prefix.
+    Prefix,
+}
+
+impl fmt::Display for TunnelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TunnelSource::Auto => "auto",
+            TunnelSource::IaNa => "ia_na",
+            TunnelSource::Slaac => "slaac",
+            TunnelSource::Prefix => "prefix",
+        })
+    }
+}
+
+/// The Tunnel Encapsulation Limit option (RFC 2473 §4.1.1) on encapsulated packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EncapLimit {
+    /// UCI 'none': send no such option (what AFTRs expect; `ip -6 tunnel ... encaplimit none`).
+    Disabled,
+    Limit(u8),
+}
+
+impl fmt::Display for EncapLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncapLimit::Disabled => f.write_str("none"),
+            EncapLimit::Limit(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lan {
+    pub device: InterfaceName,
+    /// The router's address; never the network or broadcast address of the subnet.
+    pub ipaddr: Ipv4Addr,
+    /// Contiguous.
+    pub netmask: Ipv4Addr,
+    pub dns_proxy: bool,
+    pub dns_port: u16,
+    pub dns_cache_size: u32,
+    /// Static upstream servers; empty means use those learned over DHCPv6.
+    pub dns_server: Vec<Ipv6Addr>,
+    pub dhcp: bool,
+    /// Pool start, as an offset from the network address (OpenWrt semantics).
+    pub dhcp_start: u32,
+    /// Pool size; the pool always ends below the broadcast address.
+    pub dhcp_limit: u32,
+    pub lease_time: Duration,
+    pub lease_file: PathBuf,
+    pub domain: String,
+}
+
+impl Lan {
+    pub fn prefix_len(&self) -> u8 {
+        // Contiguous by construction, so the one-bits are the prefix (at most 32).
+        u32::from(self.netmask).leading_ones() as u8
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.ipaddr) & u32::from(self.netmask))
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.ipaddr) | !u32::from(self.netmask))
+    }
+
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & u32::from(self.netmask) == u32::from(self.network())
+    }
+
+    /// First and last address of the DHCP pool (both inclusive; both inside the subnet
+    /// and below the broadcast address by construction).
+    pub fn dhcp_pool(&self) -> (Ipv4Addr, Ipv4Addr) {
+        let net = u32::from(self.network());
+        let first = net.wrapping_add(self.dhcp_start);
+        let last = first.wrapping_add(self.dhcp_limit.saturating_sub(1));
+        (Ipv4Addr::from(first), Ipv4Addr::from(last))
+    }
+
+    /// "192.168.1.0/24", for messages.
+    pub fn subnet_string(&self) -> String {
+        format!("{}/{}", self.network(), self.prefix_len())
+    }
+}
+
+impl Default for Lan {
+    fn default() -> Self {
+        Lan {
+            device: InterfaceName::from_static("br-lan"),
+            ipaddr: Ipv4Addr::new(192, 168, 1, 1),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            dns_proxy: true,
+            dns_port: 53,
+            dns_cache_size: 1000,
+            dns_server: Vec::new(),
+            dhcp: true,
+            dhcp_start: 100,
+            dhcp_limit: 150,
+            lease_time: Duration::from_secs(12 * 3600),
+            lease_file: PathBuf::from("/tmp/b4d.leases"),
+            domain: "lan".to_string(),
+        }
+    }
+}
+
+/// A static DHCPv4 lease (`config host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticHost {
+    pub mac: MacAddr,
+    /// Inside the LAN subnet; not its network, broadcast or router address.
+    pub ip: Ipv4Addr,
+    pub name: Option<String>,
+}
