@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn errors_name_the_argument() {
         assert!(parse(&["--bogus"]).unwrap_err().0.contains("--bogus"));
-        assert!(parse(&["--config"]).unwrap_err().0.contains("needs a value"));
+        assert!(parse(&["--config"])
+            .unwrap_err()
+            .0
+            .contains("needs a value"));
         assert!(parse(&["run", "run"]).is_err());
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Each subsystem lives in its own folder; `main.rs` only wires them together.
 
-pub mod config;
-pub mod logging;
-pub mod dhcpv6;
-pub mod netlink;
 pub mod cli;
+pub mod config;
+pub mod dhcpv6;
+pub mod logging;
+pub mod netlink;

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use b4d::cli::{Args, Command, USAGE};
-use b4d::config::Config;
+use b4d::config::{Config, DhcpV6Mode};
 use b4d::dhcpv6::driver::{self, Control, Outputs};
-use b4d::dhcpv6::{duid, ClientConfig, ClientStatus};
+use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Mode};
 use b4d::logging::{self, Target};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
@@ -90,7 +90,11 @@ fn run(args: &Args) -> ExitCode {
 }
 
 async fn daemon(config: Config) -> std::io::Result<()> {
-    info!("b4d {} starting on WAN {}", env!("CARGO_PKG_VERSION"), config.wan.device);
+    info!(
+        "b4d {} starting on WAN {}",
+        env!("CARGO_PKG_VERSION"),
+        config.wan.device
+    );
     let device = config.wan.device.to_string();
     let (duid, warning) = duid::obtain(
         config.wan.duid.as_ref().map(|d| d.as_bytes()),
@@ -104,8 +108,26 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         warn!("{warning}");
     }
     info!("DHCPv6 DUID {}", duid::to_hex(&duid));
+    let mode = match config.wan.dhcpv6 {
+        DhcpV6Mode::Stateful => Mode::Stateful {
+            request_address: config.wan.request_address,
+            request_prefix: config.wan.request_prefix,
+            prefix_hint: config.wan.prefix_hint.unwrap_or(0),
+        },
+        DhcpV6Mode::Stateless => Mode::Stateless,
+        DhcpV6Mode::Off => {
+            info!("DHCPv6 is off (wan.dhcpv6 'off'); nothing to do on the WAN yet");
+            return wait_for_stop().await;
+        }
+    };
+    if config.wan.reconfigure {
+        warn!(
+            "wan.reconfigure: Reconfigure key authentication (RFC 8415 §20.4) is not \
+             implemented yet; every Reconfigure message is ignored"
+        );
+    }
     let client_config = ClientConfig {
-        mode: config.wan.client_mode(),
+        mode,
         duid,
         iaid: 1,
         extra_oro: config.wan.request_option.clone(),
@@ -150,6 +172,17 @@ async fn daemon(config: Config) -> std::io::Result<()> {
             _ = flush.tick() => log::logger().flush(),
         }
     }
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn wait_for_stop() -> std::io::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = sigterm.recv() => {}
+        _ = sigint.recv() => {}
+    }
+    Ok(())
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

@@ -170,11 +170,6 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// DHCPv6 options the client always puts in its ORO: DNS servers (23), domain list (24),
-/// AFTR name (64, RFC 6334), SOL_MAX_RT (82) and INF_MAX_RT (83) (RFC 8415 §21.24/§21.25
-/// require requesting the latter two).
-pub const ALWAYS_REQUESTED_OPTIONS: [u16; 5] = [23, 24, 64, 82, 83];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wan {
     pub device: InterfaceName,
@@ -198,20 +193,6 @@ pub struct Wan {
     pub reconfigure: bool,
     /// Upper bound for the Solicit retransmission timeout, 60 s..=86400 s (RFC 8415 §7.6).
     pub solicit_max_rt: Duration,
-}
-
-impl Wan {
-    /// The Option Request Option to send: the always-requested codes followed by the
-    /// configured extras, without duplicates.
-    pub fn oro(&self) -> Vec<u16> {
-        let mut oro = ALWAYS_REQUESTED_OPTIONS.to_vec();
-        for &code in &self.request_option {
-            if !oro.contains(&code) {
-                oro.push(code);
-            }
-        }
-        oro
-    }
 }
 
 impl Default for Wan {

@@ -69,7 +69,7 @@ fn defaults_match_the_documented_table() {
     assert!(!c.wan.reconfigure);
     assert_eq!(c.wan.prefix_hint, Some(56));
     assert_eq!(c.wan.solicit_max_rt, Duration::from_secs(3600));
-    assert_eq!(c.wan.oro(), vec![23, 24, 64, 82, 83]);
+    assert!(c.wan.request_option.is_empty());
     assert_eq!(c.tunnel.name.as_str(), "ds-b4");
     assert_eq!(c.tunnel.mtu, None);
     assert_eq!(c.tunnel.encaplimit, EncapLimit::Disabled);
@@ -134,7 +134,6 @@ fn full_example_parses_into_typed_values() {
     assert_eq!(c.wan.dhcpv6, DhcpV6Mode::Stateless);
     assert_eq!(c.wan.prefix_hint, None);
     assert_eq!(c.wan.request_option, vec![24, 17]);
-    assert_eq!(c.wan.oro(), vec![23, 24, 64, 82, 83, 17]);
     assert_eq!(
         c.wan.aftr,
         Some(AftrOverride::Name("aftr.example.net".into()))

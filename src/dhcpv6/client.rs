@@ -50,7 +50,10 @@ pub enum Input<'a> {
     /// The WAN link is up and its link-local address is usable.
     LinkUp,
     LinkDown,
-    Received { from: Ipv6Addr, bytes: &'a [u8] },
+    Received {
+        from: Ipv6Addr,
+        bytes: &'a [u8],
+    },
     Timeout,
     /// Renew (or re-ask for information) now, e.g. from `ubus call b4 renew`.
     ForceRenew,
@@ -65,7 +68,9 @@ pub enum Action {
     /// Send to All_DHCP_Relay_Agents_and_Servers (ff02::1:2) port 547.
     /// The client never unicasts: RFC 8415 §18.2 lets servers forbid it and
     /// multicast always works.
-    Send { bytes: Vec<u8> },
+    Send {
+        bytes: Vec<u8>,
+    },
     Event(Event),
     /// Shutdown is complete: the driver may exit.
     Stopped,
@@ -484,12 +489,13 @@ impl Client {
             } => {
                 if first_send.is_some_and(|t| now >= t) {
                     *first_send = None;
-                    let (rtx, next) = Retransmit::start(
-                        solicit_params(self.sol_max_rt),
-                        now,
-                        &mut self.rng,
-                    );
-                    *exchange = Some(Exchange { xid: *xid, rtx, next });
+                    let (rtx, next) =
+                        Retransmit::start(solicit_params(self.sol_max_rt), now, &mut self.rng);
+                    *exchange = Some(Exchange {
+                        xid: *xid,
+                        rtx,
+                        next,
+                    });
                     self.transmit(now);
                     return;
                 }
@@ -517,7 +523,11 @@ impl Client {
                     *first_send = None;
                     let (rtx, next) =
                         Retransmit::start(info_params(self.inf_max_rt), now, &mut self.rng);
-                    *exchange = Some(Exchange { xid: *xid, rtx, next });
+                    *exchange = Some(Exchange {
+                        xid: *xid,
+                        rtx,
+                        next,
+                    });
                     self.transmit(now);
                     return;
                 }
@@ -753,7 +763,9 @@ impl Client {
     fn start_rebind(&mut self, now: Instant) {
         let Some(lease) = &self.lease else { return };
         // §18.2.5: MRD is the time until all valid lifetimes end.
-        let mrd = lease.last_expiry().map(|t| t.saturating_duration_since(now));
+        let mrd = lease
+            .last_expiry()
+            .map(|t| t.saturating_duration_since(now));
         let (rtx, next) = Retransmit::start(
             Params {
                 irt: rtx::REB_TIMEOUT,
@@ -839,7 +851,10 @@ impl Client {
         if self.current_xid() != Some(msg.xid) {
             return self.drop_message(
                 Drop::WrongTransaction,
-                &format!("transaction id {:02x?} from {from} matches no exchange", msg.xid),
+                &format!(
+                    "transaction id {:02x?} from {from} matches no exchange",
+                    msg.xid
+                ),
             );
         }
         // §16.3, §16.10: Advertise and Reply must carry our Client ID.
@@ -1018,10 +1033,7 @@ impl Client {
             self.last_problem = Some(format!("server {from} answered {why}"));
             return self.drop_message(Drop::ServerError, &format!("Reply from {from}: {why}"));
         }
-        let renewing = matches!(
-            self.state,
-            State::Renewing { .. } | State::Rebinding { .. }
-        );
+        let renewing = matches!(self.state, State::Renewing { .. } | State::Rebinding { .. });
         // §18.2.10.1: NoBinding for an IA in a Reply to Renew/Rebind means
         // the server lost our binding: Request it again.
         let no_binding = msg
@@ -1082,9 +1094,7 @@ impl Client {
         lease.updated = now;
         merge(
             &mut lease.addresses,
-            addresses
-                .iter()
-                .map(|a| LeasedAddress::from_wire(a, now)),
+            addresses.iter().map(|a| LeasedAddress::from_wire(a, now)),
             |a| a.addr,
         );
         merge(
@@ -1474,7 +1484,11 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
 
 /// Updates `held` with `fresh`: known entries are replaced, new ones added,
 /// entries the server did not mention keep their old lifetimes (§18.2.10.1).
-fn merge<T, K: PartialEq>(held: &mut Vec<T>, fresh: impl Iterator<Item = T>, key: impl Fn(&T) -> K) {
+fn merge<T, K: PartialEq>(
+    held: &mut Vec<T>,
+    fresh: impl Iterator<Item = T>,
+    key: impl Fn(&T) -> K,
+) {
     for item in fresh {
         match held.iter_mut().find(|h| key(h) == key(&item)) {
             Some(slot) => *slot = item,

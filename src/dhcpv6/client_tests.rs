@@ -130,10 +130,7 @@ impl Lab {
     fn bind(&mut self, reply: &ServerReply) {
         self.feed(Input::LinkUp);
         let solicit = self.next_sent();
-        self.receive(
-            "fe80::a",
-            &reply.advertise(solicit.xid(), &SERVER_A, 255),
-        );
+        self.receive("fe80::a", &reply.advertise(solicit.xid(), &SERVER_A, 255));
         let request = self.last_sent().clone();
         assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
         self.receive("fe80::a", &reply.reply(request.xid(), &SERVER_A));
@@ -142,7 +139,10 @@ impl Lab {
 }
 
 fn option_codes(msg: &Message) -> Vec<u16> {
-    msg.opts().iter().map(|o| u16::from(OptionCode::from(o))).collect()
+    msg.opts()
+        .iter()
+        .map(|o| u16::from(OptionCode::from(o)))
+        .collect()
 }
 
 fn oro(msg: &Message) -> Vec<u16> {
@@ -308,16 +308,25 @@ fn solicit_retransmits_doubling_up_to_sol_max_rt_with_one_xid() {
         .windows(2)
         .map(|w| (w[1] - w[0]).as_secs_f64())
         .collect();
-    assert!(gaps[0] > 1.0 && gaps[0] <= 1.1, "first RT in (IRT, 1.1 IRT]: {gaps:?}");
+    assert!(
+        gaps[0] > 1.0 && gaps[0] <= 1.1,
+        "first RT in (IRT, 1.1 IRT]: {gaps:?}"
+    );
     for w in gaps.windows(2) {
         let (prev, rt) = (w[0], w[1]);
         let doubled = (rt >= prev * 1.9 - 1e-6) && rt <= prev * 2.1 + 1e-6;
         let capped = (3240.0..=3960.0).contains(&rt);
         assert!(doubled || capped, "RT {rt} after {prev}");
     }
-    assert!(*gaps.last().unwrap() >= 3240.0, "reaches SOL_MAX_RT: {gaps:?}");
+    assert!(
+        *gaps.last().unwrap() >= 3240.0,
+        "reaches SOL_MAX_RT: {gaps:?}"
+    );
     let xids: Vec<[u8; 3]> = lab.sent.iter().map(|(_, m)| m.xid()).collect();
-    assert!(xids.windows(2).all(|w| w[0] == w[1]), "§15: retransmissions keep the xid");
+    assert!(
+        xids.windows(2).all(|w| w[0] == w[1]),
+        "§15: retransmissions keep the xid"
+    );
     // Elapsed Time grows (hundredths of a second since the first Solicit).
     let elapsed: Vec<u16> = lab
         .sent
@@ -345,7 +354,11 @@ fn sol_max_rt_from_an_advertise_without_addresses_caps_retransmission() {
         ..Default::default()
     };
     lab.receive("fe80::a", &refusal.advertise(solicit.xid(), &SERVER_A, 0));
-    assert_eq!(lab.client.state_name(), "soliciting", "nothing offered: keep soliciting");
+    assert_eq!(
+        lab.client.state_name(),
+        "soliciting",
+        "nothing offered: keep soliciting"
+    );
     assert_eq!(lab.client.counters().dropped(Drop::NothingOffered), 1);
     assert!(lab
         .client
@@ -361,7 +374,10 @@ fn sol_max_rt_from_an_advertise_without_addresses_caps_retransmission() {
         .windows(2)
         .map(|w| (w[1].0 - w[0].0).as_secs_f64())
         .collect();
-    assert!(gaps.iter().all(|g| *g <= 66.0 + 1e-6), "capped at 60 s ± 10%: {gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g <= 66.0 + 1e-6),
+        "capped at 60 s ± 10%: {gaps:?}"
+    );
     assert!(gaps.last().unwrap() >= &54.0);
     assert_eq!(lab.client.status().sol_max_rt, secs(60));
 }
@@ -376,7 +392,11 @@ fn sol_max_rt_out_of_range_is_ignored() {
         ..Default::default()
     };
     lab.receive("fe80::a", &offer.advertise(solicit.xid(), &SERVER_A, 0));
-    assert_eq!(lab.client.status().sol_max_rt, secs(3600), "§21.24: < 60 ignored");
+    assert_eq!(
+        lab.client.status().sol_max_rt,
+        secs(3600),
+        "§21.24: < 60 ignored"
+    );
 }
 
 #[test]
@@ -387,7 +407,11 @@ fn best_advertise_of_the_first_rt_wins() {
     let offer = ServerReply::default();
     lab.receive("fe80::a", &offer.advertise(solicit.xid(), &SERVER_A, 10));
     lab.receive("fe80::b", &offer.advertise(solicit.xid(), &SERVER_B, 20));
-    assert_eq!(lab.client.state_name(), "soliciting", "collect for the first RT");
+    assert_eq!(
+        lab.client.state_name(),
+        "soliciting",
+        "collect for the first RT"
+    );
     let request = lab.next_sent();
     assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
     assert_eq!(server_id(&request).unwrap(), SERVER_B.to_vec());
@@ -453,7 +477,11 @@ fn renew_at_t1_carries_a_changed_aftr_name_through() {
     let renew = lab.next_sent();
     assert_eq!(lab.now, bound_at + secs(1000), "Renew at T1");
     assert_eq!(u8::from(renew.msg_type()), wire::MSG_RENEW);
-    assert_eq!(server_id(&renew).unwrap(), SERVER_A.to_vec(), "Renew names the server");
+    assert_eq!(
+        server_id(&renew).unwrap(),
+        SERVER_A.to_vec(),
+        "Renew names the server"
+    );
     let changed = ServerReply {
         aftr: Some(encode_dns_name("aftr2.example.net").unwrap()),
         ..Default::default()
@@ -484,9 +512,7 @@ fn renew_reply_without_option_64_withdraws_the_aftr() {
         ..Default::default()
     };
     lab.receive("fe80::a", &without.reply(renew.xid(), &SERVER_A));
-    assert!(lab
-        .take_events()
-        .contains(&Event::AftrNameChanged(None)));
+    assert!(lab.take_events().contains(&Event::AftrNameChanged(None)));
 }
 
 #[test]
@@ -507,8 +533,14 @@ fn no_renew_reply_rebinds_at_t2_to_any_server() {
     }
     let rebind = rebind.expect("Rebind after T2");
     assert_eq!(lab.now, bound_at + secs(1600), "Rebind exactly at T2");
-    assert!(server_id(&rebind).is_none(), "§18.2.5: Rebind names no server");
-    lab.receive("fe80::b", &ServerReply::default().reply(rebind.xid(), &SERVER_B));
+    assert!(
+        server_id(&rebind).is_none(),
+        "§18.2.5: Rebind names no server"
+    );
+    lab.receive(
+        "fe80::b",
+        &ServerReply::default().reply(rebind.xid(), &SERVER_B),
+    );
     assert_eq!(lab.client.state_name(), "bound");
     assert_eq!(lab.client.lease().unwrap().server_id, SERVER_B.to_vec());
     assert_eq!(
@@ -660,13 +692,20 @@ fn bad_messages_are_counted_and_change_nothing() {
     );
     lab.receive(
         "fe80::a",
-        &build_server_message(wire::MSG_REPLY, xid, vec![DhcpOption::ClientId(DUID.to_vec())]),
+        &build_server_message(
+            wire::MSG_REPLY,
+            xid,
+            vec![DhcpOption::ClientId(DUID.to_vec())],
+        ),
     );
     lab.receive(
         "fe80::a",
         &build_server_message(wire::MSG_RECONFIGURE, xid, vec![]),
     );
-    lab.receive("fe80::a", &build_server_message(wire::MSG_SOLICIT, xid, vec![]));
+    lab.receive(
+        "fe80::a",
+        &build_server_message(wire::MSG_SOLICIT, xid, vec![]),
+    );
 
     let after = lab.client.status();
     assert_eq!(after.state, "renewing");
@@ -688,18 +727,15 @@ fn malformed_aftr_name_keeps_the_previous_one() {
     let mut lab = Lab::new(stateful());
     lab.bind(&ServerReply::default());
     lab.take_events();
-    for bad in [
-        vec![4, b'a', b'f', b't', b'r', 0xc0, 0x0c],
-        {
-            let mut v = Vec::new();
-            for _ in 0..5 {
-                v.push(59);
-                v.extend([b'x'; 59]);
-            }
-            v.push(0);
-            v
-        },
-    ] {
+    for bad in [vec![4, b'a', b'f', b't', b'r', 0xc0, 0x0c], {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(59);
+            v.extend([b'x'; 59]);
+        }
+        v.push(0);
+        v
+    }] {
         let renew = lab.next_sent();
         let reply = ServerReply {
             aftr: Some(bad),
@@ -812,7 +848,10 @@ fn link_flap_with_a_lease_rebinds() {
     lab.bind(&ServerReply::default());
     lab.feed(Input::LinkDown);
     assert_eq!(lab.client.state_name(), "idle");
-    assert!(lab.client.lease().is_some(), "the lease survives a link flap");
+    assert!(
+        lab.client.lease().is_some(),
+        "the lease survives a link flap"
+    );
     lab.now += secs(5);
     lab.feed(Input::LinkUp);
     assert_eq!(u8::from(lab.last_sent().msg_type()), wire::MSG_REBIND);
@@ -842,9 +881,7 @@ fn dad_failure_declines_the_address() {
     lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
     let decline = lab.last_sent().clone();
     assert_eq!(u8::from(decline.msg_type()), wire::MSG_DECLINE);
-    assert!(lab
-        .take_events()
-        .contains(&Event::AddressesChanged(vec![])));
+    assert!(lab.take_events().contains(&Event::AddressesChanged(vec![])));
     lab.receive(
         "fe80::a",
         &build_server_message(
@@ -884,7 +921,11 @@ fn zero_valid_lifetime_in_renew_reply_withdraws_that_address() {
     lab.receive("fe80::a", &reply.reply(renew.xid(), &SERVER_A));
     let lease = lab.client.lease().unwrap();
     assert!(lease.addresses.is_empty());
-    assert_eq!(lease.prefixes.len(), 1, "the prefix keeps its old lifetimes");
+    assert_eq!(
+        lease.prefixes.len(),
+        1,
+        "the prefix keeps its old lifetimes"
+    );
 }
 
 #[test]

@@ -121,7 +121,10 @@ pub async fn run(
             if ready {
                 info!(
                     "WAN {device} is up with link-local {}",
-                    state.as_ref().and_then(|s| s.link_local).unwrap_or(Ipv6Addr::UNSPECIFIED)
+                    state
+                        .as_ref()
+                        .and_then(|s| s.link_local)
+                        .unwrap_or(Ipv6Addr::UNSPECIFIED)
                 );
                 actions.extend(client.handle(now, Input::LinkUp));
             } else {
@@ -129,7 +132,14 @@ pub async fn run(
                 actions.extend(client.handle(now, Input::LinkDown));
             }
         }
-        if execute(actions, &mut client, socket.as_ref().map(|s| &s.1), &outputs).await {
+        if execute(
+            actions,
+            &mut client,
+            socket.as_ref().map(|s| &s.1),
+            &outputs,
+        )
+        .await
+        {
             return Ok(());
         }
 
@@ -182,7 +192,14 @@ pub async fn run(
                 return Ok(());
             }
         };
-        if execute(actions, &mut client, socket.as_ref().map(|s| &s.1), &outputs).await {
+        if execute(
+            actions,
+            &mut client,
+            socket.as_ref().map(|s| &s.1),
+            &outputs,
+        )
+        .await
+        {
             return Ok(());
         }
     }

@@ -33,11 +33,19 @@ impl fmt::Display for LossReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    LeaseAcquired { server: Ipv6Addr },
-    LeaseRenewed { server: Ipv6Addr },
-    LeaseLost { reason: LossReason },
+    LeaseAcquired {
+        server: Ipv6Addr,
+    },
+    LeaseRenewed {
+        server: Ipv6Addr,
+    },
+    LeaseLost {
+        reason: LossReason,
+    },
     /// Stateless mode: a Reply to Information-Request arrived.
-    InformationReceived { server: Ipv6Addr },
+    InformationReceived {
+        server: Ipv6Addr,
+    },
     AddressesChanged(Vec<LeasedAddress>),
     PrefixesChanged(Vec<DelegatedPrefix>),
     DnsServersChanged(Vec<Ipv6Addr>),

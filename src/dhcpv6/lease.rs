@@ -150,7 +150,8 @@ impl Lease {
         let before = self.addresses.len() + self.prefixes.len();
         self.addresses
             .retain(|a| a.valid_until.is_none_or(|t| t > now));
-        self.prefixes.retain(|p| p.valid_until.is_none_or(|t| t > now));
+        self.prefixes
+            .retain(|p| p.valid_until.is_none_or(|t| t > now));
         before != self.addresses.len() + self.prefixes.len()
     }
 }

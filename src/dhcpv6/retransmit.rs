@@ -89,8 +89,7 @@ impl Retransmit {
     /// Starts an exchange whose first transmission happens at `now`. Returns
     /// the state and the time of the first retransmission.
     pub fn start(params: Params, now: Instant, rng: &mut impl Rng) -> (Self, Instant) {
-        let rt =
-            params.irt + scale(params.irt, rand_factor(rng, params.first_rand_positive));
+        let rt = params.irt + scale(params.irt, rand_factor(rng, params.first_rand_positive));
         let state = Retransmit {
             params,
             started: now,

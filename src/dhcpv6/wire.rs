@@ -64,11 +64,19 @@ pub const INFINITY: u32 = u32::MAX;
 pub enum WireError {
     TooShort,
     /// An option header or body runs past the end of its container.
-    Truncated { option: u16 },
+    Truncated {
+        option: u16,
+    },
     /// An option has a length its definition does not allow.
-    BadLength { option: u16, len: usize },
+    BadLength {
+        option: u16,
+        len: usize,
+    },
     /// A field has a value its definition does not allow.
-    BadValue { option: u16, what: &'static str },
+    BadValue {
+        option: u16,
+        what: &'static str,
+    },
     /// dhcproto refused what our structural check accepted.
     Decode(String),
 }
@@ -640,7 +648,10 @@ mod tests {
         let r = parse(&bytes).unwrap();
         assert_eq!(r.msg_type, MSG_REPLY);
         assert_eq!(r.xid, [1, 2, 3]);
-        assert_eq!(r.ia_na[0].leases[0].addr, "2001:db8::10".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            r.ia_na[0].leases[0].addr,
+            "2001:db8::10".parse::<Ipv6Addr>().unwrap()
+        );
         assert_eq!(r.ia_na[0].t1, 100);
         assert_eq!(r.ia_pd[0].leases[0].len, 56);
         assert_eq!(r.dns_servers.as_ref().unwrap().len(), 1);
@@ -684,7 +695,10 @@ mod tests {
             })],
         );
         bytes.truncate(bytes.len() - 3);
-        assert_eq!(parse(&bytes), Err(WireError::Truncated { option: OPT_IA_NA }));
+        assert_eq!(
+            parse(&bytes),
+            Err(WireError::Truncated { option: OPT_IA_NA })
+        );
         assert_eq!(parse(&[7, 0]), Err(WireError::TooShort));
     }
 

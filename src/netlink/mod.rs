@@ -133,7 +133,12 @@ impl LinkWatch {
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
                 return Ok(None)
             }
-            Err(e) => return Err(io::Error::other(format!("link dump for {}: {e}", self.name))),
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "link dump for {}: {e}",
+                    self.name
+                )))
+            }
         };
         let addresses: Vec<AddressMessage> = self
             .handle
