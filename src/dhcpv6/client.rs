@@ -408,10 +408,10 @@ impl Client {
         if matches!(self.state, State::Releasing { .. } | State::Stopped) {
             return;
         }
+        let before = self.snapshot();
         let lease = self.lease.take().filter(|l| !l.is_empty());
         match lease {
             Some(lease) if self.config.release_on_stop => {
-                let before = self.snapshot();
                 self.lose_lease(LossReason::Released, &before);
                 let (rtx, next) = Retransmit::start(
                     Params {

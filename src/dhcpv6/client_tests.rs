@@ -768,6 +768,9 @@ fn shutdown_releases_and_waits_for_the_reply() {
     assert!(lab.events.contains(&Event::LeaseLost {
         reason: LossReason::Released
     }));
+    assert!(lab.events.contains(&Event::AddressesChanged(vec![])));
+    assert!(lab.events.contains(&Event::PrefixesChanged(vec![])));
+    assert!(lab.events.contains(&Event::AftrNameChanged(None)));
     assert!(!lab.stopped);
     lab.receive(
         "fe80::a",
