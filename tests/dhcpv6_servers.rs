@@ -388,3 +388,17 @@ fn bad_config_names_the_option_and_exits_non_zero() {
     assert!(effective.contains("option device 'eth1'"), "{effective}");
     assert!(effective.contains("option prefix_hint '56'"), "{effective}");
 }
+
+#[test]
+fn shipped_default_config_is_valid() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/files/etc/config/b4d");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_b4d"))
+        .args(["check-config", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
