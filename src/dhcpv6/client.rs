@@ -166,6 +166,13 @@ impl Offer {
     }
 }
 
+/// What an exchange's retransmission timer asks for at a given time.
+enum Step {
+    NotDue,
+    Resend,
+    GiveUp,
+}
+
 /// One message exchange in progress.
 #[derive(Debug, Clone, PartialEq)]
 struct Exchange {
@@ -273,6 +280,22 @@ const BASE_ORO: [u16; 4] = [
     wire::OPT_SOL_MAX_RT,
 ];
 
+impl Exchange {
+    /// Advances the retransmission timer if it is due at `now`.
+    fn step(&mut self, now: Instant, rng: &mut StdRng) -> Step {
+        if now < self.next {
+            return Step::NotDue;
+        }
+        match self.rtx.on_timeout(now, rng) {
+            Next::Transmit { next } => {
+                self.next = next;
+                Step::Resend
+            }
+            Next::GiveUp => Step::GiveUp,
+        }
+    }
+}
+
 impl Client {
     pub fn new(config: ClientConfig, seed: u64) -> Self {
         let sol_max_rt = config.sol_max_rt;
@@ -368,6 +391,13 @@ impl Client {
         std::mem::take(&mut self.actions)
     }
 
+    /// Starts a message exchange at `now` with a fresh transaction ID.
+    fn new_exchange(&mut self, params: Params, now: Instant) -> Exchange {
+        let xid = self.new_xid();
+        let (rtx, next) = Retransmit::start(params, now, &mut self.rng);
+        Exchange { xid, rtx, next }
+    }
+
     // ----- transitions -------------------------------------------------
 
     fn on_link_up(&mut self, now: Instant) {
@@ -413,7 +443,7 @@ impl Client {
         match lease {
             Some(lease) if self.config.release_on_stop => {
                 self.lose_lease(LossReason::Released, &before);
-                let (rtx, next) = Retransmit::start(
+                let exchange = self.new_exchange(
                     Params {
                         irt: rtx::REL_TIMEOUT,
                         mrt: Duration::ZERO,
@@ -422,13 +452,7 @@ impl Client {
                         first_rand_positive: false,
                     },
                     now,
-                    &mut self.rng,
                 );
-                let exchange = Exchange {
-                    xid: self.new_xid(),
-                    rtx,
-                    next,
-                };
                 self.state = State::Releasing { exchange, lease };
                 self.transmit(now);
             }
@@ -453,7 +477,7 @@ impl Client {
         lease.addresses.retain(|a| a.addr != addr);
         let server_id = lease.server_id.clone();
         self.emit_changes(&before);
-        let (rtx, next) = Retransmit::start(
+        let exchange = self.new_exchange(
             Params {
                 irt: rtx::DEC_TIMEOUT,
                 mrt: Duration::ZERO,
@@ -462,13 +486,7 @@ impl Client {
                 first_rand_positive: false,
             },
             now,
-            &mut self.rng,
         );
-        let exchange = Exchange {
-            xid: self.new_xid(),
-            rtx,
-            next,
-        };
         self.state = State::Declining {
             exchange,
             addresses: vec![addr],
@@ -487,17 +505,9 @@ impl Client {
                 collecting_done,
                 best,
             } => {
-                if first_send.is_some_and(|t| now >= t) {
-                    *first_send = None;
-                    let (rtx, next) =
-                        Retransmit::start(solicit_params(self.sol_max_rt), now, &mut self.rng);
-                    *exchange = Some(Exchange {
-                        xid: *xid,
-                        rtx,
-                        next,
-                    });
-                    self.transmit(now);
-                    return;
+                let params = solicit_params(self.sol_max_rt);
+                if begin_if_due(first_send, exchange, *xid, params, now, &mut self.rng) {
+                    return self.transmit(now);
                 }
                 let Some(ex) = exchange else { return };
                 if now < ex.next {
@@ -505,12 +515,10 @@ impl Client {
                 }
                 if let Some(offer) = best.take() {
                     // End of the first RT with an offer in hand (§18.2.1).
-                    self.start_request(now, offer);
-                    return;
+                    return self.start_request(now, offer);
                 }
                 *collecting_done = true;
-                if let Next::Transmit { next } = ex.rtx.on_timeout(now, &mut self.rng) {
-                    ex.next = next;
+                if let Step::Resend = ex.step(now, &mut self.rng) {
                     self.transmit(now);
                 }
             }
@@ -519,24 +527,13 @@ impl Client {
                 first_send,
                 exchange,
             } => {
-                if first_send.is_some_and(|t| now >= t) {
-                    *first_send = None;
-                    let (rtx, next) =
-                        Retransmit::start(info_params(self.inf_max_rt), now, &mut self.rng);
-                    *exchange = Some(Exchange {
-                        xid: *xid,
-                        rtx,
-                        next,
-                    });
-                    self.transmit(now);
-                    return;
+                let params = info_params(self.inf_max_rt);
+                if begin_if_due(first_send, exchange, *xid, params, now, &mut self.rng) {
+                    return self.transmit(now);
                 }
-                let Some(ex) = exchange else { return };
-                if now >= ex.next {
-                    if let Next::Transmit { next } = ex.rtx.on_timeout(now, &mut self.rng) {
-                        ex.next = next;
-                        self.transmit(now);
-                    }
+                // MRC and MRD are unlimited: it never gives up.
+                if let Some(Step::Resend) = exchange.as_mut().map(|e| e.step(now, &mut self.rng)) {
+                    self.transmit(now);
                 }
             }
             State::InfoBound { refresh_at } => {
@@ -563,75 +560,46 @@ impl Client {
                 {
                     info!("DHCPv6: no Reply to Renew before T2, rebinding");
                     self.last_problem = Some("no Reply to Renew before T2".into());
-                    self.start_rebind(now);
-                    return;
+                    return self.start_rebind(now);
                 }
-                if now >= exchange.next {
-                    match exchange.rtx.on_timeout(now, &mut self.rng) {
-                        Next::Transmit { next } => {
-                            exchange.next = next;
-                            self.transmit(now);
-                        }
-                        // MRD is T2: the check above takes over next time.
-                        Next::GiveUp => exchange.next = now + Duration::from_secs(3600),
-                    }
+                match exchange.step(now, &mut self.rng) {
+                    Step::Resend => self.transmit(now),
+                    // MRD is T2: the lease's T2 timer takes over.
+                    Step::GiveUp => exchange.next = far_future(now),
+                    Step::NotDue => {}
                 }
             }
-            State::Requesting { exchange, .. } => {
-                if now >= exchange.next {
-                    match exchange.rtx.on_timeout(now, &mut self.rng) {
-                        Next::Transmit { next } => {
-                            exchange.next = next;
-                            self.transmit(now);
-                        }
-                        Next::GiveUp => {
-                            // §18.2.2: REQ_MAX_RC reached, start over.
-                            warn!("DHCPv6: no Reply to Request, soliciting again");
-                            self.last_problem = Some("no Reply to Request".into());
-                            self.start_solicit(now);
-                        }
-                    }
+            State::Requesting { exchange, .. } => match exchange.step(now, &mut self.rng) {
+                Step::Resend => self.transmit(now),
+                Step::GiveUp => {
+                    // §18.2.2: REQ_MAX_RC reached, start over.
+                    warn!("DHCPv6: no Reply to Request, soliciting again");
+                    self.last_problem = Some("no Reply to Request".into());
+                    self.start_solicit(now);
                 }
-            }
-            State::Rebinding { exchange } => {
-                if now >= exchange.next {
-                    match exchange.rtx.on_timeout(now, &mut self.rng) {
-                        Next::Transmit { next } => {
-                            exchange.next = next;
-                            self.transmit(now);
-                        }
-                        // MRD is the end of the last lifetime; expire_lease
-                        // ends the binding then. Infinite leases never get here.
-                        Next::GiveUp => exchange.next = now + Duration::from_secs(3600),
-                    }
+                Step::NotDue => {}
+            },
+            State::Rebinding { exchange } => match exchange.step(now, &mut self.rng) {
+                Step::Resend => self.transmit(now),
+                // MRD is the end of the last lifetime, where expire_lease
+                // ends the binding. Infinite leases never get here.
+                Step::GiveUp => exchange.next = far_future(now),
+                Step::NotDue => {}
+            },
+            State::Declining { exchange, .. } => match exchange.step(now, &mut self.rng) {
+                Step::Resend => self.transmit(now),
+                Step::GiveUp => self.after_decline(now),
+                Step::NotDue => {}
+            },
+            State::Releasing { exchange, .. } => match exchange.step(now, &mut self.rng) {
+                Step::Resend => self.transmit(now),
+                Step::GiveUp => {
+                    info!("DHCPv6: no Reply to Release, stopping anyway");
+                    self.state = State::Stopped;
+                    self.actions.push(Action::Stopped);
                 }
-            }
-            State::Declining { exchange, .. } => {
-                if now >= exchange.next {
-                    match exchange.rtx.on_timeout(now, &mut self.rng) {
-                        Next::Transmit { next } => {
-                            exchange.next = next;
-                            self.transmit(now);
-                        }
-                        Next::GiveUp => self.after_decline(now),
-                    }
-                }
-            }
-            State::Releasing { exchange, .. } => {
-                if now >= exchange.next {
-                    match exchange.rtx.on_timeout(now, &mut self.rng) {
-                        Next::Transmit { next } => {
-                            exchange.next = next;
-                            self.transmit(now);
-                        }
-                        Next::GiveUp => {
-                            info!("DHCPv6: no Reply to Release, stopping anyway");
-                            self.state = State::Stopped;
-                            self.actions.push(Action::Stopped);
-                        }
-                    }
-                }
-            }
+                Step::NotDue => {}
+            },
             State::Idle | State::Stopped => {}
         }
     }
@@ -716,7 +684,7 @@ impl Client {
             "DHCPv6: requesting from {} (preference {})",
             offer.server_addr, offer.preference
         );
-        let (rtx, next) = Retransmit::start(
+        let exchange = self.new_exchange(
             Params {
                 irt: rtx::REQ_TIMEOUT,
                 mrt: rtx::REQ_MAX_RT,
@@ -725,13 +693,7 @@ impl Client {
                 first_rand_positive: false,
             },
             now,
-            &mut self.rng,
         );
-        let exchange = Exchange {
-            xid: self.new_xid(),
-            rtx,
-            next,
-        };
         self.state = State::Requesting { exchange, offer };
         self.transmit(now);
     }
@@ -740,7 +702,7 @@ impl Client {
         let Some(lease) = &self.lease else { return };
         // §18.2.4: MRD is the time remaining until T2.
         let mrd = lease.t2.map(|t2| t2.saturating_duration_since(now));
-        let (rtx, next) = Retransmit::start(
+        let exchange = self.new_exchange(
             Params {
                 irt: rtx::REN_TIMEOUT,
                 mrt: rtx::REN_MAX_RT,
@@ -749,13 +711,7 @@ impl Client {
                 first_rand_positive: false,
             },
             now,
-            &mut self.rng,
         );
-        let exchange = Exchange {
-            xid: self.new_xid(),
-            rtx,
-            next,
-        };
         self.state = State::Renewing { exchange };
         self.transmit(now);
     }
@@ -766,7 +722,7 @@ impl Client {
         let mrd = lease
             .last_expiry()
             .map(|t| t.saturating_duration_since(now));
-        let (rtx, next) = Retransmit::start(
+        let exchange = self.new_exchange(
             Params {
                 irt: rtx::REB_TIMEOUT,
                 mrt: rtx::REB_MAX_RT,
@@ -775,13 +731,7 @@ impl Client {
                 first_rand_positive: false,
             },
             now,
-            &mut self.rng,
         );
-        let exchange = Exchange {
-            xid: self.new_xid(),
-            rtx,
-            next,
-        };
         self.state = State::Rebinding { exchange };
         self.transmit(now);
     }
@@ -1348,6 +1298,31 @@ impl Client {
         self.counters.sent += 1;
         self.actions.push(Action::Send { bytes });
     }
+}
+
+/// A timer that never fires in practice, for exchanges whose end is
+/// decided by a lease timer instead.
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(86400 * 365)
+}
+
+/// Starts a Solicit or Information-Request exchange when its initial random
+/// delay (§18.2.1, §18.2.6) has passed; true if it did.
+fn begin_if_due(
+    first_send: &mut Option<Instant>,
+    exchange: &mut Option<Exchange>,
+    xid: [u8; 3],
+    params: Params,
+    now: Instant,
+    rng: &mut StdRng,
+) -> bool {
+    if !first_send.is_some_and(|t| now >= t) {
+        return false;
+    }
+    *first_send = None;
+    let (rtx, next) = Retransmit::start(params, now, rng);
+    *exchange = Some(Exchange { xid, rtx, next });
+    true
 }
 
 fn solicit_params(sol_max_rt: Duration) -> Params {
