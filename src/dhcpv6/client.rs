@@ -1177,28 +1177,33 @@ impl Client {
         oro
     }
 
-    /// The IAs of a Solicit, Renew or Rebind: what we hold, plus an empty IA
-    /// for each kind we want but do not hold (RFC 7550 §4.2).
-    fn held_ias(&self) -> OutgoingIas {
+    /// The IAs to send for the kinds we want, holding `addresses` and
+    /// `prefixes` (empty: ask for any, with the prefix-length hint).
+    fn outgoing_ias(&self, addresses: Vec<Ipv6Addr>, prefixes: Vec<(Ipv6Addr, u8)>) -> OutgoingIas {
         let (want_na, want_pd) = self.wanted_ias();
         let prefix_hint = match self.config.mode {
             Mode::Stateful { prefix_hint, .. } => prefix_hint,
             Mode::Stateless => 0,
         };
-        let lease = self.lease.as_ref();
         OutgoingIas {
-            ia_na: want_na.then(|| {
-                lease
-                    .map(|l| l.addresses.iter().map(|a| a.addr).collect())
-                    .unwrap_or_default()
-            }),
-            ia_pd: want_pd.then(|| {
-                lease
-                    .map(|l| l.prefixes.iter().map(|p| (p.prefix, p.len)).collect())
-                    .unwrap_or_default()
-            }),
+            ia_na: want_na.then_some(addresses),
+            ia_pd: want_pd.then_some(prefixes),
             prefix_hint,
         }
+    }
+
+    /// The IAs of a Solicit, Renew or Rebind: what we hold, plus an empty IA
+    /// for each kind we want but do not hold (RFC 7550 §4.2).
+    fn held_ias(&self) -> OutgoingIas {
+        let lease = self.lease.as_ref();
+        self.outgoing_ias(
+            lease
+                .map(|l| l.addresses.iter().map(|a| a.addr).collect())
+                .unwrap_or_default(),
+            lease
+                .map(|l| l.prefixes.iter().map(|p| (p.prefix, p.len)).collect())
+                .unwrap_or_default(),
+        )
     }
 
     /// Encodes and emits the current exchange's message.
@@ -1214,24 +1219,13 @@ impl Client {
                 self.oro(false),
                 ex,
             ),
-            State::Requesting { exchange, offer } => {
-                let (want_na, want_pd) = self.wanted_ias();
-                let prefix_hint = match self.config.mode {
-                    Mode::Stateful { prefix_hint, .. } => prefix_hint,
-                    Mode::Stateless => 0,
-                };
-                (
-                    wire::MSG_REQUEST,
-                    Some(offer.server_id.clone()),
-                    OutgoingIas {
-                        ia_na: want_na.then(|| offer.addresses.clone()),
-                        ia_pd: want_pd.then(|| offer.prefixes.clone()),
-                        prefix_hint,
-                    },
-                    self.oro(false),
-                    exchange,
-                )
-            }
+            State::Requesting { exchange, offer } => (
+                wire::MSG_REQUEST,
+                Some(offer.server_id.clone()),
+                self.outgoing_ias(offer.addresses.clone(), offer.prefixes.clone()),
+                self.oro(false),
+                exchange,
+            ),
             State::Renewing { exchange } => (
                 wire::MSG_RENEW,
                 self.lease.as_ref().map(|l| l.server_id.clone()),

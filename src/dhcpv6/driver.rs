@@ -100,11 +100,13 @@ pub async fn run(
     let mut announced_wait = false;
 
     let mut state: Option<LinkState> = link.snapshot().await?;
+    // What the core returned for the last input, executed below together
+    // with whatever the link state adds.
+    let mut actions = Vec::new();
     loop {
         // Follow the link: (re)open the socket when the device appears or is
         // recreated, and tell the core when DHCPv6 becomes (im)possible.
         let now = Instant::now();
-        let mut actions = Vec::new();
         match &state {
             Some(s) if socket.as_ref().is_none_or(|(idx, _)| *idx != s.index) => {
                 socket = Some((s.index, open_socket(&device, s.index)?));
@@ -133,7 +135,7 @@ pub async fn run(
             }
         }
         if execute(
-            actions,
+            std::mem::take(&mut actions),
             &mut client,
             socket.as_ref().map(|s| &s.1),
             &outputs,
@@ -143,31 +145,18 @@ pub async fn run(
             return Ok(());
         }
 
-        let timer = client.poll_timeout();
-        let sleep_until = |at: Option<Instant>| async move {
-            match at {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let shutdown_timer = async {
-            match shutdown_deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timer = client.poll_timeout().map(tokio::time::Instant::from_std);
         let recv = async {
             match &socket {
                 Some((_, s)) => s.recv_from(&mut buf).await,
                 None => std::future::pending().await,
             }
         };
-        let actions = tokio::select! {
+        actions = tokio::select! {
             _ = sleep_until(timer) => client.handle(Instant::now(), Input::Timeout),
             received = recv => match received {
                 Ok((len, SocketAddr::V6(from))) => {
-                    let bytes = buf[..len].to_vec();
-                    client.handle(Instant::now(), Input::Received { from: *from.ip(), bytes: &bytes })
+                    client.handle(Instant::now(), Input::Received { from: *from.ip(), bytes: &buf[..len] })
                 }
                 Ok(_) => Vec::new(),
                 Err(e) => {
@@ -187,21 +176,19 @@ pub async fn run(
                     client.handle(Instant::now(), Input::Shutdown)
                 }
             },
-            _ = shutdown_timer => {
+            _ = sleep_until(shutdown_deadline) => {
                 info!("no Reply to Release within {}s, exiting anyway", RELEASE_WAIT.as_secs());
                 return Ok(());
             }
         };
-        if execute(
-            actions,
-            &mut client,
-            socket.as_ref().map(|s| &s.1),
-            &outputs,
-        )
-        .await
-        {
-            return Ok(());
-        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -344,6 +344,24 @@ fn u32_option(opts: &DhcpOptions, code: u16) -> Option<u32> {
         .map(u32::from_be_bytes)
 }
 
+/// An IA_NA or IA_PD with its IA-level status and the leases `lease` finds
+/// among its options.
+fn ia_of<T>(
+    iaid: u32,
+    t1: u32,
+    t2: u32,
+    opts: &DhcpOptions,
+    lease: impl Fn(&DhcpOption) -> Option<T>,
+) -> Ia<T> {
+    Ia {
+        iaid,
+        t1,
+        t2,
+        status: status_of(opts).map(|s| s.0),
+        leases: opts.iter().filter_map(lease).collect(),
+    }
+}
+
 /// Parses a message received on the client port. Relay messages and anything
 /// malformed are errors.
 pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
@@ -376,33 +394,22 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
             DhcpOption::ClientId(id) => received.client_id = Some(id.clone()),
             DhcpOption::ServerId(id) => received.server_id = Some(id.clone()),
             DhcpOption::Preference(p) => received.preference = *p,
-            DhcpOption::IANA(ia) => received.ia_na.push(Ia {
-                iaid: ia.id,
-                t1: ia.t1,
-                t2: ia.t2,
-                status: status_of(&ia.opts).map(|s| s.0),
-                leases: ia
-                    .opts
-                    .iter()
-                    .filter_map(|o| match o {
+            DhcpOption::IANA(ia) => {
+                received
+                    .ia_na
+                    .push(ia_of(ia.id, ia.t1, ia.t2, &ia.opts, |o| match o {
                         DhcpOption::IAAddr(a) => Some(IaAddress {
                             addr: a.addr,
                             preferred: a.preferred_life,
                             valid: a.valid_life,
                         }),
                         _ => None,
-                    })
-                    .collect(),
-            }),
-            DhcpOption::IAPD(ia) => received.ia_pd.push(Ia {
-                iaid: ia.id,
-                t1: ia.t1,
-                t2: ia.t2,
-                status: status_of(&ia.opts).map(|s| s.0),
-                leases: ia
-                    .opts
-                    .iter()
-                    .filter_map(|o| match o {
+                    }))
+            }
+            DhcpOption::IAPD(ia) => {
+                received
+                    .ia_pd
+                    .push(ia_of(ia.id, ia.t1, ia.t2, &ia.opts, |o| match o {
                         DhcpOption::IAPrefix(p) => Some(IaPrefix {
                             prefix: p.prefix_ip,
                             len: p.prefix_len,
@@ -410,9 +417,8 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
                             valid: p.valid_lifetime,
                         }),
                         _ => None,
-                    })
-                    .collect(),
-            }),
+                    }))
+            }
             DhcpOption::DomainNameServers(list) => received.dns_servers = Some(list.clone()),
             DhcpOption::DomainSearchList(names) => {
                 received.domains = Some(
