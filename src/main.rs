@@ -6,11 +6,12 @@ use std::time::Duration;
 use b4d::cli::{Args, Command, USAGE};
 use b4d::config::{Config, DhcpV6Mode};
 use b4d::dhcpv6::driver::{self, Control, Outputs};
-use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Mode};
+use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::logging::{self, Target};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args_os().skip(1)) {
@@ -89,13 +90,78 @@ fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// Every subsystem runs as one task in `tasks`; `shutdown` tells those that
+/// have nothing to release to stop, `dhcpv6` gets its own Shutdown so it can
+/// send a Release first. The daemon exits when every task has ended, or at
+/// once (with the error) when one fails.
 async fn daemon(config: Config) -> std::io::Result<()> {
     info!(
         "b4d {} starting on WAN {}",
         env!("CARGO_PKG_VERSION"),
         config.wan.device
     );
+    let (shutdown, _) = watch::channel(false);
+    let (events, _) = broadcast::channel::<Event>(64);
+    let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
+    let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // The syslog writer keeps messages while logd is away; flush them
+    // regularly even when b4d has nothing new to say.
+    let mut flush = tokio::time::interval(Duration::from_secs(5));
+    let stop = |why: &str| {
+        info!("{why}: stopping");
+        shutdown.send_replace(true);
+        if let Some(control) = &dhcpv6 {
+            let _ = control.try_send(Control::Shutdown);
+        }
+    };
+    loop {
+        if *shutdown.borrow() && tasks.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            finished = tasks.join_next(), if !tasks.is_empty() => match finished {
+                None => {}
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+            },
+            _ = sigterm.recv() => stop("SIGTERM"),
+            _ = sigint.recv() => stop("SIGINT"),
+            _ = sigusr1.recv() => {
+                info!("SIGUSR1: renewing the DHCPv6 lease");
+                if let Some(control) = &dhcpv6 {
+                    let _ = control.try_send(Control::Renew);
+                }
+            }
+            _ = flush.tick() => log::logger().flush(),
+        }
+    }
+}
+
+/// Starts the DHCPv6 client on the WAN unless it is off; returns its control
+/// channel.
+fn start_dhcpv6(
+    config: &Config,
+    events: broadcast::Sender<Event>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<mpsc::Sender<Control>> {
     let device = config.wan.device.to_string();
+    let mode = match config.wan.dhcpv6 {
+        DhcpV6Mode::Stateful => Mode::Stateful {
+            request_address: config.wan.request_address,
+            request_prefix: config.wan.request_prefix,
+            prefix_hint: config.wan.prefix_hint.unwrap_or(0),
+        },
+        DhcpV6Mode::Stateless => Mode::Stateless,
+        DhcpV6Mode::Off => {
+            info!("DHCPv6 is off (wan.dhcpv6 'off')");
+            return None;
+        }
+    };
     let (duid, warning) = duid::obtain(
         config.wan.duid.as_ref().map(|d| d.as_bytes()),
         &duid::path_for(&config.globals.state_dir, &device),
@@ -108,18 +174,6 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         warn!("{warning}");
     }
     info!("DHCPv6 DUID {}", duid::to_hex(&duid));
-    let mode = match config.wan.dhcpv6 {
-        DhcpV6Mode::Stateful => Mode::Stateful {
-            request_address: config.wan.request_address,
-            request_prefix: config.wan.request_prefix,
-            prefix_hint: config.wan.prefix_hint.unwrap_or(0),
-        },
-        DhcpV6Mode::Stateless => Mode::Stateless,
-        DhcpV6Mode::Off => {
-            info!("DHCPv6 is off (wan.dhcpv6 'off'); nothing to do on the WAN yet");
-            return wait_for_stop().await;
-        }
-    };
     if config.wan.reconfigure {
         warn!(
             "wan.reconfigure: Reconfigure key authentication (RFC 8415 §20.4) is not \
@@ -134,55 +188,16 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         release_on_stop: config.wan.release_on_stop,
         sol_max_rt: config.wan.solicit_max_rt,
     };
-
-    let (events, _) = broadcast::channel(64);
-    let (status, _status_rx) = watch::channel(ClientStatus::default());
+    let (status, _) = watch::channel(ClientStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
-    let mut client = tokio::spawn(driver::run(
+    tasks.spawn(driver::run(
         device,
         client_config,
         rand::random(),
         control_rx,
         Outputs { events, status },
     ));
-
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigusr1 = signal(SignalKind::user_defined1())?;
-    // The syslog writer keeps messages while logd is away; flush them
-    // regularly even when b4d has nothing new to say.
-    let mut flush = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            result = &mut client => {
-                return result.map_err(std::io::Error::other)?;
-            }
-            _ = sigterm.recv() => {
-                info!("SIGTERM: stopping");
-                let _ = control_tx.send(Control::Shutdown).await;
-            }
-            _ = sigint.recv() => {
-                info!("SIGINT: stopping");
-                let _ = control_tx.send(Control::Shutdown).await;
-            }
-            _ = sigusr1.recv() => {
-                info!("SIGUSR1: renewing the DHCPv6 lease");
-                let _ = control_tx.send(Control::Renew).await;
-            }
-            _ = flush.tick() => log::logger().flush(),
-        }
-    }
-}
-
-/// Waits for SIGTERM or SIGINT.
-async fn wait_for_stop() -> std::io::Result<()> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = sigterm.recv() => {}
-        _ = sigint.recv() => {}
-    }
-    Ok(())
+    Some(control_tx)
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.
