@@ -69,6 +69,15 @@ shquote() {
     printf "'%s'" "$s"
 }
 
+# Prints a command line that can be pasted into a shell.
+print_command() {
+    local a out=()
+    for a in "$@"; do
+        if [[ "$a" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then out+=("$a"); else out+=("$(shquote "$a")"); fi
+    done
+    echo "${out[*]}"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "$1 needs root (run as root or with sudo)"
 }
@@ -621,8 +630,7 @@ do_openwrt() {
     )
     [ -z "$share" ] || qemu+=(-virtfs "local,path=$share,mount_tag=b4d,security_model=none,multidevs=remap,id=b4d")
     if [ -n "$dry" ]; then
-        printf '%q ' "${qemu[@]}"
-        echo
+        print_command "${qemu[@]}"
         return 0
     fi
     command -v qemu-system-x86_64 >/dev/null 2>&1 || install_packages
@@ -646,8 +654,5 @@ setup)
 run) do_run "$@" ;;
 openwrt) do_openwrt "$@" ;;
 -h | --help | help) usage ;;
-*)
-    usage >&2
-    exit 2
-    ;;
+*) die "unknown command $cmd (setup, run, openwrt; --help)" ;;
 esac
