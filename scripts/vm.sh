@@ -234,7 +234,9 @@ log "command exited with $rc"
 echo "$rc" >"$R/exit-code.tmp" && mv "$R/exit-code.tmp" "$R/exit-code"
 sync
 echo o >/proc/sysrq-trigger
-sleep 60
+# PID 1 must not exit (that panics) while the power-off runs; the 9p root
+# may already be gone, so no external program (sleep) from here on.
+while :; do :; done
 EOF
 }
 
@@ -455,6 +457,7 @@ do_run() {
         serial="file,id=console,path=/proc/self/fd/2,append=on,logfile=$results/console.log"
         cmdline="console=ttyS0 printk.time=1 panic=-1 rdinit=/init"
     fi
+    # shellcheck disable=SC2054 # the commas are qemu's, inside one option
     local qemu=(
         qemu-system-x86_64 -accel "$accel" -M pc -smp "${B4D_VM_SMP:-2}" -m "${B4D_VM_MEM:-1024}"
         -nodefaults -no-user-config -display none -no-reboot -nic none
@@ -619,6 +622,7 @@ do_openwrt() {
     else
         wan="user,id=wan,restrict=on,ipv6=on"
     fi
+    # shellcheck disable=SC2054 # the commas are qemu's, inside one option
     local qemu=(
         qemu-system-x86_64 -accel "${B4D_VM_ACCEL:-tcg}" -M pc -smp 2 -m "$mem"
         -nographic -no-user-config

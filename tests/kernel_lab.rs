@@ -61,7 +61,10 @@ fn ip6tnl_ipip6_carries_ipv4_through_the_aftr() {
     let aftr_ns = Netns::new("aftr");
     let server = Netns::new("srv");
     veth_pair(VethEnd::new(&b4, "wan"), VethEnd::new(&aftr_ns, "eth0"));
-    veth_pair(VethEnd::new(&aftr_ns, "eth1"), VethEnd::new(&server, "eth0"));
+    veth_pair(
+        VethEnd::new(&aftr_ns, "eth1"),
+        VethEnd::new(&server, "eth0"),
+    );
     b4.add_addr_nodad("wan", &format!("{B4_WAN}/64"));
     aftr_ns.add_addr_nodad("eth0", &format!("{AFTR_WAN}/64"));
     aftr_ns.add_addr("eth1", &format!("{AFTR_OUTSIDE}/24"));
@@ -116,7 +119,11 @@ fn ip6tnl_ipip6_carries_ipv4_through_the_aftr() {
             p.text
         );
     }
-    wan.wait_for_packets(&format!("{SERVER} > 192.0.0.2: ICMP echo reply"), 2, secs(10));
+    wan.wait_for_packets(
+        &format!("{SERVER} > 192.0.0.2: ICMP echo reply"),
+        2,
+        secs(10),
+    );
     // Outside, the server only ever sees the AFTR's address.
     outside.wait_for_packets(
         &format!("{AFTR_OUTSIDE} > {SERVER}: ICMP echo request"),
@@ -268,14 +275,34 @@ fn vm_run_returns_exit_code_streams_and_shares() {
          touch /b4d-lab-root-write && echo root-overlay-writable; exit 7"
     );
     let out = run_output(
-        vm_sh(&["run", "--share", &share, "--timeout", "300", "--", "sh", "-c", &script])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("B4D_LAB_PROBE", "passed through"),
+        vm_sh(&[
+            "run",
+            "--share",
+            &share,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("B4D_LAB_PROBE", "passed through"),
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(7), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("to-stdout") && !stdout.contains("to-stderr"), "{stdout}");
-    assert!(stderr.contains("to-stderr") && !stderr.contains("to-stdout"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("to-stdout") && !stdout.contains("to-stderr"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("to-stderr") && !stderr.contains("to-stdout"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains(&format!(
             "in_vm=1 uid=0 pwd={} pass=passed through kernel=",
@@ -284,10 +311,13 @@ fn vm_run_returns_exit_code_streams_and_shares() {
         "{stdout}"
     );
     // The guest kernel is Debian's, not the host's.
-    let host_kernel = text(&run_output(&mut Command::new("uname").arg("-r")).stdout);
+    let host_kernel = text(&run_output(Command::new("uname").arg("-r")).stdout);
     assert!(!stdout.contains(&format!("kernel={}", host_kernel.trim())));
     assert!(stdout.contains("root-overlay-writable"));
-    assert!(!Path::new("/b4d-lab-root-write").exists(), "guest wrote the host's /");
+    assert!(
+        !Path::new("/b4d-lab-root-write").exists(),
+        "guest wrote the host's /"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.file("from-guest")).expect("file written in the VM"),
         "written-in-vm\n"
@@ -315,9 +345,18 @@ fn vm_run_rejects_bad_arguments() {
     for (args, complaint) in [
         (&["run"][..], "no command"),
         (&["run", "--"][..], "no command"),
-        (&["run", "--timeout", "soon", "--", "true"][..], "--timeout needs"),
-        (&["run", "--share", "/nonexistent-b4d", "--", "true"][..], "not a folder"),
-        (&["run", "--bogus", "--", "true"][..], "unknown option --bogus"),
+        (
+            &["run", "--timeout", "soon", "--", "true"][..],
+            "--timeout needs",
+        ),
+        (
+            &["run", "--share", "/nonexistent-b4d", "--", "true"][..],
+            "not a folder",
+        ),
+        (
+            &["run", "--bogus", "--", "true"][..],
+            "unknown option --bogus",
+        ),
         (&["frobnicate"][..], "unknown command frobnicate"),
     ] {
         let out = run_output(&mut vm_sh(args));
@@ -340,7 +379,10 @@ fn openwrt_image_is_prepared_for_qemu() {
     let dir = TestDir::new("openwrt_image_is_prepared_for_qemu");
     let cache = dir.file("cache");
     let disk_bytes: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let raw = dir.write("openwrt-23.05.5-x86-64-generic-ext4-combined.img", &disk_bytes);
+    let raw = dir.write(
+        "openwrt-23.05.5-x86-64-generic-ext4-combined.img",
+        &disk_bytes,
+    );
     let gz = dir.file("openwrt-23.05.5-x86-64-generic-ext4-combined.img.gz");
     let status = Command::new("sh")
         .arg("-c")

@@ -165,14 +165,12 @@ impl Aftr {
 
     /// The NAT table as `nft list` shows it (with counters if any).
     pub fn nat_table(&self) -> String {
-        let out = super::netns::run_checked(
-            super::netns::ns_command(&self.ns_name, "nft").args([
-                "list",
-                "table",
-                "ip",
-                AFTR_NAT_TABLE,
-            ]),
-        );
+        let out = super::netns::run_checked(super::netns::ns_command(&self.ns_name, "nft").args([
+            "list",
+            "table",
+            "ip",
+            AFTR_NAT_TABLE,
+        ]));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -133,10 +133,7 @@ pub fn vm_available() -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{msg} (CI is set, refusing to skip)");
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP (kernel test NOT run): {msg}"
-    );
+    let _ = writeln!(std::io::stderr(), "SKIP (kernel test NOT run): {msg}");
     false
 }
 
