@@ -406,8 +406,11 @@ do_run() {
     else
         results=$(mktemp -d "${TMPDIR:-/tmp}/b4d-vm.XXXXXX")
     fi
-    # shellcheck disable=SC2064 # expand now: the folder is fixed
-    [ -n "$keep" ] || trap "rm -rf $(shquote "$results")" EXIT
+    # A temporary results folder goes away after a success; after a failure
+    # it stays for its console.log (the message below names it).
+    RUN_RESULTS=$results
+    RUN_KEEP=$keep
+    trap 'rc=$?; [ -n "$RUN_KEEP" ] || [ "$rc" != 0 ] || rm -rf "$RUN_RESULTS"' EXIT
 
     # What the initramfs needs: the module tree's path on the host (visible
     # in the guest through the host root) and the shares.

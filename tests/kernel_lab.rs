@@ -451,3 +451,48 @@ fn openwrt_image_is_prepared_for_qemu() {
         );
     }
 }
+
+// --- support::vm's guarantees ----------------------------------------------------
+
+/// Only ever run by [`lab_fails_tests_that_failed_or_did_not_run_in_the_vm`], inside the VM
+/// (`--include-ignored`); anywhere else it passes trivially.
+#[test]
+#[ignore = "run inside the VM by lab_fails_tests_that_failed_or_did_not_run_in_the_vm"]
+fn fails_deliberately_inside_the_vm() {
+    assert!(!vm::inside_vm(), "deliberate failure inside the VM");
+}
+
+/// (VM, started from the host) A test that fails inside the VM fails on the
+/// host too, and one that did not run at all (wrong name: libtest runs
+/// nothing and exits 0) is not taken for a pass.
+#[test]
+fn lab_fails_tests_that_failed_or_did_not_run_in_the_vm() {
+    if vm::inside_vm() || !vm::vm_available() {
+        return;
+    }
+    let failure = |name: &'static str| -> String {
+        let result = std::panic::catch_unwind(|| vm::in_kernel_lab_named(name));
+        let payload = result.expect_err("the host side should have panicked");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let failed = failure("fails_deliberately_inside_the_vm");
+    assert!(
+        failed.contains("failed inside the kernel lab VM"),
+        "{failed}"
+    );
+    let output = std::fs::read_to_string(
+        vm::vm_results_dir("fails_deliberately_inside_the_vm").join("output.log"),
+    )
+    .expect("output.log of the inner run");
+    assert!(
+        output.contains("deliberate failure inside the VM"),
+        "{output}"
+    );
+
+    let not_run = failure("no_such_test_in_this_binary");
+    assert!(not_run.contains("did not run inside the VM"), "{not_run}");
+}
