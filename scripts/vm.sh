@@ -616,7 +616,7 @@ do_openwrt() {
             mv "$disk.new" "$disk"
         fi
         ;;
-    *) disk=$image ;;
+    *) disk=$(realpath "$image") ;;
     esac
 
     local wan
