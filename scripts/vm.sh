@@ -34,6 +34,8 @@
 #   B4D_VM_VERBOSE  1: boot without `quiet` and copy the guest's kernel
 #                   console to our stderr (it is always in the results
 #                   folder's console.log)
+#   B4D_VM_KERNEL_ARGS extra kernel command-line arguments (they come last,
+#                   so they override ours), e.g. dyndbg=... or log_buf_len=...
 #   B4D_VM_KERNEL_PKG  kernel package to use instead of linux-image-amd64's
 #                   dependency (e.g. linux-image-6.1.0-26-amd64)
 # Inside the guest B4D_IN_VM=1 is set, and RUST_*, PROPTEST_*, CARGO_*, CI,
@@ -460,6 +462,7 @@ do_run() {
         serial="file,id=console,path=/proc/self/fd/2,append=on,logfile=$results/console.log"
         cmdline="console=ttyS0 printk.time=1 panic=-1 rdinit=/init"
     fi
+    cmdline="$cmdline${B4D_VM_KERNEL_ARGS:+ $B4D_VM_KERNEL_ARGS}"
     # shellcheck disable=SC2054 # the commas are qemu's, inside one option
     local qemu=(
         qemu-system-x86_64 -accel "$accel" -M pc -smp "${B4D_VM_SMP:-2}" -m "${B4D_VM_MEM:-1024}"

@@ -269,6 +269,8 @@ fn vm_run_returns_exit_code_streams_and_shares() {
     }
     let dir = TestDir::new("vm_run_returns_exit_code_streams_and_shares");
     let share = dir.path().to_str().expect("utf-8 path").to_string();
+    // Kept (the command fails on purpose), so inside the test's folder.
+    let results = dir.file("vm").to_str().expect("utf-8 path").to_string();
     let script = format!(
         "echo to-stdout; echo to-stderr >&2; echo \"in_vm=$B4D_IN_VM uid=$(id -u) pwd=$PWD \
          pass=$B4D_LAB_PROBE kernel=$(uname -r)\"; echo written-in-vm > {share}/from-guest; \
@@ -279,6 +281,8 @@ fn vm_run_returns_exit_code_streams_and_shares() {
             "run",
             "--share",
             &share,
+            "--results",
+            &results,
             "--timeout",
             "300",
             "--",
@@ -333,7 +337,18 @@ fn vm_run_times_out() {
     if vm::inside_vm() || !vm::vm_available() {
         return;
     }
-    let out = run_output(&mut vm_sh(&["run", "--timeout", "3", "--", "sleep", "600"]));
+    let dir = TestDir::new("vm_run_times_out");
+    let results = dir.file("vm");
+    let out = run_output(&mut vm_sh(&[
+        "run",
+        "--results",
+        results.to_str().unwrap(),
+        "--timeout",
+        "3",
+        "--",
+        "sleep",
+        "600",
+    ]));
     assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("VM TIMED OUT after 3 s"));
 }
@@ -495,4 +510,35 @@ fn lab_fails_tests_that_failed_or_did_not_run_in_the_vm() {
 
     let not_run = failure("no_such_test_in_this_binary");
     assert!(not_run.contains("did not run inside the VM"), "{not_run}");
+}
+
+/// (VM, started from the host) A guest that never gets to run the command
+/// (here: the kernel finds no init and panics) ends with exit code 125 and
+/// the end of the guest's console in the message.
+#[test]
+fn vm_run_reports_a_vm_that_did_not_boot() {
+    if vm::inside_vm() || !vm::vm_available() {
+        return;
+    }
+    let dir = TestDir::new("vm_run_reports_a_vm_that_did_not_boot");
+    let results = dir.file("vm");
+    let out = run_output(
+        vm_sh(&[
+            "run",
+            "--results",
+            results.to_str().unwrap(),
+            "--timeout",
+            "120",
+            "--",
+            "true",
+        ])
+        .env(
+            "B4D_VM_KERNEL_ARGS",
+            "rdinit=/no-such-init init=/no-such-init",
+        ),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("VM FAILED"), "{stderr}");
+    assert!(stderr.contains("Kernel panic"), "{stderr}");
 }
