@@ -17,10 +17,14 @@
 #       runs depmod and builds the initramfs. Idempotent; a second run only
 #       checks (well under a second).
 #   scripts/vm.sh run [--share DIR]... [--timeout SECS] [--results DIR]
-#                     [--env NAME[=VALUE]]... -- COMMAND [ARGS...]
+#                     [--env NAME[=VALUE]]... [--interactive] -- COMMAND [ARGS...]
 #       Boots the VM, runs COMMAND as root in the same working directory,
 #       streams its stdout/stderr to ours and exits with its exit code.
 #       124: the VM timed out; 125: the VM failed (no exit code came back).
+#   scripts/vm.sh shell [--share DIR]...
+#       An interactive bash in the VM, for poking at the kernel by hand
+#       (exit or Ctrl-d powers it off). `run --interactive` does the same for
+#       any command: it gets the VM's console as its terminal.
 #   scripts/vm.sh openwrt [options] IMAGE
 #       Boots a real OpenWrt x86-64 image (see `scripts/vm.sh openwrt --help`).
 #
@@ -229,9 +233,17 @@ for p in /sys/class/virtio-ports/*; do
     b4d.stderr) ERR="/dev/${p##*/}" ;;
     esac
 done
-log "running command (stdout $OUT, stderr $ERR)"
-/bin/bash "$R/command.sh" </dev/null >"$OUT" 2>"$ERR"
-rc=$?
+if [ -e "$R/interactive" ]; then
+    # `vm.sh shell`: the command gets the virtio console (a real tty, so
+    # line editing and Ctrl-C work) as its controlling terminal.
+    log "running command on /dev/hvc0"
+    setsid -c /bin/bash "$R/command.sh" </dev/hvc0 >/dev/hvc0 2>&1
+    rc=$?
+else
+    log "running command (stdout $OUT, stderr $ERR)"
+    /bin/bash "$R/command.sh" </dev/null >"$OUT" 2>"$ERR"
+    rc=$?
+fi
 log "command exited with $rc"
 echo "$rc" >"$R/exit-code.tmp" && mv "$R/exit-code.tmp" "$R/exit-code"
 sync
@@ -356,7 +368,7 @@ passed_through() {
 }
 
 do_run() {
-    local shares=() envs=() timeout=900 results="" keep=""
+    local shares=() envs=() timeout=900 results="" keep="" interactive=""
     while [ $# -gt 0 ]; do
         case "$1" in
         --share)
@@ -381,6 +393,10 @@ do_run() {
             [ $# -ge 2 ] || die "--env needs NAME or NAME=VALUE"
             envs+=("$2")
             shift 2
+            ;;
+        --interactive)
+            interactive=1
+            shift
             ;;
         --)
             shift
@@ -474,11 +490,18 @@ do_run() {
         -virtfs "local,path=/,mount_tag=hostroot,readonly=on,security_model=none,multidevs=remap,id=hostroot"
         -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap,id=results"
         -device virtio-serial-pci
-        -chardev "file,id=stdout,path=/proc/self/fd/1,append=on"
-        -device "virtserialport,chardev=stdout,name=b4d.stdout"
-        -chardev "file,id=stderr,path=/proc/self/fd/2,append=on"
-        -device "virtserialport,chardev=stderr,name=b4d.stderr"
     )
+    if [ -n "$interactive" ]; then
+        touch "$results/interactive"
+        qemu+=(-chardev "stdio,id=term,signal=off" -device "virtconsole,chardev=term")
+    else
+        qemu+=(
+            -chardev "file,id=stdout,path=/proc/self/fd/1,append=on"
+            -device "virtserialport,chardev=stdout,name=b4d.stdout"
+            -chardev "file,id=stderr,path=/proc/self/fd/2,append=on"
+            -device "virtserialport,chardev=stderr,name=b4d.stderr"
+        )
+    fi
     local i
     for i in "${!shares[@]}"; do
         qemu+=(-virtfs "local,path=${shares[$i]},mount_tag=share$i,security_model=none,multidevs=remap,id=share$i")
@@ -491,8 +514,13 @@ do_run() {
     # description with its own offset, overwriting what others write there;
     # through pipes both streams stay in order.
     set +e
-    timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2) | cat
-    rc=${PIPESTATUS[0]}
+    if [ -n "$interactive" ]; then
+        timeout --foreground --kill-after=5 "$timeout" "${qemu[@]}"
+        rc=$?
+    else
+        timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2) | cat
+        rc=${PIPESTATUS[0]}
+    fi
     set -e
     wait $! 2>/dev/null || true
     local took=$((SECONDS - started))
@@ -662,7 +690,8 @@ setup)
     do_setup
     ;;
 run) do_run "$@" ;;
+shell) do_run --interactive --timeout "${B4D_VM_SHELL_TIMEOUT:-86400}" "$@" -- /bin/bash -i ;;
 openwrt) do_openwrt "$@" ;;
 -h | --help | help) usage ;;
-*) die "unknown command $cmd (setup, run, openwrt; --help)" ;;
+*) die "unknown command $cmd (setup, run, shell, openwrt; --help)" ;;
 esac
