@@ -259,10 +259,16 @@ kernel_dir() { echo "$CACHE/kernel"; }
 setup_ready() {
     local k
     k=$(kernel_dir)
-    [ -f "$k/ready" ] && [ -f "$CACHE/initramfs.ready" ] &&
-        [ "$(cat "$CACHE/initramfs.ready")" = "$(initramfs_stamp)" ] &&
+    [ -f "$k/ready" ] && [ -f "$(initramfs_path)" ] &&
         command -v qemu-system-x86_64 >/dev/null 2>&1 &&
         { [ -z "${B4D_VM_KERNEL_PKG:-}" ] || [ "$(cut -d' ' -f1 "$k/ready")" = "$B4D_VM_KERNEL_PKG" ]; }
+}
+
+# The initramfs is named after a hash of what goes into it, so checkouts
+# with different versions of this script (several worktrees, one cache) each
+# boot their own and never rebuild each other's.
+initramfs_path() {
+    echo "$CACHE/initramfs-$(initramfs_stamp | cut -c1-16).cpio.gz"
 }
 
 initramfs_stamp() {
@@ -302,9 +308,9 @@ do_setup() {
     if [ ! -x "$CACHE/busybox/bin/busybox" ]; then
         fetch_and_unpack busybox-static "$CACHE/busybox"
     fi
-    local stamp
-    stamp=$(initramfs_stamp)
-    if [ "$(cat "$CACHE/initramfs.ready" 2>/dev/null)" != "$stamp" ]; then
+    local initramfs
+    initramfs=$(initramfs_path)
+    if [ ! -f "$initramfs" ]; then
         say "building the initramfs for $kver"
         local build
         build=$(mktemp -d "$CACHE/initramfs.XXXXXX")
@@ -324,10 +330,9 @@ do_setup() {
             done < <(modprobe -d "$kdir" -S "$kver" --show-depends "$m")
         done
         (cd "$build" && find . -print0 | cpio --null -o -H newc --quiet) |
-            gzip -6 >"$CACHE/initramfs.cpio.gz.new"
-        mv "$CACHE/initramfs.cpio.gz.new" "$CACHE/initramfs.cpio.gz"
+            gzip -6 >"$initramfs.new"
+        mv "$initramfs.new" "$initramfs"
         rm -rf "$build"
-        echo "$stamp" >"$CACHE/initramfs.ready"
     fi
     say "ready: kernel $kver, cache $CACHE ($((SECONDS - started)) s)"
     # Close the lock, or the qemu started next would inherit and hold it.
@@ -483,7 +488,7 @@ do_run() {
     local qemu=(
         qemu-system-x86_64 -accel "$accel" -M pc -smp "${B4D_VM_SMP:-2}" -m "${B4D_VM_MEM:-1024}"
         -nodefaults -no-user-config -display none -no-reboot -nic none
-        -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$CACHE/initramfs.cpio.gz"
+        -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$(initramfs_path)"
         -append "$cmdline"
         -chardev "$serial" -serial chardev:console
         -device virtio-rng-pci

@@ -241,6 +241,29 @@ fn nft_loads_the_mss_clamp_table() {
     assert!(!ns.exec_stdout("nft", &["list", "tables"]).contains("b4"));
 }
 
+/// (VM) A Unix domain socket works in a [`vm::LocalDir`] (the guest's tmpfs),
+/// where tests inside the VM put the sockets a 9p share cannot hold.
+#[test]
+fn unix_sockets_work_in_a_local_dir_in_the_vm() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let local = vm::LocalDir::new("unix_sockets_work_in_a_local_dir_in_the_vm");
+    assert!(local.path().starts_with("/run/b4d-local"));
+    let path = local.file("probe.sock");
+    let server = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    let client = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    client
+        .send_to(b"ping", &path)
+        .expect("send to the bound socket");
+    let mut buf = [0u8; 8];
+    let n = server.recv(&mut buf).expect("recv");
+    assert_eq!(&buf[..n], b"ping");
+    let dir = local.path().to_path_buf();
+    drop(local);
+    assert!(!dir.exists());
+}
+
 // --- vm.sh itself, driven from the host ---------------------------------------
 
 fn vm_sh(args: &[&str]) -> Command {
