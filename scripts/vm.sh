@@ -512,22 +512,44 @@ do_run() {
         qemu+=(-virtfs "local,path=${shares[$i]},mount_tag=share$i,security_model=none,multidevs=remap,id=share$i")
     done
 
+    # Ctrl-C or a TERM for this script stops the VM too (qemu may sit in
+    # its own process group under timeout, where the terminal's signal does
+    # not reach it).
+    INTERRUPTED=""
+    QEMU_PIDFILE="$results/qemu.pid"
+    trap 'INTERRUPTED=1; if [ -s "$QEMU_PIDFILE" ]; then kill -TERM "$(cat "$QEMU_PIDFILE")" 2>/dev/null; else exit 130; fi' INT TERM HUP
+    qemu+=(-pidfile "$QEMU_PIDFILE")
+
     acquire_slot
     local started=$SECONDS rc=0
-    # qemu re-opens its stdout and stderr by path for the command's output
-    # (/proc/self/fd/N). On a regular file that would be a second file
-    # description with its own offset, overwriting what others write there;
-    # through pipes both streams stay in order.
     set +e
     if [ -n "$interactive" ]; then
         timeout --foreground --kill-after=5 "$timeout" "${qemu[@]}"
         rc=$?
     else
-        timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2) | cat
-        rc=${PIPESTATUS[0]}
+        # qemu re-opens its stdout and stderr by path for the command's
+        # output (/proc/self/fd/N). On a regular file that would be a second
+        # file description with its own offset, overwriting what others
+        # write there; through pipes both streams stay in order. In the
+        # background, because bash runs traps only between commands or
+        # during `wait`.
+        {
+            timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2)
+            echo $? >"$results/qemu.rc"
+        } | cat &
+        local pipeline=$!
+        # wait returns early (> 128) when the trap ran; wait again for the end.
+        until wait "$pipeline"; do
+            kill -0 "$pipeline" 2>/dev/null || break
+        done
+        rc=$(cat "$results/qemu.rc" 2>/dev/null || echo 125)
     fi
     set -e
-    wait $! 2>/dev/null || true
+    if [ -n "$INTERRUPTED" ]; then
+        say "interrupted: VM stopped (command: $*)"
+        [ -n "$keep" ] || rm -rf "$results"
+        exit 130
+    fi
     local took=$((SECONDS - started))
     if [ -f "$results/exit-code" ]; then
         rc=$(cat "$results/exit-code")
