@@ -423,6 +423,11 @@ do_run() {
     kver=$(cut -d' ' -f2 "$kdir/ready")
 
     if [ -n "$results" ]; then
+        # Emptied for this run, so only if it is new, empty or an earlier
+        # run's results folder (never someone's files).
+        if [ -d "$results" ] && [ -n "$(ls -A "$results")" ] && [ ! -f "$results/vm.env" ]; then
+            die "--results $results: not empty and not an earlier results folder, refusing to empty it"
+        fi
         rm -rf "$results"
         mkdir -p "$results"
         results=$(cd "$results" && pwd -P)

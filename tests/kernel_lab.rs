@@ -396,6 +396,10 @@ fn vm_run_rejects_bad_arguments() {
             "unknown option --bogus",
         ),
         (&["frobnicate"][..], "unknown command frobnicate"),
+        (
+            &["run", "--results", env!("CARGO_MANIFEST_DIR"), "--", "true"][..],
+            "refusing to empty it",
+        ),
     ] {
         let out = run_output(&mut vm_sh(args));
         assert!(!out.status.success(), "vm.sh {args:?} succeeded");
