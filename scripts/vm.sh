@@ -589,7 +589,7 @@ terminal (quit with Ctrl-a x).
                   changes persist across boots (--fresh starts over)
   --share DIR     a 9p share, tag "b4d" (default: target/ of this repo if it
                   exists), e.g. to copy in a b4d built for x86_64 musl. In
-                  OpenWrt: opkg install kmod-fs-9p kmod-9pnet-virtio, then
+                  OpenWrt: opkg install kmod-9pnet kmod-fs-9p, then
                   mount -t 9p -o trans=virtio b4d /mnt
   --ssh-port PORT host port forwarded to the LAN address 192.168.1.1:22
                   (default 2222, bound to 127.0.0.1 only):
