@@ -7,3 +7,5 @@ pub mod config;
 pub mod dhcpv6;
 pub mod logging;
 pub mod netlink;
+pub mod status;
+pub mod ubus;
