@@ -15,7 +15,9 @@ fn json_i64(j: &Json) -> i64 {
 
 /// Compares a decoded blobmsg table/array body with the recorder's `typed` list.
 fn check_typed(values: &[(String, Value)], typed: &Json, at: &str) {
-    let typed = typed.as_array().unwrap_or_else(|| panic!("{at}: typed not a list"));
+    let typed = typed
+        .as_array()
+        .unwrap_or_else(|| panic!("{at}: typed not a list"));
     assert_eq!(values.len(), typed.len(), "{at}: member count");
     for ((name, value), t) in values.iter().zip(typed) {
         let at = format!("{at}.{name}");
@@ -47,9 +49,17 @@ fn check_typed(values: &[(String, Value)], typed: &Json, at: &str) {
 /// Compares a decoded message with what the recorder wrote about it.
 fn check_against_recorder(msg: &Message, rec: &TraceMsg, at: &str) {
     let j = &rec.json;
-    assert_eq!(i64::from(msg.header.msg_type), json_i64(&j["type_id"]), "{at}: type");
+    assert_eq!(
+        i64::from(msg.header.msg_type),
+        json_i64(&j["type_id"]),
+        "{at}: type"
+    );
     assert_eq!(i64::from(msg.header.seq), json_i64(&j["seq"]), "{at}: seq");
-    assert_eq!(i64::from(msg.header.peer), json_i64(&j["peer"]), "{at}: peer");
+    assert_eq!(
+        i64::from(msg.header.peer),
+        json_i64(&j["peer"]),
+        "{at}: peer"
+    );
     let attrs = j["attrs"].as_array().expect("attrs");
     assert_eq!(msg.attrs.len(), attrs.len(), "{at}: attribute count");
     for (attr, ja) in msg.attrs.iter().zip(attrs) {
@@ -81,7 +91,11 @@ fn check_against_recorder(msg: &Message, rec: &TraceMsg, at: &str) {
 }
 
 fn check_round_trip(rec: &TraceMsg, at: &str) -> Message {
-    assert_eq!(frame_len(&rec.bytes), Ok(Some(rec.bytes.len())), "{at}: frame length");
+    assert_eq!(
+        frame_len(&rec.bytes),
+        Ok(Some(rec.bytes.len())),
+        "{at}: frame length"
+    );
     let msg = Message::decode(&rec.bytes).unwrap_or_else(|e| panic!("{at}: {e}"));
     assert_eq!(
         support::hex(&msg.encode()),
@@ -173,7 +187,11 @@ fn readme_examples_encode_exactly() {
     for (name, value, hex) in cases {
         let table = Table::new().with(name, value);
         let want = support::parse_hex(hex);
-        assert_eq!(support::hex(&table.encode_body()), support::hex(&want), "{name}");
+        assert_eq!(
+            support::hex(&table.encode_body()),
+            support::hex(&want),
+            "{name}"
+        );
         assert_eq!(Table::decode_body(&want).unwrap(), table, "{name}");
     }
 }

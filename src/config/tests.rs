@@ -200,7 +200,12 @@ fn every_single_value_rule_rejects_a_bad_value() {
         ),
         ("globals", "state_dir", "etc/b4d", "an absolute path"),
         ("globals", "ubus", "maybe", "a boolean"),
-        ("globals", "ubus_socket", "ubus.sock", "an absolute file path"),
+        (
+            "globals",
+            "ubus_socket",
+            "ubus.sock",
+            "an absolute file path",
+        ),
         ("wan", "device", "eth0/1", "a Linux interface name"),
         (
             "wan",

@@ -151,7 +151,11 @@ pub enum Action {
     /// reconnect unless the core already did).
     Disconnect(Disconnect),
     /// An object is published (after every (re)connect).
-    Registered { object: usize, id: u32, type_id: u32 },
+    Registered {
+        object: usize,
+        id: u32,
+        type_id: u32,
+    },
     /// ubusd refused an object (another client owns the name, or the ACL denies
     /// publishing); the whole connection is retried with backoff.
     RegistrationFailed { object: usize, status: Status },
@@ -283,7 +287,11 @@ impl Connection {
 
     /// The current id of `objects[index]`, if registered.
     pub fn object_id(&self, index: usize) -> Option<u32> {
-        self.registered.get(index).copied().flatten().map(|(id, _)| id)
+        self.registered
+            .get(index)
+            .copied()
+            .flatten()
+            .map(|(id, _)| id)
     }
 
     /// The next thing to do.
@@ -559,15 +567,21 @@ impl Connection {
                         } else {
                             status
                         };
-                        self.actions
-                            .push_back(Action::RegistrationFailed { object: index, status });
+                        self.actions.push_back(Action::RegistrationFailed {
+                            object: index,
+                            status,
+                        });
                         self.give_up(now, Disconnect::Refused);
                     }
                 }
             }
             (Phase::Ready, Some(MsgType::Invoke)) => self.handle_invoke(now, msg),
             (Phase::Ready, Some(MsgType::Status)) if msg.header.peer == EVENT_OBJECT => {
-                match self.events_in_flight.iter().position(|&s| s == msg.header.seq) {
+                match self
+                    .events_in_flight
+                    .iter()
+                    .position(|&s| s == msg.header.seq)
+                {
                     Some(pos) => {
                         self.events_in_flight.remove(pos);
                         if msg.status() != Some(0) {
@@ -597,14 +611,19 @@ impl Connection {
             peer: msg.header.peer,
             object: object_id,
         };
-        let Some(index) = self.registered.iter().position(|r| matches!(r, Some((o, _)) if *o == object_id))
+        let Some(index) = self
+            .registered
+            .iter()
+            .position(|r| matches!(r, Some((o, _)) if *o == object_id))
         else {
             self.counters.unknown_object += 1;
             self.send_status(id, Status::NotFound);
             return;
         };
         let spec = &self.objects[index];
-        let Some(method) = msg.method().and_then(|m| spec.methods.iter().find(|s| s.name == m))
+        let Some(method) = msg
+            .method()
+            .and_then(|m| spec.methods.iter().find(|s| s.name == m))
         else {
             // libubus answers an unknown (or missing) method with 3 (trace 03b).
             self.counters.unknown_method += 1;

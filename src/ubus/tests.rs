@@ -34,7 +34,12 @@ fn hello() -> Vec<u8> {
 }
 
 fn registration_answer(seq: u16) -> Vec<u8> {
-    let mut b = msg(MsgType::Data, seq, 0, vec![Attr::ObjId(OBJ), Attr::ObjType(TYPE)]);
+    let mut b = msg(
+        MsgType::Data,
+        seq,
+        0,
+        vec![Attr::ObjId(OBJ), Attr::ObjType(TYPE)],
+    );
     b.extend(msg(MsgType::Status, seq, 0, vec![Attr::Status(0)]));
     b
 }
@@ -221,10 +226,22 @@ fn bad_calls_are_answered_by_the_core_with_libubus_statuses() {
     let t0 = Instant::now();
     let mut c = ready(t0);
     let cases: Vec<(Vec<u8>, Status)> = vec![
-        (invoke(2, OBJ, Some("nosuch"), Some(Table::new())), Status::MethodNotFound),
-        (invoke(3, OBJ, None, Some(Table::new())), Status::MethodNotFound),
-        (invoke(4, 0xdead_beef, Some("status"), Some(Table::new())), Status::NotFound),
-        (invoke(5, OBJ, Some("status"), None), Status::InvalidArgument),
+        (
+            invoke(2, OBJ, Some("nosuch"), Some(Table::new())),
+            Status::MethodNotFound,
+        ),
+        (
+            invoke(3, OBJ, None, Some(Table::new())),
+            Status::MethodNotFound,
+        ),
+        (
+            invoke(4, 0xdead_beef, Some("status"), Some(Table::new())),
+            Status::NotFound,
+        ),
+        (
+            invoke(5, OBJ, Some("status"), None),
+            Status::InvalidArgument,
+        ),
         (
             invoke(6, OBJ, Some("renew"), Some(Table::new().with("reason", 5))),
             Status::InvalidArgument,
@@ -235,8 +252,16 @@ fn bad_calls_are_answered_by_the_core_with_libubus_statuses() {
         let acts = actions(&mut c);
         let out = sent(&acts);
         assert_eq!(out.len(), 1, "{acts:?}");
-        assert_eq!(out[0].status(), Some(status.code()), "{}", out[0].header.seq);
-        assert_eq!(out[0].header.seq, Message::decode(&bytes).unwrap().header.seq);
+        assert_eq!(
+            out[0].status(),
+            Some(status.code()),
+            "{}",
+            out[0].header.seq
+        );
+        assert_eq!(
+            out[0].header.seq,
+            Message::decode(&bytes).unwrap().header.seq
+        );
         assert_eq!(out[0].header.peer, CALLER);
     }
     let n = c.counters();
@@ -284,7 +309,10 @@ fn calls_beyond_the_pending_limit_are_refused_at_once() {
     let t0 = Instant::now();
     let mut c = ready(t0);
     for seq in 0..MAX_PENDING_CALLS as u16 {
-        c.handle_bytes(t0, &invoke(seq + 10, OBJ, Some("status"), Some(Table::new())));
+        c.handle_bytes(
+            t0,
+            &invoke(seq + 10, OBJ, Some("status"), Some(Table::new())),
+        );
         the_call(&actions(&mut c));
     }
     c.handle_bytes(t0, &invoke(1000, OBJ, Some("status"), Some(Table::new())));
@@ -306,7 +334,10 @@ fn a_silent_ubusd_is_given_up_after_the_handshake_timeout() {
     );
     // The driver reports the close; the retry is not pushed back further.
     c.handle_closed(t0 + HANDSHAKE_TIMEOUT);
-    assert_eq!(c.poll_timeout(), Some(t0 + HANDSHAKE_TIMEOUT + RECONNECT_MIN));
+    assert_eq!(
+        c.poll_timeout(),
+        Some(t0 + HANDSHAKE_TIMEOUT + RECONNECT_MIN)
+    );
 
     // Same when HELLO came but ADD_OBJECT is never answered.
     let t1 = t0 + Duration::from_secs(60);
@@ -370,7 +401,12 @@ fn after_ubusd_restarts_everything_is_registered_again_and_old_calls_are_void() 
     let out = sent(&actions(&mut c));
     // A new connection numbers its requests from 1 again, as libubus does.
     assert_eq!(out[0].header, Header::new(MsgType::AddObject, 1, 0));
-    let mut answer = msg(MsgType::Data, 1, 0, vec![Attr::ObjId(77), Attr::ObjType(78)]);
+    let mut answer = msg(
+        MsgType::Data,
+        1,
+        0,
+        vec![Attr::ObjId(77), Attr::ObjType(78)],
+    );
     answer.extend(msg(MsgType::Status, 1, 0, vec![Attr::Status(0)]));
     c.handle_bytes(t1, &answer);
     assert_eq!(
@@ -383,7 +419,10 @@ fn after_ubusd_restarts_everything_is_registered_again_and_old_calls_are_void() 
     );
     assert_eq!(c.counters().registrations, 2);
     c.reply(old_call.id, Reply::ok(Table::new()));
-    assert!(actions(&mut c).is_empty(), "a reply to a call of the old connection");
+    assert!(
+        actions(&mut c).is_empty(),
+        "a reply to a call of the old connection"
+    );
     // Calls to the old id now get NOT_FOUND; to the new one they work.
     c.handle_bytes(t1, &invoke(2, OBJ, Some("status"), Some(Table::new())));
     assert_eq!(sent(&actions(&mut c))[0].status(), Some(4));
@@ -437,10 +476,16 @@ fn events_go_to_the_event_object_and_are_dropped_while_disconnected() {
             ]
         )]
     );
-    c.handle_bytes(t0, &msg(MsgType::Status, 2, EVENT_OBJECT, vec![Attr::Status(0)]));
+    c.handle_bytes(
+        t0,
+        &msg(MsgType::Status, 2, EVENT_OBJECT, vec![Attr::Status(0)]),
+    );
     assert!(c.publish_event("ubus.forbidden", Table::new()));
     let _ = actions(&mut c);
-    c.handle_bytes(t0, &msg(MsgType::Status, 3, EVENT_OBJECT, vec![Attr::Status(6)]));
+    c.handle_bytes(
+        t0,
+        &msg(MsgType::Status, 3, EVENT_OBJECT, vec![Attr::Status(6)]),
+    );
     assert_eq!(c.counters().events_refused, 1);
     assert_eq!(c.counters().unexpected, 0);
 }
@@ -456,7 +501,12 @@ fn garbage_is_counted_and_an_impossible_length_drops_the_connection() {
     // A NOTIFY about subscribers: nothing to do.
     c.handle_bytes(
         t0,
-        &msg(MsgType::Notify, 1, 0, vec![Attr::ObjId(OBJ), Attr::Active(true)]),
+        &msg(
+            MsgType::Notify,
+            1,
+            0,
+            vec![Attr::ObjId(OBJ), Attr::Active(true)],
+        ),
     );
     // A reply to nothing.
     c.handle_bytes(t0, &msg(MsgType::Status, 99, 0, vec![Attr::Status(0)]));
@@ -467,7 +517,9 @@ fn garbage_is_counted_and_an_impossible_length_drops_the_connection() {
     c.handle_bytes(t0, &[0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3]);
     assert_eq!(
         actions(&mut c),
-        vec![Action::Disconnect(Disconnect::Framing(WireError::BadLength))]
+        vec![Action::Disconnect(Disconnect::Framing(
+            WireError::BadLength
+        ))]
     );
     assert!(!c.is_ready());
     // More bytes on the dead connection are ignored.

@@ -792,7 +792,11 @@ fn decode_array_body(bytes: &[u8], depth: usize) -> Result<Vec<Value>, WireError
 
 /// One blobmsg attribute (header already split off): `u16 namelen`, name, NUL,
 /// padding to 4, then the value (libubox `blobmsg.h` `struct blobmsg_hdr`).
-fn decode_blobmsg(h: BlobHeader, payload: &[u8], depth: usize) -> Result<(String, Value), WireError> {
+fn decode_blobmsg(
+    h: BlobHeader,
+    payload: &[u8],
+    depth: usize,
+) -> Result<(String, Value), WireError> {
     if depth >= MAX_DEPTH {
         return Err(WireError::TooDeep);
     }
@@ -826,7 +830,9 @@ fn decode_blobmsg(h: BlobHeader, payload: &[u8], depth: usize) -> Result<(String
         3 => Value::String(c_string(data)?),
         4 => {
             let b = fixed(8)?;
-            Value::Int64(i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            Value::Int64(i64::from_be_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ]))
         }
         5 => {
             let b = fixed(4)?;

@@ -36,7 +36,10 @@ impl TraceMsg {
 
 /// The traces folder, or `None` (after saying SKIP) when it is absent outside CI.
 pub fn traces_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/ubus-traces"));
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/ubus-traces"
+    ));
     if dir.join("traces").is_dir() {
         return Some(dir);
     }
@@ -55,7 +58,8 @@ fn parse_lines(path: &std::path::Path) -> Vec<Json> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display()))
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display()))
         })
         .collect()
 }
