@@ -71,6 +71,14 @@ impl UbusdReplay {
         }
     }
 
+    /// Checks that no client has connected.
+    pub fn expect_no_client(&mut self) {
+        let listener = self.listener.as_ref().expect("listening");
+        if let Ok((_, addr)) = listener.accept() {
+            panic!("a client connected to {} ({addr:?})", self.path.display());
+        }
+    }
+
     fn conn(&mut self) -> &mut UnixStream {
         self.conn.as_mut().expect("a client is connected")
     }
