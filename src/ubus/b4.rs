@@ -149,3 +149,134 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::status::State;
+    use crate::ubus::driver::event_channel;
+    use tokio::sync::oneshot;
+
+    fn backend(
+        status: watch::Receiver<Status>,
+        renew_works: bool,
+    ) -> (Backend, Arc<Mutex<Vec<String>>>) {
+        let renewed = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&renewed);
+        let backend = Backend {
+            status,
+            renew: Box::new(move |reason| {
+                log.lock().unwrap().push(reason.to_string());
+                renew_works
+            }),
+        };
+        (backend, renewed)
+    }
+
+    fn request(method: &str, args: Table) -> (UbusRequest, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let req = UbusRequest {
+            method: method.into(),
+            args,
+            user: Some("root".into()),
+            reply: tx,
+        };
+        (req, rx)
+    }
+
+    #[test]
+    fn status_is_one_table_with_state_reason_times_and_version() {
+        let t0 = Instant::now();
+        let mut status = Status::new(t0);
+        status.set_state(
+            t0 + Duration::from_secs(10),
+            State::Down,
+            "AFTR unreachable",
+        );
+        status.last_error = Some(Stamped {
+            at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            text: "AFTR unreachable".into(),
+        });
+        let table = status_table(&status, t0 + Duration::from_secs(42));
+        assert_eq!(
+            table.to_string(),
+            format!(
+                r#"{{"state":"down","reason":"AFTR unreachable","state_since":32,"uptime":42,"version":"{}","last_error":{{"time":1700000000,"text":"AFTR unreachable"}}}}"#,
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn renew_passes_the_reason_on_and_says_so_or_is_not_supported() {
+        let (_tx, rx) = watch::channel(Status::new(Instant::now()));
+        let (b, renewed) = backend(rx.clone(), true);
+        let now = Instant::now();
+        let (req, _) = request("renew", Table::new().with("reason", "luci"));
+        assert_eq!(
+            answer(&b, &req, now),
+            Reply::ok(Table::new().with("renewed", true).with("reason", "luci"))
+        );
+        let (req, _) = request("renew", Table::new().with("reason", ""));
+        assert!(answer(&b, &req, now).status == UbusStatus::Ok);
+        assert_eq!(*renewed.lock().unwrap(), ["luci", "ubus call"]);
+
+        let (off, _) = backend(rx, false);
+        let (req, _) = request("renew", Table::new());
+        assert_eq!(
+            answer(&off, &req, now),
+            Reply::error(UbusStatus::NotSupported)
+        );
+    }
+
+    #[test]
+    fn serve_answers_calls_and_sends_b4_state_on_each_change_only() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t0 = Instant::now();
+            let (status_tx, status_rx) = watch::channel(Status::new(t0));
+            let (handle, mut events) = event_channel();
+            let (requests_tx, requests_rx) = mpsc::channel(4);
+            let (shutdown_tx, shutdown_rx) = watch::channel(false);
+            let (b, _) = backend(status_rx, true);
+            let task = tokio::spawn(serve(requests_rx, handle, b, shutdown_rx));
+
+            let (req, reply) = request("status", Table::new());
+            requests_tx.send(req).await.unwrap();
+            let reply = reply.await.unwrap();
+            assert_eq!(
+                reply.data.unwrap().get("state"),
+                Some(&Value::from("starting"))
+            );
+
+            status_tx.send_if_modified(|s| s.set_state(t0, State::Up, "tunnel up"));
+            let (name, data) = events.recv().await.unwrap();
+            assert_eq!(name, STATE_EVENT);
+            assert_eq!(data.to_string(), r#"{"state":"up","reason":"tunnel up"}"#);
+
+            // A change elsewhere in the model is not a state change.
+            status_tx.send_modify(|s| {
+                s.last_event = Some(Stamped {
+                    at: SystemTime::now(),
+                    text: "lease renewed".into(),
+                })
+            });
+            status_tx.send_if_modified(|s| s.set_state(t0, State::Down, "AFTR unreachable"));
+            let (_, data) = events.recv().await.unwrap();
+            assert_eq!(
+                data.to_string(),
+                r#"{"state":"down","reason":"AFTR unreachable"}"#
+            );
+
+            shutdown_tx.send_replace(true);
+            task.await.unwrap().unwrap();
+            assert!(events.try_recv().is_err(), "no other event");
+        });
+    }
+}

@@ -477,6 +477,8 @@ impl Connection {
             retry_at: now + self.backoff,
         };
         self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
+        // Bytes meant for the old connection must not reach the next one.
+        self.actions.retain(|a| !matches!(a, Action::Send(_)));
         self.rx.clear();
         self.pending.clear();
         self.events_in_flight.clear();
