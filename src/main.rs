@@ -118,6 +118,9 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
+    // would kill b4d and drop the leases.
+    let mut sighup = signal(SignalKind::hangup())?;
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
     let mut flush = tokio::time::interval(Duration::from_secs(5));
@@ -146,6 +149,9 @@ async fn daemon(config: Config) -> std::io::Result<()> {
                 if let Some(control) = &dhcpv6 {
                     let _ = control.try_send(Control::Renew);
                 }
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: configuration reload is not implemented yet; keeping the running one");
             }
             _ = flush.tick() => log::logger().flush(),
         }
