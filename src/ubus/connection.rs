@@ -19,7 +19,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::wire::{frame_len, Attr, BlobType, Message, MsgType, Status, Table, Value, WireError};
+use super::wire::{
+    frame_len, Attr, BlobType, Message, MsgType, Status, Table, Value, WireError, MAX_MSG_LEN,
+};
 
 /// ubusd's built-in event object (`UBUS_SYSTEM_OBJECT_EVENT`).
 pub const EVENT_OBJECT: u32 = 1;
@@ -202,6 +204,9 @@ pub struct Counters {
     pub events_dropped: u64,
     /// Events ubusd answered with a non-zero status.
     pub events_refused: u64,
+    /// Replies or events too big for one ubus message (ubusd would drop the
+    /// connection); a reply becomes STATUS 9, an event is not sent.
+    pub oversized: u64,
     /// Successful registrations (1 after the first connect; +1 per ubusd restart).
     pub registrations: u64,
 }
@@ -396,6 +401,7 @@ impl Connection {
             return;
         };
         self.pending.swap_remove(pos);
+        let mut status = reply.status;
         let mut bytes = Vec::new();
         if let Some(data) = reply.data {
             bytes = Message::new(
@@ -405,8 +411,13 @@ impl Connection {
                 vec![Attr::ObjId(id.object), Attr::Data(data)],
             )
             .encode();
+            if bytes.len() > MAX_MSG_LEN {
+                self.counters.oversized += 1;
+                bytes.clear();
+                status = Status::UnknownError;
+            }
         }
-        bytes.extend(self.status_bytes(id, reply.status));
+        bytes.extend(self.status_bytes(id, status));
         self.send(bytes);
     }
 
@@ -419,11 +430,10 @@ impl Connection {
             self.counters.events_dropped += 1;
             return false;
         }
-        let seq = self.take_seq();
         let body = Table::new().with("id", name).with("data", data);
         let msg = Message::new(
             MsgType::Invoke,
-            seq,
+            0,
             EVENT_OBJECT,
             vec![
                 Attr::ObjId(EVENT_OBJECT),
@@ -431,13 +441,20 @@ impl Connection {
                 Attr::Data(body),
             ],
         );
+        let mut bytes = msg.encode();
+        if bytes.len() > MAX_MSG_LEN {
+            self.counters.oversized += 1;
+            return false;
+        }
+        let seq = self.take_seq();
+        bytes[2..4].copy_from_slice(&seq.to_be_bytes());
         // Bounded: ubusd answers each send at once; a ubusd that stops answering
         // is noticed by the driver's write backlog.
         if self.events_in_flight.len() >= MAX_PENDING_CALLS {
             self.events_in_flight.pop_front();
         }
         self.events_in_flight.push_back(seq);
-        self.send(msg.encode());
+        self.send(bytes);
         true
     }
 

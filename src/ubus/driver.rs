@@ -123,7 +123,12 @@ pub async fn run(
                     }
                 }
                 Action::Disconnect(why) => {
-                    warn!("ubus: dropping the connection to ubusd: {why:?}");
+                    if quiet {
+                        debug!("ubus: dropping the connection to ubusd: {why:?}");
+                    } else {
+                        warn!("ubus: dropping the connection to ubusd: {why:?}; retrying quietly");
+                        quiet = true;
+                    }
                     stream = None;
                     core.handle_closed(Instant::now());
                 }

@@ -661,3 +661,19 @@ fn nesting_deeper_than_the_limit_is_refused_without_recursion_trouble() {
     }
     assert_eq!(Table::decode_body(&body), Err(WireError::TooDeep));
 }
+
+#[test]
+fn replies_and_events_too_big_for_one_message_are_not_sent() {
+    let t0 = Instant::now();
+    let mut c = ready(t0);
+    let huge = Table::new().with("blob", "x".repeat(MAX_MSG_LEN));
+    c.handle_bytes(t0, &invoke(2, OBJ, Some("status"), Some(Table::new())));
+    let call = the_call(&actions(&mut c));
+    c.reply(call.id, Reply::ok(huge.clone()));
+    let out = sent(&actions(&mut c));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status(), Some(Status::UnknownError.code()));
+    assert!(!c.publish_event("b4.state", huge));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(c.counters().oversized, 2);
+}
