@@ -141,7 +141,7 @@ impl Default for Globals {
             log_level: LogLevel::Info,
             state_dir: PathBuf::from("/etc/b4d"),
             ubus: true,
-            ubus_socket: PathBuf::from("/var/run/ubus/ubus.sock"),
+            ubus_socket: PathBuf::from(crate::ubus::DEFAULT_SOCKET),
         }
     }
 }
