@@ -7,3 +7,4 @@ pub mod config;
 pub mod dhcpv6;
 pub mod logging;
 pub mod netlink;
+pub mod tunnel;
