@@ -11,11 +11,6 @@ use std::net::Ipv6Addr;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
-/// RFC 1035 §4.2.1: the classic UDP payload limit; an AAAA set for an AFTR
-/// fits easily, and anything larger comes back truncated and is asked again
-/// over TCP.
-pub const UDP_PAYLOAD: usize = 512;
-
 /// A CNAME chain longer than this is treated as a loop.
 const MAX_CNAME_CHAIN: usize = 8;
 

@@ -12,4 +12,8 @@
 
 pub mod aftr;
 pub mod aftr_query;
+pub mod driver;
+pub mod kernel;
+pub mod lookup;
+pub mod nft;
 pub mod plan;

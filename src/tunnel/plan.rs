@@ -16,6 +16,8 @@ pub const IPV6_HEADER: u32 = 40;
 /// A Tunnel Encapsulation Limit option adds an 8-byte Destination Options
 /// header (RFC 2473 §4.1.1).
 pub const ENCAP_LIMIT_HEADER: u32 = 8;
+/// IPv4 and TCP headers without options: MSS = MTU - 40.
+pub const IPV4_TCP_HEADERS: u32 = 40;
 /// RFC 8200 §5: no IPv6 link is smaller.
 pub const IPV6_MIN_MTU: u32 = 1280;
 /// Outer hop limit (RFC 6333 leaves it to the B4; 64 is the common default).
@@ -57,6 +59,10 @@ pub struct Knowledge {
     pub delegated: Vec<Prefix>,
     /// The AFTR to use, or why there is none.
     pub aftr: Result<Ipv6Addr, String>,
+    /// Just started: DHCPv6 and the AFTR lookup have not answered yet, so
+    /// missing knowledge is no reason to remove what a previous run left
+    /// (after kill -9 the tunnel keeps carrying traffic and is adopted).
+    pub settling: bool,
 }
 
 impl Default for Knowledge {
@@ -65,6 +71,7 @@ impl Default for Knowledge {
             leased: Vec::new(),
             delegated: Vec::new(),
             aftr: Err("AFTR not resolved yet".into()),
+            settling: false,
         }
     }
 }
@@ -121,9 +128,17 @@ pub struct TunnelDevice {
 pub struct Observed {
     pub wan: Option<WanDevice>,
     pub tunnel: Option<TunnelDevice>,
-    /// The tunnel name the MSS clamping table was loaded for (driver memory:
-    /// nftables is reloaded once after every start).
-    pub mss_clamp_for: Option<String>,
+    /// The MSS clamping table as last loaded (driver memory: nftables is
+    /// reloaded once after every start).
+    pub mss_clamp: Option<MssClamp>,
+}
+
+/// TCP MSS clamping: SYNs through `tunnel` get at most `mss`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MssClamp {
+    pub tunnel: String,
+    /// Tunnel MTU - 40 (IPv4 and TCP headers without options).
+    pub mss: u32,
 }
 
 /// The tunnel as it should be.
@@ -155,6 +170,8 @@ pub enum Down {
     NoAftr(String),
     /// A device with our name that is not ours to manage.
     NameTaken(String),
+    /// Just started; a tunnel from before is kept until DHCPv6 and DNS answer.
+    Settling,
 }
 
 impl fmt::Display for Down {
@@ -170,6 +187,9 @@ impl fmt::Display for Down {
             Down::NoLocalAddress(why) => write!(f, "no WAN IPv6 address for the tunnel: {why}"),
             Down::NoAftr(why) => f.write_str(why),
             Down::NameTaken(why) => f.write_str(why),
+            Down::Settling => f.write_str(
+                "starting: keeping the tunnel found at start until DHCPv6 and the AFTR lookup answer",
+            ),
         }
     }
 }
@@ -206,7 +226,6 @@ pub enum Op {
         index: u32,
         addr: Ipv4Addr,
         prefix_len: u8,
-        peer: Ipv4Addr,
     },
     RemoveTunnelAddress {
         index: u32,
@@ -222,9 +241,7 @@ pub enum Op {
         index: u32,
         metric: u32,
     },
-    LoadMssClamp {
-        tunnel: String,
-    },
+    LoadMssClamp(MssClamp),
     RemoveMssClamp,
 }
 
@@ -260,12 +277,9 @@ impl fmt::Display for Op {
             Op::SetTunnelMtu { mtu, .. } => write!(f, "set tunnel MTU {mtu}"),
             Op::SetTunnelUp { .. } => f.write_str("set tunnel up"),
             Op::AddTunnelAddress {
-                addr,
-                prefix_len,
-                peer,
-                ..
+                addr, prefix_len, ..
             } => {
-                write!(f, "add {addr}/{prefix_len} peer {peer} on the tunnel")
+                write!(f, "add {addr}/{prefix_len} on the tunnel")
             }
             Op::RemoveTunnelAddress {
                 addr, prefix_len, ..
@@ -280,7 +294,9 @@ impl fmt::Display for Op {
             Op::RemoveDefaultRoute { metric, .. } => {
                 write!(f, "remove IPv4 default route metric {metric}")
             }
-            Op::LoadMssClamp { tunnel } => write!(f, "load nftables MSS clamping for {tunnel}"),
+            Op::LoadMssClamp(c) => {
+                write!(f, "load nftables MSS clamping to {} on {}", c.mss, c.tunnel)
+            }
             Op::RemoveMssClamp => f.write_str("remove nftables MSS clamping"),
         }
     }
@@ -479,6 +495,9 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
     }
     // Ours: a /128 without prefix route that b4d no longer wants (the lease
     // ended, the prefix moved). Addresses of anyone else are never touched.
+    if known.settling {
+        return;
+    }
     for a in &wan.addresses {
         if a.prefix_len == 128 && a.no_prefix_route && !wanted.iter().any(|w| w.addr == a.addr) {
             ops.push(Op::RemoveWanAddress {
@@ -493,7 +512,7 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
 fn plan_tunnel(
     spec: &TunnelSpec,
     tunnel: Option<&TunnelDevice>,
-    mss_for: Option<&str>,
+    mss_clamp: Option<&MssClamp>,
     ops: &mut Vec<Op>,
 ) {
     let Some(t) = tunnel else {
@@ -538,7 +557,6 @@ fn plan_tunnel(
             index,
             addr: spec.ipv4,
             prefix_len: B4_PREFIX_LEN,
-            peer: spec.peer,
         });
     }
     for &metric in &t.default_routes {
@@ -555,11 +573,13 @@ fn plan_tunnel(
             });
         }
     }
-    match (spec.mss_clamp, mss_for) {
-        (true, Some(name)) if name == spec.name => {}
-        (true, _) => ops.push(Op::LoadMssClamp {
-            tunnel: spec.name.clone(),
-        }),
+    let wanted = MssClamp {
+        tunnel: spec.name.clone(),
+        mss: spec.mtu.saturating_sub(IPV4_TCP_HEADERS),
+    };
+    match (spec.mss_clamp, mss_clamp) {
+        (true, Some(loaded)) if *loaded == wanted => {}
+        (true, _) => ops.push(Op::LoadMssClamp(wanted)),
         (false, Some(_)) => ops.push(Op::RemoveMssClamp),
         (false, None) => {}
     }
@@ -573,11 +593,18 @@ pub fn plan(config: &Tunnel, wan_name: &str, known: &Knowledge, observed: &Obser
         plan_wan(config, known, wan, &mut ops);
     }
     let verdict = verdict(config, wan_name, known, observed);
+    let waiting = matches!(verdict, Err(Down::NoAftr(_) | Down::NoLocalAddress(_)));
+    if known.settling && waiting && observed.tunnel.is_some() {
+        return Plan {
+            ops,
+            verdict: Err(Down::Settling),
+        };
+    }
     match &verdict {
         Ok(spec) => plan_tunnel(
             spec,
             observed.tunnel.as_ref(),
-            observed.mss_clamp_for.as_deref(),
+            observed.mss_clamp.as_ref(),
             &mut ops,
         ),
         Err(Down::NameTaken(_)) => {}
@@ -595,7 +622,7 @@ pub fn teardown(observed: &Observed) -> Vec<Op> {
             ops.push(Op::DeleteTunnel { index: t.index });
         }
     }
-    if observed.mss_clamp_for.is_some() {
+    if observed.mss_clamp.is_some() {
         ops.push(Op::RemoveMssClamp);
     }
     ops

@@ -53,6 +53,7 @@ fn known() -> Knowledge {
             valid: 4000,
         }],
         aftr: Ok(aftr()),
+        settling: false,
     }
 }
 
@@ -89,7 +90,10 @@ fn observed(tunnel: Option<TunnelDevice>) -> Observed {
     Observed {
         wan: Some(wan()),
         tunnel,
-        mss_clamp_for: Some("ds-b4".into()),
+        mss_clamp: Some(MssClamp {
+            tunnel: "ds-b4".into(),
+            mss: 1420,
+        }),
     }
 }
 
@@ -108,7 +112,7 @@ fn fresh_start_creates_the_tunnel_as_rfc_6333_wants_it() {
         &config(),
         &known(),
         &Observed {
-            mss_clamp_for: None,
+            mss_clamp: None,
             ..observed(None)
         },
     );
@@ -143,7 +147,7 @@ fn a_new_bare_tunnel_gets_up_address_route_and_mss_clamp() {
         &config(),
         &known(),
         &Observed {
-            mss_clamp_for: None,
+            mss_clamp: None,
             ..observed(Some(bare))
         },
     );
@@ -155,16 +159,16 @@ fn a_new_bare_tunnel_gets_up_address_route_and_mss_clamp() {
                 index: TUN,
                 addr: Ipv4Addr::new(192, 0, 0, 2),
                 prefix_len: 29,
-                peer: Ipv4Addr::new(192, 0, 0, 1)
             },
             Op::AddDefaultRoute {
                 index: TUN,
                 gateway: Ipv4Addr::new(192, 0, 0, 1),
                 metric: 0
             },
-            Op::LoadMssClamp {
-                tunnel: "ds-b4".into()
-            },
+            Op::LoadMssClamp(MssClamp {
+                tunnel: "ds-b4".into(),
+                mss: 1420
+            }),
         ]
     );
 }
@@ -179,14 +183,15 @@ fn a_complete_tunnel_needs_nothing() {
 #[test]
 fn after_kill_9_the_tunnel_is_adopted_and_only_nftables_reloaded() {
     let o = Observed {
-        mss_clamp_for: None,
+        mss_clamp: None,
         ..observed(Some(built(&spec())))
     };
     assert_eq!(
         run(&config(), &known(), &o).ops,
-        vec![Op::LoadMssClamp {
-            tunnel: "ds-b4".into()
-        }]
+        vec![Op::LoadMssClamp(MssClamp {
+            tunnel: "ds-b4".into(),
+            mss: 1420
+        })]
     );
 }
 
@@ -254,7 +259,7 @@ fn wan_address_change_installs_the_new_one_removes_the_old_and_moves_the_local_e
 #[test]
 fn tentative_address_is_not_used() {
     let mut o = Observed {
-        mss_clamp_for: None,
+        mss_clamp: None,
         ..observed(None)
     };
     o.wan.as_mut().unwrap().addresses[1].tentative = true;
@@ -310,7 +315,7 @@ fn lease_lost_removes_the_address_and_the_tunnel() {
     let k = Knowledge {
         leased: vec![],
         delegated: vec![],
-        aftr: Ok(aftr()),
+        ..known()
     };
     let p = run(&config(), &k, &observed(Some(built(&spec()))));
     assert_eq!(
@@ -429,10 +434,16 @@ fn wan_mtu_change_is_followed() {
     o.wan.as_mut().unwrap().mtu = 1540;
     assert_eq!(
         run(&config(), &known(), &o).ops,
-        vec![Op::SetTunnelMtu {
-            index: TUN,
-            mtu: 1500
-        }]
+        vec![
+            Op::SetTunnelMtu {
+                index: TUN,
+                mtu: 1500
+            },
+            Op::LoadMssClamp(MssClamp {
+                tunnel: "ds-b4".into(),
+                mss: 1460
+            })
+        ]
     );
 }
 
@@ -519,9 +530,10 @@ fn renamed_tunnel_reloads_the_clamp_for_the_new_name() {
     let s = run(&renamed, &known(), &observed(None)).verdict.unwrap();
     assert_eq!(
         run(&renamed, &known(), &observed(Some(built(&s)))).ops,
-        vec![Op::LoadMssClamp {
-            tunnel: "dslite0".into()
-        }]
+        vec![Op::LoadMssClamp(MssClamp {
+            tunnel: "dslite0".into(),
+            mss: 1420
+        })]
     );
 }
 
@@ -599,7 +611,7 @@ fn auto_falls_back_to_the_prefix_without_ia_na_or_slaac() {
     let k = Knowledge {
         leased: vec![],
         delegated: vec![],
-        aftr: Ok(aftr()),
+        ..known()
     };
     let why = run(&config(), &k, &o).verdict.unwrap_err().to_string();
     assert!(
@@ -639,4 +651,28 @@ fn stop_removes_everything_b4d_made_and_nothing_else() {
             }
         ]
     );
+}
+
+#[test]
+fn restart_keeps_the_old_tunnel_and_addresses_until_dhcpv6_and_dns_answer() {
+    let settling = Knowledge {
+        leased: vec![],
+        delegated: vec![],
+        aftr: Err("AFTR not resolved yet".into()),
+        settling: true,
+    };
+    let o = observed(Some(built(&spec())));
+    let p = run(&config(), &settling, &o);
+    assert_eq!(p.ops, vec![]);
+    assert_eq!(p.verdict, Err(Down::Settling));
+    // Settled with the same answers: adopted as is.
+    assert_eq!(run(&config(), &known(), &o).ops, vec![]);
+    // Settled without a lease: now it goes.
+    let settled = Knowledge {
+        settling: false,
+        ..settling
+    };
+    assert!(run(&config(), &settled, &o)
+        .ops
+        .contains(&Op::DeleteTunnel { index: TUN }));
 }
