@@ -182,6 +182,10 @@ pub struct AftrResolver {
     due: Option<Instant>,
     /// When stale addresses must be given up.
     stale_until: Option<Instant>,
+    /// The name changed: the old name's address stays in use until the
+    /// first lookup of the new one ends (make before break), then goes
+    /// whatever that lookup says.
+    replacing: bool,
     rng: StdRng,
 }
 
@@ -217,9 +221,10 @@ impl AftrResolver {
             pending: None,
             due: None,
             stale_until: None,
+            replacing: false,
             rng: StdRng::seed_from_u64(seed),
         };
-        resolver.restart();
+        resolver.restart(false);
         resolver
     }
 
@@ -257,9 +262,10 @@ impl AftrResolver {
         match input {
             Input::DhcpName(name) => {
                 if name != self.dhcp_name {
+                    let renamed = name.is_some() && self.dhcp_name.is_some();
                     self.dhcp_name = name;
                     if self.source == AftrSource::Dhcpv6 {
-                        self.restart();
+                        self.restart(renamed);
                     }
                 }
             }
@@ -308,12 +314,16 @@ impl AftrResolver {
         }
     }
 
-    /// The name (or the source) changed: forget the old answer and ask anew.
-    fn restart(&mut self) {
-        self.status = AftrStatus {
-            name: self.name(),
-            ..AftrStatus::default()
-        };
+    /// The name (or the source) changed: ask anew. With `keep_current`
+    /// the address in use stays until that lookup ends.
+    fn restart(&mut self, keep_current: bool) {
+        let previous = std::mem::take(&mut self.status);
+        self.status.name = self.name();
+        self.replacing = keep_current && previous.selected.is_some();
+        if self.replacing {
+            self.status.addresses = previous.addresses;
+            self.status.selected = previous.selected;
+        }
         self.stale_until = None;
         self.in_flight = None;
         self.pending = None;
@@ -359,6 +369,7 @@ impl AftrResolver {
 
     fn complete(&mut self, now: Instant, result: LookupResult) {
         let name = self.name().unwrap_or_default();
+        let replacing = std::mem::take(&mut self.replacing);
         let problem = match result {
             LookupResult::Addresses {
                 addresses,
@@ -380,7 +391,7 @@ impl AftrResolver {
                     // Stay on the address in use while the answer still has
                     // it: re-resolving must not move the tunnel needlessly.
                     let selected = match self.status.selected {
-                        Some(current) if usable.contains(&current) => current,
+                        Some(current) if !replacing && usable.contains(&current) => current,
                         _ => usable[0],
                     };
                     let refresh =
@@ -403,7 +414,7 @@ impl AftrResolver {
             LookupResult::NoAddresses { server } => Problem::NoAddresses { name, server },
             LookupResult::AllServersFailed { detail } => {
                 let transient = Problem::AllServersFailed { name, detail };
-                if self.status.selected.is_some() {
+                if self.status.selected.is_some() && !replacing {
                     // Keep the last good answer (RFC 8767 serve-stale).
                     if !self.status.stale {
                         self.status.stale = true;

@@ -315,7 +315,7 @@ fn unusable_records_are_skipped_when_a_usable_one_exists() {
 }
 
 #[test]
-fn a_new_name_discards_the_old_answer_and_asks_at_once() {
+fn a_new_name_asks_at_once_and_keeps_the_old_address_until_answered() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
     r.handle(
@@ -326,7 +326,7 @@ fn a_new_name_discards_the_old_answer_and_asks_at_once() {
         },
     );
     r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
-    assert_eq!(r.selected(), None);
+    assert_eq!(r.selected(), Some(AFTR1), "make before break");
     let lookup = r.poll_lookup().unwrap();
     assert_eq!(lookup.name, "aftr2.example.net");
     r.handle(
@@ -450,4 +450,55 @@ fn configured_address_needs_no_dns() {
     assert_eq!(r.selected(), Some(AFTR1));
     assert_eq!(r.poll_lookup(), None);
     assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn a_new_name_that_fails_drops_the_old_address_even_when_transient() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    r.handle(
+        t0,
+        Input::Completed {
+            id: lookup.id,
+            result: answer(&[AFTR1], 3600),
+        },
+    );
+    r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
+    let lookup = r.poll_lookup().unwrap();
+    r.handle(
+        t0,
+        Input::Completed {
+            id: lookup.id,
+            result: failed(),
+        },
+    );
+    assert_eq!(
+        r.selected(),
+        None,
+        "the old name's AFTR is not served stale"
+    );
+    assert!(!r.status().stale);
+}
+
+#[test]
+fn a_new_name_may_resolve_to_the_same_address() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    r.handle(
+        t0,
+        Input::Completed {
+            id: lookup.id,
+            result: answer(&[AFTR1, AFTR2], 3600),
+        },
+    );
+    r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
+    let lookup = r.poll_lookup().unwrap();
+    r.handle(
+        t0,
+        Input::Completed {
+            id: lookup.id,
+            result: answer(&[AFTR2, AFTR1], 3600),
+        },
+    );
+    assert_eq!(r.selected(), Some(AFTR2), "the new name's first address");
 }

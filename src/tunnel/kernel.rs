@@ -189,9 +189,13 @@ impl Kernel {
                 message
                     .attributes
                     .push(AddressAttribute::CacheInfo(lifetimes));
-                message
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+                // Optimistic DAD (RFC 4429): DAD still runs, but the
+                // address can source tunnel traffic at once instead of a
+                // second or two later; a kernel without
+                // CONFIG_IPV6_OPTIMISTIC_DAD treats it as plain DAD.
+                message.attributes.push(AddressAttribute::Flags(
+                    AddressFlags::Noprefixroute | AddressFlags::Optimistic,
+                ));
                 request.execute().await.map_err(io_error)
             }
             Op::RemoveWanAddress {
@@ -205,12 +209,21 @@ impl Kernel {
                 .execute()
                 .await
                 .map_err(io_error),
-            Op::UpdateTunnel { index, spec } => handle
-                .link()
-                .change(tunnel_message(spec).index(*index).build())
-                .execute()
-                .await
-                .map_err(io_error),
+            Op::UpdateTunnel { index, spec } => {
+                let mut message = tunnel_message(spec).index(*index).build();
+                // With IFLA_IFNAME present, do_setlink renames the device
+                // and refuses with EBUSY while it is up, even to the same
+                // name, after changelink already applied the new endpoints.
+                message
+                    .attributes
+                    .retain(|a| !matches!(a, LinkAttribute::IfName(_)));
+                handle
+                    .link()
+                    .change(message)
+                    .execute()
+                    .await
+                    .map_err(io_error)
+            }
             Op::DeleteTunnel { index } => {
                 handle.link().del(*index).execute().await.map_err(io_error)
             }
@@ -373,7 +386,8 @@ fn kernel_address(msg: &AddressMessage, addr: Ipv6Addr) -> KernelAddress {
     KernelAddress {
         addr,
         prefix_len: msg.header.prefix_len,
-        tentative: flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed),
+        tentative: flags.contains(AddressFlags::Tentative),
+        dad_failed: flags.contains(AddressFlags::Dadfailed),
         deprecated: flags.contains(AddressFlags::Deprecated),
         // IFA_F_TEMPORARY shares its bit with IFA_F_SECONDARY.
         temporary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
@@ -448,7 +462,10 @@ pub fn tunnel_device(
                             InfoIpTunnel::Link(i) => tunnel.link = Some(*i),
                             InfoIpTunnel::Ttl(t) => tunnel.hop_limit = Some(*t),
                             InfoIpTunnel::EncapLimit(l) => tunnel.encap_limit = Some(*l),
-                            InfoIpTunnel::Ipv6Flags(f) => tunnel.flags = f.bits(),
+                            // The kernel adds its capability bits (IP6_TNL_F_CAP_XMIT,
+                            // CAP_RCV, ... from 0x10000) to the dump; only the
+                            // configurable ones below them count.
+                            InfoIpTunnel::Ipv6Flags(f) => tunnel.flags = f.bits() & 0xffff,
                             InfoIpTunnel::Protocol(proto) => tunnel.proto = Some(u8::from(*proto)),
                             _ => {}
                         }

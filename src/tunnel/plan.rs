@@ -81,8 +81,12 @@ impl Default for Knowledge {
 pub struct KernelAddress {
     pub addr: Ipv6Addr,
     pub prefix_len: u8,
-    /// DAD still running or failed: not usable as a source.
+    /// DAD still running. Still good for the tunnel: building it during
+    /// DAD saves the second DAD takes, and the kernel sends nothing from a
+    /// tentative address, so traffic starts the moment DAD succeeds.
     pub tentative: bool,
+    /// DAD failed: never usable.
+    pub dad_failed: bool,
     pub deprecated: bool,
     /// RFC 8981 temporary (privacy) address.
     pub temporary: bool,
@@ -334,7 +338,7 @@ pub fn prefix_address(prefix: &Prefix) -> Ipv6Addr {
 }
 
 fn usable(a: &KernelAddress) -> bool {
-    !a.tentative && !a.deprecated && !a.addr.is_unicast_link_local()
+    !a.dad_failed && !a.deprecated && !a.addr.is_unicast_link_local()
 }
 
 /// A SLAAC address: a /64 the kernel formed from an RA, not a privacy one.
@@ -350,7 +354,7 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
     let from_prefix = match config.source {
         TunnelSource::Prefix => true,
         // The fallback of the rule: only when neither IA_NA nor SLAAC gives
-        // an address (a pending IA_NA counts: DAD finishes within a second).
+        // an address (an IA_NA not installed yet counts: it is coming).
         TunnelSource::Auto => known.leased.is_empty() && !slaac_present,
         TunnelSource::IaNa | TunnelSource::Slaac => false,
     };
@@ -368,8 +372,19 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
 
 /// The tunnel's local address by the rule `tunnel.source` names:
 /// auto = IA_NA, else SLAAC, else the delegated prefix.
-fn local_address(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> Result<Ipv6Addr, String> {
-    let on_wan = |addr: Ipv6Addr| wan.addresses.iter().any(|a| a.addr == addr && usable(a));
+/// `installing` are the WAN addresses this round adds before it touches the
+/// tunnel: a renumbered IA_NA moves the tunnel in the same round instead of
+/// tearing it down until the next one (make before break).
+fn local_address(
+    config: &Tunnel,
+    known: &Knowledge,
+    wan: &WanDevice,
+    installing: &[WanAddress],
+) -> Result<Ipv6Addr, String> {
+    let on_wan = |addr: Ipv6Addr| match wan.addresses.iter().find(|a| a.addr == addr) {
+        Some(present) => usable(present),
+        None => installing.iter().any(|w| w.addr == addr),
+    };
     let ia_na = || known.leased.iter().map(|a| a.addr).find(|a| on_wan(*a));
     let slaac = || {
         wan.addresses
@@ -394,18 +409,14 @@ fn local_address(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> Result<
         TunnelSource::Auto => slaac().or_else(prefix),
     };
     found.ok_or_else(|| match config.source {
-        TunnelSource::IaNa if pending_ia_na => {
-            "IA_NA address not usable on the WAN yet (DAD)".into()
-        }
+        TunnelSource::IaNa if pending_ia_na => "IA_NA address not on the WAN yet".into(),
         TunnelSource::IaNa => "no IA_NA address in the DHCPv6 lease (tunnel.source 'ia_na')".into(),
         TunnelSource::Slaac => "no SLAAC address on the WAN (tunnel.source 'slaac')".into(),
         TunnelSource::Prefix if known.delegated.is_empty() => {
             "no delegated prefix (tunnel.source 'prefix')".into()
         }
-        TunnelSource::Prefix => "prefix address not usable on the WAN yet (DAD)".into(),
-        TunnelSource::Auto if pending_ia_na => {
-            "IA_NA address not usable on the WAN yet (DAD)".into()
-        }
+        TunnelSource::Prefix => "prefix address not on the WAN yet".into(),
+        TunnelSource::Auto if pending_ia_na => "IA_NA address not on the WAN yet".into(),
         TunnelSource::Auto => "no IA_NA address, no SLAAC address and no delegated prefix".into(),
     })
 }
@@ -442,7 +453,8 @@ fn verdict(
         }
     }
     let remote = known.aftr.clone().map_err(Down::NoAftr)?;
-    let local = local_address(config, known, wan).map_err(Down::NoLocalAddress)?;
+    let installing = wanted_wan_addresses(config, known, wan);
+    let local = local_address(config, known, wan, &installing).map_err(Down::NoLocalAddress)?;
     let (encap_limit, mut flags) = match config.encaplimit {
         EncapLimit::Disabled => (None, IP6_TNL_F_IGN_ENCAP_LIMIT),
         EncapLimit::Limit(n) => (Some(n), 0),

@@ -27,6 +27,7 @@ fn kernel_addr(addr: Ipv6Addr, prefix_len: u8) -> KernelAddress {
         addr,
         prefix_len,
         tentative: false,
+        dad_failed: false,
         deprecated: false,
         temporary: false,
         no_prefix_route: prefix_len == 128,
@@ -239,14 +240,19 @@ fn wan_address_change_installs_the_new_one_removes_the_old_and_moves_the_local_e
         addr: ia_na(),
         prefix_len: 128
     }));
-    // Auto waits for the pending IA_NA rather than falling back to SLAAC.
-    assert_eq!(
-        p.verdict,
-        Err(Down::NoLocalAddress(
-            "IA_NA address not usable on the WAN yet (DAD)".into()
-        ))
-    );
-    // Step 2: DAD done.
+    // The tunnel moves in the same round, after the address is installed
+    // (make before break: no teardown).
+    let set = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::SetWanAddress { .. }));
+    let moved = p
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::UpdateTunnel { spec, .. } if spec.local == new));
+    assert!(set < moved && moved.is_some(), "{:?}", p.ops);
+    assert!(!p.ops.contains(&Op::DeleteTunnel { index: TUN }));
+    // Step 2: installed.
     let mut o = observed(Some(built(&spec())));
     o.wan.as_mut().unwrap().addresses = vec![kernel_addr(new, 128)];
     let p = run(&config(), &k, &o);
@@ -257,15 +263,34 @@ fn wan_address_change_installs_the_new_one_removes_the_old_and_moves_the_local_e
 }
 
 #[test]
-fn tentative_address_is_not_used() {
+fn an_ia_na_that_failed_dad_is_not_used() {
+    let mut o = observed(None);
+    o.wan.as_mut().unwrap().addresses[1].dad_failed = true;
+    let why = run(&config(), &known(), &o)
+        .verdict
+        .unwrap_err()
+        .to_string();
+    assert!(why.contains("IA_NA address not on the WAN yet"), "{why}");
+}
+
+#[test]
+fn dad_failed_address_is_not_used() {
     let mut o = Observed {
         mss_clamp: None,
         ..observed(None)
     };
-    o.wan.as_mut().unwrap().addresses[1].tentative = true;
+    o.wan.as_mut().unwrap().addresses[1].dad_failed = true;
     let p = run(&config(), &known(), &o);
     assert!(matches!(p.verdict, Err(Down::NoLocalAddress(_))));
     assert!(p.ops.is_empty(), "{:?}", p.ops);
+}
+
+#[test]
+fn tunnel_is_built_while_dad_runs() {
+    let mut o = observed(None);
+    o.wan.as_mut().unwrap().addresses[1].tentative = true;
+    let p = run(&config(), &known(), &o);
+    assert_eq!(p.verdict.unwrap().local, ia_na());
 }
 
 #[test]
@@ -584,7 +609,11 @@ fn source_prefix_installs_prefix_b4_and_uses_it() {
             valid: 4000
         }
     }));
-    assert!(matches!(p.verdict, Err(Down::NoLocalAddress(_))));
+    assert_eq!(
+        p.verdict.unwrap().local,
+        want,
+        "used in the round that installs it"
+    );
     let mut o = observed(None);
     o.wan
         .as_mut()
