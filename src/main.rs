@@ -108,7 +108,13 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
-    let tunnel = start_tunnel(&config, dhcpv6_status, shutdown.subscribe(), &mut tasks);
+    let tunnel = start_tunnel(
+        &config,
+        dhcpv6_status,
+        dhcpv6.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -213,6 +219,7 @@ fn start_dhcpv6(
 fn start_tunnel(
     config: &Config,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    dhcpv6_control: Option<mpsc::Sender<Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<mpsc::Sender<tunnel::driver::Control>> {
@@ -236,6 +243,7 @@ fn start_tunnel(
     tasks.spawn(tunnel::driver::run(
         settings,
         dhcpv6,
+        dhcpv6_control,
         control_rx,
         shutdown,
         status,

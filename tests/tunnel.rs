@@ -604,3 +604,37 @@ fn unresolvable_aftr_backs_off_and_never_builds_a_tunnel() {
     lab.wait_for_ipv4(secs(10))
         .expect("IPv4 once the name resolves");
 }
+
+#[test]
+fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("dad_failure", 1500);
+    // Someone on the link already uses the first address of the pool.
+    lab.isp.add_addr_nodad("eth0", &format!("{FIRST_B4}/128"));
+    let mut config = kea_config(FIRST_B4, "aftr.example.net");
+    config.pool = Some(format!("{FIRST_B4}-2001:db8:1::101"));
+    lab.kea.reload(&config);
+    lab.aftr.set_b4(v6("2001:db8:1::101"));
+    lab.start_b4d("b4d");
+    let b4d = lab.b4d();
+    b4d.wait_for_line(
+        &format!("WAN address {FIRST_B4} failed duplicate address detection: declining it"),
+        secs(30),
+    );
+    b4d.wait_for_line("addresses-changed 2001:db8:1::101", secs(30));
+    b4d.wait_for_line("tunnel up: ds-b4 local 2001:db8:1::101", secs(30));
+    lab.wait_for_ipv4(secs(15))
+        .expect("IPv4 with the replacement address");
+    let leases = lab.kea.leases();
+    assert!(
+        leases.contains(FIRST_B4),
+        "kea recorded the decline:\n{leases}"
+    );
+    let wan = lab.b4.ip(&["-6", "addr", "show", "dev", "wan0"]);
+    assert!(
+        !wan.contains(&format!("{FIRST_B4}/128")),
+        "declined address left on the WAN: {wan}"
+    );
+}

@@ -107,6 +107,13 @@ struct Loop {
     own_addresses: Vec<Ipv6Addr>,
     /// Set at start: see `Knowledge::settling`.
     settling_until: Option<Instant>,
+    /// Where DAD failures of leased addresses go (the DHCPv6 client).
+    dhcpv6_control: Option<mpsc::Sender<crate::dhcpv6::driver::Control>>,
+    /// Leased addresses whose DAD failure was reported already; never
+    /// installed again.
+    declined: Vec<Ipv6Addr>,
+    /// Leased addresses last seen in DAD.
+    tentative_seen: Vec<Ipv6Addr>,
 }
 
 impl Loop {
@@ -132,10 +139,11 @@ impl Loop {
     }
 
     fn knowledge(&self, now: Instant) -> Knowledge {
-        let (leased, delegated) = match &self.dhcpv6 {
+        let (mut leased, delegated) = match &self.dhcpv6 {
             Some(rx) => lease_knowledge(&rx.borrow(), now),
             None => (Vec::new(), Vec::new()),
         };
+        leased.retain(|a| !self.declined.contains(&a.addr));
         let aftr = self.resolver.selected().ok_or_else(|| {
             self.resolver
                 .status()
@@ -211,10 +219,10 @@ impl Loop {
                     after.ttl.unwrap_or(0)
                 ),
                 (Some(problem), _) => warn!(
-                    "AFTR: {problem}; retry in {}s{}",
+                    "AFTR: {problem}; retry in {:.1}s{}",
                     after
                         .next_attempt
-                        .map_or(0, |t| t.saturating_duration_since(now).as_secs()),
+                        .map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64()),
                     if after.stale {
                         " (keeping the last good address)"
                     } else {
@@ -247,6 +255,7 @@ impl Loop {
                 }
             };
             self.note_own_addresses(now, &observed);
+            self.report_dad_failures(now, &observed);
             let plan = plan::plan(
                 &self.settings.tunnel,
                 &self.settings.wan,
@@ -264,6 +273,46 @@ impl Loop {
             }
         }
         self.settle(now, verdict, error);
+    }
+
+    /// A leased address whose DAD failed is someone else's: the DHCPv6
+    /// client declines it (once) and asks for another. The kernel marks a
+    /// permanent address dadfailed but *deletes* one with lifetimes, as b4d
+    /// installs them; so an address seen tentative that vanished is a
+    /// failure too.
+    fn report_dad_failures(&mut self, now: Instant, observed: &Observed) {
+        let Some(wan) = &observed.wan else {
+            return;
+        };
+        for leased in self.knowledge(now).leased {
+            let present = wan.addresses.iter().find(|a| a.addr == leased.addr);
+            let failed = match present {
+                Some(a) if a.dad_failed => true,
+                Some(a) if a.tentative => {
+                    if !self.tentative_seen.contains(&a.addr) {
+                        self.tentative_seen.push(a.addr);
+                    }
+                    false
+                }
+                Some(a) => {
+                    self.tentative_seen.retain(|t| *t != a.addr);
+                    false
+                }
+                None => self.tentative_seen.contains(&leased.addr),
+            };
+            if failed && !self.declined.contains(&leased.addr) {
+                warn!(
+                    "WAN address {} failed duplicate address detection: declining it",
+                    leased.addr
+                );
+                if let Some(control) = &self.dhcpv6_control {
+                    let _ =
+                        control.try_send(crate::dhcpv6::driver::Control::DadFailed(leased.addr));
+                }
+                self.declined.push(leased.addr);
+                self.tentative_seen.retain(|t| *t != leased.addr);
+            }
+        }
     }
 
     fn note_own_addresses(&mut self, now: Instant, observed: &Observed) {
@@ -389,6 +438,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub async fn run(
     settings: Settings,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    dhcpv6_control: Option<mpsc::Sender<crate::dhcpv6::driver::Control>>,
     mut control: mpsc::Receiver<Control>,
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<TunnelStatus>,
@@ -409,6 +459,9 @@ pub async fn run(
         status,
         own_addresses: Vec::new(),
         settling_until: Some(Instant::now() + STARTUP_GRACE),
+        dhcpv6_control,
+        declined: Vec::new(),
+        tentative_seen: Vec::new(),
     };
     this.absorb_dhcpv6(Instant::now());
     loop {
