@@ -8,4 +8,5 @@ pub mod dhcpv6;
 pub mod logging;
 pub mod netlink;
 pub mod status;
+pub mod tunnel;
 pub mod ubus;

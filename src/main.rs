@@ -4,11 +4,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
-use b4d::config::{Config, DhcpV6Mode};
+use b4d::config::{AftrOverride, Config, DhcpV6Mode};
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::logging::{self, Target};
 use b4d::status::Status;
+use b4d::tunnel::{self, aftr::AftrSource};
 use b4d::ubus::{self, b4, driver::Published, UbusHandle};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
@@ -105,7 +106,17 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     let (shutdown, _) = watch::channel(false);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
-    let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
+    let (dhcpv6, dhcpv6_status) = match start_dhcpv6(&config, events.clone(), &mut tasks) {
+        Some((control, status)) => (Some(control), Some(status)),
+        None => (None, None),
+    };
+    let tunnel = start_tunnel(
+        &config,
+        dhcpv6_status,
+        dhcpv6.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
     let (status, _) = watch::channel(Status::new(Instant::now()));
     let _ubus = start_ubus(
         &config,
@@ -145,9 +156,12 @@ async fn daemon(config: Config) -> std::io::Result<()> {
             _ = sigterm.recv() => stop("SIGTERM"),
             _ = sigint.recv() => stop("SIGINT"),
             _ = sigusr1.recv() => {
-                info!("SIGUSR1: renewing the DHCPv6 lease");
+                info!("SIGUSR1: renewing the DHCPv6 lease and re-resolving the AFTR");
                 if let Some(control) = &dhcpv6 {
                     let _ = control.try_send(Control::Renew);
+                }
+                if let Some(control) = &tunnel {
+                    let _ = control.try_send(tunnel::driver::Control::Refresh);
                 }
             }
             _ = sighup.recv() => {
@@ -159,12 +173,12 @@ async fn daemon(config: Config) -> std::io::Result<()> {
 }
 
 /// Starts the DHCPv6 client on the WAN unless it is off; returns its control
-/// channel.
+/// channel and its status.
 fn start_dhcpv6(
     config: &Config,
     events: broadcast::Sender<Event>,
     tasks: &mut JoinSet<std::io::Result<()>>,
-) -> Option<mpsc::Sender<Control>> {
+) -> Option<(mpsc::Sender<Control>, watch::Receiver<ClientStatus>)> {
     let device = config.wan.device.to_string();
     let mode = match config.wan.dhcpv6 {
         DhcpV6Mode::Stateful => Mode::Stateful {
@@ -204,7 +218,7 @@ fn start_dhcpv6(
         release_on_stop: config.wan.release_on_stop,
         sol_max_rt: config.wan.solicit_max_rt,
     };
-    let (status, _) = watch::channel(ClientStatus::default());
+    let (status, status_rx) = watch::channel(ClientStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
     tasks.spawn(driver::run(
         device,
@@ -212,6 +226,44 @@ fn start_dhcpv6(
         rand::random(),
         control_rx,
         Outputs { events, status },
+    ));
+    Some((control_tx, status_rx))
+}
+
+/// Starts the B4 tunnel reconcile loop unless the tunnel is disabled;
+/// returns its control channel.
+fn start_tunnel(
+    config: &Config,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    dhcpv6_control: Option<mpsc::Sender<Control>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<mpsc::Sender<tunnel::driver::Control>> {
+    if !config.tunnel.enabled {
+        info!("tunnel disabled (tunnel.enabled '0')");
+        return None;
+    }
+    let aftr = match &config.wan.aftr {
+        None => AftrSource::Dhcpv6,
+        Some(AftrOverride::Name(name)) => AftrSource::ConfiguredName(name.clone()),
+        Some(AftrOverride::Address(addr)) => AftrSource::ConfiguredAddress(*addr),
+    };
+    let settings = tunnel::driver::Settings {
+        tunnel: config.tunnel.clone(),
+        wan: config.wan.device.to_string(),
+        aftr,
+        fallback_servers: config.lan.dns_server.clone(),
+    };
+    let (status, _) = watch::channel(tunnel::driver::TunnelStatus::default());
+    let (control_tx, control_rx) = mpsc::channel(8);
+    tasks.spawn(tunnel::driver::run(
+        settings,
+        dhcpv6,
+        dhcpv6_control,
+        control_rx,
+        shutdown,
+        status,
+        rand::random(),
     ));
     Some(control_tx)
 }
