@@ -103,6 +103,14 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.wan.device
     );
+    // Handlers first: a signal during start-up must not take the default
+    // action (for SIGHUP and SIGUSR1: terminate).
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
+    // would kill b4d and drop the leases.
+    let mut sighup = signal(SignalKind::hangup())?;
     let (shutdown, _) = watch::channel(false);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
@@ -110,28 +118,36 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
-    let tunnel = start_tunnel(
+    let (tunnel, tunnel_status) = match start_tunnel(
         &config,
-        dhcpv6_status,
+        dhcpv6_status.clone(),
         dhcpv6.clone(),
         shutdown.subscribe(),
         &mut tasks,
-    );
-    let (status, _) = watch::channel(Status::new(Instant::now()));
+    ) {
+        Some((control, status)) => (Some(control), Some(status)),
+        None => (None, None),
+    };
+    let (status, _) = watch::channel(Status {
+        wan_device: config.wan.device.to_string(),
+        ..Status::new(Instant::now())
+    });
+    tasks.spawn(b4d::status::collect::run(
+        status.clone(),
+        dhcpv6_status,
+        tunnel_status,
+        events.subscribe(),
+        shutdown.subscribe(),
+    ));
     let _ubus = start_ubus(
         &config,
         &status,
         dhcpv6.clone(),
+        tunnel.clone(),
         shutdown.subscribe(),
         &mut tasks,
     );
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigusr1 = signal(SignalKind::user_defined1())?;
-    // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
-    // would kill b4d and drop the leases.
-    let mut sighup = signal(SignalKind::hangup())?;
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
     let mut flush = tokio::time::interval(Duration::from_secs(5));
@@ -238,7 +254,10 @@ fn start_tunnel(
     dhcpv6_control: Option<mpsc::Sender<Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
-) -> Option<mpsc::Sender<tunnel::driver::Control>> {
+) -> Option<(
+    mpsc::Sender<tunnel::driver::Control>,
+    watch::Receiver<tunnel::driver::TunnelStatus>,
+)> {
     if !config.tunnel.enabled {
         info!("tunnel disabled (tunnel.enabled '0')");
         return None;
@@ -254,7 +273,7 @@ fn start_tunnel(
         aftr,
         fallback_servers: config.lan.dns_server.clone(),
     };
-    let (status, _) = watch::channel(tunnel::driver::TunnelStatus::default());
+    let (status, status_rx) = watch::channel(tunnel::driver::TunnelStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
     tasks.spawn(tunnel::driver::run(
         settings,
@@ -265,7 +284,7 @@ fn start_tunnel(
         status,
         rand::random(),
     ));
-    Some(control_tx)
+    Some((control_tx, status_rx))
 }
 
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
@@ -274,6 +293,7 @@ fn start_ubus(
     config: &Config,
     status: &watch::Sender<Status>,
     dhcpv6: Option<mpsc::Sender<Control>>,
+    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
@@ -285,10 +305,15 @@ fn start_ubus(
     let (handle, events) = ubus::driver::event_channel();
     let backend = b4::Backend {
         status: status.subscribe(),
+        // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
         renew: Box::new(move |_reason| {
-            dhcpv6
+            let renewed = dhcpv6
                 .as_ref()
-                .is_some_and(|control| control.try_send(Control::Renew).is_ok())
+                .is_some_and(|control| control.try_send(Control::Renew).is_ok());
+            let refreshed = tunnel
+                .as_ref()
+                .is_some_and(|control| control.try_send(tunnel::driver::Control::Refresh).is_ok());
+            renewed || refreshed
         }),
     };
     let object = Published {

@@ -145,7 +145,7 @@ fn stop_removes_the_tunnel_and_the_nft_table() {
             [
                 "procd_kill|b4d",
                 "ip|link|del|dslite0",
-                "nft|delete|table|inet|b4d"
+                "nft|delete|table|inet|b4"
             ],
             "{shell:?}"
         );

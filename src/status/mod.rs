@@ -7,8 +7,13 @@
 //! section as a field here (`dhcpv6`, `aftr`, `tunnel`, `dns`, `dhcpv4`) when it
 //! has something to report, and `ubus::b4` renders it.
 
+pub mod collect;
+
 use std::fmt;
 use std::time::{Instant, SystemTime};
+
+use crate::dhcpv6::ClientStatus;
+use crate::tunnel::driver::TunnelStatus;
 
 /// The B4's overall state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +69,11 @@ pub struct Status {
     pub since: Instant,
     pub last_event: Option<Stamped>,
     pub last_error: Option<Stamped>,
+    pub wan_device: String,
+    /// `None` with DHCPv6 off.
+    pub dhcpv6: Option<ClientStatus>,
+    /// `None` with the tunnel disabled.
+    pub tunnel: Option<TunnelStatus>,
 }
 
 impl Status {
@@ -76,6 +86,9 @@ impl Status {
             since: now,
             last_event: None,
             last_error: None,
+            wan_device: String::new(),
+            dhcpv6: None,
+            tunnel: None,
         }
     }
 

@@ -38,10 +38,12 @@ pub enum Control {
 }
 
 /// The tunnel as the status report shows it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TunnelStatus {
     /// "up" or "down".
     pub state: &'static str,
+    /// Down on purpose: disabled in the config, or native IPv4 present.
+    pub standing_down: bool,
     /// Why it is down, in words.
     pub reason: Option<String>,
     pub spec: Option<TunnelSpec>,
@@ -392,6 +394,7 @@ impl Loop {
                 }
                 s.state = if up { "up" } else { "down" };
                 s.reason = verdict.as_ref().err().map(|d| d.to_string());
+                s.standing_down = matches!(verdict, Err(Down::Disabled) | Err(Down::NativeIpv4(_)));
                 s.spec = verdict.as_ref().ok().cloned();
             });
         }

@@ -7,7 +7,7 @@
 //! [`Backend`], so this module knows nothing about their internals.
 
 use std::io;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use log::info;
 use tokio::sync::{mpsc, watch};
@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::{MethodSpec, ObjectSpec, Reply};
 use super::driver::{UbusHandle, UbusRequest};
 use super::wire::{BlobType, Status as UbusStatus, Table, Value};
-use crate::status::{Stamped, Status};
+use crate::status::Status;
 
 pub const OBJECT_NAME: &str = "b4";
 pub const STATE_EVENT: &str = "b4.state";
@@ -44,40 +44,7 @@ pub struct Backend {
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
 }
 
-fn unix_seconds(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn stamped(s: &Stamped) -> Table {
-    Table::new()
-        .with("time", unix_seconds(s.at))
-        .with("text", s.text.as_str())
-}
-
-/// The `status` reply. Durations are whole seconds.
-pub fn status_table(status: &Status, now: Instant) -> Table {
-    let mut t = Table::new()
-        .with("state", status.state.as_str())
-        .with("reason", status.reason.as_str())
-        .with(
-            "state_since",
-            now.saturating_duration_since(status.since).as_secs(),
-        )
-        .with(
-            "uptime",
-            now.saturating_duration_since(status.started).as_secs(),
-        )
-        .with("version", status.version);
-    if let Some(e) = &status.last_event {
-        t.push("last_event", stamped(e));
-    }
-    if let Some(e) = &status.last_error {
-        t.push("last_error", stamped(e));
-    }
-    t
-}
+pub use super::status_table::status_table;
 
 /// The `b4.state` event payload.
 pub fn state_event(status: &Status) -> Table {
@@ -156,8 +123,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::status::Stamped;
     use crate::status::State;
     use crate::ubus::driver::event_channel;
+    use std::time::{SystemTime, UNIX_EPOCH};
     use tokio::sync::oneshot;
 
     fn backend(
@@ -191,6 +160,7 @@ mod tests {
     fn status_is_one_table_with_state_reason_times_and_version() {
         let t0 = Instant::now();
         let mut status = Status::new(t0);
+        status.wan_device = "wan".into();
         status.set_state(
             t0 + Duration::from_secs(10),
             State::Down,
@@ -204,7 +174,7 @@ mod tests {
         assert_eq!(
             table.to_string(),
             format!(
-                r#"{{"state":"down","reason":"AFTR unreachable","state_since":32,"uptime":42,"version":"{}","last_error":{{"time":1700000000,"text":"AFTR unreachable"}}}}"#,
+                r#"{{"state":"down","reason":"AFTR unreachable","state_since":32,"uptime":42,"version":"{}","last_error":{{"time":1700000000,"text":"AFTR unreachable"}},"wan":{{"device":"wan"}}}}"#,
                 env!("CARGO_PKG_VERSION")
             )
         );

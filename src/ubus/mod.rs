@@ -20,6 +20,7 @@
 pub mod b4;
 pub mod connection;
 pub mod driver;
+pub mod status_table;
 pub mod wire;
 
 #[cfg(test)]
