@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use b4d::cli::{Args, Command, USAGE};
 use b4d::config::{Config, DhcpV6Mode};
+use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::logging::{self, Target};
@@ -104,6 +105,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
+    let _dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -198,6 +200,32 @@ fn start_dhcpv6(
         Outputs { events, status },
     ));
     Some(control_tx)
+}
+
+/// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
+/// list (for the DNS proxy and ubus) and status receivers.
+fn start_dhcpv4(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<dhcpv4::driver::Subscriptions> {
+    if !config.lan.dhcp {
+        info!("DHCPv4 server is off (lan.dhcp '0')");
+        return None;
+    }
+    let (leases, leases_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
+    let (status, status_rx) = watch::channel(dhcpv4::ServerStatus::default());
+    tasks.spawn(dhcpv4::driver::run(
+        config.lan.device.to_string(),
+        dhcpv4::ServerConfig::from_config(config),
+        config.lan.lease_file.clone(),
+        shutdown,
+        dhcpv4::driver::Outputs { leases, status },
+    ));
+    Some(dhcpv4::driver::Subscriptions {
+        leases: leases_rx,
+        status: status_rx,
+    })
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

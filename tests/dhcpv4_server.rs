@@ -1,0 +1,332 @@
+//! b4d's LAN DHCPv4 server against real clients from Debian (busybox
+//! `udhcpc`, ISC `dhclient`, `dhcpcd`) in network namespaces the tests
+//! create and remove. Topology: a switch (bridge) with b4d's namespace
+//! (eth0 = 192.168.1.1/24, the "LAN device") and one namespace per client.
+//! Each client runs a small hook script that configures the address and
+//! prints what it was given, so the tests read options from client output.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const CLIENT_TOOLS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
+
+/// Root, the harness tools and the three DHCP clients (installed by
+/// scripts/install-test-deps.sh); panics under CI rather than skipping.
+fn ready() -> bool {
+    if !require_root_and_tools() {
+        return false;
+    }
+    let missing: Vec<_> = CLIENT_TOOLS
+        .iter()
+        .filter(|t| find_in_path(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("DHCPv4 clients missing: {missing:?}; run scripts/install-test-deps.sh");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg} (CI is set, refusing to skip)");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIP: {msg}");
+    false
+}
+
+/// The LAN: a switch with b4d's namespace on it.
+struct Lan {
+    dir: TestDir,
+    switch: Switch,
+    server: Netns,
+    clients: Vec<Netns>,
+}
+
+impl Lan {
+    fn new(test: &str) -> Lan {
+        let dir = TestDir::new(test);
+        let mut switch = Switch::new("sw");
+        let server = Netns::new("b4d");
+        switch.attach(VethEnd::new(&server, "eth0").mac("02:00:00:00:01:01"));
+        server.add_addr("eth0", "192.168.1.1/24");
+        Lan {
+            dir,
+            switch,
+            server,
+            clients: Vec::new(),
+        }
+    }
+
+    /// A client namespace with `eth0` at `mac` on the switch; returns its index.
+    fn add_client(&mut self, label: &str, mac: &str) -> usize {
+        let ns = Netns::new(label);
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        self.switch.attach(VethEnd::new(&ns, "eth0").mac(mac));
+        self.clients.push(ns);
+        self.clients.len() - 1
+    }
+
+    /// Writes b4d's config: DHCPv6 off (the WAN is not under test), the
+    /// given `lan` extras and `host` sections.
+    fn config(&self, lan_extra: &str, hosts: &str) -> String {
+        let text = format!(
+            "config globals 'globals'\n\
+             \toption log_level 'debug'\n\
+             \toption state_dir '{state}'\n\n\
+             config wan 'wan'\n\
+             \toption device 'wan0'\n\
+             \toption dhcpv6 'off'\n\
+             \toption aftr '2001:db8::1'\n\n\
+             config tunnel 'tunnel'\n\
+             \toption enabled '0'\n\n\
+             config lan 'lan'\n\
+             \toption device 'eth0'\n\
+             \toption ipaddr '192.168.1.1'\n\
+             \toption netmask '255.255.255.0'\n\
+             \toption dns_proxy '0'\n\
+             \toption lease_file '{leases}'\n\
+             \toption domain 'home.example'\n\
+             {lan_extra}\n{hosts}",
+            state = self.dir.file("state").display(),
+            leases = self.dir.file("b4d.leases").display(),
+        );
+        self.dir.write("b4d.uci", text).display().to_string()
+    }
+
+    fn start_b4d(&self, name: &str, config: &str) -> Process {
+        let b4d = self.server.spawn(
+            &self.dir,
+            name,
+            env!("CARGO_BIN_EXE_b4d"),
+            &["--foreground", "--config", config],
+        );
+        b4d.wait_for_line("DHCPv4 server on eth0", secs(10));
+        b4d
+    }
+
+    fn leases_file(&self) -> String {
+        std::fs::read_to_string(self.dir.file("b4d.leases")).unwrap_or_default()
+    }
+
+    /// Writes an executable hook script and returns its path.
+    fn script(&self, name: &str, body: &str) -> String {
+        let path = self.dir.write(name, format!("#!/bin/sh\n{body}"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    /// busybox udhcpc in the foreground, hostname `name`, asking for the
+    /// domain search list and MTU too, not setting the broadcast flag (so
+    /// b4d's unicast-to-hardware path is used). Its script prints
+    /// `udhcpc-event <event> ip=... router=... dns=... ...`.
+    fn udhcpc(&self, client: usize, log: &str, name: &str, extra: &[&str]) -> Process {
+        let script = self.script(
+            &format!("{log}.script"),
+            "case \"$1\" in\n\
+             bound|renew)\n\
+             \tip addr flush dev \"$interface\"\n\
+             \tip addr add \"$ip/$mask\" dev \"$interface\"\n\
+             \techo \"udhcpc-event $1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain \
+             search=$search broadcast=$broadcast lease=$lease serverid=$serverid\";;\n\
+             deconfig) ip addr flush dev \"$interface\"; echo \"udhcpc-event deconfig\";;\n\
+             *) echo \"udhcpc-event $1\";;\n\
+             esac\n",
+        );
+        let mut args = vec![
+            "-f",
+            "-i",
+            "eth0",
+            "-s",
+            &script,
+            "-x",
+            &format!("hostname:{name}"),
+            "-O",
+            "search",
+            "-t",
+            "20",
+            "-T",
+            "1",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.clients[client].spawn(&self.dir, log, "udhcpc", &args)
+    }
+
+    /// ISC dhclient in the foreground with its own lease file (so a second
+    /// run starts in INIT-REBOOT) and a script that prints
+    /// `dhclient-event <reason> ip=...`.
+    fn dhclient(&self, client: usize, log: &str, extra: &[&str]) -> Process {
+        let script = self.script(
+            "dhclient.script",
+            "case \"$reason\" in\n\
+             BOUND|RENEW|REBIND|REBOOT)\n\
+             \tip addr flush dev \"$interface\"\n\
+             \tip addr add \"$new_ip_address/$new_subnet_mask\" dev \"$interface\";;\n\
+             esac\n\
+             echo \"dhclient-event $reason ip=$new_ip_address router=$new_routers \
+             dns=$new_domain_name_servers domain=$new_domain_name host=$new_host_name\"\n",
+        );
+        let lease_file = self.dir.file("dhclient.leases").display().to_string();
+        let pid_file = self.dir.file(&format!("{log}.pid")).display().to_string();
+        let mut args = vec![
+            "-d",
+            "-v",
+            "-4",
+            "-lf",
+            &lease_file,
+            "-pf",
+            &pid_file,
+            "-sf",
+            &script,
+        ];
+        args.extend_from_slice(extra);
+        args.push("eth0");
+        self.clients[client].spawn(&self.dir, log, "dhclient", &args)
+    }
+
+    /// dhcpcd in the foreground, IPv4 only, with ARP probing (so a conflict
+    /// makes it DECLINE). Its run, pid and lease directories are made
+    /// private (tmpfs in the mount namespace `ip netns exec` creates), so
+    /// parallel tests do not see each other's dhcpcd.
+    fn dhcpcd(&self, client: usize, log: &str) -> Process {
+        let hook = self.script(
+            "dhcpcd.hook",
+            "echo \"dhcpcd-event $reason ip=$new_ip_address router=$new_routers\"\n\
+             case \"$reason\" in\n\
+             BOUND|RENEW|REBIND|REBOOT)\n\
+             \tip addr flush dev \"$interface\"\n\
+             \tip addr add \"$new_ip_address/$new_subnet_cidr\" dev \"$interface\";;\n\
+             esac\n",
+        );
+        let conf = self
+            .dir
+            .write("dhcpcd.conf", "ipv4only\nnoipv4ll\nnohook resolv.conf\n");
+        let command = format!(
+            "for d in /run/dhcpcd /var/lib/dhcpcd /var/run/dhcpcd; do \
+             [ -d $d ] && mount -t tmpfs none $d; done; \
+             exec dhcpcd -B -d -4 -f {} -c {hook} eth0",
+            conf.display()
+        );
+        let mut cmd = self.clients[client].command("sh");
+        cmd.args(["-c", &command]);
+        Process::spawn(&self.dir, log, cmd)
+    }
+}
+
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or("")
+}
+
+#[test]
+fn udhcpc_gets_a_lease_with_the_right_options_renews_and_releases() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("udhcpc_gets_a_lease_with_the_right_options_renews_and_releases");
+    let c = lan.add_client("tv", "02:00:00:00:02:01");
+    let config = lan.config(
+        "\toption dhcp_start '100'\n\toption dhcp_limit '50'\n\toption lease_time '1h'\n",
+        "",
+    );
+    let b4d = lan.start_b4d("b4d", &config);
+    let client = lan.udhcpc(c, "udhcpc", "tv", &["-R"]);
+
+    let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
+    assert_eq!(field(&bound, "mask"), "24");
+    assert_eq!(field(&bound, "router"), "192.168.1.1");
+    assert_eq!(field(&bound, "dns"), "192.168.1.1");
+    assert_eq!(field(&bound, "domain"), "home.example");
+    assert_eq!(field(&bound, "search"), "home.example");
+    assert_eq!(field(&bound, "broadcast"), "192.168.1.255");
+    assert_eq!(field(&bound, "lease"), "3600");
+    assert_eq!(field(&bound, "serverid"), "192.168.1.1");
+    let leased = b4d.wait_for_line(
+        "DHCPv4: leased 192.168.1.100 to 02:00:00:00:02:01 (tv)",
+        secs(2),
+    );
+    assert!(leased.contains("(selecting)"), "{leased}");
+    assert!(
+        lan.leases_file()
+            .contains("02:00:00:00:02:01 192.168.1.100 tv"),
+        "persisted: {}",
+        lan.leases_file()
+    );
+    // The client is reachable at its address: the OFFER/ACK unicast worked
+    // and the address is configured.
+    lan.server
+        .exec("busybox", &["ping", "-c", "1", "-W", "2", "192.168.1.100"]);
+
+    // SIGUSR1 makes udhcpc renew now (a unicast REQUEST from ciaddr).
+    client.signal(Signal::Usr1);
+    let renewed = client.wait_for_line("udhcpc-event renew", secs(10));
+    assert_eq!(field(&renewed, "ip"), "192.168.1.100");
+    b4d.wait_for_line(
+        "renewed 192.168.1.100 for 02:00:00:00:02:01 (tv) (renewing)",
+        secs(2),
+    );
+
+    // -R: release on exit.
+    client.signal(Signal::Term);
+    client.wait_exit(secs(5));
+    b4d.wait_for_line("DHCPv4: 02:00:00:00:02:01 released 192.168.1.100", secs(5));
+    assert!(
+        !lan.leases_file().contains("192.168.1.100"),
+        "a released lease leaves the file: {}",
+        lan.leases_file()
+    );
+}
+
+#[test]
+fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own");
+    let dynamic = lan.add_client("laptop", "02:00:00:00:03:01");
+    let fixed = lan.add_client("printer", "02:00:00:00:03:02");
+    let config = lan.config(
+        "\toption lease_time '1h'\n",
+        "config host\n\toption mac '02:00:00:00:03:02'\n\toption ip '192.168.1.20'\n\toption name 'printer'\n",
+    );
+    let b4d = lan.start_b4d("b4d", &config);
+
+    let first = lan.dhclient(dynamic, "dhclient-1", &[]);
+    let bound = first.wait_for_line("dhclient-event BOUND", secs(20));
+    let address = field(&bound, "ip").to_string();
+    assert_eq!(address, "192.168.1.100", "{bound}");
+    assert_eq!(field(&bound, "router"), "192.168.1.1");
+    assert_eq!(field(&bound, "dns"), "192.168.1.1");
+    assert_eq!(field(&bound, "domain"), "home.example");
+    // The client restarts: with its lease file it asks for the old address
+    // (INIT-REBOOT, no server identifier) and gets it.
+    let lease_file = lan.dir.file("dhclient.leases");
+    poll_until(secs(5), || {
+        std::fs::read_to_string(&lease_file)
+            .ok()
+            .filter(|t| t.contains("fixed-address 192.168.1.100"))
+    })
+    .expect("dhclient wrote its lease");
+    first.signal(Signal::Term);
+    first.wait_exit(secs(5));
+    let second = lan.dhclient(dynamic, "dhclient-2", &[]);
+    let rebooted = second.wait_for_line("dhclient-event REBOOT", secs(20));
+    assert_eq!(field(&rebooted, "ip"), address);
+    assert!(
+        !b4d.lines_matching("(init-reboot)").is_empty(),
+        "b4d saw an INIT-REBOOT REQUEST"
+    );
+
+    // The static host gets its configured address and name (outside the pool).
+    let printer = lan.udhcpc(fixed, "udhcpc-printer", "whatever", &[]);
+    let bound = printer.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), "192.168.1.20", "{bound}");
+    b4d.wait_for_line("DHCPv4: leased 192.168.1.20 to 02:00:00:00:03:02", secs(2));
+}
