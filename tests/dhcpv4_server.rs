@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 
 const CLIENT_TOOLS: &[&str] = &["udhcpc", "dhclient", "dhcpcd"];
@@ -329,4 +327,141 @@ fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
     let bound = printer.wait_for_line("udhcpc-event bound", secs(20));
     assert_eq!(field(&bound, "ip"), "192.168.1.20", "{bound}");
     b4d.wait_for_line("DHCPv4: leased 192.168.1.20 to 02:00:00:00:03:02", secs(2));
+}
+
+#[test]
+fn pool_of_three_fourth_client_gets_nothing_and_the_log_says_why() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("pool_of_three_fourth_client_gets_nothing_and_the_log_says_why");
+    let clients: Vec<usize> = (1..=4)
+        .map(|n| lan.add_client(&format!("c{n}"), &format!("02:00:00:00:04:0{n}")))
+        .collect();
+    let config = lan.config("\toption dhcp_start '100'\n\toption dhcp_limit '3'\n", "");
+    let b4d = lan.start_b4d("b4d", &config);
+
+    let mut addresses = Vec::new();
+    let mut running = Vec::new();
+    for (n, &c) in clients[..3].iter().enumerate() {
+        let client = lan.udhcpc(c, &format!("udhcpc-{n}"), &format!("host{n}"), &[]);
+        let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+        addresses.push(field(&bound, "ip").to_string());
+        running.push(client);
+    }
+    addresses.sort();
+    assert_eq!(
+        addresses,
+        ["192.168.1.100", "192.168.1.101", "192.168.1.102"]
+    );
+
+    let fourth = lan.udhcpc(clients[3], "udhcpc-3", "host3", &[]);
+    let why = b4d.wait_for_line("DHCPv4: pool exhausted", secs(10));
+    assert!(
+        why.contains("all 3 addresses 192.168.1.100-192.168.1.102")
+            && why.contains("02:00:00:00:04:04"),
+        "{why}"
+    );
+    // It keeps asking and keeps getting nothing; the log line is not repeated.
+    std::thread::sleep(secs(4));
+    assert!(fourth.lines_matching("udhcpc-event bound").is_empty());
+    assert!(fourth.lines_matching("obtained").is_empty());
+    assert_eq!(b4d.count_matching("pool exhausted"), 1);
+    assert!(
+        b4d.count_matching("offering") == 3,
+        "no OFFER went to the fourth client"
+    );
+}
+
+#[test]
+fn dhcpcd_declines_a_conflicting_address_which_is_then_quarantined() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("dhcpcd_declines_a_conflicting_address_which_is_then_quarantined");
+    let c = lan.add_client("dhcpcd", "02:00:00:00:05:01");
+    // A host squatting on the first pool address without a lease.
+    let squatter = lan.add_client("squat", "02:00:00:00:05:99");
+    lan.clients[squatter].add_addr("eth0", "192.168.1.100/24");
+    let config = lan.config("\toption dhcp_start '100'\n\toption dhcp_limit '5'\n", "");
+    let b4d = lan.start_b4d("b4d", &config);
+
+    let client = lan.dhcpcd(c, "dhcpcd");
+    // dhcpcd's ARP probe finds the squatter and declines .100 ...
+    let declined = b4d.wait_for_line("declined 192.168.1.100", secs(30));
+    assert!(declined.contains("quarantined"), "{declined}");
+    // ... and, after the RFC 2131 §3.1 pause, is given another address.
+    let bound = client.wait_for_line("dhcpcd-event BOUND", secs(40));
+    assert_eq!(field(&bound, "ip"), "192.168.1.101", "{bound}");
+    assert!(
+        !lan.leases_file().contains("192.168.1.100 "),
+        "the declined address is not leased: {}",
+        lan.leases_file()
+    );
+    // Another client does not get the quarantined address either.
+    let other = lan.add_client("other", "02:00:00:00:05:02");
+    let second = lan.udhcpc(other, "udhcpc", "other", &[]);
+    let bound = second.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), "192.168.1.102", "{bound}");
+}
+
+#[test]
+fn b4d_killed_and_restarted_every_client_keeps_its_address_on_renew() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("b4d_killed_and_restarted_every_client_keeps_its_address_on_renew");
+    let a = lan.add_client("udhcpc", "02:00:00:00:06:01");
+    let b = lan.add_client("dhclient", "02:00:00:00:06:02");
+    let c = lan.add_client("dhcpcd", "02:00:00:00:06:03");
+    // The shortest lease b4d allows (2 min): T1 comes after 60 s.
+    let config = lan.config("\toption lease_time '120'\n", "");
+    let b4d = lan.start_b4d("b4d", &config);
+
+    let udhcpc = lan.udhcpc(a, "udhcpc", "a", &[]);
+    let dhclient = lan.dhclient(b, "dhclient", &[]);
+    let dhcpcd = lan.dhcpcd(c, "dhcpcd");
+    let first = [
+        field(&udhcpc.wait_for_line("udhcpc-event bound", secs(20)), "ip").to_string(),
+        field(
+            &dhclient.wait_for_line("dhclient-event BOUND", secs(20)),
+            "ip",
+        )
+        .to_string(),
+        field(&dhcpcd.wait_for_line("dhcpcd-event BOUND", secs(30)), "ip").to_string(),
+    ];
+    poll_until(secs(5), || {
+        let file = lan.leases_file();
+        first
+            .iter()
+            .all(|ip| file.contains(&format!(" {ip} ")))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("all three leases on disk: {}", lan.leases_file()));
+
+    b4d.signal(Signal::Kill);
+    b4d.wait_exit(secs(5));
+    // A new client arriving now must not be given any of the three addresses.
+    let again = lan.start_b4d("b4d-restarted", &config);
+    assert_eq!(again.count_matching("3 of 3 leases restored"), 1);
+    let newcomer = lan.add_client("newcomer", "02:00:00:00:06:04");
+    let new = lan.udhcpc(newcomer, "udhcpc-new", "new", &[]);
+    let new_ip = field(&new.wait_for_line("udhcpc-event bound", secs(20)), "ip").to_string();
+    assert!(
+        !first.contains(&new_ip),
+        "{new_ip} was still leased: {first:?}"
+    );
+
+    // Each client renews at T1 (60 s after it was bound) and keeps its address.
+    let renewed = [
+        field(&udhcpc.wait_for_line("udhcpc-event renew", secs(90)), "ip").to_string(),
+        field(
+            &dhclient.wait_for_line("dhclient-event RENEW", secs(90)),
+            "ip",
+        )
+        .to_string(),
+        field(&dhcpcd.wait_for_line("dhcpcd-event RENEW", secs(90)), "ip").to_string(),
+    ];
+    assert_eq!(renewed, first);
+    assert_eq!(again.count_matching("NAK"), 0);
 }
