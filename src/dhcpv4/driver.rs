@@ -295,9 +295,10 @@ pub async fn run(
 }
 
 async fn send(socket: &UdpSocket, fd: RawFd, device: &str, to: Destination, bytes: &[u8]) {
-    let ip = match to {
-        Destination::Broadcast => Ipv4Addr::BROADCAST,
-        Destination::Unicast(ip) => ip,
+    let (ip, port) = match to {
+        Destination::Broadcast => (Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Destination::Unicast(ip) => (ip, CLIENT_PORT),
+        Destination::Relay(ip) => (ip, SERVER_PORT),
         Destination::UnicastToHardware { ip, mac } => {
             if let Err(e) = add_arp_entry(fd, device, ip, mac) {
                 // Without the entry the unicast would wait on ARP the
@@ -306,16 +307,13 @@ async fn send(socket: &UdpSocket, fd: RawFd, device: &str, to: Destination, byte
                     "DHCPv4: SIOCSARP {ip} {} on {device}: {e}; broadcasting",
                     format_mac(&mac)
                 );
-                Ipv4Addr::BROADCAST
+                (Ipv4Addr::BROADCAST, CLIENT_PORT)
             } else {
-                ip
+                (ip, CLIENT_PORT)
             }
         }
     };
-    if let Err(e) = socket
-        .send_to(bytes, SocketAddrV4::new(ip, CLIENT_PORT))
-        .await
-    {
+    if let Err(e) = socket.send_to(bytes, SocketAddrV4::new(ip, port)).await {
         warn!("DHCPv4 send to {ip} on {device}: {e}");
     }
 }

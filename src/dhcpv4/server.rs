@@ -89,6 +89,9 @@ pub enum Destination {
     /// to `ip` at `mac`, which needs an ARP entry the client cannot answer
     /// for (RFC 2131 §4.1, fourth paragraph).
     UnicastToHardware { ip: Ipv4Addr, mac: [u8; 6] },
+    /// A relay agent on the LAN subnet (giaddr): ip:67. Load generators
+    /// such as perfdhcp act as one.
+    Relay(Ipv4Addr),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +112,8 @@ pub enum DropReason {
     Malformed(WireError),
     /// More than [`MAX_MESSAGES_PER_MAC_PER_SEC`] from one MAC.
     RateLimited,
-    /// Came through a relay (giaddr set): b4d serves only its own LAN.
+    /// Came through a relay (giaddr set) from another subnet: b4d serves
+    /// only its own LAN.
     Relayed,
     /// A server-only message type (OFFER, ACK, NAK) or an unknown one.
     UnexpectedType,
@@ -358,7 +362,7 @@ impl Server {
         if !self.within_rate(now, request.chaddr) {
             return self.drop_message(DropReason::RateLimited);
         }
-        if !request.giaddr.is_unspecified() {
+        if !request.giaddr.is_unspecified() && !self.config.in_subnet(request.giaddr) {
             return self.drop_message(DropReason::Relayed);
         }
         let outcome = match request.message_type {
@@ -792,13 +796,22 @@ impl Server {
         if let Some(id) = &request.client_id {
             options.push(required(wire::OPT_CLIENT_ID, id.clone()));
         }
-        // RFC 2131 §4.1: with giaddr zero a NAK is always broadcast.
+        // RFC 2131 §4.1: with giaddr zero a NAK is always broadcast; through
+        // a relay it goes to the relay with the broadcast bit set.
+        let (to, flags) = if request.giaddr.is_unspecified() {
+            (Destination::Broadcast, request.flags)
+        } else {
+            (
+                Destination::Relay(request.giaddr),
+                request.flags | wire::FLAG_BROADCAST,
+            )
+        };
         (
-            Destination::Broadcast,
+            to,
             Reply {
                 message_type: wire::DHCPNAK,
                 xid: request.xid,
-                flags: request.flags,
+                flags,
                 ciaddr: Ipv4Addr::UNSPECIFIED,
                 yiaddr: Ipv4Addr::UNSPECIFIED,
                 giaddr: request.giaddr,
@@ -869,7 +882,9 @@ impl Server {
                 options.push(optional(code, value));
             }
         }
-        let to = if !request.ciaddr.is_unspecified() {
+        let to = if !request.giaddr.is_unspecified() {
+            Destination::Relay(request.giaddr)
+        } else if !request.ciaddr.is_unspecified() {
             Destination::Unicast(request.ciaddr)
         } else if request.broadcast_flag() || ip.is_unspecified() {
             Destination::Broadcast

@@ -595,6 +595,7 @@ fn malformed_and_unexpected_messages_are_counted_per_reason() {
     let mut wrong_cookie = good.clone();
     wrong_cookie[239] = 0;
     let offer_from_a_client = build_request(DHCPOFFER, mac(1), NONE, &[]);
+    // A relay on another subnet; one on the LAN is served (see below).
     let mut relayed = good.clone();
     relayed[24..28].copy_from_slice(&[10, 0, 0, 1]);
     let no_address = build_request(DHCPREQUEST, mac(1), NONE, &[]);
@@ -617,6 +618,27 @@ fn malformed_and_unexpected_messages_are_counted_per_reason() {
     ] {
         assert_eq!(dropped.get(reason), Some(&1), "{reason}: {dropped:?}");
     }
+}
+
+#[test]
+fn a_relay_on_the_lan_subnet_is_answered_at_port_67() {
+    let mut s = server(10);
+    let mut bytes = build_request(DHCPDISCOVER, mac(1), NONE, &[]);
+    bytes[24..28].copy_from_slice(&ip(2).octets());
+    let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(offer.to, Destination::Relay(ip(2)));
+    let mut bytes = build_request(
+        DHCPREQUEST,
+        mac(1),
+        NONE,
+        &[(OPT_REQUESTED_IP, &ip(150).octets())],
+    );
+    bytes[24..28].copy_from_slice(&ip(2).octets());
+    let nak = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(
+        (nak.message_type, nak.to),
+        (DHCPNAK, Destination::Relay(ip(2)))
+    );
 }
 
 #[test]
