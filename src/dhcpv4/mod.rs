@@ -47,13 +47,13 @@ impl ServerConfig {
             pool_last,
             lease_secs: u32::try_from(lan.lease_time.as_secs()).unwrap_or(u32::MAX - 1),
             domain: Some(lan.domain.clone()).filter(|d| !d.is_empty()),
-            mtu: None,
+            mtu: lan.dhcp_mtu,
             statics: config
                 .hosts
                 .iter()
                 .map(|h| StaticLease {
                     mac: h.mac.0,
-                    client_id: None,
+                    client_id: h.client_id.as_ref().map(|c| c.as_bytes().to_vec()),
                     ip: h.ip,
                     name: h.name.clone(),
                 })
