@@ -127,7 +127,7 @@ impl Lan {
              \tip addr flush dev \"$interface\"\n\
              \tip addr add \"$ip/$mask\" dev \"$interface\"\n\
              \techo \"udhcpc-event $1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain \
-             search=$search broadcast=$broadcast lease=$lease serverid=$serverid\";;\n\
+             search=$search broadcast=$broadcast lease=$lease serverid=$serverid mtu=$mtu\";;\n\
              deconfig) ip addr flush dev \"$interface\"; echo \"udhcpc-event deconfig\";;\n\
              *) echo \"udhcpc-event $1\";;\n\
              esac\n",
@@ -230,11 +230,19 @@ fn udhcpc_gets_a_lease_with_the_right_options_renews_and_releases() {
     let mut lan = Lan::new("udhcpc_gets_a_lease_with_the_right_options_renews_and_releases");
     let c = lan.add_client("tv", "02:00:00:00:02:01");
     let config = lan.config(
-        "\toption dhcp_start '100'\n\toption dhcp_limit '50'\n\toption lease_time '1h'\n",
+        "\toption dhcp_start '100'\n\toption dhcp_limit '50'\n\toption lease_time '1h'\n\
+         \toption dhcp_mtu '1400'\n",
         "",
     );
     let b4d = lan.start_b4d("b4d", &config);
-    let client = lan.udhcpc(c, "udhcpc", "tv", &["-R"]);
+    let capture = Capture::start(
+        &lan.server,
+        &lan.dir,
+        "lan",
+        "eth0",
+        "udp port 67 or udp port 68",
+    );
+    let client = lan.udhcpc(c, "udhcpc", "tv", &["-R", "-O", "mtu"]);
 
     let bound = client.wait_for_line("udhcpc-event bound", secs(20));
     assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
@@ -246,6 +254,16 @@ fn udhcpc_gets_a_lease_with_the_right_options_renews_and_releases() {
     assert_eq!(field(&bound, "broadcast"), "192.168.1.255");
     assert_eq!(field(&bound, "lease"), "3600");
     assert_eq!(field(&bound, "serverid"), "192.168.1.1");
+    assert_eq!(field(&bound, "mtu"), "1400");
+    // udhcpc did not set the broadcast flag and has no address yet: the
+    // OFFER went unicast to the offered address at its MAC (RFC 2131 §4.1),
+    // which needs the ARP entry b4d installs first.
+    let offer = capture.wait_for_packets("Offer", 1, secs(5));
+    assert!(
+        offer[0].text.contains("192.168.1.1.67 > 192.168.1.100.68"),
+        "{}",
+        offer[0].text
+    );
     let leased = b4d.wait_for_line(
         "DHCPv4: leased 192.168.1.100 to 02:00:00:00:02:01 (tv)",
         secs(2),
@@ -290,9 +308,14 @@ fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
     let mut lan = Lan::new("dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own");
     let dynamic = lan.add_client("laptop", "02:00:00:00:03:01");
     let fixed = lan.add_client("printer", "02:00:00:00:03:02");
+    let by_id = lan.add_client("console", "02:00:00:00:03:03");
+    // The console is known by its client identifier only (its MAC differs
+    // from the one configured, as after a network card swap).
     let config = lan.config(
         "\toption lease_time '1h'\n",
-        "config host\n\toption mac '02:00:00:00:03:02'\n\toption ip '192.168.1.20'\n\toption name 'printer'\n",
+        "config host\n\toption mac '02:00:00:00:03:02'\n\toption ip '192.168.1.20'\n\toption name 'printer'\n\
+         config host\n\toption mac '02:00:00:00:03:98'\n\toption ip '192.168.1.21'\n\
+         \toption client_id '01:02:00:00:00:03:03'\n",
     );
     let b4d = lan.start_b4d("b4d", &config);
 
@@ -327,6 +350,10 @@ fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
     let bound = printer.wait_for_line("udhcpc-event bound", secs(20));
     assert_eq!(field(&bound, "ip"), "192.168.1.20", "{bound}");
     b4d.wait_for_line("DHCPv4: leased 192.168.1.20 to 02:00:00:00:03:02", secs(2));
+    // udhcpc sends 01 + its MAC as client identifier (option 61).
+    let console = lan.udhcpc(by_id, "udhcpc-console", "console", &[]);
+    let bound = console.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), "192.168.1.21", "{bound}");
 }
 
 #[test]
