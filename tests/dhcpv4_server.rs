@@ -43,17 +43,26 @@ struct Lan {
 
 impl Lan {
     fn new(test: &str) -> Lan {
-        let dir = TestDir::new(test);
-        let mut switch = Switch::new("sw");
-        let server = Netns::new("b4d");
-        switch.attach(VethEnd::new(&server, "eth0").mac("02:00:00:00:01:01"));
-        server.add_addr("eth0", "192.168.1.1/24");
+        let mut lan = Lan::unplugged(test);
+        lan.plug_server();
+        lan
+    }
+
+    /// The LAN without b4d's `eth0` yet (as when br-lan comes up after b4d).
+    fn unplugged(test: &str) -> Lan {
         Lan {
-            dir,
-            switch,
-            server,
+            dir: TestDir::new(test),
+            switch: Switch::new("sw"),
+            server: Netns::new("b4d"),
             clients: Vec::new(),
         }
+    }
+
+    /// Creates b4d's `eth0` (192.168.1.1/24) on the switch.
+    fn plug_server(&mut self) {
+        self.switch
+            .attach(VethEnd::new(&self.server, "eth0").mac("02:00:00:00:01:01"));
+        self.server.add_addr("eth0", "192.168.1.1/24");
     }
 
     /// A client namespace with `eth0` at `mac` on the switch; returns its index.
@@ -491,4 +500,21 @@ fn b4d_killed_and_restarted_every_client_keeps_its_address_on_renew() {
     ];
     assert_eq!(renewed, first);
     assert_eq!(again.count_matching("NAK"), 0);
+}
+
+#[test]
+fn lan_device_appearing_after_start_is_served() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::unplugged("lan_device_appearing_after_start_is_served");
+    let c = lan.add_client("late", "02:00:00:00:07:01");
+    let config = lan.config("", "");
+    let b4d = lan.start_b4d("b4d", &config);
+    b4d.wait_for_line("waiting for LAN device eth0", secs(5));
+    lan.plug_server();
+    let client = lan.udhcpc(c, "udhcpc", "late", &[]);
+    let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
+    b4d.wait_for_line("DHCPv4: leased 192.168.1.100", secs(2));
 }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::leases::{self, format_mac};
 use super::server::{self, Action, Destination, Input, Server, ServerConfig, ServerStatus};
 use super::LeaseInfo;
+use crate::netlink::LinkWatch;
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -28,8 +29,6 @@ const MAX_BATCH: usize = 64;
 /// Status snapshots are published at most this often (computing one walks
 /// the lease table).
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
-/// How often a missing LAN device is looked for again.
-const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
 /// Channels the driver publishes on.
 pub struct Outputs {
@@ -67,10 +66,6 @@ fn open_socket(device: &str) -> io::Result<UdpSocket> {
         .bind(&SocketAddr::V4(addr).into())
         .map_err(|e| io::Error::new(e.kind(), format!("bind 0.0.0.0:{SERVER_PORT}: {e}")))?;
     UdpSocket::from_std(socket.into())
-}
-
-fn device_index(device: &str) -> Option<u32> {
-    nix::net::if_::if_nametoindex(device).ok()
 }
 
 /// One datagram and the interface it arrived on.
@@ -210,33 +205,50 @@ pub async fn run(
     outputs.leases.send_replace(server.lease_list(now));
     outputs.status.send_replace(server.status(now).clone());
 
-    let socket = loop {
-        match device_index(&device).map(|_| open_socket(&device)) {
-            Some(Ok(socket)) => break socket,
-            Some(Err(e)) => return Err(e),
-            None => {
-                info!("DHCPv4: waiting for LAN device {device} to appear");
-                tokio::select! {
-                    _ = tokio::time::sleep(DEVICE_RETRY) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        }
-    };
-    let fd = socket.as_raw_fd();
+    // The socket follows the device: br-lan is recreated when OpenWrt
+    // restarts its network, and a socket bound to the old one hears nothing.
+    let mut link = LinkWatch::new(&device)?;
+    let mut socket: Option<(u32, UdpSocket)> = None;
+    let mut device_state = link.snapshot().await?;
     let mut buf = vec![0u8; 65536];
     let mut status_due: Option<tokio::time::Instant> = None;
+    let mut announced_missing = false;
     loop {
+        match &device_state {
+            Some(s) if socket.as_ref().is_none_or(|(index, _)| *index != s.index) => {
+                socket = Some((s.index, open_socket(&device)?));
+                announced_missing = false;
+                debug!("DHCPv4: listening on {device} (index {})", s.index);
+            }
+            None if !announced_missing => {
+                socket = None;
+                announced_missing = true;
+                info!("DHCPv4: waiting for LAN device {device} to appear");
+            }
+            _ => {}
+        }
         let timer = server.poll_timeout().map(|at| {
             tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
         });
+        let readable = async {
+            match &socket {
+                Some((index, s)) => s.readable().await.map(|()| (*index, s)),
+                None => std::future::pending().await,
+            }
+        };
         let mut actions = Vec::new();
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => {
+            // The borrow guard wait_for returns must not live across the
+            // other branches' awaits (it is not Send).
+            _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
                 let now = unix_now();
                 persistence.write(&server, now);
                 info!("DHCPv4 server stopped; {} leases saved", server.status(now).active_leases);
                 return Ok(());
+            }
+            changed = link.changed() => {
+                changed?;
+                device_state = link.snapshot().await?;
             }
             _ = sleep_until(timer) => {
                 actions = server.handle(unix_now(), Input::Timeout);
@@ -245,16 +257,15 @@ pub async fn run(
                 status_due = None;
                 outputs.status.send_replace(server.status(unix_now()).clone());
             }
-            readable = socket.readable() => {
-                readable?;
-                let ifindex = device_index(&device);
+            ready = readable => {
+                let (index, s) = ready?;
+                let fd = s.as_raw_fd();
                 for _ in 0..MAX_BATCH {
-                    let received = socket.try_io(Interest::READABLE, || recv_with_ifindex(fd, &mut buf));
-                    match received {
+                    match s.try_io(Interest::READABLE, || recv_with_ifindex(fd, &mut buf)) {
                         Ok((len, arrived_on)) => {
                             // SO_BINDTODEVICE already filters; this guards
-                            // against the device being replaced under us.
-                            if arrived_on.is_some() && arrived_on != ifindex {
+                            // against a device replaced under us.
+                            if arrived_on.is_some_and(|i| i != index) {
                                 continue;
                             }
                             let now = unix_now();
@@ -285,16 +296,19 @@ pub async fn run(
         if actions.contains(&Action::LeasesChanged) {
             outputs.leases.send_replace(server.lease_list(now));
         }
-        for action in actions {
-            if let Action::Send { to, bytes } = action {
-                send(&socket, fd, &device, to, &bytes).await;
+        if let Some((_, s)) = &socket {
+            for action in actions {
+                if let Action::Send { to, bytes } = action {
+                    send(s, &device, to, &bytes).await;
+                }
             }
         }
         status_due.get_or_insert_with(|| tokio::time::Instant::now() + STATUS_INTERVAL);
     }
 }
 
-async fn send(socket: &UdpSocket, fd: RawFd, device: &str, to: Destination, bytes: &[u8]) {
+async fn send(socket: &UdpSocket, device: &str, to: Destination, bytes: &[u8]) {
+    let fd = socket.as_raw_fd();
     let (ip, port) = match to {
         Destination::Broadcast => (Ipv4Addr::BROADCAST, CLIENT_PORT),
         Destination::Unicast(ip) => (ip, CLIENT_PORT),
