@@ -146,8 +146,7 @@ impl Persistence {
     /// Writes synchronously: the file lives on tmpfs on OpenWrt, and the
     /// DHCPACK waiting on it must not go out before it is written.
     fn write(&mut self, server: &Server, now: u64) {
-        let contents = server.lease_file_contents(now);
-        match leases::write_atomic(&self.path, contents.as_bytes()) {
+        match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now)) {
             Ok(()) => {
                 if std::mem::take(&mut self.failing) {
                     info!("DHCPv4: lease file {} written again", self.path.display());

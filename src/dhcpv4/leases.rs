@@ -13,8 +13,7 @@
 //! sees either the old or the new file, never a mix.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -159,15 +158,16 @@ impl LeaseStore {
     }
 }
 
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    let mut s = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
+/// `aa:bb:cc:dd:ee:ff`, without allocating.
+pub fn format_mac(mac: &[u8; 6]) -> impl std::fmt::Display + '_ {
+    struct Mac<'a>(&'a [u8; 6]);
+    impl std::fmt::Display for Mac<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let [a, b, c, d, e, g] = self.0;
+            write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
         }
-        let _ = write!(s, "{b:02x}");
     }
-    s
+    Mac(mac)
 }
 
 fn parse_mac(text: &str) -> Option<[u8; 6]> {
@@ -193,27 +193,37 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The file's text for every active lease at `now`.
-pub fn serialize<'a>(leases: impl Iterator<Item = &'a Lease>, now: u64) -> String {
-    let mut out = String::new();
+/// Writes the file's text for every active lease at `now`.
+pub fn write_leases<'a>(
+    out: &mut impl io::Write,
+    leases: impl Iterator<Item = &'a Lease>,
+    now: u64,
+) -> io::Result<()> {
     for lease in leases.filter(|l| l.is_active(now)) {
-        let _ = write!(
+        write!(
             out,
             "{} {} {} {} ",
             lease.expires,
             format_mac(&lease.mac),
             lease.ip,
             lease.hostname.as_deref().unwrap_or("*"),
-        );
+        )?;
         match lease.client.client_id() {
-            Some(id) => id.iter().for_each(|b| {
-                let _ = write!(out, "{b:02x}");
-            }),
-            None => out.push('*'),
+            Some(id) => id.iter().try_for_each(|b| write!(out, "{b:02x}"))?,
+            None => out.write_all(b"*")?,
         }
-        out.push('\n');
+        out.write_all(b"\n")?;
     }
-    out
+    Ok(())
+}
+
+/// The file's text, as a string (tests, small tools).
+pub fn serialize<'a>(leases: impl Iterator<Item = &'a Lease>, now: u64) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail; the text is ASCII but for host names,
+    // which are checked labels.
+    let _ = write_leases(&mut out, leases, now);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses the file. Returns the leases and how many lines were unusable.
@@ -254,13 +264,18 @@ fn parse_line(line: &str, valid_hostname: &impl Fn(&str) -> bool) -> Option<Leas
     })
 }
 
-/// Replaces `path` with `contents` atomically and durably.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Replaces `path` with what `fill` writes, atomically and durably. The
+/// text is streamed through a buffer rather than built in memory first.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
-    let mut file = std::fs::File::create(tmp)?;
-    file.write_all(contents)?;
+    let mut out = io::BufWriter::new(std::fs::File::create(tmp)?);
+    fill(&mut out)?;
+    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(tmp, path)?;
@@ -342,8 +357,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("b4d-leases-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("leases");
-        write_atomic(&path, b"one\n").unwrap();
-        write_atomic(&path, b"two\n").unwrap();
+        use std::io::Write as _;
+        write_atomic(&path, |w| w.write_all(b"one\n")).unwrap();
+        write_atomic(&path, |w| w.write_all(b"two\n")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
         assert!(!dir.join("leases.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -100,7 +100,7 @@ pub enum Action {
         to: Destination,
         bytes: Vec<u8>,
     },
-    /// Write [`Server::lease_file_contents`] to the lease file now.
+    /// Write the lease file now ([`Server::write_lease_file`]).
     Persist,
     /// The lease list changed: publish [`Server::lease_list`].
     LeasesChanged,
@@ -312,6 +312,11 @@ impl Server {
     /// What the lease file holds now.
     pub fn lease_file_contents(&self, now: u64) -> String {
         leases::serialize(self.leases.iter(), now)
+    }
+
+    /// Streams the lease file's text into `out`.
+    pub fn write_lease_file(&self, out: &mut impl std::io::Write, now: u64) -> std::io::Result<()> {
+        leases::write_leases(out, self.leases.iter(), now)
     }
 
     /// Active dynamic leases plus every static host (with the name it was
@@ -721,7 +726,7 @@ impl Server {
             hostname,
             expires: now + u64::from(self.config.lease_secs),
         };
-        let mac = format_mac(&lease.mac);
+        let mac = format_mac(&request.chaddr).to_string();
         let name = lease.hostname.clone().unwrap_or_else(|| "*".into());
         if let Some(gone) = self.leases.insert(lease) {
             self.refresh(gone);
