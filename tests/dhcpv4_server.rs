@@ -518,3 +518,62 @@ fn lan_device_appearing_after_start_is_served() {
     assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
     b4d.wait_for_line("DHCPv4: leased 192.168.1.100", secs(2));
 }
+
+/// Sends hand-made datagrams to 192.168.1.1:67 from a host on the LAN:
+/// a truncated one, a wrong magic cookie, an option length running past the
+/// end, then `flood` DISCOVERs from random MACs.
+const BAD_INPUT_SENDER: &str = r#"
+import os, socket, struct, sys
+flood = int(sys.argv[1])
+def message(mac, cookie=b"\x63\x82\x53\x63", options=b"\x35\x01\x01\xff"):
+    header = struct.pack("!BBBBIHH4s4s4s4s", 1, 1, 6, 0, 0x1234, 0, 0, bytes(4), bytes(4), bytes(4), bytes(4))
+    return header + mac + bytes(10) + bytes(192) + cookie + options
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+to = ("192.168.1.1", 67)
+s.sendto(b"\x01\x01\x06", to)
+s.sendto(message(b"\x02\x00\x00\x00\x09\x01", cookie=b"\x00\x00\x00\x00"), to)
+s.sendto(message(b"\x02\x00\x00\x00\x09\x02", options=b"\x35\x01\x01\x0c\xff" + b"x" * 10), to)
+for _ in range(flood):
+    s.sendto(message(b"\x06" + os.urandom(5)), to)
+print("sent", flood + 3)
+"#;
+
+#[test]
+fn malformed_packets_and_a_discover_flood_are_counted_and_real_clients_still_served() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new(
+        "malformed_packets_and_a_discover_flood_are_counted_and_real_clients_still_served",
+    );
+    let attacker = lan.add_client("bad", "02:00:00:00:09:99");
+    lan.clients[attacker].add_addr("eth0", "192.168.1.50/24");
+    let real = lan.add_client("real", "02:00:00:00:09:01");
+    let config = lan.config("\toption dhcp_start '100'\n\toption dhcp_limit '20'\n", "");
+    let b4d = lan.start_b4d("b4d", &config);
+
+    let script = lan.dir.write("bad_input.py", BAD_INPUT_SENDER);
+    let out = lan.clients[attacker].exec_stdout("python3", &[script.to_str().unwrap(), "5000"]);
+    assert!(out.contains("sent 5003"), "{out}");
+    b4d.wait_for_line("dropped a message (too-short)", secs(5));
+    b4d.wait_for_line("dropped a message (bad-magic-cookie)", secs(5));
+    b4d.wait_for_line("dropped a message (truncated-option)", secs(5));
+    assert_eq!(
+        b4d.count_matching("further ones are only counted"),
+        3,
+        "each reason logged once"
+    );
+
+    // The flood only ever held offers (at most the 20 pool addresses) and
+    // a real client still gets a lease.
+    let client = lan.udhcpc(real, "udhcpc", "real", &[]);
+    let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+    let ip = field(&bound, "ip").to_string();
+    assert!(b4d.is_running());
+    let file = lan.leases_file();
+    assert_eq!(file.lines().count(), 1, "offers are not leases: {file}");
+    assert!(
+        file.contains(&format!("02:00:00:00:09:01 {ip} real")),
+        "{file}"
+    );
+}

@@ -352,17 +352,24 @@ impl Server {
         Arc::new(list)
     }
 
+    /// Counts a dropped message; the first of each kind that points at a
+    /// misbehaving or misconfigured sender is logged, later ones only counted.
     fn drop_message(&mut self, reason: DropReason) {
-        *self.status.dropped.entry(reason.name()).or_default() += 1;
+        let count = self.status.dropped.entry(reason.name()).or_default();
+        *count += 1;
+        let worth_a_line = matches!(
+            reason,
+            DropReason::Malformed(_) | DropReason::RateLimited | DropReason::Relayed
+        );
+        if *count == 1 && worth_a_line {
+            info!("DHCPv4: dropped a message ({reason}); further ones are only counted");
+        }
     }
 
     fn receive(&mut self, now: u64, bytes: &[u8], actions: &mut Vec<Action>) {
         let request = match wire::decode(bytes) {
             Ok(r) => r,
-            Err(e) => {
-                debug!("DHCPv4: dropped a malformed message ({e})");
-                return self.drop_message(DropReason::Malformed(e));
-            }
+            Err(e) => return self.drop_message(DropReason::Malformed(e)),
         };
         if !self.within_rate(now, request.chaddr) {
             return self.drop_message(DropReason::RateLimited);
