@@ -274,6 +274,21 @@ fn selecting_an_address_offered_to_someone_else_is_naked() {
 }
 
 #[test]
+fn an_offer_holds_its_address_for_the_hold_time_only() {
+    let mut s = server(10);
+    assert_eq!(one(&discover(&mut s, T0, 1)).yiaddr, ip(100));
+    let held = T0 + OFFER_HOLD_SECS - 1;
+    assert_eq!(one(&discover(&mut s, held, 2)).yiaddr, ip(101));
+    assert_eq!(one(&select(&mut s, held, 3, ip(100))).message_type, DHCPNAK);
+    // Lapsed: another client may take it.
+    let lapsed = T0 + OFFER_HOLD_SECS;
+    assert_eq!(
+        one(&select(&mut s, lapsed, 3, ip(100))).message_type,
+        DHCPACK
+    );
+}
+
+#[test]
 fn init_reboot_cases() {
     let mut s = server(10);
     let have = lease(&mut s, T0, 1);
