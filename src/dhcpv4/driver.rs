@@ -138,7 +138,8 @@ fn load_leases(path: &Path) -> (Vec<leases::Lease>, usize) {
 
 struct Persistence {
     path: PathBuf,
-    /// Whether the last write failed (logged once per failure streak).
+    /// Whether the last write failed, i.e. the file is stale (logged once
+    /// per failure streak).
     failing: bool,
 }
 
@@ -164,8 +165,9 @@ impl Persistence {
     }
 }
 
-/// Runs the server on `device` until `shutdown` turns true; the lease file
-/// is written one last time on the way out.
+/// Runs the server on `device` until `shutdown` turns true. The lease file
+/// is written whenever the core asks (before the DHCPACK that needs it); on
+/// the way out it is flushed again only if the last write failed.
 pub async fn run(
     device: String,
     config: ServerConfig,
@@ -199,8 +201,11 @@ pub async fn run(
         pool.1,
         persistence.path.display()
     );
-    // Leases dropped on load (outside a changed pool) leave the file now.
-    persistence.write(&server, now);
+    // Leases dropped on load (outside a changed pool, expired, unreadable)
+    // leave the file now; an unchanged file is left alone.
+    if kept as usize != restored_count || bad_lines > 0 {
+        persistence.write(&server, now);
+    }
     outputs.leases.send_replace(server.lease_list(now));
     outputs.status.send_replace(server.status(now).clone());
 
@@ -240,8 +245,12 @@ pub async fn run(
             // The borrow guard wait_for returns must not live across the
             // other branches' awaits (it is not Send).
             _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+                // Every change was written when it happened; only a write
+                // that failed is retried.
                 let now = unix_now();
-                persistence.write(&server, now);
+                if persistence.failing {
+                    persistence.write(&server, now);
+                }
                 info!("DHCPv4 server stopped; {} leases saved", server.status(now).active_leases);
                 return Ok(());
             }
