@@ -8,3 +8,5 @@ pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod logging;
 pub mod netlink;
+pub mod status;
+pub mod ubus;

@@ -1,7 +1,7 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
 use b4d::config::{Config, DhcpV6Mode};
@@ -9,6 +9,8 @@ use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::logging::{self, Target};
+use b4d::status::Status;
+use b4d::ubus::{self, b4, driver::Published, UbusHandle};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -106,10 +108,21 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
     let _dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
+    let (status, _) = watch::channel(Status::new(Instant::now()));
+    let _ubus = start_ubus(
+        &config,
+        &status,
+        dhcpv6.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
+    // would kill b4d and drop the leases.
+    let mut sighup = signal(SignalKind::hangup())?;
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
     let mut flush = tokio::time::interval(Duration::from_secs(5));
@@ -138,6 +151,9 @@ async fn daemon(config: Config) -> std::io::Result<()> {
                 if let Some(control) = &dhcpv6 {
                     let _ = control.try_send(Control::Renew);
                 }
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: configuration reload is not implemented yet; keeping the running one");
             }
             _ = flush.tick() => log::logger().flush(),
         }
@@ -226,6 +242,43 @@ fn start_dhcpv4(
         leases: leases_rx,
         status: status_rx,
     })
+}
+
+/// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
+/// handle for sending ubus events. Without ubusd the driver keeps retrying.
+fn start_ubus(
+    config: &Config,
+    status: &watch::Sender<Status>,
+    dhcpv6: Option<mpsc::Sender<Control>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<UbusHandle> {
+    if !config.globals.ubus {
+        info!("ubus is off (globals.ubus '0')");
+        return None;
+    }
+    let (requests, requests_rx) = mpsc::channel(8);
+    let (handle, events) = ubus::driver::event_channel();
+    let backend = b4::Backend {
+        status: status.subscribe(),
+        renew: Box::new(move |_reason| {
+            dhcpv6
+                .as_ref()
+                .is_some_and(|control| control.try_send(Control::Renew).is_ok())
+        }),
+    };
+    let object = Published {
+        spec: b4::object(),
+        requests,
+    };
+    tasks.spawn(ubus::driver::run(
+        config.globals.ubus_socket.clone(),
+        vec![object],
+        events,
+        shutdown.clone(),
+    ));
+    tasks.spawn(b4::serve(requests_rx, handle.clone(), backend, shutdown));
+    Some(handle)
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

@@ -12,6 +12,8 @@
 //! |---|---|---|
 //! | `globals` `log_level` | error\|warn\|info\|debug\|trace | info |
 //! | `globals` `state_dir` | absolute path | /etc/b4d |
+//! | `globals` `ubus` | bool | 1 |
+//! | `globals` `ubus_socket` | absolute file path | /var/run/ubus/ubus.sock |
 //! | `wan` `device` | interface name | wan |
 //! | `wan` `dhcpv6` | stateful\|stateless\|off | stateful |
 //! | `wan` `request_address` | bool | 1 |
@@ -128,6 +130,11 @@ pub struct Globals {
     /// Where the DUID is persisted: on flash, so it survives reboots (RFC 8415 §11 wants
     /// a DUID stable across restarts).
     pub state_dir: PathBuf,
+    /// Publish the `b4` ubus object (status for LuCI and scripts). Without a
+    /// ubusd (plain Linux) b4d keeps looking for it quietly.
+    pub ubus: bool,
+    /// ubusd's socket.
+    pub ubus_socket: PathBuf,
 }
 
 impl Default for Globals {
@@ -135,6 +142,8 @@ impl Default for Globals {
         Globals {
             log_level: LogLevel::Info,
             state_dir: PathBuf::from("/etc/b4d"),
+            ubus: true,
+            ubus_socket: PathBuf::from(crate::ubus::DEFAULT_SOCKET),
         }
     }
 }

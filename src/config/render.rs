@@ -62,6 +62,8 @@ pub(super) fn render(c: &Config) -> String {
     out.section("globals", Some("globals"));
     out.option("log_level", g.log_level);
     out.option("state_dir", g.state_dir.display());
+    out.flag("ubus", g.ubus);
+    out.option("ubus_socket", g.ubus_socket.display());
 
     let w = &c.wan;
     out.section("wan", Some("wan"));

@@ -63,6 +63,11 @@ fn defaults_match_the_documented_table() {
     let c = Config::default();
     assert_eq!(c.globals.log_level, LogLevel::Info);
     assert_eq!(c.globals.state_dir, PathBuf::from("/etc/b4d"));
+    assert!(c.globals.ubus);
+    assert_eq!(
+        c.globals.ubus_socket,
+        PathBuf::from("/var/run/ubus/ubus.sock")
+    );
     assert_eq!(c.wan.device.as_str(), "wan");
     assert_eq!(c.wan.dhcpv6, DhcpV6Mode::Stateful);
     assert!(c.wan.request_address && c.wan.request_prefix && c.wan.release_on_stop);
@@ -219,6 +224,13 @@ fn every_single_value_rule_rejects_a_bad_value() {
             "one of error, warn, info, debug, trace",
         ),
         ("globals", "state_dir", "etc/b4d", "an absolute path"),
+        ("globals", "ubus", "maybe", "a boolean"),
+        (
+            "globals",
+            "ubus_socket",
+            "ubus.sock",
+            "an absolute file path",
+        ),
         ("wan", "device", "eth0/1", "a Linux interface name"),
         (
             "wan",
@@ -788,6 +800,7 @@ fn sample_values(section: &str, option: &str) -> &'static [&'static str] {
     match (section, option) {
         (_, "log_level") => &["error", "warn", "info", "debug", "trace"],
         (_, "state_dir") => &["/etc/b4d", "/overlay/b4d", "/a b/it's"],
+        (_, "ubus_socket") => &["/var/run/ubus/ubus.sock", "/tmp/u.sock"],
         ("wan", "device") => &["wan", "eth1", "eth0.2"],
         ("lan", "device") => &["br-lan", "eth0", "lan1"],
         (_, "dhcpv6") => &["stateful", "stateless", "off"],

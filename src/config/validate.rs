@@ -19,7 +19,7 @@ use super::{
 
 pub(super) const SECTION_TYPES: &[&str] = &["globals", "wan", "tunnel", "lan", "host"];
 
-pub(super) const GLOBALS_OPTIONS: &[&str] = &["log_level", "state_dir"];
+pub(super) const GLOBALS_OPTIONS: &[&str] = &["log_level", "state_dir", "ubus", "ubus_socket"];
 pub(super) const WAN_OPTIONS: &[&str] = &[
     "device",
     "dhcpv6",
@@ -395,6 +395,10 @@ fn globals(o: &mut Opts, errs: &mut Errors) -> Globals {
         state_dir: o
             .get(errs, "state_dir", parse_abs_path)
             .unwrap_or(d.state_dir),
+        ubus: bool_opt(o, errs, "ubus", d.ubus),
+        ubus_socket: o
+            .get(errs, "ubus_socket", parse_abs_file)
+            .unwrap_or(d.ubus_socket),
     }
 }
 

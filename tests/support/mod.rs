@@ -63,6 +63,8 @@ pub mod kea;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod ubus_traces;
+pub mod ubusd_replay;
 
 pub use capture::Capture;
 pub use dnsmasq::{dns_wire_name, dns_wire_name_hex, Dnsmasq6Config, Dnsmasq6Server};
