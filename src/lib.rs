@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod logging;
 pub mod netlink;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
 use b4d::config::{AftrOverride, Config, DhcpV6Mode};
+use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::logging::{self, Target};
@@ -128,6 +129,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
+    let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
     let (status, _) = watch::channel(Status {
         wan_device: config.wan.device.to_string(),
         ..Status::new(Instant::now())
@@ -144,6 +146,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         &status,
         dhcpv6.clone(),
         tunnel.clone(),
+        dhcpv4.as_ref().map(|d| d.leases.clone()),
         shutdown.subscribe(),
         &mut tasks,
     );
@@ -287,6 +290,32 @@ fn start_tunnel(
     Some((control_tx, status_rx))
 }
 
+/// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
+/// list (for the DNS proxy and ubus) and status receivers.
+fn start_dhcpv4(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<dhcpv4::driver::Subscriptions> {
+    if !config.lan.dhcp {
+        info!("DHCPv4 server is off (lan.dhcp '0')");
+        return None;
+    }
+    let (leases, leases_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
+    let (status, status_rx) = watch::channel(dhcpv4::ServerStatus::default());
+    tasks.spawn(dhcpv4::driver::run(
+        config.lan.device.to_string(),
+        dhcpv4::ServerConfig::from_config(config),
+        config.lan.lease_file.clone(),
+        shutdown,
+        dhcpv4::driver::Outputs { leases, status },
+    ));
+    Some(dhcpv4::driver::Subscriptions {
+        leases: leases_rx,
+        status: status_rx,
+    })
+}
+
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
 /// handle for sending ubus events. Without ubusd the driver keeps retrying.
 fn start_ubus(
@@ -294,6 +323,7 @@ fn start_ubus(
     status: &watch::Sender<Status>,
     dhcpv6: Option<mpsc::Sender<Control>>,
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
@@ -305,6 +335,7 @@ fn start_ubus(
     let (handle, events) = ubus::driver::event_channel();
     let backend = b4::Backend {
         status: status.subscribe(),
+        leases,
         // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
         renew: Box::new(move |_reason| {
             let renewed = dhcpv6

@@ -49,9 +49,11 @@
 //! | `lan` `lease_time` | duration >= 120s | 12h |
 //! | `lan` `lease_file` | absolute file path | /tmp/b4d.leases |
 //! | `lan` `domain` | DNS labels | lan |
+//! | `lan` `dhcp_mtu` | 576..=9000 | unset (DHCPv4 option 26 not sent) |
 //! | `host` `mac` | xx:xx:xx:xx:xx:xx | required |
 //! | `host` `ip` | IPv4 in the LAN subnet | required |
 //! | `host` `name` | host name label | unset |
+//! | `host` `client_id` | hex, 2..=255 octets | unset (match by MAC only) |
 
 mod error;
 mod render;
@@ -68,7 +70,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Reason};
-pub use value::{Duid, InterfaceName, MacAddr};
+pub use value::{ClientId, Duid, InterfaceName, MacAddr};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -362,6 +364,8 @@ pub struct Lan {
     pub lease_time: Duration,
     pub lease_file: PathBuf,
     pub domain: String,
+    /// Interface MTU for DHCPv4 clients (option 26); `None` sends none.
+    pub dhcp_mtu: Option<u16>,
 }
 
 impl Lan {
@@ -413,6 +417,7 @@ impl Default for Lan {
             lease_time: Duration::from_secs(12 * 3600),
             lease_file: PathBuf::from("/tmp/b4d.leases"),
             domain: "lan".to_string(),
+            dhcp_mtu: None,
         }
     }
 }
@@ -424,4 +429,6 @@ pub struct StaticHost {
     /// Inside the LAN subnet; not its network, broadcast or router address.
     pub ip: Ipv4Addr,
     pub name: Option<String>,
+    /// A client sending this identifier gets the lease whatever its MAC.
+    pub client_id: Option<ClientId>,
 }

@@ -130,10 +130,12 @@ fn full_example_parses_into_typed_values() {
          \toption dhcp_limit '2000'\n\
          \toption lease_time '1d'\n\
          \toption domain 'home.arpa'\n\
+         \toption dhcp_mtu '1400'\n\
          config host\n\
          \toption mac '00:11:22:33:44:55'\n\
          \toption ip '10.0.5.5'\n\
-         \toption name 'printer'\n",
+         \toption name 'printer'\n\
+         \toption client_id '01:00:11:22:33:44:55'\n",
     );
     assert_eq!(c.globals.log_level, LogLevel::Debug);
     assert_eq!(c.wan.dhcpv6, DhcpV6Mode::Stateless);
@@ -165,6 +167,29 @@ fn full_example_parses_into_typed_values() {
     assert_eq!(c.hosts.len(), 1);
     assert_eq!(c.hosts[0].mac.to_string(), "00:11:22:33:44:55");
     assert_eq!(c.hosts[0].name.as_deref(), Some("printer"));
+    assert_eq!(
+        c.hosts[0]
+            .client_id
+            .as_ref()
+            .map(|id| id.as_bytes().to_vec()),
+        Some(vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])
+    );
+    assert_eq!(c.lan.dhcp_mtu, Some(1400));
+}
+
+#[test]
+fn dhcp_mtu_and_client_id_are_checked() {
+    let errs = errors(
+        "config lan 'lan'\n\toption dhcp_mtu '100'\n         config host\n\toption mac '02:00:00:00:00:01'\n\toption ip '192.168.1.5'\n\
+         \toption client_id '01'\n",
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].to_string().contains("576..=9000"), "{}", errs[0]);
+    assert!(
+        errs[1].to_string().contains("2..=255 octets"),
+        "{}",
+        errs[1]
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! [`Backend`], so this module knows nothing about their internals.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::info;
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::{MethodSpec, ObjectSpec, Reply};
 use super::driver::{UbusHandle, UbusRequest};
 use super::wire::{BlobType, Status as UbusStatus, Table, Value};
+use crate::dhcpv4::LeaseInfo;
 use crate::status::Status;
 
 pub const OBJECT_NAME: &str = "b4";
@@ -39,12 +41,40 @@ pub fn object() -> ObjectSpec {
 /// What the methods act on besides the status model.
 pub struct Backend {
     pub status: watch::Receiver<Status>,
+    /// The DHCPv4 server's leases (`None` with the server off).
+    pub leases: Option<watch::Receiver<Arc<Vec<LeaseInfo>>>>,
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 pub use super::status_table::status_table;
+
+/// The `leases` reply: every DHCPv4 lease, static hosts included;
+/// `expires` is Unix seconds, 0 for static leases.
+pub fn leases_table(leases: &[LeaseInfo]) -> Table {
+    let list = leases
+        .iter()
+        .map(|l| {
+            let mac = l
+                .mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let mut t = Table::new()
+                .with("mac", mac)
+                .with("ip", l.ip.to_string())
+                .with("expires", l.expires_unix)
+                .with("static", l.is_static);
+            if let Some(name) = &l.hostname {
+                t.push("hostname", name.as_str());
+            }
+            Value::from(t)
+        })
+        .collect();
+    Table::new().with("leases", Value::Array(list))
+}
 
 /// The `b4.state` event payload.
 pub fn state_event(status: &Status) -> Table {
@@ -56,8 +86,15 @@ pub fn state_event(status: &Status) -> Table {
 fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
     match request.method.as_str() {
         "status" => Reply::ok(status_table(&backend.status.borrow(), now)),
-        // The DHCPv4 server is not there yet: no leases.
-        "leases" => Reply::ok(Table::new().with("leases", Value::Array(Vec::new()))),
+        "leases" => Reply::ok(leases_table(
+            backend
+                .leases
+                .as_ref()
+                .map(|l| l.borrow().clone())
+                .as_deref()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        )),
         "renew" => {
             let reason = request
                 .args
@@ -137,6 +174,7 @@ mod tests {
         let log = Arc::clone(&renewed);
         let backend = Backend {
             status,
+            leases: None,
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works
@@ -248,5 +286,29 @@ mod tests {
             task.await.unwrap().unwrap();
             assert!(events.try_recv().is_err(), "no other event");
         });
+    }
+
+    #[test]
+    fn leases_lists_mac_ip_expiry_and_hostname() {
+        let leases = [
+            LeaseInfo {
+                mac: [2, 0, 0, 0, 0, 0x0a],
+                ip: "192.168.1.100".parse().unwrap(),
+                hostname: Some("tv".into()),
+                expires_unix: 1_700_000_000,
+                is_static: false,
+            },
+            LeaseInfo {
+                mac: [2, 0, 0, 0, 0, 0x0b],
+                ip: "192.168.1.10".parse().unwrap(),
+                hostname: None,
+                expires_unix: 0,
+                is_static: true,
+            },
+        ];
+        assert_eq!(
+            leases_table(&leases).to_string(),
+            r#"{"leases":[{"mac":"02:00:00:00:00:0a","ip":"192.168.1.100","expires":1700000000,"static":false,"hostname":"tv"},{"mac":"02:00:00:00:00:0b","ip":"192.168.1.10","expires":0,"static":true}]}"#
+        );
     }
 }
