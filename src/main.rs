@@ -336,6 +336,10 @@ fn start_ubus(
     let backend = b4::Backend {
         status: status.subscribe(),
         leases,
+        dns_proxy: config
+            .lan
+            .dns_proxy
+            .then_some((config.lan.ipaddr, config.lan.dns_port)),
         // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
         renew: Box::new(move |_reason| {
             let renewed = dhcpv6

@@ -74,10 +74,13 @@ pub fn absorb(
         status.tunnel.as_ref().and_then(|t| t.last_error.as_ref()),
         tunnel.as_ref().and_then(|t| t.last_error.as_ref()),
     );
+    // Before the first lease "no AFTR name" is the normal start, not an error.
+    let leased = dhcpv6.as_ref().is_none_or(|d| d.lease.is_some());
     let aftr_error = new_error(
         status.tunnel.as_ref().and_then(|t| t.aftr.problem.as_ref()),
         tunnel.as_ref().and_then(|t| t.aftr.problem.as_ref()),
-    );
+    )
+    .filter(|_| leased);
     for text in [dhcp_error, tunnel_error, aftr_error].into_iter().flatten() {
         status.last_error = Some(Stamped { at: wall, text });
         changed = true;
