@@ -213,20 +213,7 @@ mod tests {
         let mut status = Status::new(Instant::now());
         let mut tunnel = TunnelStatus {
             state: "up",
-            spec: Some(TunnelSpec {
-                name: "ds-b4".into(),
-                link: 2,
-                local: "2001:db8:1::100".parse().unwrap(),
-                remote: "2001:db8:af::1".parse().unwrap(),
-                mtu: 1460,
-                encap_limit: None,
-                flags: 3,
-                hop_limit: 64,
-                ipv4: "192.0.0.2".parse().unwrap(),
-                peer: "192.0.0.1".parse().unwrap(),
-                default_route_metric: Some(0),
-                mss_clamp: true,
-            }),
+            spec: Some(TunnelSpec::example()),
             ..TunnelStatus::default()
         };
         tunnel.aftr.name = Some("aftr.example.net".into());
