@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what b4d's integration tests need (Debian 12 / Ubuntu), idempotently:
 #   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3,
-#   iputils-ping
+#   iputils-ping, shellcheck and busybox (the init script is checked and run
+#   under ash), the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and
+#   dhcpcd-base, and kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -23,7 +25,8 @@ fi
 
 say() { echo "install-test-deps: $*"; }
 
-PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping)
+PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
+    busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -67,7 +70,7 @@ for svc in kea-dhcp6-server dnsmasq; do
     fi
 done
 
-for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping; do
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

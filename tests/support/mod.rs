@@ -68,6 +68,9 @@ pub mod kea;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod ubus_peer;
+pub mod ubus_traces;
+pub mod ubusd_replay;
 pub mod vm;
 
 pub use aftr::{Aftr, AftrConfig};
