@@ -3,7 +3,8 @@
 #   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3,
 #   iputils-ping, shellcheck and busybox (the init script is checked and run
 #   under ash), the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and
-#   dhcpcd-base, and kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh)
+#   dhcpcd-base, kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh), and
+#   chromium and fonts-dejavu-core (the LuCI page test renders the view headless)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -26,7 +27,7 @@ fi
 say() { echo "install-test-deps: $*"; }
 
 PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
-    busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin)
+    busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin chromium fonts-dejavu-core)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -70,7 +71,7 @@ for svc in kea-dhcp6-server dnsmasq; do
     fi
 done
 
-for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp; do
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp chromium; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1
