@@ -97,8 +97,8 @@ fn register(peer: &mut UbusdReplay) {
 /// Calls `method` as rpcd does for LuCI (with the session argument) and
 /// returns the result as rpcd puts it into the JSON-RPC reply: `[status]` or
 /// `[status, data]`.
-fn rpc_result(peer: &mut UbusdReplay, seq: u16, method: &str) -> Json {
-    let args = Table::new().with("ubus_rpc_session", "0123456789abcdef0123456789abcdef");
+fn rpc_result(peer: &mut UbusdReplay, seq: u16, method: &str, args: Table) -> Json {
+    let args = args.with("ubus_rpc_session", "0123456789abcdef0123456789abcdef");
     peer.send(
         &Message::new(
             MsgType::Invoke,
@@ -134,7 +134,8 @@ fn rpc_result(peer: &mut UbusdReplay, seq: u16, method: &str) -> Json {
     }
 }
 
-/// b4d's replies to the four methods the page calls, keyed "b4.<method>".
+/// b4d's replies to the four methods the page calls (with the arguments it
+/// passes), keyed "b4.<method>".
 fn real_replies(dir: &TestDir) -> Json {
     let ns = Netns::new("luci");
     // A WAN with a global address: b4d plans the tunnel (MTU = 1500 - 40).
@@ -151,7 +152,7 @@ fn real_replies(dir: &TestDir) -> Json {
     // Until the tunnel driver has planned the tunnel for the WAN address.
     let deadline = Instant::now() + secs(10);
     let status = loop {
-        let status = rpc_result(&mut peer, 2, "status");
+        let status = rpc_result(&mut peer, 2, "status", Table::new());
         if status[1]["tunnel"]["mtu"].is_number() || Instant::now() > deadline {
             break status;
         }
@@ -159,9 +160,9 @@ fn real_replies(dir: &TestDir) -> Json {
     };
     let replies = json!({
         "b4.status": status,
-        "b4.leases": rpc_result(&mut peer, 3, "leases"),
-        "b4.renew": rpc_result(&mut peer, 4, "renew"),
-        "b4.check": rpc_result(&mut peer, 5, "check"),
+        "b4.leases": rpc_result(&mut peer, 3, "leases", Table::new()),
+        "b4.renew": rpc_result(&mut peer, 4, "renew", Table::new().with("reason", "LuCI")),
+        "b4.check": rpc_result(&mut peer, 5, "check", Table::new()),
     });
     b4d.signal(Signal::Term);
     assert!(b4d.wait_exit(secs(10)).success(), "{}", b4d.tail(20));
@@ -223,8 +224,8 @@ impl Site {
         url
     }
 
-    /// The ubus calls the page made, as "object.method".
-    fn calls(&self) -> Vec<String> {
+    /// The ubus calls the page made: ("object.method", arguments).
+    fn calls_with_args(&self) -> Vec<(String, Json)> {
         let text = std::fs::read_to_string(&self.calls).unwrap_or_default();
         text.lines()
             .map(|l| {
@@ -233,12 +234,21 @@ impl Site {
                     call["session"], "0123456789abcdef0123456789abcdef",
                     "every call carries the session"
                 );
-                format!(
+                let name = format!(
                     "{}.{}",
-                    call["object"].as_str().unwrap(),
-                    call["method"].as_str().unwrap()
-                )
+                    str_at(&call, &["object"]),
+                    str_at(&call, &["method"])
+                );
+                (name, call["args"].clone())
             })
+            .collect()
+    }
+
+    /// The ubus calls the page made, as "object.method".
+    fn calls(&self) -> Vec<String> {
+        self.calls_with_args()
+            .into_iter()
+            .map(|(name, _)| name)
             .collect()
     }
 }
@@ -466,6 +476,13 @@ fn page_shows_the_real_b4d_status_and_explains_missing_checks() {
             .all(|c| c == "b4.status" || c == "b4.leases"),
         "then polling: {calls:?}"
     );
+    // b4d's real answer to the page's renew ({"renewed":true,...}) reads as taken.
+    let renew = dump_dom(&dir, &browser, &site, "renew", Some("b4d-renew"));
+    assert!(
+        renew.view_text().contains("Renew requested"),
+        "{}",
+        renew.view_text()
+    );
     screenshot(&dir, &browser, &site, "page", Some("b4d-check"));
 }
 
@@ -611,7 +628,12 @@ fn page_shows_a_tunnel_that_is_up_with_its_aftr_mtu_counters_and_leases() {
         assert!(text.contains(needle), "{needle:?} not in: {text}");
     }
     assert!(!dom.0.contains("<img"), "a hostname became markup");
-    assert!(site.calls().contains(&"b4.renew".to_string()));
+    assert!(
+        site.calls_with_args()
+            .contains(&("b4.renew".to_string(), json!({"reason": "LuCI"}))),
+        "{:?}",
+        site.calls_with_args()
+    );
 }
 
 #[test]

@@ -31,7 +31,8 @@ var callLeases = rpc.declare({
  * numeric ubus status (8 = not supported), which the page explains. */
 var callRenew = rpc.declare({
 	object: 'b4',
-	method: 'renew'
+	method: 'renew',
+	params: [ 'reason' ]
 });
 
 var callCheck = rpc.declare({
@@ -381,8 +382,13 @@ return view.extend({
 	},
 
 	handleRenew: function(ev) {
-		return callRenew().then(function(res) {
-			if (typeof(res) == 'number' && res != 0)
+		/* The reason ends up in b4d's log: "renew requested (LuCI)". */
+		return callRenew('LuCI').then(function(res) {
+			if (res === UBUS_STATUS_NOT_SUPPORTED)
+				ui.addNotification(null, E('p', {}, [
+					_('Nothing to renew: DHCPv6 is off.')
+				]), 'info');
+			else if (typeof(res) == 'number' && res != 0)
 				ui.addNotification(null, E('p', {}, [
 					_('Renew failed: %s').format(rpc.getStatusText(res))
 				]), 'danger');
