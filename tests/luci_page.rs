@@ -8,9 +8,10 @@
 //! own: the real binary is started against the ubusd stand-in
 //! (`support::ubusd_replay`), its `status`, `leases`, `renew` and `check`
 //! replies are taken off the ubus socket and turned into rpcd's
-//! `[status, data]` results. A second page shows a tunnel that is up, its
-//! status produced by b4d's status serialiser from a status model (the host
-//! kernel here has no ip6tnl, so a real tunnel cannot come up).
+//! `[status, data]` results. Other pages show a tunnel that is up and a
+//! change of state picked up by the poll, their status produced by b4d's
+//! status serialiser from a status model (the host kernel here has no
+//! ip6tnl, so a real tunnel cannot come up), and b4d missing from the bus.
 //!
 //! Chromium prints the DOM once the page has settled (`--dump-dom`, with a
 //! virtual time budget so the RPC round trips finish), the test reads the
@@ -653,4 +654,85 @@ fn page_says_so_when_b4d_does_not_answer() {
              and ubus enabled in /etc/config/b4d?"
         )
     );
+}
+
+/// b4d just started: no DHCPv6 lease yet, so no AFTR and no tunnel.
+fn status_waiting_for_wan() -> Json {
+    use b4d::dhcpv6::ClientStatus;
+    use b4d::status::{State, Status};
+    use b4d::tunnel::driver::TunnelStatus;
+
+    let now = Instant::now();
+    let mut status = Status::new(now - secs(4));
+    let why = "no DHCPv6 lease yet (DHCPv6 soliciting)";
+    status.set_state(now - secs(3), State::WaitingForWan, why);
+    status.wan_device = "wan".into();
+    status.dhcpv6 = Some(ClientStatus {
+        state: "soliciting",
+        ..ClientStatus::default()
+    });
+    status.tunnel = Some(TunnelStatus {
+        state: "down",
+        reason: Some("no AFTR yet".into()),
+        ..TunnelStatus::default()
+    });
+    let table = b4d::ubus::status_table::status_table(&status, now);
+    serde_json::from_str(&table.to_string()).expect("status is JSON")
+}
+
+#[test]
+fn page_follows_state_changes_and_lists_check_results() {
+    let Some(browser) = require_browser() else {
+        return;
+    };
+    let dir = TestDir::new("follows_state");
+    let replies = json!({
+        // The first answer at load, the second from the 5 s poll on.
+        "b4.status": {"sequence": [
+            [0, status_waiting_for_wan()],
+            [0, status_with_tunnel_up()],
+        ]},
+        "b4.leases": [0, {"leases": []}],
+        "b4.check": [0, {"checks": [
+            {"name": "AFTR reachable", "ok": true,
+             "reason": "2001:db8:af::1 answered 3 of 3 echo requests"},
+            {"name": "Full-size packet", "ok": false,
+             "reason": "a 1460-byte packet through ds-b4 got no answer, 1400 bytes did"},
+        ]}],
+    });
+    let site = Site::start(&dir, &replies);
+    let dom = dump_dom(&dir, &browser, &site, "page", Some("b4d-check"));
+
+    let statuses = site.calls().iter().filter(|c| *c == "b4.status").count();
+    assert!(statuses >= 2, "the poll ran: {:?}", site.calls());
+    let banner = dom.element_text("b4d-state").unwrap();
+    assert!(banner.starts_with("DS-Lite is up: "), "{banner}");
+    assert_eq!(dom.field("tunnel-mtu").as_deref(), Some("1460"));
+    assert_eq!(
+        dom.element_text("b4d-checks").as_deref(),
+        Some(
+            "Checks Check Result Reason \
+             AFTR reachable pass 2001:db8:af::1 answered 3 of 3 echo requests \
+             Full-size packet FAIL a 1460-byte packet through ds-b4 got no answer, 1400 bytes did"
+        )
+    );
+
+    screenshot(&dir, &browser, &site, "page", Some("b4d-check"));
+
+    // Before the poll: the first answer, waiting for the WAN, with its reason.
+    let site = Site::start(&dir, &json!({"b4.status": [0, status_waiting_for_wan()]}));
+    let first = dump_dom(&dir, &browser, &site, "waiting", None);
+    let banner = first.element_text("b4d-state").unwrap();
+    assert!(
+        banner.starts_with(
+            "DS-Lite is waiting for the WAN: no DHCPv6 lease yet (DHCPv6 soliciting) for 3s;"
+        ),
+        "{banner}"
+    );
+    assert!(first
+        .0
+        .contains(r#"class="alert-message warning" id="b4d-state""#));
+    assert_eq!(first.field("tunnel-reason").as_deref(), Some("no AFTR yet"));
+    assert_eq!(first.field("dhcpv6-state").as_deref(), Some("soliciting"));
+    screenshot(&dir, &browser, &site, "waiting", None);
 }

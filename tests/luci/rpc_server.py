@@ -9,7 +9,9 @@ Listens on 127.0.0.1 only (an ephemeral port, printed as "listening on
   POST /ubus/            ubus JSON-RPC as uhttpd-mod-ubus speaks it: "call"
                          with [session, object, method, args], answered from
                          a file of replies recorded from the real b4d
-                         ({"b4.status": [0, {...}], "b4.check": [8], ...}),
+                         ({"b4.status": [0, {...}], "b4.check": [8], ...};
+                         {"sequence": [r1, r2]} answers r1 first, then r2
+                         from the second call on),
                          after checking the package's rpcd ACL grants the call
                          (else JSON-RPC error -32002 "Access denied", as rpcd).
 
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TYPES = {".js": "application/javascript", ".html": "text/html", ".json": "application/json"}
@@ -38,6 +41,7 @@ def load_acl(path):
 
 
 def make_handler(args, replies, acl):
+    answered, lock = {}, threading.Lock()
     roots = {"/luci-static/": os.path.join(args.www, "luci-static"), "/harness/": args.harness}
 
     class Handler(BaseHTTPRequestHandler):
@@ -79,7 +83,12 @@ def make_handler(args, replies, acl):
                 return frame
             key = obj + "." + method
             # ubus: 4 = object not found, 3 = method not found.
-            frame["result"] = replies.get(key, [3] if any(k.startswith(obj + ".") for k in replies) else [4])
+            result = replies.get(key, [3] if any(k.startswith(obj + ".") for k in replies) else [4])
+            if isinstance(result, dict):
+                with lock:
+                    n = answered[key] = answered.get(key, 0) + 1
+                result = result["sequence"][min(n, len(result["sequence"])) - 1]
+            frame["result"] = result
             return frame
 
         def do_POST(self):

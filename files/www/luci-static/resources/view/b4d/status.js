@@ -143,22 +143,38 @@ function stateClass(state) {
 	case 'up':
 		return 'success';
 	case 'down':
-	case 'failed':
-	case 'error':
 		return 'danger';
+	case 'disabled':
+		return 'notice';
 	default:
 		return 'warning';
 	}
 }
 
-function renderBanner(st) {
-	var state = st.state || _('unknown');
+/* The overall states of `b4 status` in words; unknown ones as they come. */
+function stateText(state) {
+	switch (state) {
+	case 'starting':
+		return _('starting');
+	case 'waiting-for-wan':
+		return _('waiting for the WAN');
+	case 'up':
+		return _('up');
+	case 'down':
+		return _('down');
+	case 'disabled':
+		return _('disabled');
+	default:
+		return state || _('unknown');
+	}
+}
 
+function renderBanner(st) {
 	return E('div', {
 		'class': 'alert-message ' + stateClass(st.state),
 		'id': 'b4d-state'
 	}, [
-		E('strong', {}, [ _('DS-Lite is %s').format(state) ]),
+		E('strong', {}, [ _('DS-Lite is %s').format(stateText(st.state)) ]),
 		st.reason ? E('span', {}, [ ': ' + st.reason ]) : '',
 		E('br'),
 		E('small', {}, [
@@ -352,7 +368,7 @@ function renderChecks(res) {
 		]));
 	});
 
-	return table;
+	return section(_('Checks'), table);
 }
 
 return view.extend({
