@@ -736,3 +736,79 @@ fn page_follows_state_changes_and_lists_check_results() {
     assert_eq!(first.field("dhcpv6-state").as_deref(), Some("soliciting"));
     screenshot(&dir, &browser, &site, "waiting", None);
 }
+
+/// The menu entry points at the view file, depends on the ACL group the
+/// package defines, and the ACL grants exactly what the view calls: reading
+/// status and leases, writing renew and check.
+#[test]
+fn menu_acl_and_view_fit_together() {
+    let read = |p: &str| -> Json {
+        serde_json::from_slice(&std::fs::read(repo(p)).unwrap())
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let menu = read("files/usr/share/luci/menu.d/luci-app-b4d.json");
+    let entry = &menu["admin/status/b4d"];
+    assert_eq!(entry["title"], "DS-Lite");
+    assert_eq!(
+        entry["action"],
+        json!({"type": "view", "path": "b4d/status"})
+    );
+    let view_file = "files/www/luci-static/resources/view/b4d/status.js";
+    assert!(repo(view_file).is_file());
+    assert_eq!(entry["depends"]["acl"], json!(["luci-app-b4d"]));
+
+    let acl = read("files/usr/share/rpcd/acl.d/luci-app-b4d.json");
+    let group = &acl["luci-app-b4d"];
+    assert_eq!(group["read"], json!({"ubus": {"b4": ["status", "leases"]}}));
+    assert_eq!(group["write"], json!({"ubus": {"b4": ["renew", "check"]}}));
+
+    let view = std::fs::read_to_string(repo(view_file)).unwrap();
+    let mut declared: Vec<&str> = view
+        .split("method: '")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('\'').unwrap()])
+        .collect();
+    declared.sort();
+    assert_eq!(declared, ["check", "leases", "renew", "status"]);
+    assert_eq!(view.matches("object: 'b4'").count(), 4);
+}
+
+/// The JSON-RPC stand-in refuses what the ACL does not grant, as rpcd does,
+/// so the page tests above would notice a call the ACL forgot.
+#[test]
+fn rpc_stand_in_refuses_calls_the_acl_does_not_grant() {
+    if find_in_path("python3").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 missing (CI is set)"
+        );
+        return;
+    }
+    use std::io::{Read, Write};
+    let dir = TestDir::new("acl_refusal");
+    let site = Site::start(
+        &dir,
+        &json!({"b4.status": [0, {"state": "up"}], "b4.reload": [0]}),
+    );
+    let call = |method: &str| -> Json {
+        let body = json!([{"jsonrpc": "2.0", "id": 1, "method": "call",
+            "params": ["0123456789abcdef0123456789abcdef", "b4", method, {}]}])
+        .to_string();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        write!(
+            conn,
+            "POST /ubus/ HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        let json = &reply[reply.find("\r\n\r\n").expect("HTTP reply") + 4..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {reply}"))
+    };
+    assert_eq!(call("status")[0]["result"], json!([0, {"state": "up"}]));
+    assert_eq!(
+        call("reload")[0]["error"],
+        json!({"code": -32002, "message": "Access denied"})
+    );
+}
