@@ -404,10 +404,44 @@ fn str_at<'a>(v: &'a Json, path: &[&str]) -> &'a str {
         .unwrap_or_else(|| panic!("{path:?} is not a string in {v}"))
 }
 
+/// The banner's words for an overall state (as the view says them).
+fn state_words(state: &str) -> &str {
+    match state {
+        "waiting-for-wan" => "waiting for the WAN",
+        other => other,
+    }
+}
+
+/// What the page's Checks section must read for a `check` reply.
+fn check_section_text(reply: &Json) -> String {
+    let mut text = String::from("Checks ");
+    text.push_str(if reply["ok"] == false {
+        "At least one check failed."
+    } else {
+        "No check failed."
+    });
+    text.push_str(" Check Result Details");
+    for check in reply["checks"].as_array().expect("checks") {
+        let label = match str_at(check, &["name"]) {
+            "aftr_reachable" => "AFTR reachable over IPv6",
+            "tunnel_full_size" => "Full-size packet through the tunnel",
+            "dns_proxy" => "DNS proxy answers",
+            other => other,
+        };
+        let result = match check["ok"].as_bool() {
+            Some(true) => "pass",
+            Some(false) => "FAIL",
+            None => "skipped",
+        };
+        text.push_str(&format!(" {label} {result} {}", str_at(check, &["detail"])));
+    }
+    text
+}
+
 // ---------------------------------------------------------------------------
 
 #[test]
-fn page_shows_the_real_b4d_status_and_explains_missing_checks() {
+fn page_shows_the_real_b4d_status_and_check_results() {
     let Some(browser) = require_browser(true) else {
         return;
     };
@@ -415,11 +449,7 @@ fn page_shows_the_real_b4d_status_and_explains_missing_checks() {
     let replies = real_replies(&dir);
     let status = &replies["b4.status"][1];
     assert_eq!(replies["b4.status"][0], 0, "{replies}");
-    assert_eq!(
-        replies["b4.check"],
-        json!([8]),
-        "check is not implemented yet"
-    );
+    assert_eq!(replies["b4.check"][0], 0, "{replies}");
 
     let site = Site::start(&dir, &replies);
     let dom = dump_dom(&dir, &browser, &site, "page", Some("b4d-check"));
@@ -431,7 +461,7 @@ fn page_shows_the_real_b4d_status_and_explains_missing_checks() {
     assert!(!reason.is_empty(), "b4d gives a reason: {status}");
     let banner = dom.element_text("b4d-state").unwrap();
     assert!(
-        banner.starts_with(&format!("DS-Lite is {state}: {reason} for ")),
+        banner.starts_with(&format!("DS-Lite is {}: {reason} for ", state_words(state))),
         "{banner}"
     );
     assert_eq!(dom.field("state").as_deref(), Some(state));
@@ -461,10 +491,12 @@ fn page_shows_the_real_b4d_status_and_explains_missing_checks() {
     if let Some(why) = status["tunnel"]["reason"].as_str() {
         assert_eq!(dom.field("tunnel-reason").as_deref(), Some(why));
     }
-    // `check` answers 8 (not supported): said plainly, no error.
+    // Each check b4d ran, with its result and b4d's words for it.
+    let checks = replies["b4.check"][1]["checks"].as_array().expect("checks");
+    assert!(!checks.is_empty(), "{replies}");
     assert_eq!(
-        dom.element_text("b4d-checks").as_deref(),
-        Some("Diagnostics not available: this b4d does not implement checks yet.")
+        dom.element_text("b4d-checks").unwrap(),
+        check_section_text(&replies["b4.check"][1])
     );
     assert!(dom.view_text().contains("No active leases"));
     let mut load = calls[..2].to_vec();
@@ -629,6 +661,12 @@ fn page_shows_a_tunnel_that_is_up_with_its_aftr_mtu_counters_and_leases() {
         assert!(text.contains(needle), "{needle:?} not in: {text}");
     }
     assert!(!dom.0.contains("<img"), "a hostname became markup");
+    // A b4d without diagnostics answers `check` with 8 (not supported).
+    let check = dump_dom(&dir, &browser, &site, "check", Some("b4d-check"));
+    assert_eq!(
+        check.element_text("b4d-checks").as_deref(),
+        Some("Diagnostics not available: this b4d does not implement checks yet.")
+    );
     assert!(
         site.calls_with_args()
             .contains(&("b4.renew".to_string(), json!({"reason": "LuCI"}))),
@@ -680,6 +718,29 @@ fn status_waiting_for_wan() -> Json {
     serde_json::from_str(&table.to_string()).expect("status is JSON")
 }
 
+/// A `check` reply from b4d's serialiser: one pass, one failure, one skipped.
+fn checks_one_failing() -> Json {
+    use b4d::check::Outcome;
+    let table = b4d::ubus::b4::check_table(&[
+        Outcome {
+            name: "aftr_reachable",
+            ok: Some(true),
+            detail: "AFTR 2001:db8:af::1 answered in 12 ms".into(),
+        },
+        Outcome {
+            name: "tunnel_full_size",
+            ok: Some(false),
+            detail: "no answer to a 1460-byte IPv4 ping (DF) through ds-b4 to 192.0.0.1".into(),
+        },
+        Outcome {
+            name: "dns_proxy",
+            ok: None,
+            detail: "DNS proxy disabled (lan.dns_proxy '0')".into(),
+        },
+    ]);
+    serde_json::from_str(&table.to_string()).expect("check reply is JSON")
+}
+
 #[test]
 fn page_follows_state_changes_and_lists_check_results() {
     let Some(browser) = require_browser(false) else {
@@ -693,12 +754,7 @@ fn page_follows_state_changes_and_lists_check_results() {
             [0, status_with_tunnel_up()],
         ]},
         "b4.leases": [0, {"leases": []}],
-        "b4.check": [0, {"checks": [
-            {"name": "AFTR reachable", "ok": true,
-             "reason": "2001:db8:af::1 answered 3 of 3 echo requests"},
-            {"name": "Full-size packet", "ok": false,
-             "reason": "a 1460-byte packet through ds-b4 got no answer, 1400 bytes did"},
-        ]}],
+        "b4.check": [0, checks_one_failing()],
     });
     let site = Site::start(&dir, &replies);
     let dom = dump_dom(&dir, &browser, &site, "page", Some("b4d-check"));
@@ -709,13 +765,14 @@ fn page_follows_state_changes_and_lists_check_results() {
     assert!(banner.starts_with("DS-Lite is up: "), "{banner}");
     assert_eq!(dom.field("tunnel-mtu").as_deref(), Some("1460"));
     assert_eq!(
-        dom.element_text("b4d-checks").as_deref(),
-        Some(
-            "Checks Check Result Reason \
-             AFTR reachable pass 2001:db8:af::1 answered 3 of 3 echo requests \
-             Full-size packet FAIL a 1460-byte packet through ds-b4 got no answer, 1400 bytes did"
-        )
+        dom.element_text("b4d-checks").unwrap(),
+        check_section_text(&checks_one_failing())
     );
+    assert!(dom.element_text("b4d-checks").unwrap().starts_with(
+        "Checks At least one check failed. Check Result Details \
+         AFTR reachable over IPv6 pass AFTR 2001:db8:af::1 answered in 12 ms \
+         Full-size packet through the tunnel FAIL"
+    ));
 
     screenshot(&dir, &browser, &site, "page", Some("b4d-check"));
 

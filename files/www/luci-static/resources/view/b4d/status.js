@@ -317,23 +317,32 @@ function renderLeases(leases) {
 	return section(_('DHCPv4 leases'), table);
 }
 
-/* The `check` reply is expected as {"checks":[{name, ok, reason}, ...]}; an
- * object of name → {ok, reason} is accepted too. */
-function checkRows(res) {
-	var checks = [];
+/* The `check` reply: {"ok": bool, "checks": [{name, ok | skipped, detail}]},
+ * `ok` absent and `skipped` true for a check with nothing to check. */
+function checkLabel(name) {
+	switch (name) {
+	case 'aftr_reachable':
+		return _('AFTR reachable over IPv6');
+	case 'tunnel_full_size':
+		return _('Full-size packet through the tunnel');
+	case 'dns_proxy':
+		return _('DNS proxy answers');
+	default:
+		return name;
+	}
+}
 
-	if (isObject(res) && Array.isArray(res.checks))
-		checks = res.checks;
-	else if (isObject(res))
-		checks = Object.keys(res).map(function(k) {
-			return Object.assign({ name: k }, isObject(res[k]) ? res[k] : { reason: String(res[k]) });
-		});
+function checkResult(c) {
+	if (c.ok === true)
+		return E('span', { 'class': 'label success' }, [ _('pass') ]);
+	if (c.ok === false)
+		return E('span', { 'class': 'label warning' }, [ _('FAIL') ]);
 
-	return checks.filter(isObject);
+	return E('span', { 'class': 'label' }, [ _('skipped') ]);
 }
 
 function renderChecks(res) {
-	if (typeof(res) == 'number' && res == UBUS_STATUS_NOT_SUPPORTED)
+	if (res === UBUS_STATUS_NOT_SUPPORTED)
 		return E('div', { 'class': 'alert-message notice' }, [
 			_('Diagnostics not available: this b4d does not implement checks yet.')
 		]);
@@ -343,32 +352,31 @@ function renderChecks(res) {
 			_('The checks could not run: %s').format(rpc.getStatusText(res))
 		]);
 
-	var rows = checkRows(res);
+	var checks = (isObject(res) && Array.isArray(res.checks)) ? res.checks.filter(isObject) : [];
 
-	if (!rows.length)
+	if (!checks.length)
 		return E('div', { 'class': 'alert-message notice' }, [ _('No checks were reported.') ]);
 
 	var table = E('table', { 'class': 'table' }, [
 		E('tr', { 'class': 'tr table-titles' }, [
 			E('th', { 'class': 'th' }, [ _('Check') ]),
 			E('th', { 'class': 'th' }, [ _('Result') ]),
-			E('th', { 'class': 'th' }, [ _('Reason') ])
+			E('th', { 'class': 'th' }, [ _('Details') ])
 		])
 	]);
 
-	rows.forEach(function(c) {
-		var ok = (c.ok === true || c.result === 'pass' || c.result === 'ok');
-
+	checks.forEach(function(c) {
 		table.appendChild(E('tr', { 'class': 'tr' }, [
-			E('td', { 'class': 'td' }, text(c.name)),
-			E('td', { 'class': 'td' }, [
-				E('span', { 'class': 'label ' + (ok ? 'success' : 'warning') }, [ ok ? _('pass') : _('FAIL') ])
-			]),
-			E('td', { 'class': 'td' }, text(c.reason))
+			E('td', { 'class': 'td' }, text(checkLabel(c.name))),
+			E('td', { 'class': 'td' }, [ checkResult(c) ]),
+			E('td', { 'class': 'td' }, text(c.detail))
 		]));
 	});
 
-	return section(_('Checks'), table);
+	return section(_('Checks'), E([], [
+		E('p', {}, [ res.ok === false ? _('At least one check failed.') : _('No check failed.') ]),
+		table
+	]));
 }
 
 return view.extend({
