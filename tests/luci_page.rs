@@ -24,14 +24,11 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use b4d::ubus::wire::{Attr, Message, MsgType, Table};
+use b4d::ubus::wire::Table;
 use serde_json::{json, Value as Json};
+use support::ubus_peer;
 use support::ubusd_replay::UbusdReplay;
 use support::{find_in_path, secs, Netns, Process, Signal, TestDir};
-
-const CLIENT_ID: u32 = 0x1234_5678;
-const OBJ: u32 = 0x4488_dc95;
-const CALLER: u32 = 0x6774_8656;
 
 /// Chromium and python3 must be there, and root where b4d runs in a network
 /// namespace; as with the other integration tests, CI never skips.
@@ -78,61 +75,19 @@ fn start_b4d(dir: &TestDir, ns: &Netns) -> Process {
     Process::spawn(dir, "b4d", cmd)
 }
 
-/// Accepts b4d's connection and registers its object as ubusd would.
-fn register(peer: &mut UbusdReplay) {
-    peer.accept(secs(10));
-    peer.send(&Message::new(MsgType::Hello, 0, CLIENT_ID, vec![]).encode());
-    let add = Message::decode(&peer.read_message(secs(5)).expect("ADD_OBJECT")).unwrap();
-    assert_eq!(add.header.kind(), Some(MsgType::AddObject));
-    let mut answer = Message::new(
-        MsgType::Data,
-        add.header.seq,
-        0,
-        vec![Attr::ObjId(OBJ), Attr::ObjType(0x8255_2723)],
-    )
-    .encode();
-    answer.extend(Message::new(MsgType::Status, add.header.seq, 0, vec![Attr::Status(0)]).encode());
-    peer.send(&answer);
-}
-
 /// Calls `method` as rpcd does for LuCI (with the session argument) and
 /// returns the result as rpcd puts it into the JSON-RPC reply: `[status]` or
 /// `[status, data]`.
 fn rpc_result(peer: &mut UbusdReplay, seq: u16, method: &str, args: Table) -> Json {
     let args = args.with("ubus_rpc_session", "0123456789abcdef0123456789abcdef");
-    peer.send(
-        &Message::new(
-            MsgType::Invoke,
-            seq,
-            CALLER,
-            vec![
-                Attr::ObjId(OBJ),
-                Attr::Method(method.into()),
-                Attr::User("root".into()),
-                Attr::Group("root".into()),
-                Attr::Data(args),
-            ],
-        )
-        .encode(),
-    );
-    let mut data = None;
-    loop {
-        let bytes = peer
-            .read_message(secs(5))
-            .unwrap_or_else(|| panic!("{method}: no reply"));
-        let m = Message::decode(&bytes).expect("reply decodes");
-        assert_eq!(m.header.seq, seq, "{method}");
-        if let Some(status) = m.status() {
-            let mut result = vec![json!(status)];
-            if let Some(table) = data {
-                result.push(table);
-            }
-            return Json::Array(result);
-        }
-        let table = m.data().unwrap_or_else(|| panic!("{method}: {m:?}"));
+    // `check` runs probes with 2 s timeouts each.
+    let replies = ubus_peer::invoke_within(peer, seq, method, args, secs(15));
+    let mut result = vec![json!(replies.last().and_then(|m| m.status()))];
+    if let Some(table) = replies.first().and_then(|m| m.data()) {
         // The blobmsg → JSON rendering is b4d's own; it must be valid JSON.
-        data = Some(serde_json::from_str(&table.to_string()).expect("status is JSON"));
+        result.push(serde_json::from_str(&table.to_string()).expect("reply is JSON"));
     }
+    Json::Array(result)
 }
 
 /// b4d's replies to the four methods the page calls (with the arguments it
@@ -148,7 +103,7 @@ fn real_replies(dir: &TestDir) -> Json {
     ns.link_up("wan");
     let mut peer = UbusdReplay::listen(&dir.file("ubus.sock"));
     let b4d = start_b4d(dir, &ns);
-    register(&mut peer);
+    ubus_peer::register(&mut peer, ubus_peer::CLIENT_ID);
     b4d.wait_for_line("ubus: object b4 registered", secs(5));
     // Until the tunnel driver has planned the tunnel for the WAN address.
     let deadline = Instant::now() + secs(10);
