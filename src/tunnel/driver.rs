@@ -395,9 +395,13 @@ impl Loop {
                     s.since = Some(now);
                 }
                 s.state = if up { "up" } else { "down" };
-                s.reason = verdict.as_ref().err().map(|d| d.to_string());
+                s.reason = match (&verdict, &error) {
+                    (Err(down), _) => Some(down.to_string()),
+                    (Ok(_), Some(e)) => Some(format!("cannot build the tunnel: {e}")),
+                    (Ok(_), None) => None,
+                };
                 s.standing_down = matches!(verdict, Err(Down::Disabled) | Err(Down::NativeIpv4(_)));
-                s.spec = verdict.as_ref().ok().cloned();
+                s.spec = verdict.as_ref().ok().filter(|_| up).cloned();
             });
         }
         let aftr = self.resolver.status().clone();
