@@ -401,7 +401,8 @@ impl Loop {
                     (Ok(_), None) => None,
                 };
                 s.standing_down = matches!(verdict, Err(Down::Disabled) | Err(Down::NativeIpv4(_)));
-                s.spec = verdict.as_ref().ok().filter(|_| up).cloned();
+                // The tunnel b4d wants, also while building it fails.
+                s.spec = verdict.as_ref().ok().cloned();
             });
         }
         let aftr = self.resolver.status().clone();
