@@ -80,11 +80,22 @@ fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon(config)) {
-        Ok(()) => {
+    match runtime.block_on(daemon(config, &args.config)) {
+        Ok(Exit::Stopped) => {
             info!("stopped");
             log::logger().flush();
             ExitCode::SUCCESS
+        }
+        Ok(Exit::Reload) => {
+            // Leave without tearing anything down: the tunnel is adopted,
+            // DHCPv4 leases come back from the lease file, the DHCPv6
+            // binding is asked for again with the same DUID.
+            drop(runtime);
+            log::logger().flush();
+            let error = reexec();
+            error!("reload: cannot restart b4d: {error}");
+            log::logger().flush();
+            ExitCode::FAILURE
         }
         Err(e) => {
             error!("{e}");
@@ -94,11 +105,50 @@ fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// How the daemon loop ended.
+enum Exit {
+    Stopped,
+    /// The configuration changed: start again with it.
+    Reload,
+}
+
+/// Replaces this process with a fresh b4d with the same arguments (same
+/// pid, so procd keeps tracking it). Returns only on failure.
+fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    }
+}
+
+/// Re-reads the configuration for a reload: `Some` when it is valid and
+/// differs from the running one. A broken file keeps the running
+/// configuration, with every error logged.
+fn changed_config(running: &Config, path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Err(errors) => {
+            error!(
+                "reload: {path} is invalid, keeping the running configuration:\n{errors}",
+                path = path.display()
+            );
+            None
+        }
+        Ok(new) if new == *running => {
+            info!("reload: configuration unchanged");
+            None
+        }
+        Ok(new) => Some(new),
+    }
+}
+
 /// Every subsystem runs as one task in `tasks`; `shutdown` tells those that
 /// have nothing to release to stop, `dhcpv6` gets its own Shutdown so it can
 /// send a Release first. The daemon exits when every task has ended, or at
 /// once (with the error) when one fails.
-async fn daemon(config: Config) -> std::io::Result<()> {
+async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Result<Exit> {
     info!(
         "b4d {} starting on WAN {}",
         env!("CARGO_PKG_VERSION"),
@@ -113,6 +163,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     // would kill b4d and drop the leases.
     let mut sighup = signal(SignalKind::hangup())?;
     let (shutdown, _) = watch::channel(false);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     let (dhcpv6, dhcpv6_status) = match start_dhcpv6(&config, events.clone(), &mut tasks) {
@@ -147,6 +198,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         dhcpv6.clone(),
         tunnel.clone(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
+        reload_tx,
         shutdown.subscribe(),
         &mut tasks,
     );
@@ -163,7 +215,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     };
     loop {
         if *shutdown.borrow() && tasks.is_empty() {
-            return Ok(());
+            return Ok(Exit::Stopped);
         }
         tokio::select! {
             finished = tasks.join_next(), if !tasks.is_empty() => match finished {
@@ -183,8 +235,19 @@ async fn daemon(config: Config) -> std::io::Result<()> {
                     let _ = control.try_send(tunnel::driver::Control::Refresh);
                 }
             }
-            _ = sighup.recv() => {
-                info!("SIGHUP: configuration reload is not implemented yet; keeping the running one");
+            reload = async {
+                tokio::select! {
+                    _ = sighup.recv() => "SIGHUP",
+                    Some(()) = reload_rx.recv() => "ubus reload",
+                }
+            } => {
+                info!("{reload}: reloading the configuration from {}", config_path.display());
+                if changed_config(&config, config_path).is_some() {
+                    info!("reload: configuration changed, restarting in place (tunnel adopted, leases kept)");
+                    // Let a ubus reply leave before the process is replaced.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Ok(Exit::Reload);
+                }
             }
             _ = flush.tick() => log::logger().flush(),
         }
@@ -324,6 +387,7 @@ fn start_ubus(
     dhcpv6: Option<mpsc::Sender<Control>>,
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    reload: mpsc::Sender<()>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
@@ -336,6 +400,7 @@ fn start_ubus(
     let backend = b4::Backend {
         status: status.subscribe(),
         leases,
+        reload: Box::new(move || reload.try_send(()).is_ok()),
         dns_proxy: config
             .lan
             .dns_proxy

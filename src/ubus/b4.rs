@@ -47,6 +47,8 @@ pub struct Backend {
     pub leases: Option<watch::Receiver<Arc<Vec<LeaseInfo>>>>,
     /// The LAN DNS proxy's address and port, for `check` (`None`: off).
     pub dns_proxy: Option<(Ipv4Addr, u16)>,
+    /// Asks the daemon to re-read its configuration (as SIGHUP does).
+    pub reload: Box<dyn Fn() -> bool + Send>,
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
@@ -133,8 +135,12 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
                 Reply::error(UbusStatus::NotSupported)
             }
         }
-        // `check` is answered by `serve` (it takes seconds); reload is to come.
-        "reload" => Reply::error(UbusStatus::NotSupported),
+        // `check` is answered by `serve` (it takes seconds).
+        "reload" if (backend.reload)() => {
+            info!("ubus: reload requested");
+            Reply::ok(Table::new().with("reloading", true))
+        }
+        "reload" => Reply::error(UbusStatus::UnknownError),
         _ => Reply::error(UbusStatus::MethodNotFound),
     }
 }
@@ -212,6 +218,7 @@ mod tests {
             status,
             leases: None,
             dns_proxy: None,
+            reload: Box::new(|| true),
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works
