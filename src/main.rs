@@ -192,16 +192,13 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         events.subscribe(),
         shutdown.subscribe(),
     ));
-    let _ubus = start_ubus(
-        &config,
-        &status,
-        dhcpv6.clone(),
-        tunnel.clone(),
-        dhcpv4.as_ref().map(|d| d.leases.clone()),
-        reload_tx,
-        shutdown.subscribe(),
-        &mut tasks,
-    );
+    let controls = Controls {
+        dhcpv6: dhcpv6.clone(),
+        tunnel: tunnel.clone(),
+        leases: dhcpv4.as_ref().map(|d| d.leases.clone()),
+        reload: reload_tx,
+    };
+    let _ubus = start_ubus(&config, &status, controls, shutdown.subscribe(), &mut tasks);
 
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
@@ -379,18 +376,29 @@ fn start_dhcpv4(
     })
 }
 
+/// What the `b4` object's methods act on.
+struct Controls {
+    dhcpv6: Option<mpsc::Sender<Control>>,
+    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    reload: mpsc::Sender<()>,
+}
+
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
 /// handle for sending ubus events. Without ubusd the driver keeps retrying.
 fn start_ubus(
     config: &Config,
     status: &watch::Sender<Status>,
-    dhcpv6: Option<mpsc::Sender<Control>>,
-    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
-    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
-    reload: mpsc::Sender<()>,
+    controls: Controls,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
+    let Controls {
+        dhcpv6,
+        tunnel,
+        leases,
+        reload,
+    } = controls;
     if !config.globals.ubus {
         info!("ubus is off (globals.ubus '0')");
         return None;
