@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod dhcpv6;
+pub mod dns;
 pub mod logging;
 pub mod netlink;

@@ -1,5 +1,6 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
+use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use b4d::cli::{Args, Command, USAGE};
 use b4d::config::{Config, DhcpV6Mode};
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
+use b4d::dns::{self, driver::DriverConfig, LocalHosts, ProxyStatus};
 use b4d::logging::{self, Target};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
@@ -104,6 +106,12 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
+    start_dns_proxy(
+        &config,
+        events.subscribe(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -198,6 +206,59 @@ fn start_dhcpv6(
         Outputs { events, status },
     ));
     Some(control_tx)
+}
+
+/// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
+/// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
+/// are the named static hosts (DHCPv4 leases join them later).
+fn start_dns_proxy(
+    config: &Config,
+    mut events: broadcast::Receiver<Event>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) {
+    if !config.lan.dns_proxy {
+        info!("DNS proxy is off (lan.dns_proxy '0')");
+        return;
+    }
+    let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
+    if config.lan.dns_server.is_empty() {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(Event::DnsServersChanged(servers)) => {
+                            upstreams_tx.send_replace(servers);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
+    let hosts = LocalHosts {
+        domain: config.lan.domain.clone(),
+        hosts: (config.hosts.iter())
+            .filter_map(|h| Some((h.name.clone()?, h.ip)))
+            .collect(),
+    };
+    let (_, hosts) = watch::channel(hosts);
+    let (status, _) = watch::channel(ProxyStatus::default());
+    let driver_config = DriverConfig {
+        listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
+        cache_size: config.lan.dns_cache_size as usize,
+        seed: rand::random(),
+    };
+    tasks.spawn(dns::driver::run(
+        driver_config,
+        upstreams,
+        hosts,
+        status,
+        shutdown,
+    ));
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

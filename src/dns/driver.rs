@@ -1,0 +1,491 @@
+//! The tokio side of the DNS proxy: the LAN listeners (UDP and TCP on the LAN
+//! IPv4 address only), one connected UDP socket per upstream attempt (the
+//! kernel picks a random source port for each, RFC 5452 §9.2), one reused
+//! TCP connection per upstream (queries pipelined, RFC 7766 §6.2.1.1), and
+//! the timers. Everything it decides is decided by [`Proxy`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+use super::proxy::{AttemptId, QUERY_DEADLINE};
+use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
+
+/// Concurrent TCP clients; more are closed at once.
+pub const MAX_TCP_CLIENTS: usize = 32;
+/// A TCP client must deliver each whole message within this (RFC 7766 §6.2.3).
+pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
+/// An upstream TCP connection unused this long is closed.
+pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages queued towards one TCP peer.
+const TCP_QUEUE: usize = 32;
+/// Datagrams read in one go before looking at the other event sources.
+const UDP_BATCH: usize = 32;
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct DriverConfig {
+    /// The LAN address and port to listen on (`lan.ipaddr`, `lan.dns_port`).
+    pub listen: SocketAddrV4,
+    pub cache_size: usize,
+    /// Seeds the ID generator.
+    pub seed: u64,
+}
+
+enum Event {
+    UdpReadable(AttemptId),
+    TcpUpstreamReply(SocketAddr, Vec<u8>),
+    TcpUpstreamDown(SocketAddr),
+    TcpClientQuery {
+        conn: u64,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    TcpClientDrop(DropReason),
+    TcpClientClosed(u64),
+}
+
+struct UdpAttempt {
+    socket: Arc<UdpSocket>,
+    waiter: AbortHandle,
+}
+
+struct Driver {
+    proxy: Proxy,
+    lan_udp: UdpSocket,
+    events: mpsc::Sender<Event>,
+    attempts: HashMap<AttemptId, UdpAttempt>,
+    tcp_upstreams: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    next_conn: u64,
+}
+
+/// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
+/// up after b4d.
+fn lan_socket(listen: SocketAddrV4, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, ty, Some(protocol))?;
+    socket.set_reuse_address(true)?;
+    socket.set_freebind_v4(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(listen).into())?;
+    Ok(socket)
+}
+
+/// Runs until `shutdown` becomes true. `upstreams` is the IPv6 resolver
+/// list (port 53), `hosts` the LAN names; both are followed live.
+pub async fn run(
+    config: DriverConfig,
+    mut upstreams: watch::Receiver<Vec<Ipv6Addr>>,
+    mut hosts: watch::Receiver<LocalHosts>,
+    status: watch::Sender<ProxyStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let udp = lan_socket(config.listen, Type::DGRAM, Protocol::UDP)?;
+    // Room for a burst of queries while the loop is busy.
+    let _ = udp.set_recv_buffer_size(256 * 1024);
+    let lan_udp = UdpSocket::from_std(udp.into())?;
+    let tcp = lan_socket(config.listen, Type::STREAM, Protocol::TCP)?;
+    tcp.listen(64)?;
+    let lan_tcp = TcpListener::from_std(tcp.into())?;
+    info!("dns: proxy listening on {} (UDP and TCP)", config.listen);
+
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let mut driver = Driver {
+        proxy: Proxy::new(config.cache_size, config.seed),
+        lan_udp,
+        events: events_tx,
+        attempts: HashMap::new(),
+        tcp_upstreams: HashMap::new(),
+        tcp_clients: HashMap::new(),
+        next_conn: 0,
+    };
+    driver.set_upstreams(&upstreams.borrow_and_update());
+    driver.proxy.set_local_hosts(&hosts.borrow_and_update());
+    let mut hosts_open = true;
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    loop {
+        let wake = driver.proxy.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            changed = upstreams.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                driver.set_upstreams(&upstreams.borrow_and_update());
+            }
+            changed = hosts.changed(), if hosts_open => match changed {
+                Ok(()) => driver.proxy.set_local_hosts(&hosts.borrow_and_update()),
+                Err(_) => hosts_open = false,
+            },
+            received = driver.lan_udp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = received {
+                    driver.client_query(Client::Udp(from), &buf[..n]).await;
+                }
+                for _ in 0..UDP_BATCH {
+                    match driver.lan_udp.try_recv_from(&mut buf) {
+                        Ok((n, from)) => driver.client_query(Client::Udp(from), &buf[..n]).await,
+                        Err(_) => break,
+                    }
+                }
+            }
+            accepted = lan_tcp.accept() => {
+                if let Ok((stream, peer)) = accepted {
+                    driver.accept_tcp(stream, peer);
+                }
+            }
+            Some(event) = events_rx.recv() => driver.event(event, &mut buf).await,
+            _ = sleep_until(wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if wake.is_some() => {
+                let actions = driver.proxy.handle(std::time::Instant::now(), Input::Timeout);
+                driver.execute(actions).await;
+            }
+            _ = status_tick.tick() => {
+                status.send_replace(driver.proxy.status());
+            }
+        }
+    }
+    for (_, attempt) in driver.attempts.drain() {
+        attempt.waiter.abort();
+    }
+    status.send_replace(driver.proxy.status());
+    info!("dns: proxy stopped");
+    Ok(())
+}
+
+impl Driver {
+    fn set_upstreams(&mut self, servers: &[Ipv6Addr]) {
+        let addrs: Vec<SocketAddr> = servers
+            .iter()
+            .map(|a| SocketAddr::new((*a).into(), 53))
+            .collect();
+        if addrs.is_empty() {
+            warn!("dns: no upstream servers; queries get SERVFAIL until DHCPv6 provides some");
+        } else {
+            let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+            info!("dns: upstream servers {}", list.join(","));
+        }
+        self.proxy.set_upstreams(&addrs);
+    }
+
+    async fn client_query(&mut self, client: Client, bytes: &[u8]) {
+        let actions = self.proxy.handle(
+            std::time::Instant::now(),
+            Input::ClientQuery { client, bytes },
+        );
+        self.execute(actions).await;
+    }
+
+    async fn event(&mut self, event: Event, buf: &mut [u8]) {
+        let now = std::time::Instant::now;
+        match event {
+            Event::UdpReadable(attempt) => self.read_attempt(attempt, buf).await,
+            Event::TcpUpstreamReply(server, bytes) => {
+                let actions = self.proxy.handle(
+                    now(),
+                    Input::TcpReply {
+                        server,
+                        bytes: &bytes,
+                    },
+                );
+                self.execute(actions).await;
+            }
+            Event::TcpUpstreamDown(server) => {
+                if self
+                    .tcp_upstreams
+                    .get(&server)
+                    .is_some_and(|tx| tx.is_closed())
+                {
+                    self.tcp_upstreams.remove(&server);
+                }
+                let actions = self.proxy.handle(now(), Input::TcpDown { server });
+                self.execute(actions).await;
+            }
+            Event::TcpClientQuery { conn, peer, bytes } => {
+                self.client_query(Client::Tcp { conn, peer }, &bytes).await;
+            }
+            Event::TcpClientDrop(reason) => self.proxy.record_drop(reason),
+            Event::TcpClientClosed(conn) => {
+                self.tcp_clients.remove(&conn);
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on an attempt's socket.
+    async fn read_attempt(&mut self, attempt: AttemptId, buf: &mut [u8]) {
+        loop {
+            let Some(socket) = self.attempts.get(&attempt).map(|a| Arc::clone(&a.socket)) else {
+                return;
+            };
+            match socket.try_recv_from(buf) {
+                Ok((n, from)) => {
+                    let input = Input::UdpReply {
+                        attempt,
+                        from,
+                        bytes: &buf[..n],
+                    };
+                    let actions = self.proxy.handle(std::time::Instant::now(), input);
+                    self.execute(actions).await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let waiter = self.spawn_waiter(attempt, socket);
+                    if let Some(a) = self.attempts.get_mut(&attempt) {
+                        a.waiter = waiter;
+                    }
+                    return;
+                }
+                // ICMP errors (port unreachable) surface here on a connected
+                // socket; the attempt's timeout handles the server being down.
+                Err(e) => debug!("dns: attempt {attempt}: {e}"),
+            }
+        }
+    }
+
+    fn spawn_waiter(&self, attempt: AttemptId, socket: Arc<UdpSocket>) -> AbortHandle {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            if socket.readable().await.is_ok() {
+                let _ = events.send(Event::UdpReadable(attempt)).await;
+            }
+        })
+        .abort_handle()
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::ToClient {
+                    client: Client::Udp(addr),
+                    bytes,
+                } => {
+                    if let Err(e) = self.lan_udp.send_to(&bytes, addr).await {
+                        debug!("dns: cannot answer {addr}: {e}");
+                    }
+                }
+                Action::ToClient {
+                    client: Client::Tcp { conn, .. },
+                    bytes,
+                } => {
+                    if let Some(tx) = self.tcp_clients.get(&conn) {
+                        let _ = tx.try_send(bytes);
+                    }
+                }
+                Action::ToUpstream {
+                    attempt,
+                    server,
+                    transport: Transport::Udp,
+                    bytes,
+                } => {
+                    if let Err(e) = self.send_udp_attempt(attempt, server, &bytes).await {
+                        debug!("dns: cannot send to {server}: {e}");
+                    }
+                }
+                Action::ToUpstream {
+                    server,
+                    transport: Transport::Tcp,
+                    bytes,
+                    ..
+                } => self.send_tcp_upstream(server, bytes),
+                Action::CloseAttempt { attempt } => {
+                    if let Some(a) = self.attempts.remove(&attempt) {
+                        a.waiter.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh socket per attempt: a kernel-chosen ephemeral port (random on
+    /// Linux), connected so that the kernel already drops datagrams from any
+    /// other address or port; the core checks again.
+    async fn send_udp_attempt(
+        &mut self,
+        attempt: AttemptId,
+        server: SocketAddr,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let socket = UdpSocket::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)).await?;
+        socket.connect(server).await?;
+        socket.send(bytes).await?;
+        let socket = Arc::new(socket);
+        let waiter = self.spawn_waiter(attempt, Arc::clone(&socket));
+        self.attempts.insert(attempt, UdpAttempt { socket, waiter });
+        Ok(())
+    }
+
+    fn send_tcp_upstream(&mut self, server: SocketAddr, bytes: Vec<u8>) {
+        let tx = match self.tcp_upstreams.get(&server) {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let (tx, rx) = mpsc::channel(TCP_QUEUE);
+                tokio::spawn(upstream_connection(server, rx, self.events.clone()));
+                self.tcp_upstreams.insert(server, tx.clone());
+                tx
+            }
+        };
+        // A full queue loses the message; the attempt times out and fails over.
+        let _ = tx.try_send(bytes);
+    }
+
+    fn accept_tcp(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.tcp_clients.len() >= MAX_TCP_CLIENTS {
+            self.proxy.record_drop(DropReason::TcpConnectionLimit);
+            return;
+        }
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let (tx, rx) = mpsc::channel(TCP_QUEUE);
+        self.tcp_clients.insert(conn, tx);
+        tokio::spawn(client_connection(
+            conn,
+            peer,
+            stream,
+            rx,
+            self.events.clone(),
+        ));
+    }
+}
+
+/// Reads one length-prefixed message (RFC 1035 §4.2.2); `Ok(None)` at a
+/// clean end of stream.
+async fn read_frame(read: &mut OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match read.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    read.read_exact(&mut message).await?;
+    Ok(Some(message))
+}
+
+async fn write_frame(write: &mut OwnedWriteHalf, message: &[u8]) -> io::Result<()> {
+    let Ok(len) = u16::try_from(message.len()) else {
+        return Ok(());
+    };
+    let mut frame = Vec::with_capacity(message.len() + 2);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(message);
+    write.write_all(&frame).await
+}
+
+/// One TCP client: frames in, answers out. The reader ends on EOF, an
+/// error, a 0-length frame or TCP_CLIENT_IDLE without a whole message; the
+/// writer then stays long enough for the answers still being resolved.
+async fn client_connection(
+    conn: u64,
+    peer: SocketAddr,
+    stream: TcpStream,
+    mut replies: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) {
+    let (mut read, mut write) = stream.into_split();
+    let reader_events = events.clone();
+    let mut reader = tokio::spawn(async move {
+        loop {
+            let frame = match timeout(TCP_CLIENT_IDLE, read_frame(&mut read)).await {
+                Err(_) => {
+                    let _ = reader_events
+                        .send(Event::TcpClientDrop(DropReason::TcpIdle))
+                        .await;
+                    return;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(_) => return,
+            };
+            if frame.is_empty() {
+                let _ = reader_events
+                    .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
+                    .await;
+                return;
+            }
+            let query = Event::TcpClientQuery {
+                conn,
+                peer,
+                bytes: frame,
+            };
+            if reader_events.send(query).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut reader_done = false;
+    loop {
+        tokio::select! {
+            reply = replies.recv() => match reply {
+                Some(reply) => if write_frame(&mut write, &reply).await.is_err() { break },
+                None => break,
+            },
+            _ = &mut reader, if !reader_done => reader_done = true,
+            _ = sleep(QUERY_DEADLINE + Duration::from_secs(1)), if reader_done => break,
+        }
+    }
+    reader.abort();
+    let _ = events.send(Event::TcpClientClosed(conn)).await;
+}
+
+/// The reused TCP connection to one upstream: queries from `queries` are
+/// written as they come (pipelined), answers read back in any order.
+async fn upstream_connection(
+    server: SocketAddr,
+    mut queries: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) {
+    let stream = match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!("dns: TCP to {server}: {e}");
+            queries.close();
+            let _ = events.send(Event::TcpUpstreamDown(server)).await;
+            return;
+        }
+        Err(_) => {
+            debug!("dns: TCP to {server}: connect timed out");
+            queries.close();
+            let _ = events.send(Event::TcpUpstreamDown(server)).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let reader_events = events.clone();
+    let mut reader = tokio::spawn(async move {
+        while let Ok(Some(frame)) = read_frame(&mut read).await {
+            if reader_events
+                .send(Event::TcpUpstreamReply(server, frame))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            query = queries.recv() => match query {
+                Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
+                None => break,
+            },
+            _ = &mut reader => break,
+            _ = sleep(TCP_UPSTREAM_IDLE) => break,
+        }
+    }
+    queries.close();
+    reader.abort();
+    let _ = events.send(Event::TcpUpstreamDown(server)).await;
+}
