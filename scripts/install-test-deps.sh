@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what b4d's integration tests need (Debian 12 / Ubuntu), idempotently:
-#   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3
+#   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3,
+#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -22,7 +23,7 @@ fi
 
 say() { echo "install-test-deps: $*"; }
 
-PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3)
+PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 unbound bind9-dnsutils ldnsutils dnsperf)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -48,7 +49,7 @@ fi
 
 # The tests start their own servers inside namespaces; make sure the
 # packaged services are not running (and do not start at boot).
-for svc in kea-dhcp6-server dnsmasq; do
+for svc in kea-dhcp6-server dnsmasq unbound; do
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             say "stopping service $svc"
@@ -66,7 +67,7 @@ for svc in kea-dhcp6-server dnsmasq; do
     fi
 done
 
-for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3; do
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 unbound dig ldns-signzone dnsperf; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

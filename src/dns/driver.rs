@@ -98,7 +98,7 @@ pub async fn run(
     let tcp = lan_socket(config.listen, Type::STREAM, Protocol::TCP)?;
     tcp.listen(64)?;
     let lan_tcp = TcpListener::from_std(tcp.into())?;
-    info!("dns: proxy listening on {} (UDP and TCP)", config.listen);
+    info!("proxy listening on {} (UDP and TCP)", config.listen);
 
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let mut driver = Driver {
@@ -112,7 +112,7 @@ pub async fn run(
     };
     driver.set_upstreams(&upstreams.borrow_and_update());
     driver.proxy.set_local_hosts(&hosts.borrow_and_update());
-    let mut hosts_open = true;
+    let (mut upstreams_open, mut hosts_open) = (true, true);
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     loop {
@@ -123,12 +123,11 @@ pub async fn run(
                     break;
                 }
             }
-            changed = upstreams.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                driver.set_upstreams(&upstreams.borrow_and_update());
-            }
+            changed = upstreams.changed(), if upstreams_open => match changed {
+                Ok(()) => driver.set_upstreams(&upstreams.borrow_and_update()),
+                // A static list: nobody will change it.
+                Err(_) => upstreams_open = false,
+            },
             changed = hosts.changed(), if hosts_open => match changed {
                 Ok(()) => driver.proxy.set_local_hosts(&hosts.borrow_and_update()),
                 Err(_) => hosts_open = false,
@@ -163,7 +162,7 @@ pub async fn run(
         attempt.waiter.abort();
     }
     status.send_replace(driver.proxy.status());
-    info!("dns: proxy stopped");
+    info!("proxy stopped");
     Ok(())
 }
 
@@ -174,10 +173,10 @@ impl Driver {
             .map(|a| SocketAddr::new((*a).into(), 53))
             .collect();
         if addrs.is_empty() {
-            warn!("dns: no upstream servers; queries get SERVFAIL until DHCPv6 provides some");
+            warn!("no upstream servers; queries get SERVFAIL until DHCPv6 provides some");
         } else {
             let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
-            info!("dns: upstream servers {}", list.join(","));
+            info!("upstream servers {}", list.join(","));
         }
         self.proxy.set_upstreams(&addrs);
     }
@@ -250,7 +249,7 @@ impl Driver {
                 }
                 // ICMP errors (port unreachable) surface here on a connected
                 // socket; the attempt's timeout handles the server being down.
-                Err(e) => debug!("dns: attempt {attempt}: {e}"),
+                Err(e) => debug!("attempt {attempt}: {e}"),
             }
         }
     }
@@ -273,7 +272,7 @@ impl Driver {
                     bytes,
                 } => {
                     if let Err(e) = self.lan_udp.send_to(&bytes, addr).await {
-                        debug!("dns: cannot answer {addr}: {e}");
+                        debug!("cannot answer {addr}: {e}");
                     }
                 }
                 Action::ToClient {
@@ -291,7 +290,7 @@ impl Driver {
                     bytes,
                 } => {
                     if let Err(e) = self.send_udp_attempt(attempt, server, &bytes).await {
-                        debug!("dns: cannot send to {server}: {e}");
+                        debug!("cannot send to {server}: {e}");
                     }
                 }
                 Action::ToUpstream {
@@ -396,6 +395,8 @@ async fn client_connection(
 ) {
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
+    // Ends with `true` at a clean end of stream (answers still owed are
+    // written), `false` when the client misbehaved (closed at once).
     let mut reader = tokio::spawn(async move {
         loop {
             let frame = match timeout(TCP_CLIENT_IDLE, read_frame(&mut read)).await {
@@ -403,16 +404,17 @@ async fn client_connection(
                     let _ = reader_events
                         .send(Event::TcpClientDrop(DropReason::TcpIdle))
                         .await;
-                    return;
+                    return false;
                 }
                 Ok(Ok(Some(frame))) => frame,
-                Ok(_) => return,
+                Ok(Ok(None)) => return true,
+                Ok(Err(_)) => return false,
             };
             if frame.is_empty() {
                 let _ = reader_events
                     .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
                     .await;
-                return;
+                return false;
             }
             let query = Event::TcpClientQuery {
                 conn,
@@ -420,7 +422,7 @@ async fn client_connection(
                 bytes: frame,
             };
             if reader_events.send(query).await.is_err() {
-                return;
+                return false;
             }
         }
     });
@@ -431,7 +433,12 @@ async fn client_connection(
                 Some(reply) => if write_frame(&mut write, &reply).await.is_err() { break },
                 None => break,
             },
-            _ = &mut reader, if !reader_done => reader_done = true,
+            clean = &mut reader, if !reader_done => {
+                reader_done = true;
+                if !matches!(clean, Ok(true)) {
+                    break;
+                }
+            }
             _ = sleep(QUERY_DEADLINE + Duration::from_secs(1)), if reader_done => break,
         }
     }
@@ -449,13 +456,13 @@ async fn upstream_connection(
     let stream = match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            debug!("dns: TCP to {server}: {e}");
+            debug!("TCP to {server}: {e}");
             queries.close();
             let _ = events.send(Event::TcpUpstreamDown(server)).await;
             return;
         }
         Err(_) => {
-            debug!("dns: TCP to {server}: connect timed out");
+            debug!("TCP to {server}: connect timed out");
             queries.close();
             let _ = events.send(Event::TcpUpstreamDown(server)).await;
             return;

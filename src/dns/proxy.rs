@@ -221,9 +221,9 @@ impl Proxy {
     /// Counts a dropped packet (also for the driver's own drops).
     pub fn record_drop(&mut self, reason: DropReason) {
         if self.status.drops.count(reason) == 1 {
-            info!("dns: dropped a packet: {reason} (further ones are only counted)");
+            info!("dropped a packet: {reason} (further ones are only counted)");
         } else {
-            debug!("dns: dropped a packet: {reason}");
+            debug!("dropped a packet: {reason}");
         }
     }
 
@@ -397,7 +397,7 @@ impl Proxy {
                 let server = last.server;
                 self.upstreams.failed(server, true);
                 self.status.upstream_timeouts += 1;
-                debug!("dns: no answer from {server} in time");
+                debug!("no answer from {server} in time");
             }
             self.start_attempt(now, handle, out);
         }
