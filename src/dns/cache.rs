@@ -1,9 +1,17 @@
 //! The answer cache: raw upstream responses kept as received and served with
 //! only the ID and the TTLs changed (RFC 1035 §7.4: TTLs count down while
-//! cached). Bounded by an entry count and a byte budget; the oldest entry
-//! goes first.
+//! cached). Bounded by an entry count and a byte budget.
+//!
+//! Memory layout, because this is what grows on a router: entries live in a
+//! fixed ring of slots (one allocation each for the key name and for
+//! message + TTL offsets); the index maps a keyed 64-bit hash of the key to
+//! a slot, and the slot's own key is compared on every hit, so a hash
+//! collision is only ever a miss. A full cache replaces the slot under the
+//! ring's hand, i.e. roughly the oldest entry (FIFO).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::time::Instant;
 
 use super::wire::{self, Header, Layout, Question};
@@ -25,7 +33,9 @@ pub const MAX_CACHED_MESSAGE: usize = 4096;
 /// EDNS presence, since the OPT record is part of the answer).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    question: Question,
+    name: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
     variant: u8,
 }
 
@@ -36,29 +46,45 @@ impl CacheKey {
             | u8::from(edns.is_some()) << 2
             | u8::from(edns.is_some_and(|e| e.dnssec_ok)) << 3;
         CacheKey {
-            question: question.clone(),
+            name: question.name.as_slice().into(),
+            qtype: question.qtype,
+            qclass: question.qclass,
             variant,
         }
     }
 }
 
 struct Entry {
-    message: Box<[u8]>,
-    ttl_offsets: Box<[u16]>,
+    key: CacheKey,
+    hash: u64,
+    /// The message, then its TTL offsets as big-endian u16s.
+    data: Box<[u8]>,
+    message_len: u16,
     stored: Instant,
     ttl: u32,
-    generation: u64,
+}
+
+impl Entry {
+    fn message(&self) -> &[u8] {
+        &self.data[..usize::from(self.message_len)]
+    }
+    fn ttl_offsets(&self) -> impl Iterator<Item = u16> + '_ {
+        self.data[usize::from(self.message_len)..]
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    }
 }
 
 pub struct Cache {
-    entries: HashMap<CacheKey, Entry>,
-    /// Insertion order; an element whose generation no longer matches the
-    /// entry is stale and skipped.
-    order: VecDeque<(CacheKey, u64)>,
+    hasher: RandomState,
+    index: HashMap<u64, u32>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// The next slot to replace when full.
+    hand: usize,
     capacity: usize,
     byte_budget: usize,
     bytes: usize,
-    next_generation: u64,
 }
 
 /// How long `response` may be cached, `None` when it must not be.
@@ -78,21 +104,23 @@ pub fn cacheable_ttl(header: &Header, layout: &Layout) -> Option<u32> {
 impl Cache {
     pub fn new(capacity: usize) -> Cache {
         Cache {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
+            hasher: RandomState::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
             capacity,
             byte_budget: capacity.saturating_mul(BUDGET_PER_ENTRY),
             bytes: 0,
-            next_generation: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     /// Bytes of cached messages.
@@ -100,17 +128,25 @@ impl Cache {
         self.bytes
     }
 
+    fn find(&self, key: &CacheKey) -> (u64, Option<usize>) {
+        let hash = self.hasher.hash_one(key);
+        let slot = self.index.get(&hash).map(|s| *s as usize);
+        let found = slot.filter(|s| self.slots[*s].as_ref().is_some_and(|e| e.key == *key));
+        (hash, found)
+    }
+
     /// The cached answer for `key` with `id` and aged TTLs, if still fresh.
     pub fn get(&mut self, key: &CacheKey, now: Instant, id: u16) -> Option<Vec<u8>> {
-        let entry = self.entries.get(key)?;
+        let (_, slot) = self.find(key);
+        let entry = self.slots[slot?].as_ref()?;
         let elapsed = now.saturating_duration_since(entry.stored).as_secs();
         if elapsed >= u64::from(entry.ttl) {
-            self.remove(key);
+            self.vacate(slot?);
             return None;
         }
-        let mut message = entry.message.to_vec();
+        let mut message = entry.message().to_vec();
         wire::set_id(&mut message, id);
-        wire::age_ttls(&mut message, &entry.ttl_offsets, elapsed as u32);
+        wire::age_ttls(&mut message, entry.ttl_offsets(), elapsed as u32);
         Some(message)
     }
 
@@ -125,52 +161,60 @@ impl Cache {
         let Some(ttl) = cacheable_ttl(&header, layout) else {
             return;
         };
-        self.remove(&key);
-        while self.entries.len() >= self.capacity || self.bytes + response.len() > self.byte_budget
+        let (hash, existing) = self.find(&key);
+        if let Some(slot) = existing {
+            self.vacate(slot);
+        } else if let Some(&other) = self.index.get(&hash) {
+            // A different key with the same 64-bit hash: the newer one wins.
+            self.vacate(other as usize);
+        }
+        let mut data = Vec::with_capacity(response.len() + 2 * layout.ttl_offsets.len());
+        data.extend_from_slice(response);
+        for off in &layout.ttl_offsets {
+            data.extend_from_slice(&off.to_be_bytes());
+        }
+        while self.free.is_empty() && self.slots.len() >= self.capacity
+            || self.bytes + data.len() > self.byte_budget && !self.is_empty()
         {
-            if !self.evict_oldest() {
-                break;
-            }
+            self.evict_one();
         }
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.bytes += response.len();
-        self.order.push_back((key.clone(), generation));
-        self.entries.insert(
+        self.bytes += data.len();
+        let entry = Entry {
             key,
-            Entry {
-                message: response.into(),
-                ttl_offsets: layout.ttl_offsets.clone().into_boxed_slice(),
-                stored: now,
-                ttl,
-                generation,
-            },
-        );
-        // Stale order elements from replaced entries: keep the queue bounded.
-        if self.order.len() > 2 * self.capacity + 16 {
-            let entries = &self.entries;
-            self.order
-                .retain(|(k, g)| entries.get(k).is_some_and(|e| e.generation == *g));
+            hash,
+            data: data.into_boxed_slice(),
+            message_len: response.len() as u16,
+            stored: now,
+            ttl,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => slot as usize,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot] = Some(entry);
+        self.index.insert(hash, slot as u32);
+    }
+
+    fn vacate(&mut self, slot: usize) {
+        if let Some(old) = self.slots[slot].take() {
+            self.bytes -= old.data.len();
+            self.index.remove(&old.hash);
+            self.free.push(slot as u32);
         }
     }
 
-    fn remove(&mut self, key: &CacheKey) {
-        if let Some(old) = self.entries.remove(key) {
-            self.bytes -= old.message.len();
-        }
-    }
-
-    fn evict_oldest(&mut self) -> bool {
-        while let Some((key, generation)) = self.order.pop_front() {
-            if self
-                .entries
-                .get(&key)
-                .is_some_and(|e| e.generation == generation)
-            {
-                self.remove(&key);
-                return true;
+    /// Frees the slot under the hand (or the next occupied one).
+    fn evict_one(&mut self) {
+        for _ in 0..self.slots.len() {
+            let slot = self.hand % self.slots.len();
+            self.hand = slot + 1;
+            if self.slots[slot].is_some() {
+                self.vacate(slot);
+                return;
             }
         }
-        false
     }
 }

@@ -234,9 +234,9 @@ fn ttls_age_in_place() {
     let q = query(9, "example.net", 1, None);
     let mut r = reply(&q, 0, &[rr(1, 300, &[192, 0, 2, 1])], &[]);
     let offsets = wire::scan(&r).unwrap().ttl_offsets;
-    wire::age_ttls(&mut r, &offsets, 100);
+    wire::age_ttls(&mut r, offsets.iter().copied(), 100);
     assert_eq!(wire::scan(&r).unwrap().min_ttl, Some(200));
-    wire::age_ttls(&mut r, &offsets, 1000);
+    wire::age_ttls(&mut r, offsets.iter().copied(), 1000);
     assert_eq!(wire::scan(&r).unwrap().min_ttl, Some(0));
 }
 
@@ -511,7 +511,7 @@ fn cache_serves_the_same_bytes_with_new_id_and_aged_ttls() {
     let mut expect = r.clone();
     wire::set_id(&mut expect, 0x4242);
     let offsets = wire::scan(&r).unwrap().ttl_offsets;
-    wire::age_ttls(&mut expect, &offsets, 100);
+    wire::age_ttls(&mut expect, offsets.iter().copied(), 100);
     assert_eq!(hit, expect);
     assert_eq!(h.proxy.status().cache_hits, 1);
     // Expired after 300 s: asked again.
@@ -710,7 +710,7 @@ proptest! {
         }
         if let Ok(layout) = wire::scan(&bytes) {
             let mut copy = bytes.clone();
-            wire::age_ttls(&mut copy, &layout.ttl_offsets, 7);
+            wire::age_ttls(&mut copy, layout.ttl_offsets.iter().copied(), 7);
             prop_assert_eq!(copy.len(), bytes.len());
         }
         let names = local::LocalNames::new(&LocalHosts { domain: "lan".into(), hosts: vec![] });

@@ -310,8 +310,8 @@ pub fn set_id(msg: &mut [u8], id: u16) {
 
 /// Subtracts `elapsed` seconds from each TTL at `offsets` (a cached answer
 /// served later, RFC 1035 §7.4).
-pub fn age_ttls(msg: &mut [u8], offsets: &[u16], elapsed: u32) {
-    for &off in offsets {
+pub fn age_ttls(msg: &mut [u8], offsets: impl IntoIterator<Item = u16>, elapsed: u32) {
+    for off in offsets {
         let off = usize::from(off);
         if let Some(b) = msg.get_mut(off..off + 4) {
             let ttl = u32::from_be_bytes([b[0], b[1], b[2], b[3]]).min(i32::MAX as u32);
