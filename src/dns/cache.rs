@@ -54,24 +54,38 @@ impl CacheKey {
     }
 }
 
+/// 32 bytes plus one allocation holding name, message and TTL offsets.
 struct Entry {
-    key: CacheKey,
-    hash: u64,
-    /// The message, then its TTL offsets as big-endian u16s.
+    /// The key's name, the message, then its TTL offsets as big-endian u16s.
     data: Box<[u8]>,
+    name_len: u8,
     message_len: u16,
-    stored: Instant,
+    qtype: u16,
+    qclass: u16,
+    variant: u8,
+    /// Seconds since the cache's epoch.
+    stored: u32,
     ttl: u32,
 }
 
 impl Entry {
+    fn name(&self) -> &[u8] {
+        &self.data[..usize::from(self.name_len)]
+    }
     fn message(&self) -> &[u8] {
-        &self.data[..usize::from(self.message_len)]
+        let start = usize::from(self.name_len);
+        &self.data[start..start + usize::from(self.message_len)]
     }
     fn ttl_offsets(&self) -> impl Iterator<Item = u16> + '_ {
-        self.data[usize::from(self.message_len)..]
+        self.data[usize::from(self.name_len) + usize::from(self.message_len)..]
             .chunks_exact(2)
             .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    }
+    fn is(&self, key: &CacheKey) -> bool {
+        self.qtype == key.qtype
+            && self.qclass == key.qclass
+            && self.variant == key.variant
+            && self.name() == &*key.name
     }
 }
 
@@ -85,6 +99,7 @@ pub struct Cache {
     capacity: usize,
     byte_budget: usize,
     bytes: usize,
+    epoch: Instant,
 }
 
 /// How long `response` may be cached, `None` when it must not be.
@@ -102,17 +117,31 @@ pub fn cacheable_ttl(header: &Header, layout: &Layout) -> Option<u32> {
 }
 
 impl Cache {
-    pub fn new(capacity: usize) -> Cache {
+    pub fn new(capacity: usize, now: Instant) -> Cache {
+        // Reserved once: growing by doubling would leave the old arrays as
+        // heap holes (up to 64 Ki entries up front; beyond, it grows).
+        let reserve = capacity.min(1 << 16);
         Cache {
             hasher: RandomState::new(),
-            index: HashMap::new(),
-            slots: Vec::new(),
+            index: HashMap::with_capacity(reserve),
+            slots: Vec::with_capacity(reserve),
             free: Vec::new(),
             hand: 0,
             capacity,
             byte_budget: capacity.saturating_mul(BUDGET_PER_ENTRY),
             bytes: 0,
+            epoch: now,
         }
+    }
+
+    fn hash(&self, name: &[u8], qtype: u16, qclass: u16, variant: u8) -> u64 {
+        self.hasher.hash_one((name, qtype, qclass, variant))
+    }
+
+    fn seconds(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch)
+            .as_secs()
+            .min(u64::from(u32::MAX)) as u32
     }
 
     pub fn len(&self) -> usize {
@@ -129,9 +158,9 @@ impl Cache {
     }
 
     fn find(&self, key: &CacheKey) -> (u64, Option<usize>) {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hash(&key.name, key.qtype, key.qclass, key.variant);
         let slot = self.index.get(&hash).map(|s| *s as usize);
-        let found = slot.filter(|s| self.slots[*s].as_ref().is_some_and(|e| e.key == *key));
+        let found = slot.filter(|s| self.slots[*s].as_ref().is_some_and(|e| e.is(key)));
         (hash, found)
     }
 
@@ -139,14 +168,14 @@ impl Cache {
     pub fn get(&mut self, key: &CacheKey, now: Instant, id: u16) -> Option<Vec<u8>> {
         let (_, slot) = self.find(key);
         let entry = self.slots[slot?].as_ref()?;
-        let elapsed = now.saturating_duration_since(entry.stored).as_secs();
-        if elapsed >= u64::from(entry.ttl) {
+        let elapsed = self.seconds(now).saturating_sub(entry.stored);
+        if elapsed >= entry.ttl {
             self.vacate(slot?);
             return None;
         }
         let mut message = entry.message().to_vec();
         wire::set_id(&mut message, id);
-        wire::age_ttls(&mut message, entry.ttl_offsets(), elapsed as u32);
+        wire::age_ttls(&mut message, entry.ttl_offsets(), elapsed);
         Some(message)
     }
 
@@ -168,7 +197,9 @@ impl Cache {
             // A different key with the same 64-bit hash: the newer one wins.
             self.vacate(other as usize);
         }
-        let mut data = Vec::with_capacity(response.len() + 2 * layout.ttl_offsets.len());
+        let mut data =
+            Vec::with_capacity(key.name.len() + response.len() + 2 * layout.ttl_offsets.len());
+        data.extend_from_slice(&key.name);
         data.extend_from_slice(response);
         for off in &layout.ttl_offsets {
             data.extend_from_slice(&off.to_be_bytes());
@@ -180,11 +211,13 @@ impl Cache {
         }
         self.bytes += data.len();
         let entry = Entry {
-            key,
-            hash,
             data: data.into_boxed_slice(),
+            name_len: key.name.len() as u8,
             message_len: response.len() as u16,
-            stored: now,
+            qtype: key.qtype,
+            qclass: key.qclass,
+            variant: key.variant,
+            stored: self.seconds(now),
             ttl,
         };
         let slot = match self.free.pop() {
@@ -201,7 +234,8 @@ impl Cache {
     fn vacate(&mut self, slot: usize) {
         if let Some(old) = self.slots[slot].take() {
             self.bytes -= old.data.len();
-            self.index.remove(&old.hash);
+            let hash = self.hash(old.name(), old.qtype, old.qclass, old.variant);
+            self.index.remove(&hash);
             self.free.push(slot as u32);
         }
     }

@@ -102,7 +102,7 @@ pub async fn run(
 
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let mut driver = Driver {
-        proxy: Proxy::new(config.cache_size, config.seed),
+        proxy: Proxy::new(config.cache_size, config.seed, std::time::Instant::now()),
         lan_udp,
         events: events_tx,
         attempts: HashMap::new(),

@@ -151,10 +151,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(cache_size: usize, seed: u64) -> Proxy {
+    pub fn new(cache_size: usize, seed: u64, now: Instant) -> Proxy {
         Proxy {
             rng: StdRng::seed_from_u64(seed),
-            cache: Cache::new(cache_size),
+            cache: Cache::new(cache_size, now),
             upstreams: Upstreams::default(),
             local: LocalNames::default(),
             queries: HashMap::new(),

@@ -99,12 +99,10 @@ struct Harness {
 
 impl Harness {
     fn new(servers: &[SocketAddr]) -> Harness {
-        let mut proxy = Proxy::new(100, 7);
+        let now = Instant::now();
+        let mut proxy = Proxy::new(100, 7, now);
         proxy.set_upstreams(servers);
-        Harness {
-            proxy,
-            now: Instant::now(),
-        }
+        Harness { proxy, now }
     }
     fn ask(&mut self, c: Client, q: &[u8]) -> Vec<Action> {
         self.proxy.handle(
@@ -564,7 +562,7 @@ fn negative_answers_are_cached_for_the_soa_minimum() {
 
 #[test]
 fn cache_size_zero_disables_it() {
-    let mut proxy = Proxy::new(0, 1);
+    let mut proxy = Proxy::new(0, 1, Instant::now());
     proxy.set_upstreams(&[server(1)]);
     let mut h = Harness {
         proxy,
@@ -578,7 +576,7 @@ fn cache_size_zero_disables_it() {
 #[test]
 fn cache_is_bounded_in_entries_and_bytes() {
     let now = Instant::now();
-    let mut cache = Cache::new(10);
+    let mut cache = Cache::new(10, now);
     for i in 0..100 {
         let q = query(1, &format!("n{i}.example"), 1, None);
         let r = reply(&q, 0, &[rr(1, 300, &[b'x'; 900])], &[]);
