@@ -245,7 +245,45 @@ fn failover_then_servfail_in_bounded_time() {
     let took = started.elapsed();
     assert!(out.contains("status: SERVFAIL"), "{out}");
     assert!(took < secs(4), "SERVFAIL after {took:?}");
-    assert!(b4d.count_matching("no answer from") >= 1);
+    // Stopped servers answer with ICMP port unreachable: failover at once.
+    assert!(b4d.count_matching("unreachable") >= 2, "{}", b4d.tail(20));
+}
+
+const SILENT_PY: &str = r#"import socket,sys
+s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); s.bind((sys.argv[1],53))
+print('ready',flush=True)
+while True: s.recvfrom(4096)
+"#;
+
+#[test]
+fn a_silent_upstream_times_out_and_the_next_one_answers() {
+    if !require_dns_tools() {
+        return;
+    }
+    let lab = lab("a_silent_upstream_times_out_and_the_next_one_answers");
+    let script = lab.dir.write("silent.py", SILENT_PY).display().to_string();
+    let silent = lab
+        .upstream
+        .spawn(&lab.dir, "silent", "python3", &[&script, UPSTREAM_FAKE]);
+    silent.wait_for_line("ready", secs(5));
+    let _unbound = lab.unbound("unbound", &[UPSTREAM_A]);
+    // The silent one first in the list, so it is tried first.
+    let b4d = lab.b4d(&[UPSTREAM_FAKE, UPSTREAM_A]);
+    let started = Instant::now();
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test"])),
+        ["192.0.2.80"]
+    );
+    let took = started.elapsed();
+    assert!(took < secs(2), "answered after {took:?}");
+    b4d.wait_for_line("no answer from [2001:db8:1::55]:53 in time", secs(1));
+    // Now the answering server is the faster one and is asked first.
+    let started = Instant::now();
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test", "AAAA"])),
+        ["2001:db8::80"]
+    );
+    assert!(started.elapsed() < millis(200), "{:?}", started.elapsed());
 }
 
 const SPOOFER_PY: &str = r#"import socket,struct,sys,time

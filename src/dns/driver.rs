@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep, timeout, Instant};
 
 use super::proxy::{AttemptId, QUERY_DEADLINE};
 use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
@@ -32,7 +32,7 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages queued towards one TCP peer.
 const TCP_QUEUE: usize = 32;
 /// Datagrams read in one go before looking at the other event sources.
-const UDP_BATCH: usize = 32;
+const UDP_BATCH: usize = 64;
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct DriverConfig {
@@ -44,9 +44,11 @@ pub struct DriverConfig {
 }
 
 enum Event {
-    UdpReadable(AttemptId),
+    /// The socket of an attempt is readable, or (`true`) has an error pending.
+    UdpReady(AttemptId, bool),
     TcpUpstreamReply(SocketAddr, Vec<u8>),
-    TcpUpstreamDown(SocketAddr),
+    /// The connection `conn` to the server ended.
+    TcpUpstreamDown(SocketAddr, u64),
     TcpClientQuery {
         conn: u64,
         peer: SocketAddr,
@@ -66,7 +68,8 @@ struct Driver {
     lan_udp: UdpSocket,
     events: mpsc::Sender<Event>,
     attempts: HashMap<AttemptId, UdpAttempt>,
-    tcp_upstreams: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Per server: connection number and its queue.
+    tcp_upstreams: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
     tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     next_conn: u64,
 }
@@ -115,8 +118,16 @@ pub async fn run(
     let (mut upstreams_open, mut hosts_open) = (true, true);
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
+    // One timer, moved when the core's next deadline moves.
+    let timer = sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
         let wake = driver.proxy.poll_timeout().map(Instant::from_std);
+        if let Some(at) = wake {
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+        }
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -149,7 +160,7 @@ pub async fn run(
                 }
             }
             Some(event) = events_rx.recv() => driver.event(event, &mut buf).await,
-            _ = sleep_until(wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if wake.is_some() => {
+            () = &mut timer, if wake.is_some() => {
                 let actions = driver.proxy.handle(std::time::Instant::now(), Input::Timeout);
                 driver.execute(actions).await;
             }
@@ -192,7 +203,7 @@ impl Driver {
     async fn event(&mut self, event: Event, buf: &mut [u8]) {
         let now = std::time::Instant::now;
         match event {
-            Event::UdpReadable(attempt) => self.read_attempt(attempt, buf).await,
+            Event::UdpReady(attempt, error) => self.read_attempt(attempt, error, buf).await,
             Event::TcpUpstreamReply(server, bytes) => {
                 let actions = self.proxy.handle(
                     now(),
@@ -203,16 +214,18 @@ impl Driver {
                 );
                 self.execute(actions).await;
             }
-            Event::TcpUpstreamDown(server) => {
+            Event::TcpUpstreamDown(server, conn) => {
+                // Only the current connection's end fails the TCP attempts;
+                // an older one's (idle close) concerns nothing in flight.
                 if self
                     .tcp_upstreams
                     .get(&server)
-                    .is_some_and(|tx| tx.is_closed())
+                    .is_some_and(|(c, _)| *c == conn)
                 {
                     self.tcp_upstreams.remove(&server);
+                    let actions = self.proxy.handle(now(), Input::TcpDown { server });
+                    self.execute(actions).await;
                 }
-                let actions = self.proxy.handle(now(), Input::TcpDown { server });
-                self.execute(actions).await;
             }
             Event::TcpClientQuery { conn, peer, bytes } => {
                 self.client_query(Client::Tcp { conn, peer }, &bytes).await;
@@ -224,8 +237,31 @@ impl Driver {
         }
     }
 
-    /// Reads every datagram waiting on an attempt's socket.
-    async fn read_attempt(&mut self, attempt: AttemptId, buf: &mut [u8]) {
+    /// Reads every datagram waiting on an attempt's socket; with `error`,
+    /// first looks at the pending socket error.
+    async fn read_attempt(&mut self, attempt: AttemptId, error: bool, buf: &mut [u8]) {
+        if error {
+            let Some(socket) = self.attempts.get(&attempt).map(|a| Arc::clone(&a.socket)) else {
+                return;
+            };
+            // An ICMP error on a connected socket (RFC 1122 §4.1.3.3): the
+            // server is not there, fail over now rather than at the timeout.
+            match socket.take_error() {
+                Ok(Some(e))
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
+                    ) =>
+                {
+                    let input = Input::UdpUnreachable { attempt };
+                    let actions = self.proxy.handle(std::time::Instant::now(), input);
+                    self.execute(actions).await;
+                    return;
+                }
+                Ok(Some(e)) => debug!("attempt {attempt}: {e}"),
+                Ok(None) | Err(_) => {}
+            }
+        }
         loop {
             let Some(socket) = self.attempts.get(&attempt).map(|a| Arc::clone(&a.socket)) else {
                 return;
@@ -241,24 +277,37 @@ impl Driver {
                     self.execute(actions).await;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let waiter = self.spawn_waiter(attempt, socket);
+                    // After an error, tokio keeps the ERROR readiness set:
+                    // wait for data only, or the waiter would spin.
+                    let waiter = self.spawn_waiter(attempt, socket, !error);
                     if let Some(a) = self.attempts.get_mut(&attempt) {
                         a.waiter = waiter;
                     }
                     return;
                 }
-                // ICMP errors (port unreachable) surface here on a connected
-                // socket; the attempt's timeout handles the server being down.
                 Err(e) => debug!("attempt {attempt}: {e}"),
             }
         }
     }
 
-    fn spawn_waiter(&self, attempt: AttemptId, socket: Arc<UdpSocket>) -> AbortHandle {
+    fn spawn_waiter(
+        &self,
+        attempt: AttemptId,
+        socket: Arc<UdpSocket>,
+        errors: bool,
+    ) -> AbortHandle {
         let events = self.events.clone();
+        // ERROR too: an ICMP unreachable sets only EPOLLERR.
+        let interest = if errors {
+            Interest::READABLE | Interest::ERROR
+        } else {
+            Interest::READABLE
+        };
         tokio::spawn(async move {
-            if socket.readable().await.is_ok() {
-                let _ = events.send(Event::UdpReadable(attempt)).await;
+            if let Ok(ready) = socket.ready(interest).await {
+                let _ = events
+                    .send(Event::UdpReady(attempt, ready.is_error()))
+                    .await;
             }
         })
         .abort_handle()
@@ -271,7 +320,13 @@ impl Driver {
                     client: Client::Udp(addr),
                     bytes,
                 } => {
-                    if let Err(e) = self.lan_udp.send_to(&bytes, addr).await {
+                    let sent = match self.lan_udp.try_send_to(&bytes, addr) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.lan_udp.send_to(&bytes, addr).await
+                        }
+                        other => other,
+                    };
+                    if let Err(e) = sent {
                         debug!("cannot answer {addr}: {e}");
                     }
                 }
@@ -321,18 +376,20 @@ impl Driver {
         socket.connect(server).await?;
         socket.send(bytes).await?;
         let socket = Arc::new(socket);
-        let waiter = self.spawn_waiter(attempt, Arc::clone(&socket));
+        let waiter = self.spawn_waiter(attempt, Arc::clone(&socket), true);
         self.attempts.insert(attempt, UdpAttempt { socket, waiter });
         Ok(())
     }
 
     fn send_tcp_upstream(&mut self, server: SocketAddr, bytes: Vec<u8>) {
         let tx = match self.tcp_upstreams.get(&server) {
-            Some(tx) if !tx.is_closed() => tx.clone(),
+            Some((_, tx)) if !tx.is_closed() => tx.clone(),
             _ => {
+                self.next_conn += 1;
+                let conn = self.next_conn;
                 let (tx, rx) = mpsc::channel(TCP_QUEUE);
-                tokio::spawn(upstream_connection(server, rx, self.events.clone()));
-                self.tcp_upstreams.insert(server, tx.clone());
+                tokio::spawn(upstream_connection(server, conn, rx, self.events.clone()));
+                self.tcp_upstreams.insert(server, (conn, tx.clone()));
                 tx
             }
         };
@@ -450,6 +507,7 @@ async fn client_connection(
 /// written as they come (pipelined), answers read back in any order.
 async fn upstream_connection(
     server: SocketAddr,
+    conn: u64,
     mut queries: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) {
@@ -458,13 +516,13 @@ async fn upstream_connection(
         Ok(Err(e)) => {
             debug!("TCP to {server}: {e}");
             queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server)).await;
+            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
             return;
         }
         Err(_) => {
             debug!("TCP to {server}: connect timed out");
             queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server)).await;
+            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
             return;
         }
     };
@@ -494,5 +552,5 @@ async fn upstream_connection(
     }
     queries.close();
     reader.abort();
-    let _ = events.send(Event::TcpUpstreamDown(server)).await;
+    let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
 }

@@ -79,6 +79,11 @@ pub enum Input<'a> {
         server: SocketAddr,
         bytes: &'a [u8],
     },
+    /// The kernel reported the server unreachable on the socket of
+    /// `attempt` (ICMP port or host unreachable on a connected socket).
+    UdpUnreachable {
+        attempt: AttemptId,
+    },
     /// The TCP connection to `server` failed or closed.
     TcpDown {
         server: SocketAddr,
@@ -212,6 +217,7 @@ impl Proxy {
                 bytes,
             } => self.on_udp_reply(now, attempt, from, bytes, &mut out),
             Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, &mut out),
+            Input::UdpUnreachable { attempt } => self.attempt_failed(now, attempt, &mut out),
             Input::TcpDown { server } => self.on_tcp_down(now, server, &mut out),
             Input::Timeout => self.on_timeout(now, &mut out),
         }
@@ -500,23 +506,37 @@ impl Proxy {
     }
 
     fn on_tcp_down(&mut self, now: Instant, server: SocketAddr, out: &mut Vec<Action>) {
-        let failed: Vec<(AttemptId, u64)> = self
+        let failed: Vec<AttemptId> = self
             .attempts
             .iter()
             .filter(|(_, a)| a.transport == Transport::Tcp && a.server == server)
-            .map(|(id, a)| (*id, a.query))
+            .map(|(id, _)| *id)
             .collect();
-        for (attempt, handle) in failed {
-            self.upstreams.failed(server, false);
-            self.status.upstream_failures += 1;
-            self.forget_attempt(attempt, out);
-            if self
-                .queries
-                .get(&handle)
-                .is_some_and(|q| q.attempts.is_empty())
-            {
-                self.start_attempt(now, handle, out);
-            }
+        for attempt in failed {
+            self.attempt_failed(now, attempt, out);
+        }
+    }
+
+    /// An attempt that can no longer be answered (server unreachable,
+    /// connection lost): the next server now instead of at the timeout, or
+    /// SERVFAIL when every server has failed this way and nothing else is
+    /// pending.
+    fn attempt_failed(&mut self, now: Instant, attempt: AttemptId, out: &mut Vec<Action>) {
+        let Some(a) = self.attempts.get(&attempt) else {
+            return;
+        };
+        let (handle, server) = (a.query, a.server);
+        debug!("upstream {server} unreachable");
+        self.upstreams.failed(server, true);
+        self.status.upstream_failures += 1;
+        self.forget_attempt(attempt, out);
+        let Some(query) = self.queries.get(&handle) else {
+            return;
+        };
+        if query.tried < query.candidates.len() {
+            self.start_attempt(now, handle, out);
+        } else if query.attempts.is_empty() {
+            self.fail(handle, out);
         }
     }
 

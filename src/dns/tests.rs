@@ -739,3 +739,17 @@ proptest! {
         prop_assert_eq!(h.proxy.status().in_flight, 0);
     }
 }
+
+#[test]
+fn an_unreachable_server_is_skipped_at_once_and_all_unreachable_is_servfail() {
+    let mut h = Harness::new(&[server(1), server(2)]);
+    let (a1, _, _) = sent(&h.ask(client(1), &query(8, "example.net", 1, None)));
+    let actions = h.proxy.handle(h.now, Input::UdpUnreachable { attempt: a1 });
+    assert!(actions.contains(&Action::CloseAttempt { attempt: a1 }));
+    let (a2, to, _) = sent(&actions);
+    assert_eq!(to, server(2));
+    let (_, back) =
+        answered(&h.proxy.handle(h.now, Input::UdpUnreachable { attempt: a2 })).unwrap();
+    assert_eq!(rcode_of(&back), wire::RCODE_SERVFAIL);
+    assert_eq!(h.proxy.status().in_flight, 0);
+}
