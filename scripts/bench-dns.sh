@@ -16,7 +16,7 @@
 # Usage (root): scripts/bench-dns.sh
 #   env: MISS_NAMES (default 50000), HIT_NAMES (1000), DURATION (10 s),
 #        CACHE (10000 entries, both), OUTSTANDING (100, dnsperf -q),
-#        LAT_NAMES (10000), LATENCY_QPS (2000)
+#        LAT_NAMES (5000), LATENCY_QPS (2000), ROUNDS (3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,8 @@ HIT_NAMES=${HIT_NAMES:-1000}
 DURATION=${DURATION:-10}
 CACHE=${CACHE:-10000}
 OUTSTANDING=${OUTSTANDING:-100}
-LAT_NAMES=${LAT_NAMES:-10000}
+LAT_NAMES=${LAT_NAMES:-5000}
+ROUNDS=${ROUNDS:-3}
 LATENCY_QPS=${LATENCY_QPS:-2000}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -70,22 +71,25 @@ for l in "$CLI eth0" "$RTR eth0" "$RTR eth1" "$UP eth0"; do
     ip -n "$1" link set "$2" up
 done
 
-echo "== upstream: unbound with $MISS_NAMES + $HIT_NAMES names"
-python3 - "$WORK" "$MISS_NAMES" "$HIT_NAMES" "$LAT_NAMES" <<'PY'
+echo "== upstream: unbound with $ROUNDS x ($MISS_NAMES + $LAT_NAMES) + $HIT_NAMES names"
+python3 - "$WORK" "$MISS_NAMES" "$HIT_NAMES" "$LAT_NAMES" "$ROUNDS" <<'PY'
 import sys
-work, miss, hit, lat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+work, miss, hit, lat, rounds = (sys.argv[1], *map(int, sys.argv[2:6]))
+# Round r uses names m<r>-<i> (cache-miss) and l<r>-<i> (latency); h<i> is
+# the cache-hit set. Every name has its own address.
 with open(f"{work}/bench.zone", "w") as z:
     z.write("$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns admin 1 7200 3600 1209600 300\n@ NS ns\nns AAAA 2001:db8:1::53\n")
-    for i in range(miss):
-        z.write(f"m{i} A 198.18.{i // 256 % 256}.{i % 256}\n")
+    for r in range(1, rounds + 1):
+        for i in range(miss):
+            z.write(f"m{r}-{i} A 198.18.{i // 256 % 256}.{i % 256}\n")
+        for i in range(lat):
+            z.write(f"l{r}-{i} A 198.20.{i // 256 % 256}.{i % 256}\n")
+        with open(f"{work}/miss{r}.txt", "w") as f:
+            f.writelines(f"m{r}-{i}.bench.test A\n" for i in range(miss))
+        with open(f"{work}/lat{r}.txt", "w") as f:
+            f.writelines(f"l{r}-{i}.bench.test A\n" for i in range(lat))
     for i in range(hit):
         z.write(f"h{i} A 198.19.{i // 256 % 256}.{i % 256}\n")
-    for i in range(lat):
-        z.write(f"l{i} A 198.20.{i // 256 % 256}.{i % 256}\n")
-with open(f"{work}/miss.txt", "w") as f:
-    f.writelines(f"m{i}.bench.test A\n" for i in range(miss))
-with open(f"{work}/lat.txt", "w") as f:
-    f.writelines(f"l{i}.bench.test A\n" for i in range(lat))
 with open(f"{work}/hit.txt", "w") as f:
     f.writelines(f"h{i}.bench.test A\n" for i in range(hit))
 PY
@@ -179,26 +183,30 @@ run() {
 # Throughput runs go as fast as dnsperf can; latency runs (dnsperf -v, which
 # slows dnsperf itself) at a fixed LATENCY_QPS so they measure the proxy,
 # not a queue.
-echo "== cache-miss: $MISS_NAMES distinct names, each once (+ $LAT_NAMES at $LATENCY_QPS q/s for latency)"
-run miss-b4d "$B4D_PID" 192.168.1.1 "$WORK/miss.txt" -n 1
-run miss-dnsmasq "$DNSMASQ_PID" 192.168.1.2 "$WORK/miss.txt" -n 1
-run misslat-b4d "$B4D_PID" 192.168.1.1 "$WORK/lat.txt" -n 1 -v -Q "$LATENCY_QPS"
-run misslat-dnsmasq "$DNSMASQ_PID" 192.168.1.2 "$WORK/lat.txt" -n 1 -v -Q "$LATENCY_QPS"
-echo "== cache-hit: $HIT_NAMES names, warmed, for ${DURATION}s (+ ${DURATION}s at $LATENCY_QPS q/s for latency)"
+# Each workload runs ROUNDS times, b4d and dnsmasq alternating, so that a
+# burst of load from elsewhere on the machine hits both; the report takes
+# medians (throughput, CPU) and pools the latency samples.
+echo "== warming the cache-hit names"
 run warm-b4d "$B4D_PID" 192.168.1.1 "$WORK/hit.txt" -n 1
 run warm-dnsmasq "$DNSMASQ_PID" 192.168.1.2 "$WORK/hit.txt" -n 1
-run hit-b4d "$B4D_PID" 192.168.1.1 "$WORK/hit.txt" -l "$DURATION"
-run hit-dnsmasq "$DNSMASQ_PID" 192.168.1.2 "$WORK/hit.txt" -l "$DURATION"
-run hitlat-b4d "$B4D_PID" 192.168.1.1 "$WORK/hit.txt" -l "$DURATION" -v -Q "$LATENCY_QPS"
-run hitlat-dnsmasq "$DNSMASQ_PID" 192.168.1.2 "$WORK/hit.txt" -l "$DURATION" -v -Q "$LATENCY_QPS"
+for round in $(seq "$ROUNDS"); do
+    echo "== round $round/$ROUNDS: cache-miss ($MISS_NAMES new names each), cache-hit (${DURATION}s), latency runs at $LATENCY_QPS q/s"
+    for proxy in b4d dnsmasq; do
+        if [ "$proxy" = b4d ]; then pid=$B4D_PID; ip=192.168.1.1; else pid=$DNSMASQ_PID; ip=192.168.1.2; fi
+        run "miss-$proxy-$round" "$pid" "$ip" "$WORK/miss$round.txt" -n 1
+        run "misslat-$proxy-$round" "$pid" "$ip" "$WORK/lat$round.txt" -n 1 -v -Q "$LATENCY_QPS"
+        run "hit-$proxy-$round" "$pid" "$ip" "$WORK/hit.txt" -l "$DURATION"
+        run "hitlat-$proxy-$round" "$pid" "$ip" "$WORK/hit.txt" -l "$DURATION" -v -Q "$LATENCY_QPS"
+    done
+done
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 B4D_HWM=$(hwm "$B4D_PID")
 DNSMASQ_HWM=$(hwm "$DNSMASQ_PID")
 
-python3 - "$WORK" "$B4D_HWM" "$DNSMASQ_HWM" <<'PY'
-import re, sys
-work, b4d_hwm, dnsmasq_hwm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+python3 - "$WORK" "$B4D_HWM" "$DNSMASQ_HWM" "$ROUNDS" <<'PY'
+import re, statistics, sys
+work, b4d_hwm, dnsmasq_hwm, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 def dnsperf(name):
     text = open(f"{work}/{name}.out").read()
@@ -211,18 +219,28 @@ def dnsperf(name):
     return qps, completed, lost, lat, cpu
 
 def stats(workload, proxy):
-    qps, completed, lost, _, cpu = dnsperf(f"{workload}-{proxy}")
-    _, _, lat_lost, lat, _ = dnsperf(f"{workload}lat-{proxy}")
+    qps, cpu_per_query, lat, lost = [], [], [], 0
+    for r in range(1, rounds + 1):
+        q, completed, l1, _, cpu = dnsperf(f"{workload}-{proxy}-{r}")
+        _, _, l2, samples, _ = dnsperf(f"{workload}lat-{proxy}-{r}")
+        qps.append(q)
+        cpu_per_query.append(cpu * 1e6 / max(completed, 1))
+        lat += samples
+        lost += l1 + l2
+    lat.sort()
     pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
-    return {"queries/s": qps, "CPU us/query": cpu * 1e6 / max(completed, 1),
+    return {"queries/s": statistics.median(qps), "CPU us/query": statistics.median(cpu_per_query),
             "p50 ms": pct(50), "p90 ms": pct(90), "p99 ms": pct(99), "p99.9 ms": pct(99.9),
-            "lost": lost + lat_lost}
+            "lost": lost, "qps rounds": qps}
 
 print()
 print(f"{'workload':<11} {'metric':<13} {'b4d':>12} {'dnsmasq':>12} {'b4d/dnsmasq':>12}")
 for workload in ("miss", "hit"):
     b, d = stats(workload, "b4d"), stats(workload, "dnsmasq")
     for metric in b:
+        if metric == "qps rounds":
+            print(f"{'':<11} {'q/s per round':<13} {' '.join(f'{x:.0f}' for x in b[metric]):>12} {' '.join(f'{x:.0f}' for x in d[metric]):>12}")
+            continue
         ratio = f"{b[metric] / d[metric]:>12.2f}" if d[metric] else f"{'-':>12}"
         print(f"cache-{workload:<5} {metric:<13} {b[metric]:>12.3f} {d[metric]:>12.3f} {ratio}")
 print(f"{'process':<11} {'peak RSS kB':<13} {b4d_hwm:>12} {dnsmasq_hwm:>12} {b4d_hwm / dnsmasq_hwm:>12.2f}")

@@ -11,7 +11,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
 use super::wire::{self, Header, Layout, Question};
@@ -54,9 +54,11 @@ impl CacheKey {
     }
 }
 
-/// 32 bytes plus one allocation holding name, message and TTL offsets.
+/// 32 bytes plus one allocation holding the message and its TTL offsets.
+/// The key's name is the message's question name (a reply is only accepted
+/// with the query's question), so it is not stored twice.
 struct Entry {
-    /// The key's name, the message, then its TTL offsets as big-endian u16s.
+    /// The message, then its TTL offsets as big-endian u16s.
     data: Box<[u8]>,
     name_len: u8,
     message_len: u16,
@@ -69,15 +71,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// The question name as it is in the message (case as sent).
     fn name(&self) -> &[u8] {
-        &self.data[..usize::from(self.name_len)]
+        let end = wire::HEADER_LEN + usize::from(self.name_len);
+        self.data.get(wire::HEADER_LEN..end).unwrap_or_default()
     }
     fn message(&self) -> &[u8] {
-        let start = usize::from(self.name_len);
-        &self.data[start..start + usize::from(self.message_len)]
+        &self.data[..usize::from(self.message_len)]
     }
     fn ttl_offsets(&self) -> impl Iterator<Item = u16> + '_ {
-        self.data[usize::from(self.name_len) + usize::from(self.message_len)..]
+        self.data[usize::from(self.message_len)..]
             .chunks_exact(2)
             .map(|p| u16::from_be_bytes([p[0], p[1]]))
     }
@@ -85,7 +88,7 @@ impl Entry {
         self.qtype == key.qtype
             && self.qclass == key.qclass
             && self.variant == key.variant
-            && self.name() == &*key.name
+            && self.name().eq_ignore_ascii_case(&key.name)
     }
 }
 
@@ -134,8 +137,19 @@ impl Cache {
         }
     }
 
+    /// Hash of the key with the name lower-cased (RFC 4343).
     fn hash(&self, name: &[u8], qtype: u16, qclass: u16, variant: u8) -> u64 {
-        self.hasher.hash_one((name, qtype, qclass, variant))
+        let mut lower = [0u8; 256];
+        let len = name.len().min(lower.len());
+        for (l, b) in lower.iter_mut().zip(&name[..len]) {
+            *l = b.to_ascii_lowercase();
+        }
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(&lower[..len]);
+        hasher.write_u16(qtype);
+        hasher.write_u16(qclass);
+        hasher.write_u8(variant);
+        hasher.finish()
     }
 
     fn seconds(&self, now: Instant) -> u32 {
@@ -197,9 +211,7 @@ impl Cache {
             // A different key with the same 64-bit hash: the newer one wins.
             self.vacate(other as usize);
         }
-        let mut data =
-            Vec::with_capacity(key.name.len() + response.len() + 2 * layout.ttl_offsets.len());
-        data.extend_from_slice(&key.name);
+        let mut data = Vec::with_capacity(response.len() + 2 * layout.ttl_offsets.len());
         data.extend_from_slice(response);
         for off in &layout.ttl_offsets {
             data.extend_from_slice(&off.to_be_bytes());

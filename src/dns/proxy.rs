@@ -9,8 +9,7 @@
 //! port, with that ID and the same question (§9.1 items 1–4); anything else
 //! is counted and dropped, and the attempt keeps waiting.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -150,7 +149,8 @@ pub struct Proxy {
     /// Queries in flight by client, ID and question: retransmissions are not forwarded twice.
     by_client: HashMap<(Client, u16, Question), u64>,
     per_client: HashMap<IpAddr, u32>,
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// One entry per query waiting for an answer: its next-try deadline.
+    timers: BTreeSet<(Instant, u64)>,
     next_handle: u64,
     status: ProxyStatus,
 }
@@ -167,7 +167,7 @@ impl Proxy {
             tcp_attempts: HashMap::new(),
             by_client: HashMap::new(),
             per_client: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             next_handle: 0,
             status: ProxyStatus::default(),
         }
@@ -183,7 +183,7 @@ impl Proxy {
 
     /// When `handle(now, Input::Timeout)` is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.first().map(|(at, _)| *at)
     }
 
     /// Counters and upstream estimates.
@@ -288,8 +288,8 @@ impl Proxy {
         if self.queries.len() >= MAX_IN_FLIGHT {
             return self.record_drop(DropReason::TooManyInFlight);
         }
-        let from_client = self.per_client.entry(client.ip()).or_default();
-        if *from_client >= MAX_IN_FLIGHT_PER_CLIENT {
+        let in_flight_from_client = self.per_client.get(&client.ip()).copied().unwrap_or(0);
+        if in_flight_from_client >= MAX_IN_FLIGHT_PER_CLIENT {
             return self.record_drop(DropReason::ClientFlood);
         }
         if self.upstreams.is_empty() {
@@ -302,7 +302,7 @@ impl Proxy {
             });
             return;
         }
-        *from_client += 1;
+        *self.per_client.entry(client.ip()).or_default() += 1;
         let handle = self.next_handle();
         self.by_client
             .insert((client, header.id, question.clone()), handle);
@@ -362,8 +362,9 @@ impl Proxy {
         };
         query.tried += 1;
         query.attempts.push(attempt);
+        self.timers.remove(&(query.next_try, handle));
         query.next_try = (now + timeout).min(query.deadline);
-        self.timers.push(Reverse((query.next_try, handle)));
+        self.timers.insert((query.next_try, handle));
         let mut bytes = query.message.clone();
         wire::set_id(&mut bytes, id);
         self.attempts.insert(
@@ -388,17 +389,14 @@ impl Proxy {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
-        while let Some(&Reverse((at, handle))) = self.timers.peek() {
+        while let Some(&(at, handle)) = self.timers.first() {
             if at > now {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
             let Some(query) = self.queries.get(&handle) else {
                 continue;
             };
-            if query.next_try > now {
-                continue; // superseded by a later attempt
-            }
             if let Some(last) = query.attempts.last().and_then(|a| self.attempts.get(a)) {
                 let server = last.server;
                 self.upstreams.failed(server, true);
@@ -581,6 +579,7 @@ impl Proxy {
         let Some(query) = self.queries.remove(&handle) else {
             return;
         };
+        self.timers.remove(&(query.next_try, handle));
         for attempt in &query.attempts {
             if let Some(a) = self.attempts.remove(attempt) {
                 match a.transport {

@@ -259,6 +259,7 @@ fn forwards_the_client_bytes_with_only_the_id_changed() {
     assert_eq!(c, client(5000));
     assert_eq!(id_of(&back), 0x1234);
     assert_eq!(back[2..], r[2..]);
+    assert_eq!(h.proxy.poll_timeout(), None, "no timer left behind");
 }
 
 #[test]
