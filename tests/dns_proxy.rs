@@ -65,11 +65,18 @@ impl Lab {
             .iter()
             .map(|s| format!("\tlist dns_server '{s}'\n"))
             .collect();
+        self.b4d_with(
+            "\toption dhcpv6 'off'\n\toption aftr '2001:db8:1::1'\n",
+            &servers,
+        )
+    }
+
+    fn b4d_with(&self, wan: &str, lan: &str) -> Process {
         let config = format!(
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
-             config wan 'wan'\n\toption device 'eth0'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8:1::1'\n\n\
+             config wan 'wan'\n\toption device 'eth0'\n{wan}\n\
              config tunnel 'tunnel'\n\toption enabled '0'\n\n\
-             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n{servers}\n\
+             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n{lan}\n\
              config host\n\toption mac '02:00:00:00:00:10'\n\toption ip '192.168.1.10'\n\toption name 'laptop'\n",
             self.dir.file("state").display()
         );
@@ -421,6 +428,28 @@ fn bad_input_is_dropped_and_the_proxy_keeps_answering() {
     assert!(b4d.is_running());
     assert_eq!(
         short(&lab.ask(&["+short", "+tcp", "www.example.test"])),
+        ["192.0.2.80"]
+    );
+}
+
+#[test]
+fn upstreams_learned_over_dhcpv6_are_followed() {
+    if !require_dns_tools() {
+        return;
+    }
+    let lab = lab("upstreams_learned_over_dhcpv6_are_followed");
+    let _unbound = lab.unbound("unbound", &[UPSTREAM_A]);
+    let isp = Kea6Config {
+        dns_servers: vec![UPSTREAM_A.parse().unwrap()],
+        ..Kea6Config::default()
+    };
+    let kea = Kea6Server::start(&lab.upstream, &lab.dir, "kea", &isp);
+    kea.wait_ready();
+    let b4d = lab.b4d_with("\toption dhcpv6 'stateless'\n", "");
+    b4d.wait_for_line("event: dns-servers-changed 2001:db8:1::53", secs(20));
+    b4d.wait_for_line("upstream servers 2001:db8:1::53", secs(2));
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test"])),
         ["192.0.2.80"]
     );
 }
