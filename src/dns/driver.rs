@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{sleep, timeout, Instant};
 
+use super::mmsg;
 use super::proxy::{AttemptId, QUERY_DEADLINE};
 use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
 
@@ -31,8 +33,8 @@ pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages queued towards one TCP peer.
 const TCP_QUEUE: usize = 32;
-/// Datagrams read in one go before looking at the other event sources.
-const UDP_BATCH: usize = 64;
+/// recvmmsg calls in a row before looking at the other event sources.
+const UDP_BATCHES: usize = 4;
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct DriverConfig {
@@ -72,6 +74,8 @@ struct Driver {
     tcp_upstreams: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
     tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     next_conn: u64,
+    /// UDP answers collected while handling one wake-up, sent together.
+    answers: Vec<(SocketAddrV4, Vec<u8>)>,
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
@@ -112,12 +116,14 @@ pub async fn run(
         tcp_upstreams: HashMap::new(),
         tcp_clients: HashMap::new(),
         next_conn: 0,
+        answers: Vec::with_capacity(mmsg::BATCH),
     };
     driver.set_upstreams(&upstreams.borrow_and_update());
     driver.proxy.set_local_hosts(&hosts.borrow_and_update());
     let (mut upstreams_open, mut hosts_open) = (true, true);
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut batch = mmsg::RecvBatch::default();
     // One timer, moved when the core's next deadline moves.
     let timer = sleep(Duration::ZERO);
     tokio::pin!(timer);
@@ -143,14 +149,21 @@ pub async fn run(
                 Ok(()) => driver.proxy.set_local_hosts(&hosts.borrow_and_update()),
                 Err(_) => hosts_open = false,
             },
-            received = driver.lan_udp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = received {
-                    driver.client_query(Client::Udp(from), &buf[..n]).await;
-                }
-                for _ in 0..UDP_BATCH {
-                    match driver.lan_udp.try_recv_from(&mut buf) {
-                        Ok((n, from)) => driver.client_query(Client::Udp(from), &buf[..n]).await,
-                        Err(_) => break,
+            Ok(()) = driver.lan_udp.readable() => {
+                let fd = driver.lan_udp.as_raw_fd();
+                for _ in 0..UDP_BATCHES {
+                    let Ok(n) = driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)) else {
+                        break;
+                    };
+                    for (bytes, from, truncated) in batch.iter() {
+                        if truncated {
+                            driver.proxy.record_drop(DropReason::MalformedQuery);
+                        } else {
+                            driver.client_query(Client::Udp(from), bytes).await;
+                        }
+                    }
+                    if n < mmsg::BATCH {
+                        break;
                     }
                 }
             }
@@ -168,6 +181,7 @@ pub async fn run(
                 status.send_replace(driver.proxy.status());
             }
         }
+        driver.flush_answers().await;
     }
     for (_, attempt) in driver.attempts.drain() {
         attempt.waiter.abort();
@@ -313,6 +327,23 @@ impl Driver {
         .abort_handle()
     }
 
+    /// Sends the collected UDP answers, batched; what the socket does not
+    /// take at once is sent one by one as it drains.
+    async fn flush_answers(&mut self) {
+        if self.answers.is_empty() {
+            return;
+        }
+        let answers = std::mem::take(&mut self.answers);
+        let sent = mmsg::send(self.lan_udp.as_raw_fd(), &answers).unwrap_or(0);
+        for (addr, bytes) in &answers[sent..] {
+            if let Err(e) = self.lan_udp.send_to(bytes, *addr).await {
+                debug!("cannot answer {addr}: {e}");
+            }
+        }
+        self.answers = answers;
+        self.answers.clear();
+    }
+
     async fn execute(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
@@ -320,14 +351,9 @@ impl Driver {
                     client: Client::Udp(addr),
                     bytes,
                 } => {
-                    let sent = match self.lan_udp.try_send_to(&bytes, addr) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            self.lan_udp.send_to(&bytes, addr).await
-                        }
-                        other => other,
-                    };
-                    if let Err(e) = sent {
-                        debug!("cannot answer {addr}: {e}");
+                    // The listener is IPv4, so every UDP client is.
+                    if let SocketAddr::V4(addr) = addr {
+                        self.answers.push((addr, bytes));
                     }
                 }
                 Action::ToClient {

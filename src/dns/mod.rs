@@ -6,11 +6,12 @@
 //! - [`upstream`]: RTT estimates, fastest-first selection, failover timing.
 //! - [`local`]: A/PTR answers for LAN hosts ([`LocalHosts`]).
 //! - [`proxy`]: the sans-I/O core.
-//! - [`driver`]: tokio sockets around the core.
+//! - [`driver`]: tokio sockets around the core (`mmsg`: batched LAN UDP I/O).
 
 pub mod cache;
 pub mod driver;
 pub mod local;
+mod mmsg;
 pub mod proxy;
 pub mod upstream;
 pub mod wire;
