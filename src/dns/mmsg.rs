@@ -129,3 +129,51 @@ pub fn send(fd: RawFd, messages: &[(SocketAddrV4, Vec<u8>)]) -> io::Result<usize
     }
     Ok(sent)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    /// Over loopback only: batches of at most BATCH, senders and bytes kept,
+    /// an oversized datagram flagged.
+    #[test]
+    fn batches_over_loopback() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx_addr = match rx.local_addr().unwrap() {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!(),
+        };
+        let messages: Vec<(SocketAddrV4, Vec<u8>)> = (0..40u8)
+            .map(|i| (rx_addr, vec![i; usize::from(i) + 1]))
+            .collect();
+        assert_eq!(send(tx.as_raw_fd(), &messages).unwrap(), 40);
+        tx.send_to(&vec![7u8; SLOT + 1], rx_addr).unwrap();
+
+        let mut batch = RecvBatch::default();
+        let mut seen = Vec::new();
+        loop {
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(n) => {
+                    assert!(n <= BATCH);
+                    for (bytes, from, truncated) in batch.iter() {
+                        assert_eq!(from, tx.local_addr().unwrap());
+                        seen.push((bytes.to_vec(), truncated));
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                    break;
+                }
+            }
+        }
+        assert_eq!(seen.len(), 41);
+        for (i, (bytes, truncated)) in seen.iter().take(40).enumerate() {
+            assert_eq!(bytes, &vec![i as u8; i + 1]);
+            assert!(!truncated);
+        }
+        assert!(seen[40].1, "the oversized datagram is flagged");
+    }
+}
