@@ -267,7 +267,7 @@ impl Driver {
                         Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
                     ) =>
                 {
-                    let input = Input::UdpUnreachable { attempt };
+                    let input = Input::UdpFailed { attempt };
                     let actions = self.proxy.handle(std::time::Instant::now(), input);
                     self.execute(actions).await;
                     return;
@@ -372,6 +372,9 @@ impl Driver {
                 } => {
                     if let Err(e) = self.send_udp_attempt(attempt, server, &bytes).await {
                         debug!("cannot send to {server}: {e}");
+                        let input = Input::UdpFailed { attempt };
+                        let actions = self.proxy.handle(std::time::Instant::now(), input);
+                        Box::pin(self.execute(actions)).await;
                     }
                 }
                 Action::ToUpstream {

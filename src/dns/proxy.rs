@@ -28,8 +28,13 @@ use super::{DropReason, ProxyStatus, UpstreamStatus};
 pub const QUERY_DEADLINE: Duration = Duration::from_secs(3);
 /// Upstream attempts per client query (over all servers, retries included).
 pub const MAX_ATTEMPTS: usize = 6;
-/// Queries waiting for upstreams, all clients together: bounds memory.
-pub const MAX_IN_FLIGHT: usize = 1024;
+/// Queries waiting for upstreams, all clients together: bounds memory and,
+/// with [`MAX_LIVE_ATTEMPTS`], the sockets open (800 stays below the usual
+/// 1024-descriptor limit). dnsmasq's default is 150.
+pub const MAX_IN_FLIGHT: usize = 400;
+/// Upstream attempts of one query kept listening at once: a late answer to
+/// the previous attempt still counts, older ones are closed.
+pub const MAX_LIVE_ATTEMPTS: usize = 2;
 /// Queries waiting for upstreams from one client address: a flood from one
 /// host cannot take all the slots.
 pub const MAX_IN_FLIGHT_PER_CLIENT: u32 = 128;
@@ -78,9 +83,9 @@ pub enum Input<'a> {
         server: SocketAddr,
         bytes: &'a [u8],
     },
-    /// The kernel reported the server unreachable on the socket of
-    /// `attempt` (ICMP port or host unreachable on a connected socket).
-    UdpUnreachable {
+    /// The attempt's datagram could not be sent, or the kernel reported the
+    /// server unreachable on its socket (ICMP on a connected socket).
+    UdpFailed {
         attempt: AttemptId,
     },
     /// The TCP connection to `server` failed or closed.
@@ -217,7 +222,7 @@ impl Proxy {
                 bytes,
             } => self.on_udp_reply(now, attempt, from, bytes, &mut out),
             Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, &mut out),
-            Input::UdpUnreachable { attempt } => self.attempt_failed(now, attempt, &mut out),
+            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, &mut out),
             Input::TcpDown { server } => self.on_tcp_down(now, server, &mut out),
             Input::Timeout => self.on_timeout(now, &mut out),
         }
@@ -353,6 +358,11 @@ impl Proxy {
                 break id;
             }
         };
+        if let Some(&oldest) = query.attempts.first() {
+            if query.attempts.len() >= MAX_LIVE_ATTEMPTS {
+                self.forget_attempt(oldest, out);
+            }
+        }
         let attempt = self.next_handle();
         let timeout = self.upstreams.attempt_timeout(server);
         self.upstreams.sent(server);

@@ -337,12 +337,29 @@ fn timeout_fails_over_and_all_down_gives_servfail_within_the_deadline() {
     let deadline = h.proxy.poll_timeout().unwrap();
     let (_, to2, _) = sent(&h.advance(deadline - h.now));
     assert_eq!(to2, server(2));
+    // The third attempt closes the first: at most two listen at once.
+    let wake = h.proxy.poll_timeout().unwrap();
+    let actions = h.advance(wake - h.now);
+    assert!(actions.contains(&Action::CloseAttempt { attempt: first }));
+    let (_, to3, _) = sent(&actions);
+    assert_eq!(to3, server(1));
     let mut servfail = None;
+    let mut open = 2;
     for _ in 0..20 {
         let wake = h.proxy.poll_timeout().unwrap();
         let actions = h.advance(wake - h.now);
+        let closed = actions
+            .iter()
+            .filter(|a| matches!(a, Action::CloseAttempt { .. }))
+            .count();
+        let started = actions
+            .iter()
+            .filter(|a| matches!(a, Action::ToUpstream { .. }))
+            .count();
+        open = open + started - closed;
+        assert!(open <= proxy::MAX_LIVE_ATTEMPTS);
         if let Some((_, bytes)) = answered(&actions) {
-            assert!(actions.contains(&Action::CloseAttempt { attempt: first }));
+            assert_eq!(open, 0, "every socket closed with the answer");
             servfail = Some(bytes);
             break;
         }
@@ -745,12 +762,11 @@ proptest! {
 fn an_unreachable_server_is_skipped_at_once_and_all_unreachable_is_servfail() {
     let mut h = Harness::new(&[server(1), server(2)]);
     let (a1, _, _) = sent(&h.ask(client(1), &query(8, "example.net", 1, None)));
-    let actions = h.proxy.handle(h.now, Input::UdpUnreachable { attempt: a1 });
+    let actions = h.proxy.handle(h.now, Input::UdpFailed { attempt: a1 });
     assert!(actions.contains(&Action::CloseAttempt { attempt: a1 }));
     let (a2, to, _) = sent(&actions);
     assert_eq!(to, server(2));
-    let (_, back) =
-        answered(&h.proxy.handle(h.now, Input::UdpUnreachable { attempt: a2 })).unwrap();
+    let (_, back) = answered(&h.proxy.handle(h.now, Input::UdpFailed { attempt: a2 })).unwrap();
     assert_eq!(rcode_of(&back), wire::RCODE_SERVFAIL);
     assert_eq!(h.proxy.status().in_flight, 0);
 }
