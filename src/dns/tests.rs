@@ -770,3 +770,40 @@ fn an_unreachable_server_is_skipped_at_once_and_all_unreachable_is_servfail() {
     assert_eq!(rcode_of(&back), wire::RCODE_SERVFAIL);
     assert_eq!(h.proxy.status().in_flight, 0);
 }
+
+#[test]
+fn a_cached_answer_too_large_for_a_udp_client_is_not_served_from_the_cache() {
+    let mut h = Harness::new(&[server(1)]);
+    let tcp_client = Client::Tcp {
+        conn: 1,
+        peer: SocketAddr::from(([192, 168, 1, 9], 1)),
+    };
+    let q = query(1, "big.example", TYPE_TXT, None);
+    let (_, _, up) = sent(&h.ask(tcp_client, &q));
+    let big = reply(&up, 0, &[rr(TYPE_TXT, 300, &[b'x'; 600])], &[]);
+    answered(&h.proxy.handle(
+        h.now,
+        Input::TcpReply {
+            server: server(1),
+            bytes: &big,
+        },
+    ))
+    .unwrap();
+    // Over TCP: from the cache.
+    assert!(answered(&h.ask(tcp_client, &query(2, "big.example", TYPE_TXT, None))).is_some());
+    // Over UDP without EDNS (512 bytes): asked upstream, whose answer decides.
+    sent(&h.ask(client(1), &q));
+}
+
+#[test]
+fn local_names_follow_updates() {
+    let mut h = with_hosts();
+    h.proxy.set_local_hosts(&LocalHosts {
+        domain: "home".into(),
+        hosts: vec![("tv".into(), Ipv4Addr::new(192, 168, 1, 20))],
+    });
+    let (_, back) = answered(&h.ask(client(1), &query(1, "tv.home", wire::TYPE_A, None))).unwrap();
+    assert_eq!(back[back.len() - 4..], [192, 168, 1, 20]);
+    // The old domain is no longer local: forwarded.
+    sent(&h.ask(client(1), &query(2, "laptop.lan", wire::TYPE_A, None)));
+}
