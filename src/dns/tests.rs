@@ -199,6 +199,17 @@ fn names_are_lower_cased_and_bounded() {
     }
     long.push(0);
     assert_eq!(wire::read_name(&long, 12), Err(Malformed::NameTooLong));
+    // Exactly 255 octets (RFC 1035 §2.3.4) is still a name.
+    let mut max = query(1, "a", 1, None)[..12].to_vec();
+    for _ in 0..3 {
+        max.push(63);
+        max.extend_from_slice(&[b'x'; 63]);
+    }
+    max.push(61);
+    max.extend_from_slice(&[b'y'; 61]);
+    max.push(0);
+    assert_eq!(max.len() - 12, 255);
+    assert_eq!(wire::read_name(&max, 12).unwrap().0.len(), 255);
     assert_eq!(wire::read_question(&[0; 11]), Err(Malformed::ShortHeader));
 }
 

@@ -141,7 +141,7 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Vec<u8>, usize), Malformed> 
                 let label = msg
                     .get(at + 1..at + 1 + len as usize)
                     .ok_or(Malformed::Truncated)?;
-                if name.len() + 1 + label.len() >= MAX_NAME_LEN {
+                if name.len() + 1 + label.len() > MAX_NAME_LEN {
                     return Err(Malformed::NameTooLong);
                 }
                 name.push(len);
