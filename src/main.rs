@@ -249,6 +249,7 @@ fn start_dns_proxy(
     let (status, _) = watch::channel(ProxyStatus::default());
     let driver_config = DriverConfig {
         listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
+        clients: (config.lan.network(), config.lan.prefix_len()),
         cache_size: config.lan.dns_cache_size as usize,
         seed: rand::random(),
     };

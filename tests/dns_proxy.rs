@@ -350,7 +350,7 @@ fn nothing_answers_on_the_wan_side() {
     }
     let lab = lab("nothing_answers_on_the_wan_side");
     let _unbound = lab.unbound("unbound", &[UPSTREAM_A]);
-    let _b4d = lab.b4d(&[UPSTREAM_A]);
+    let b4d = lab.b4d(&[UPSTREAM_A]);
     assert_eq!(
         short(&lab.ask(&["+short", "www.example.test"])),
         ["192.0.2.80"]
@@ -367,6 +367,24 @@ fn nothing_answers_on_the_wan_side() {
             "{transport} answered on the WAN:\n{out}"
         );
     }
+    // A source outside the LAN subnet reaching the LAN address (as a packet
+    // from the tunnel could) is not answered either.
+    lab.router.sysctl("net.ipv4.conf.all.rp_filter", "0");
+    lab.router.sysctl("net.ipv4.conf.eth1.rp_filter", "0");
+    lab.client.add_addr("eth0", "10.9.9.9/32");
+    let outside = dig_text(
+        &lab.client,
+        &[
+            PROXY,
+            "-b",
+            "10.9.9.9",
+            "+time=1",
+            "+tries=1",
+            "www.example.test",
+        ],
+    );
+    assert!(!outside.contains("192.0.2.80"), "{outside}");
+    b4d.wait_for_line("client not on the LAN subnet", secs(2));
     let udp = lab.router.exec_stdout("ss", &["-H", "-uln"]);
     let tcp = lab.router.exec_stdout("ss", &["-H", "-tln"]);
     for line in udp

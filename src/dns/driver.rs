@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,10 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 pub struct DriverConfig {
     /// The LAN address and port to listen on (`lan.ipaddr`, `lan.dns_port`).
     pub listen: SocketAddrV4,
+    /// Only clients inside this subnet (network, prefix length) are
+    /// answered, like OpenWrt's dnsmasq default `localservice`: the address
+    /// alone does not stop a packet for it arriving on another interface.
+    pub clients: (Ipv4Addr, u8),
     pub cache_size: usize,
     /// Seeds the ID generator.
     pub seed: u64,
@@ -76,6 +80,7 @@ struct Driver {
     next_conn: u64,
     /// UDP answers collected while handling one wake-up, sent together.
     answers: Vec<(SocketAddrV4, Vec<u8>)>,
+    clients: (Ipv4Addr, u8),
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
@@ -117,6 +122,7 @@ pub async fn run(
         tcp_clients: HashMap::new(),
         next_conn: 0,
         answers: Vec::with_capacity(mmsg::BATCH),
+        clients: config.clients,
     };
     driver.set_upstreams(&upstreams.borrow_and_update());
     driver.proxy.set_local_hosts(&hosts.borrow_and_update());
@@ -158,6 +164,8 @@ pub async fn run(
                     for (bytes, from, truncated) in batch.iter() {
                         if truncated {
                             driver.proxy.record_drop(DropReason::MalformedQuery);
+                        } else if !driver.is_lan(from) {
+                            driver.proxy.record_drop(DropReason::NotFromLan);
                         } else {
                             driver.client_query(Client::Udp(from), bytes).await;
                         }
@@ -426,7 +434,17 @@ impl Driver {
         let _ = tx.try_send(bytes);
     }
 
+    fn is_lan(&self, client: SocketAddr) -> bool {
+        let (network, prefix) = self.clients;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        matches!(client, SocketAddr::V4(c) if u32::from(*c.ip()) & mask == u32::from(network) & mask)
+    }
+
     fn accept_tcp(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if !self.is_lan(peer) {
+            self.proxy.record_drop(DropReason::NotFromLan);
+            return;
+        }
         if self.tcp_clients.len() >= MAX_TCP_CLIENTS {
             self.proxy.record_drop(DropReason::TcpConnectionLimit);
             return;

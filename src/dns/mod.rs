@@ -54,6 +54,8 @@ pub enum DropReason {
     TcpConnectionLimit,
     /// A TCP client sent nothing for too long.
     TcpIdle,
+    /// A client outside the LAN subnet.
+    NotFromLan,
 }
 
 impl fmt::Display for DropReason {
@@ -72,6 +74,7 @@ impl fmt::Display for DropReason {
             DropReason::BadTcpFrame => "TCP frame of length 0",
             DropReason::TcpConnectionLimit => "TCP connection over the limit",
             DropReason::TcpIdle => "idle TCP client",
+            DropReason::NotFromLan => "client not on the LAN subnet",
         })
     }
 }
@@ -92,6 +95,7 @@ pub struct Drops {
     pub bad_tcp_frame: u64,
     pub tcp_connection_limit: u64,
     pub tcp_idle: u64,
+    pub not_from_lan: u64,
 }
 
 impl Drops {
@@ -111,6 +115,7 @@ impl Drops {
             DropReason::BadTcpFrame => &mut self.bad_tcp_frame,
             DropReason::TcpConnectionLimit => &mut self.tcp_connection_limit,
             DropReason::TcpIdle => &mut self.tcp_idle,
+            DropReason::NotFromLan => &mut self.not_from_lan,
         };
         *n += 1;
         *n
