@@ -6,6 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use log::{info, warn};
+
+/// Failures in a row after which a server is reported as not answering.
+const DOWN_AFTER: u32 = 3;
+
 /// The estimate of a server never measured: tried before slow ones, after fast ones.
 const INITIAL_SRTT: Duration = Duration::from_millis(50);
 const MAX_SRTT: Duration = Duration::from_secs(5);
@@ -22,6 +27,8 @@ pub struct Upstream {
     pub answers: u64,
     /// Timeouts and SERVFAIL/REFUSED answers.
     pub failures: u64,
+    /// Failures since the last answer.
+    pub failures_in_a_row: u32,
 }
 
 impl Upstream {
@@ -33,6 +40,7 @@ impl Upstream {
             queries: 0,
             answers: 0,
             failures: 0,
+            failures_in_a_row: 0,
         }
     }
 }
@@ -101,6 +109,10 @@ impl Upstreams {
 
     pub fn answered(&mut self, addr: SocketAddr, rtt: Duration) {
         if let Some(s) = self.get(addr) {
+            if s.failures_in_a_row >= DOWN_AFTER {
+                info!("upstream {addr} answers again");
+            }
+            s.failures_in_a_row = 0;
             s.answers += 1;
             s.srtt = if s.measured {
                 (s.srtt * 7 + rtt) / 8
@@ -116,6 +128,10 @@ impl Upstreams {
     pub fn failed(&mut self, addr: SocketAddr, timeout: bool) {
         if let Some(s) = self.get(addr) {
             s.failures += 1;
+            s.failures_in_a_row += 1;
+            if s.failures_in_a_row == DOWN_AFTER {
+                warn!("upstream {addr} is not answering ({DOWN_AFTER} failures in a row)");
+            }
             if timeout {
                 s.srtt = (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT);
             }
