@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what b4d's integration tests need (Debian 12 / Ubuntu), idempotently:
 #   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3,
-#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench)
+#   shellcheck and busybox (the init script is checked and run under ash),
+#   the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and dhcpcd-base, and
+#   kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh),
+#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench-dns.sh)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -23,7 +26,8 @@ fi
 
 say() { echo "install-test-deps: $*"; }
 
-PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 unbound bind9-dnsutils ldnsutils dnsperf)
+PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 shellcheck busybox
+    udhcpc isc-dhcp-client dhcpcd-base kea-admin unbound bind9-dnsutils ldnsutils dnsperf)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -67,7 +71,8 @@ for svc in kea-dhcp6-server dnsmasq unbound; do
     fi
 done
 
-for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 unbound dig ldns-signzone dnsperf; do
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 shellcheck busybox udhcpc dhclient dhcpcd perfdhcp \
+    unbound dig ldns-signzone dnsperf; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

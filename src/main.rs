@@ -2,14 +2,18 @@
 
 use std::net::SocketAddrV4;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
-use b4d::config::{Config, DhcpV6Mode};
+use b4d::config::{AftrOverride, Config, DhcpV6Mode};
+use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::dns::{self, driver::DriverConfig, LocalHosts, ProxyStatus};
 use b4d::logging::{self, Target};
+use b4d::status::Status;
+use b4d::tunnel::{self, aftr::AftrSource};
+use b4d::ubus::{self, b4, driver::Published, UbusHandle};
 use log::{error, info, warn};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -102,20 +106,60 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.wan.device
     );
+    // Handlers first: a signal during start-up must not take the default
+    // action (for SIGHUP and SIGUSR1: terminate).
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
+    // would kill b4d and drop the leases.
+    let mut sighup = signal(SignalKind::hangup())?;
     let (shutdown, _) = watch::channel(false);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
-    let dhcpv6 = start_dhcpv6(&config, events.clone(), &mut tasks);
+    let (dhcpv6, dhcpv6_status) = match start_dhcpv6(&config, events.clone(), &mut tasks) {
+        Some((control, status)) => (Some(control), Some(status)),
+        None => (None, None),
+    };
+    let (tunnel, tunnel_status) = match start_tunnel(
+        &config,
+        dhcpv6_status.clone(),
+        dhcpv6.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    ) {
+        Some((control, status)) => (Some(control), Some(status)),
+        None => (None, None),
+    };
+    let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
     start_dns_proxy(
         &config,
         events.subscribe(),
+        dhcpv4.as_ref().map(|d| d.leases.clone()),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
+    let (status, _) = watch::channel(Status {
+        wan_device: config.wan.device.to_string(),
+        ..Status::new(Instant::now())
+    });
+    tasks.spawn(b4d::status::collect::run(
+        status.clone(),
+        dhcpv6_status,
+        tunnel_status,
+        events.subscribe(),
+        shutdown.subscribe(),
+    ));
+    let _ubus = start_ubus(
+        &config,
+        &status,
+        dhcpv6.clone(),
+        tunnel.clone(),
+        dhcpv4.as_ref().map(|d| d.leases.clone()),
         shutdown.subscribe(),
         &mut tasks,
     );
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigusr1 = signal(SignalKind::user_defined1())?;
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
     let mut flush = tokio::time::interval(Duration::from_secs(5));
@@ -140,10 +184,16 @@ async fn daemon(config: Config) -> std::io::Result<()> {
             _ = sigterm.recv() => stop("SIGTERM"),
             _ = sigint.recv() => stop("SIGINT"),
             _ = sigusr1.recv() => {
-                info!("SIGUSR1: renewing the DHCPv6 lease");
+                info!("SIGUSR1: renewing the DHCPv6 lease and re-resolving the AFTR");
                 if let Some(control) = &dhcpv6 {
                     let _ = control.try_send(Control::Renew);
                 }
+                if let Some(control) = &tunnel {
+                    let _ = control.try_send(tunnel::driver::Control::Refresh);
+                }
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: configuration reload is not implemented yet; keeping the running one");
             }
             _ = flush.tick() => log::logger().flush(),
         }
@@ -151,12 +201,12 @@ async fn daemon(config: Config) -> std::io::Result<()> {
 }
 
 /// Starts the DHCPv6 client on the WAN unless it is off; returns its control
-/// channel.
+/// channel and its status.
 fn start_dhcpv6(
     config: &Config,
     events: broadcast::Sender<Event>,
     tasks: &mut JoinSet<std::io::Result<()>>,
-) -> Option<mpsc::Sender<Control>> {
+) -> Option<(mpsc::Sender<Control>, watch::Receiver<ClientStatus>)> {
     let device = config.wan.device.to_string();
     let mode = match config.wan.dhcpv6 {
         DhcpV6Mode::Stateful => Mode::Stateful {
@@ -196,7 +246,7 @@ fn start_dhcpv6(
         release_on_stop: config.wan.release_on_stop,
         sol_max_rt: config.wan.solicit_max_rt,
     };
-    let (status, _) = watch::channel(ClientStatus::default());
+    let (status, status_rx) = watch::channel(ClientStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
     tasks.spawn(driver::run(
         device,
@@ -205,15 +255,132 @@ fn start_dhcpv6(
         control_rx,
         Outputs { events, status },
     ));
-    Some(control_tx)
+    Some((control_tx, status_rx))
+}
+
+/// Starts the B4 tunnel reconcile loop unless the tunnel is disabled;
+/// returns its control channel.
+fn start_tunnel(
+    config: &Config,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    dhcpv6_control: Option<mpsc::Sender<Control>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<(
+    mpsc::Sender<tunnel::driver::Control>,
+    watch::Receiver<tunnel::driver::TunnelStatus>,
+)> {
+    if !config.tunnel.enabled {
+        info!("tunnel disabled (tunnel.enabled '0')");
+        return None;
+    }
+    let aftr = match &config.wan.aftr {
+        None => AftrSource::Dhcpv6,
+        Some(AftrOverride::Name(name)) => AftrSource::ConfiguredName(name.clone()),
+        Some(AftrOverride::Address(addr)) => AftrSource::ConfiguredAddress(*addr),
+    };
+    let settings = tunnel::driver::Settings {
+        tunnel: config.tunnel.clone(),
+        wan: config.wan.device.to_string(),
+        aftr,
+        fallback_servers: config.lan.dns_server.clone(),
+    };
+    let (status, status_rx) = watch::channel(tunnel::driver::TunnelStatus::default());
+    let (control_tx, control_rx) = mpsc::channel(8);
+    tasks.spawn(tunnel::driver::run(
+        settings,
+        dhcpv6,
+        dhcpv6_control,
+        control_rx,
+        shutdown,
+        status,
+        rand::random(),
+    ));
+    Some((control_tx, status_rx))
+}
+
+/// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
+/// list (for the DNS proxy and ubus) and status receivers.
+fn start_dhcpv4(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<dhcpv4::driver::Subscriptions> {
+    if !config.lan.dhcp {
+        info!("DHCPv4 server is off (lan.dhcp '0')");
+        return None;
+    }
+    let (leases, leases_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
+    let (status, status_rx) = watch::channel(dhcpv4::ServerStatus::default());
+    tasks.spawn(dhcpv4::driver::run(
+        config.lan.device.to_string(),
+        dhcpv4::ServerConfig::from_config(config),
+        config.lan.lease_file.clone(),
+        shutdown,
+        dhcpv4::driver::Outputs { leases, status },
+    ));
+    Some(dhcpv4::driver::Subscriptions {
+        leases: leases_rx,
+        status: status_rx,
+    })
+}
+
+/// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
+/// handle for sending ubus events. Without ubusd the driver keeps retrying.
+fn start_ubus(
+    config: &Config,
+    status: &watch::Sender<Status>,
+    dhcpv6: Option<mpsc::Sender<Control>>,
+    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<UbusHandle> {
+    if !config.globals.ubus {
+        info!("ubus is off (globals.ubus '0')");
+        return None;
+    }
+    let (requests, requests_rx) = mpsc::channel(8);
+    let (handle, events) = ubus::driver::event_channel();
+    let backend = b4::Backend {
+        status: status.subscribe(),
+        leases,
+        dns_proxy: config
+            .lan
+            .dns_proxy
+            .then_some((config.lan.ipaddr, config.lan.dns_port)),
+        // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
+        renew: Box::new(move |_reason| {
+            let renewed = dhcpv6
+                .as_ref()
+                .is_some_and(|control| control.try_send(Control::Renew).is_ok());
+            let refreshed = tunnel
+                .as_ref()
+                .is_some_and(|control| control.try_send(tunnel::driver::Control::Refresh).is_ok());
+            renewed || refreshed
+        }),
+    };
+    let object = Published {
+        spec: b4::object(),
+        requests,
+    };
+    tasks.spawn(ubus::driver::run(
+        config.globals.ubus_socket.clone(),
+        vec![object],
+        events,
+        shutdown.clone(),
+    ));
+    tasks.spawn(b4::serve(requests_rx, handle.clone(), backend, shutdown));
+    Some(handle)
 }
 
 /// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
 /// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
-/// are the named static hosts (DHCPv4 leases join them later).
+/// are the named static hosts plus the DHCPv4 leases' host names, followed live.
 fn start_dns_proxy(
     config: &Config,
     mut events: broadcast::Receiver<Event>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) {
@@ -239,13 +406,34 @@ fn start_dns_proxy(
             }
         });
     }
-    let hosts = LocalHosts {
-        domain: config.lan.domain.clone(),
-        hosts: (config.hosts.iter())
-            .filter_map(|h| Some((h.name.clone()?, h.ip)))
+    let static_hosts: Vec<(String, std::net::Ipv4Addr)> = (config.hosts.iter())
+        .filter_map(|h| Some((h.name.clone()?, h.ip)))
+        .collect();
+    let domain = config.lan.domain.clone();
+    let local_hosts = move |leases: &[dhcpv4::LeaseInfo]| LocalHosts {
+        domain: domain.clone(),
+        hosts: (static_hosts.iter().cloned())
+            .chain(
+                leases
+                    .iter()
+                    .filter_map(|l| Some((l.hostname.clone()?, l.ip))),
+            )
             .collect(),
     };
-    let (_, hosts) = watch::channel(hosts);
+    let (hosts_tx, hosts) = watch::channel(local_hosts(&[]));
+    if let Some(mut leases) = leases {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let current = leases.borrow_and_update().clone();
+                hosts_tx.send_replace(local_hosts(&current));
+                tokio::select! {
+                    changed = leases.changed() => if changed.is_err() { return Ok(()) },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
     let (status, _) = watch::channel(ProxyStatus::default());
     let driver_config = DriverConfig {
         listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),

@@ -471,3 +471,51 @@ fn upstreams_learned_over_dhcpv6_are_followed() {
         ["192.0.2.80"]
     );
 }
+
+#[test]
+fn dhcpv4_clients_are_found_by_name() {
+    if !require_dns_tools() || find_in_path("udhcpc").is_none() {
+        assert!(std::env::var_os("CI").is_none(), "udhcpc missing under CI");
+        return;
+    }
+    let lab = lab("dhcpv4_clients_are_found_by_name");
+    let _unbound = lab.unbound("unbound", &[UPSTREAM_A]);
+    let b4d = lab.b4d(&[UPSTREAM_A]);
+    let script = lab.dir.write(
+        "udhcpc.script",
+        "#!/bin/sh\necho \"udhcpc-event $1 ip=$ip\"\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    let udhcpc = lab.client.spawn(
+        &lab.dir,
+        "udhcpc",
+        "udhcpc",
+        &[
+            "-f",
+            "-i",
+            "eth0",
+            "-s",
+            &script,
+            "-x",
+            "hostname:phone",
+            "-t",
+            "20",
+            "-T",
+            "1",
+        ],
+    );
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(20));
+    let ip = bound
+        .split("ip=")
+        .nth(1)
+        .expect("an address")
+        .trim()
+        .to_string();
+    let found = poll_until(secs(5), || {
+        let answer = short(&lab.ask(&["+short", "phone.lan"]));
+        (answer == [ip.clone()]).then_some(())
+    });
+    assert!(found.is_some(), "phone.lan → {ip}\n{}", b4d.tail(20));
+    assert_eq!(short(&lab.ask(&["+short", "-x", &ip])), ["phone.lan."]);
+}

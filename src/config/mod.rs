@@ -12,6 +12,8 @@
 //! |---|---|---|
 //! | `globals` `log_level` | error\|warn\|info\|debug\|trace | info |
 //! | `globals` `state_dir` | absolute path | /etc/b4d |
+//! | `globals` `ubus` | bool | 1 |
+//! | `globals` `ubus_socket` | absolute file path | /var/run/ubus/ubus.sock |
 //! | `wan` `device` | interface name | wan |
 //! | `wan` `dhcpv6` | stateful\|stateless\|off | stateful |
 //! | `wan` `request_address` | bool | 1 |
@@ -47,9 +49,11 @@
 //! | `lan` `lease_time` | duration >= 120s | 12h |
 //! | `lan` `lease_file` | absolute file path | /tmp/b4d.leases |
 //! | `lan` `domain` | DNS labels | lan |
+//! | `lan` `dhcp_mtu` | 576..=9000 | unset (DHCPv4 option 26 not sent) |
 //! | `host` `mac` | xx:xx:xx:xx:xx:xx | required |
 //! | `host` `ip` | IPv4 in the LAN subnet | required |
 //! | `host` `name` | host name label | unset |
+//! | `host` `client_id` | hex, 2..=255 octets | unset (match by MAC only) |
 
 mod error;
 mod render;
@@ -66,7 +70,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Reason};
-pub use value::{Duid, InterfaceName, MacAddr};
+pub use value::{ClientId, Duid, InterfaceName, MacAddr};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,6 +130,11 @@ pub struct Globals {
     /// Where the DUID is persisted: on flash, so it survives reboots (RFC 8415 §11 wants
     /// a DUID stable across restarts).
     pub state_dir: PathBuf,
+    /// Publish the `b4` ubus object (status for LuCI and scripts). Without a
+    /// ubusd (plain Linux) b4d keeps looking for it quietly.
+    pub ubus: bool,
+    /// ubusd's socket.
+    pub ubus_socket: PathBuf,
 }
 
 impl Default for Globals {
@@ -133,6 +142,8 @@ impl Default for Globals {
         Globals {
             log_level: LogLevel::Info,
             state_dir: PathBuf::from("/etc/b4d"),
+            ubus: true,
+            ubus_socket: PathBuf::from(crate::ubus::DEFAULT_SOCKET),
         }
     }
 }
@@ -353,6 +364,8 @@ pub struct Lan {
     pub lease_time: Duration,
     pub lease_file: PathBuf,
     pub domain: String,
+    /// Interface MTU for DHCPv4 clients (option 26); `None` sends none.
+    pub dhcp_mtu: Option<u16>,
 }
 
 impl Lan {
@@ -404,6 +417,7 @@ impl Default for Lan {
             lease_time: Duration::from_secs(12 * 3600),
             lease_file: PathBuf::from("/tmp/b4d.leases"),
             domain: "lan".to_string(),
+            dhcp_mtu: None,
         }
     }
 }
@@ -415,4 +429,6 @@ pub struct StaticHost {
     /// Inside the LAN subnet; not its network, broadcast or router address.
     pub ip: Ipv4Addr,
     pub name: Option<String>,
+    /// A client sending this identifier gets the lease whatever its MAC.
+    pub client_id: Option<ClientId>,
 }

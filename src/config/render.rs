@@ -62,6 +62,8 @@ pub(super) fn render(c: &Config) -> String {
     out.section("globals", Some("globals"));
     out.option("log_level", g.log_level);
     out.option("state_dir", g.state_dir.display());
+    out.flag("ubus", g.ubus);
+    out.option("ubus_socket", g.ubus_socket.display());
 
     let w = &c.wan;
     out.section("wan", Some("wan"));
@@ -122,12 +124,14 @@ pub(super) fn render(c: &Config) -> String {
     out.option("lease_time", render_duration(l.lease_time));
     out.option("lease_file", l.lease_file.display());
     out.option("domain", &l.domain);
+    out.optional("dhcp_mtu", l.dhcp_mtu, "no DHCPv4 option 26");
 
     for h in &c.hosts {
         out.section("host", None);
         out.option("mac", h.mac);
         out.option("ip", h.ip);
         out.optional("name", h.name.as_deref(), "no host name");
+        out.optional("client_id", h.client_id.as_ref(), "match by MAC only");
     }
     out.0
 }

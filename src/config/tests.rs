@@ -63,6 +63,11 @@ fn defaults_match_the_documented_table() {
     let c = Config::default();
     assert_eq!(c.globals.log_level, LogLevel::Info);
     assert_eq!(c.globals.state_dir, PathBuf::from("/etc/b4d"));
+    assert!(c.globals.ubus);
+    assert_eq!(
+        c.globals.ubus_socket,
+        PathBuf::from("/var/run/ubus/ubus.sock")
+    );
     assert_eq!(c.wan.device.as_str(), "wan");
     assert_eq!(c.wan.dhcpv6, DhcpV6Mode::Stateful);
     assert!(c.wan.request_address && c.wan.request_prefix && c.wan.release_on_stop);
@@ -125,10 +130,12 @@ fn full_example_parses_into_typed_values() {
          \toption dhcp_limit '2000'\n\
          \toption lease_time '1d'\n\
          \toption domain 'home.arpa'\n\
+         \toption dhcp_mtu '1400'\n\
          config host\n\
          \toption mac '00:11:22:33:44:55'\n\
          \toption ip '10.0.5.5'\n\
-         \toption name 'printer'\n",
+         \toption name 'printer'\n\
+         \toption client_id '01:00:11:22:33:44:55'\n",
     );
     assert_eq!(c.globals.log_level, LogLevel::Debug);
     assert_eq!(c.wan.dhcpv6, DhcpV6Mode::Stateless);
@@ -160,6 +167,29 @@ fn full_example_parses_into_typed_values() {
     assert_eq!(c.hosts.len(), 1);
     assert_eq!(c.hosts[0].mac.to_string(), "00:11:22:33:44:55");
     assert_eq!(c.hosts[0].name.as_deref(), Some("printer"));
+    assert_eq!(
+        c.hosts[0]
+            .client_id
+            .as_ref()
+            .map(|id| id.as_bytes().to_vec()),
+        Some(vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])
+    );
+    assert_eq!(c.lan.dhcp_mtu, Some(1400));
+}
+
+#[test]
+fn dhcp_mtu_and_client_id_are_checked() {
+    let errs = errors(
+        "config lan 'lan'\n\toption dhcp_mtu '100'\n         config host\n\toption mac '02:00:00:00:00:01'\n\toption ip '192.168.1.5'\n\
+         \toption client_id '01'\n",
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].to_string().contains("576..=9000"), "{}", errs[0]);
+    assert!(
+        errs[1].to_string().contains("2..=255 octets"),
+        "{}",
+        errs[1]
+    );
 }
 
 #[test]
@@ -194,6 +224,13 @@ fn every_single_value_rule_rejects_a_bad_value() {
             "one of error, warn, info, debug, trace",
         ),
         ("globals", "state_dir", "etc/b4d", "an absolute path"),
+        ("globals", "ubus", "maybe", "a boolean"),
+        (
+            "globals",
+            "ubus_socket",
+            "ubus.sock",
+            "an absolute file path",
+        ),
         ("wan", "device", "eth0/1", "a Linux interface name"),
         (
             "wan",
@@ -763,6 +800,7 @@ fn sample_values(section: &str, option: &str) -> &'static [&'static str] {
     match (section, option) {
         (_, "log_level") => &["error", "warn", "info", "debug", "trace"],
         (_, "state_dir") => &["/etc/b4d", "/overlay/b4d", "/a b/it's"],
+        (_, "ubus_socket") => &["/var/run/ubus/ubus.sock", "/tmp/u.sock"],
         ("wan", "device") => &["wan", "eth1", "eth0.2"],
         ("lan", "device") => &["br-lan", "eth0", "lan1"],
         (_, "dhcpv6") => &["stateful", "stateless", "off"],

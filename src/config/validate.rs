@@ -19,7 +19,7 @@ use super::{
 
 pub(super) const SECTION_TYPES: &[&str] = &["globals", "wan", "tunnel", "lan", "host"];
 
-pub(super) const GLOBALS_OPTIONS: &[&str] = &["log_level", "state_dir"];
+pub(super) const GLOBALS_OPTIONS: &[&str] = &["log_level", "state_dir", "ubus", "ubus_socket"];
 pub(super) const WAN_OPTIONS: &[&str] = &[
     "device",
     "dhcpv6",
@@ -60,8 +60,9 @@ pub(super) const LAN_OPTIONS: &[&str] = &[
     "lease_time",
     "lease_file",
     "domain",
+    "dhcp_mtu",
 ];
-pub(super) const HOST_OPTIONS: &[&str] = &["mac", "ip", "name"];
+pub(super) const HOST_OPTIONS: &[&str] = &["mac", "ip", "name", "client_id"];
 
 /// Options that hold a list. Every other option takes exactly one value.
 pub(super) const LIST_OPTIONS: &[&str] = &["request_option", "dns_server"];
@@ -394,6 +395,10 @@ fn globals(o: &mut Opts, errs: &mut Errors) -> Globals {
         state_dir: o
             .get(errs, "state_dir", parse_abs_path)
             .unwrap_or(d.state_dir),
+        ubus: bool_opt(o, errs, "ubus", d.ubus),
+        ubus_socket: o
+            .get(errs, "ubus_socket", parse_abs_file)
+            .unwrap_or(d.ubus_socket),
     }
 }
 
@@ -567,6 +572,13 @@ fn lan(o: &mut Opts, errs: &mut Errors) -> Lan {
             .get(errs, "lease_file", parse_abs_file)
             .unwrap_or(d.lease_file),
         domain: o.get(errs, "domain", parse_domain).unwrap_or(d.domain),
+        // RFC 791: every host takes 576-octet datagrams; jumbo frames end at 9000.
+        dhcp_mtu: o
+            .get(errs, "dhcp_mtu", |s| {
+                parse_uint(s, 576, 9000, "an integer 576..=9000")
+            })
+            .map(|n| n as u16)
+            .or(d.dhcp_mtu),
     }
 }
 
@@ -728,6 +740,7 @@ fn static_hosts(
         let ip = o.get(errs, "ip", parse_ipv4);
         let ip = o.require(errs, "ip", ip);
         let name = o.get(errs, "name", parse_hostname);
+        let client_id = o.get(errs, "client_id", str::parse);
         let line_of = |name: &str| o.lines.get(name).copied().unwrap_or(o.line);
 
         let mut valid = true;
@@ -778,8 +791,13 @@ fn static_hosts(
                 macs.insert(mac, line_of("mac"));
             }
         }
-        if let (Some(mac), Some(ip), true) = (mac, ip, valid && o.ok("name")) {
-            hosts.push(StaticHost { mac, ip, name });
+        if let (Some(mac), Some(ip), true) = (mac, ip, valid && o.ok("name") && o.ok("client_id")) {
+            hosts.push(StaticHost {
+                mac,
+                ip,
+                name,
+                client_id,
+            });
         }
     }
     hosts

@@ -405,17 +405,7 @@ impl FromStr for Duid {
     fn from_str(s: &str) -> Result<Self, Reason> {
         const EXPECTED: &str =
             "a hex DUID of 3..=130 octets (RFC 8415 §11.1), e.g. 00:03:00:01:02:00:5e:00:53:01";
-        let bytes: Option<Vec<u8>> = if s.contains(':') {
-            s.split(':').map(hex_byte).collect()
-        } else if s.len() % 2 == 0 && s.is_ascii() {
-            (0..s.len())
-                .step_by(2)
-                .map(|i| hex_byte(&s[i..i + 2]))
-                .collect()
-        } else {
-            None
-        };
-        let bytes = bytes.ok_or_else(|| invalid(EXPECTED, s))?;
+        let bytes = hex_octets(s).ok_or_else(|| invalid(EXPECTED, s))?;
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len()) {
             return Err(invalid_because(
                 EXPECTED,
@@ -428,6 +418,54 @@ impl FromStr for Duid {
 }
 
 impl fmt::Display for Duid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+/// Hex octets, either colon-separated (`00:03:...`) or one run of digits.
+fn hex_octets(s: &str) -> Option<Vec<u8>> {
+    if s.contains(':') {
+        s.split(':').map(hex_byte).collect()
+    } else if s.len() % 2 == 0 && s.is_ascii() {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| hex_byte(&s[i..i + 2]))
+            .collect()
+    } else {
+        None
+    }
+}
+
+/// A DHCPv4 client identifier (option 61, RFC 2132 §9.14): type octet plus
+/// at least one octet, as the client sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(Vec<u8>);
+
+impl ClientId {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromStr for ClientId {
+    type Err = Reason;
+    fn from_str(s: &str) -> Result<Self, Reason> {
+        const EXPECTED: &str =
+            "a hex client identifier of 2..=255 octets (RFC 2132 §9.14), e.g. 01:02:00:00:00:00:01";
+        let bytes = hex_octets(s).ok_or_else(|| invalid(EXPECTED, s))?;
+        if !(2..=255).contains(&bytes.len()) {
+            return Err(invalid_because(
+                EXPECTED,
+                s,
+                format!("{} octets", bytes.len()),
+            ));
+        }
+        Ok(ClientId(bytes))
+    }
+}
+
+impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_hex(f, &self.0)
     }

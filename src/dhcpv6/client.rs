@@ -737,7 +737,20 @@ impl Client {
     }
 
     fn after_decline(&mut self, now: Instant) {
+        let wants_address = matches!(
+            self.config.mode,
+            Mode::Stateful {
+                request_address: true,
+                ..
+            }
+        );
         match &self.lease {
+            // Still holding a prefix: ask for a replacement address now
+            // (the Renew carries the emptied IA_NA, RFC 7550 §4.2) rather
+            // than at T1, which may be hours away.
+            Some(lease) if !lease.is_empty() && wants_address && lease.addresses.is_empty() => {
+                self.start_renew(now)
+            }
             Some(lease) if !lease.is_empty() => self.state = State::Bound,
             _ => {
                 self.lease = None;

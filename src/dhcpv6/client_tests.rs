@@ -896,8 +896,16 @@ fn dad_failure_declines_the_address() {
             ],
         ),
     );
-    // The prefix is still held.
-    assert_eq!(lab.client.state_name(), "bound");
+    // The prefix is still held, and a replacement address is asked for at
+    // once with the IA_NA in a Renew.
+    assert!(lab.client.lease().is_some_and(|l| !l.prefixes.is_empty()));
+    assert_eq!(lab.client.state_name(), "renewing");
+    let renew = lab.last_sent().clone();
+    assert_eq!(u8::from(renew.msg_type()), wire::MSG_RENEW);
+    assert!(renew
+        .opts()
+        .iter()
+        .any(|o| matches!(o, DhcpOption::IANA(_))));
 }
 
 #[test]

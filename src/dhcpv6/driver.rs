@@ -29,6 +29,9 @@ const RELEASE_WAIT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Renew,
+    /// Duplicate address detection failed for a leased address: Decline it
+    /// (RFC 8415 §18.2.8). Reported by whoever installs the address.
+    DadFailed(Ipv6Addr),
     Shutdown,
 }
 
@@ -171,6 +174,7 @@ pub async fn run(
             }
             request = control.recv() => match request {
                 Some(Control::Renew) => client.handle(Instant::now(), Input::ForceRenew),
+                Some(Control::DadFailed(addr)) => client.handle(Instant::now(), Input::DadFailed(addr)),
                 Some(Control::Shutdown) | None => {
                     shutdown_deadline = Some(tokio::time::Instant::now() + RELEASE_WAIT);
                     client.handle(Instant::now(), Input::Shutdown)

@@ -29,6 +29,10 @@
 //! * [`capture`]: [`Capture`], tcpdump writing a pcap, decoded with `-vv`.
 //! * [`probe`]: [`probe::solicit`], a hand-built DHCPv6 Solicit sent by a
 //!   tiny python script, for checking servers without b4d.
+//! * [`vm`]: [`vm::in_kernel_lab`], which re-runs a test inside the kernel
+//!   lab VM (`scripts/vm.sh`) for ip6tnl, nf_tables and other kernel parts.
+//! * [`aftr`]: [`Aftr`], an AFTR made of a kernel ip6tnl and nftables
+//!   masquerade (inside the VM only).
 //!
 //! A minimal test:
 //!
@@ -57,14 +61,20 @@
 // Each test binary uses only part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod aftr;
 pub mod capture;
 pub mod dnsmasq;
 pub mod kea;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod ubus_peer;
+pub mod ubus_traces;
+pub mod ubusd_replay;
 pub mod unbound;
+pub mod vm;
 
+pub use aftr::{Aftr, AftrConfig};
 pub use capture::Capture;
 pub use dnsmasq::{dns_wire_name, dns_wire_name_hex, Dnsmasq6Config, Dnsmasq6Server};
 pub use kea::{Kea6Config, Kea6Server, KeaLogLevel};
@@ -232,7 +242,7 @@ fn try_lock(path: &Path) -> Option<std::fs::File> {
 /// `<target-dir>/test-output`. Cargo sets `CARGO_TARGET_TMPDIR` to
 /// `<target-dir>/tmp` for integration tests, which also honours a custom
 /// `CARGO_TARGET_DIR`.
-fn test_output_root() -> PathBuf {
+pub(crate) fn test_output_root() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent()
         .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")))

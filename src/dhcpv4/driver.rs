@@ -1,0 +1,349 @@
+//! The tokio task around the DHCPv4 server core: owns UDP port 67 on the LAN
+//! device, the lease file and the clock, feeds the core and executes what it
+//! returns. No protocol decisions are made here.
+
+use std::io::{self, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use log::{debug, info, warn};
+use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrIn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::leases::{self, format_mac};
+use super::server::{self, Action, Destination, Input, Server, ServerConfig, ServerStatus};
+use super::LeaseInfo;
+use crate::netlink::LinkWatch;
+
+pub const SERVER_PORT: u16 = 67;
+pub const CLIENT_PORT: u16 = 68;
+/// Datagrams handled before the actions of the batch are executed: one
+/// lease-file write and one publication serve them all under load.
+const MAX_BATCH: usize = 64;
+/// Status snapshots are published at most this often (computing one walks
+/// the lease table).
+const STATUS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Channels the driver publishes on.
+pub struct Outputs {
+    pub leases: watch::Sender<Arc<Vec<LeaseInfo>>>,
+    pub status: watch::Sender<ServerStatus>,
+}
+
+/// The receiving ends, for the DNS proxy (host names) and ubus (`leases`,
+/// status).
+pub struct Subscriptions {
+    pub leases: watch::Receiver<Arc<Vec<LeaseInfo>>>,
+    pub status: watch::Receiver<ServerStatus>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// UDP 0.0.0.0:67 bound to the LAN device (so only its clients are served
+/// and broadcasts leave through it), allowed to broadcast, with IP_PKTINFO
+/// for the arrival interface.
+fn open_socket(device: &str) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_broadcast(true)?;
+    socket
+        .bind_device(Some(device.as_bytes()))
+        .map_err(|e| io::Error::new(e.kind(), format!("SO_BINDTODEVICE {device}: {e}")))?;
+    socket::setsockopt(&socket, socket::sockopt::Ipv4PacketInfo, &true)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT);
+    socket
+        .bind(&SocketAddr::V4(addr).into())
+        .map_err(|e| io::Error::new(e.kind(), format!("bind 0.0.0.0:{SERVER_PORT}: {e}")))?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// One datagram and the interface it arrived on.
+fn recv_with_ifindex(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let msg = socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+    let ifindex = msg.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::Ipv4PacketInfo(info) => u32::try_from(info.ipi_ifindex).ok(),
+        _ => None,
+    });
+    Ok((msg.bytes, ifindex))
+}
+
+/// RFC 2131 §4.1: a reply to a client without an address, which did not
+/// ask for broadcast, goes to `yiaddr` at its hardware address. The client
+/// cannot answer ARP for an address it does not have yet, so the entry is
+/// put in the neighbour table first (SIOCSARP, as dnsmasq does).
+fn add_arp_entry(fd: RawFd, device: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
+    /// <net/if_arp.h>: the entry is complete (has a hardware address).
+    const ATF_COM: libc::c_int = 0x02;
+    // SAFETY: arpreq is plain data; all-zero is a valid value.
+    let mut req: libc::arpreq = unsafe { std::mem::zeroed() };
+    let pa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in fits in sockaddr (both 16 bytes on Linux).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&pa as *const libc::sockaddr_in).cast::<u8>(),
+            (&mut req.arp_pa as *mut libc::sockaddr).cast::<u8>(),
+            std::mem::size_of::<libc::sockaddr_in>(),
+        );
+    }
+    req.arp_ha.sa_family = libc::ARPHRD_ETHER;
+    for (dst, src) in req.arp_ha.sa_data.iter_mut().zip(mac) {
+        *dst = src as libc::c_char;
+    }
+    req.arp_flags = ATF_COM;
+    for (dst, src) in req.arp_dev.iter_mut().zip(device.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCSARP reads one arpreq, which lives for the call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCSARP as _, &req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Loads the lease file; a missing file is an empty one.
+fn load_leases(path: &Path) -> (Vec<leases::Lease>, usize) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => leases::parse(&text, server::valid_hostname),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
+        Err(e) => {
+            warn!(
+                "DHCPv4: cannot read lease file {}: {e}; starting without leases",
+                path.display()
+            );
+            (Vec::new(), 0)
+        }
+    }
+}
+
+struct Persistence {
+    path: PathBuf,
+    /// Whether the last write failed, i.e. the file is stale (logged once
+    /// per failure streak).
+    failing: bool,
+}
+
+impl Persistence {
+    /// Writes synchronously: the file lives on tmpfs on OpenWrt, and the
+    /// DHCPACK waiting on it must not go out before it is written.
+    fn write(&mut self, server: &Server, now: u64) {
+        match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now)) {
+            Ok(()) => {
+                if std::mem::take(&mut self.failing) {
+                    info!("DHCPv4: lease file {} written again", self.path.display());
+                }
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                warn!(
+                    "DHCPv4: cannot write lease file {}: {e}; leases are kept in memory",
+                    self.path.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Runs the server on `device` until `shutdown` turns true. The lease file
+/// is written whenever the core asks (before the DHCPACK that needs it); on
+/// the way out it is flushed again only if the last write failed.
+pub async fn run(
+    device: String,
+    config: ServerConfig,
+    lease_file: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+    outputs: Outputs,
+) -> io::Result<()> {
+    let now = unix_now();
+    let (restored, bad_lines) = load_leases(&lease_file);
+    let restored_count = restored.len();
+    let pool = (config.pool_first, config.pool_last);
+    let statics = config.statics.len();
+    let lease_secs = config.lease_secs;
+    let mut server = Server::new(config, restored, now);
+    server.count_bad_lease_file_lines(bad_lines);
+    if bad_lines > 0 {
+        warn!(
+            "DHCPv4: {bad_lines} unreadable lines in {} ignored",
+            lease_file.display()
+        );
+    }
+    let mut persistence = Persistence {
+        path: lease_file,
+        failing: false,
+    };
+    let kept = server.status(now).active_leases;
+    info!(
+        "DHCPv4 server on {device}: pool {}-{}, lease {lease_secs}s, {statics} static hosts, \
+         {kept} of {restored_count} leases restored from {}",
+        pool.0,
+        pool.1,
+        persistence.path.display()
+    );
+    // Leases dropped on load (outside a changed pool, expired, unreadable)
+    // leave the file now; an unchanged file is left alone.
+    if kept as usize != restored_count || bad_lines > 0 {
+        persistence.write(&server, now);
+    }
+    outputs.leases.send_replace(server.lease_list(now));
+    outputs.status.send_replace(server.status(now).clone());
+
+    // The socket follows the device: br-lan is recreated when OpenWrt
+    // restarts its network, and a socket bound to the old one hears nothing.
+    let mut link = LinkWatch::new(&device)?;
+    let mut socket: Option<(u32, UdpSocket)> = None;
+    let mut device_state = link.snapshot().await?;
+    let mut buf = vec![0u8; 65536];
+    let mut status_due: Option<tokio::time::Instant> = None;
+    let mut announced_missing = false;
+    loop {
+        match &device_state {
+            Some(s) if socket.as_ref().is_none_or(|(index, _)| *index != s.index) => {
+                socket = Some((s.index, open_socket(&device)?));
+                announced_missing = false;
+                debug!("DHCPv4: listening on {device} (index {})", s.index);
+            }
+            None if !announced_missing => {
+                socket = None;
+                announced_missing = true;
+                info!("DHCPv4: waiting for LAN device {device} to appear");
+            }
+            _ => {}
+        }
+        let timer = server.poll_timeout().map(|at| {
+            tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
+        });
+        let readable = async {
+            match &socket {
+                Some((index, s)) => s.readable().await.map(|()| (*index, s)),
+                None => std::future::pending().await,
+            }
+        };
+        let mut actions = Vec::new();
+        tokio::select! {
+            // The borrow guard wait_for returns must not live across the
+            // other branches' awaits (it is not Send).
+            _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+                // Every change was written when it happened; only a write
+                // that failed is retried.
+                let now = unix_now();
+                if persistence.failing {
+                    persistence.write(&server, now);
+                }
+                info!("DHCPv4 server stopped; {} leases saved", server.status(now).active_leases);
+                return Ok(());
+            }
+            changed = link.changed() => {
+                changed?;
+                device_state = link.snapshot().await?;
+            }
+            _ = sleep_until(timer) => {
+                actions = server.handle(unix_now(), Input::Timeout);
+            }
+            _ = sleep_until(status_due) => {
+                status_due = None;
+                outputs.status.send_replace(server.status(unix_now()).clone());
+            }
+            ready = readable => {
+                let (index, s) = ready?;
+                let fd = s.as_raw_fd();
+                for _ in 0..MAX_BATCH {
+                    match s.try_io(Interest::READABLE, || recv_with_ifindex(fd, &mut buf)) {
+                        Ok((len, arrived_on)) => {
+                            // SO_BINDTODEVICE already filters; this guards
+                            // against a device replaced under us.
+                            if arrived_on.is_some_and(|i| i != index) {
+                                continue;
+                            }
+                            let now = unix_now();
+                            for action in server.handle(now, Input::Received { bytes: &buf[..len] }) {
+                                if !actions.contains(&action) || matches!(action, Action::Send { .. }) {
+                                    actions.push(action);
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            warn!("DHCPv4 receive on {device}: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if actions.is_empty() {
+            continue;
+        }
+        let now = unix_now();
+        // The core orders each message's actions; across a batch, do every
+        // write and publication before any send.
+        if actions.contains(&Action::Persist) {
+            persistence.write(&server, now);
+        }
+        if actions.contains(&Action::LeasesChanged) {
+            outputs.leases.send_replace(server.lease_list(now));
+        }
+        if let Some((_, s)) = &socket {
+            for action in actions {
+                if let Action::Send { to, bytes } = action {
+                    send(s, &device, to, &bytes).await;
+                }
+            }
+        }
+        status_due.get_or_insert_with(|| tokio::time::Instant::now() + STATUS_INTERVAL);
+    }
+}
+
+async fn send(socket: &UdpSocket, device: &str, to: Destination, bytes: &[u8]) {
+    let fd = socket.as_raw_fd();
+    let (ip, port) = match to {
+        Destination::Broadcast => (Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Destination::Unicast(ip) => (ip, CLIENT_PORT),
+        Destination::Relay(ip) => (ip, SERVER_PORT),
+        Destination::UnicastToHardware { ip, mac } => {
+            if let Err(e) = add_arp_entry(fd, device, ip, mac) {
+                // Without the entry the unicast would wait on ARP the
+                // client cannot answer: broadcast instead.
+                debug!(
+                    "DHCPv4: SIOCSARP {ip} {} on {device}: {e}; broadcasting",
+                    format_mac(&mac)
+                );
+                (Ipv4Addr::BROADCAST, CLIENT_PORT)
+            } else {
+                (ip, CLIENT_PORT)
+            }
+        }
+    };
+    if let Err(e) = socket.send_to(bytes, SocketAddrV4::new(ip, port)).await {
+        warn!("DHCPv4 send to {ip} on {device}: {e}");
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

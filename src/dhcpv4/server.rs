@@ -1,0 +1,996 @@
+//! The DHCPv4 server (RFC 2131) as a sans-I/O state machine.
+//!
+//! The driver feeds it `(now, Input)` with `now` in Unix seconds (leases are
+//! persisted in wall-clock time, as dnsmasq does) and executes the returned
+//! [`Action`]s; `poll_timeout()` says when the next lease expires. Actions
+//! come in the order they must happen: `Persist` precedes the `Send` of the
+//! DHCPACK that depends on it, so an acknowledged lease is on disk first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use log::{debug, info, warn};
+
+use super::leases::{self, format_mac, ClientKey, Lease, LeaseStore};
+use super::pool::Pool;
+use super::wire::{self, Reply, ReplyOption, Request, WireError};
+use super::LeaseInfo;
+
+/// How long an offered address stays reserved for the client it was
+/// offered to (RFC 2131 §4.3.1 lets the server decide; clients answer an
+/// OFFER within seconds).
+pub const OFFER_HOLD_SECS: u64 = 30;
+/// RFC 2131 §4.3.3: a declined address must not be handed out again for a
+/// while; 10 minutes as in dnsmasq.
+pub const DECLINE_QUARANTINE_SECS: u64 = 600;
+/// Per-MAC rate limit: at most this many messages per second are answered.
+/// A well-behaved client sends about one per second while it is starting.
+pub const MAX_MESSAGES_PER_MAC_PER_SEC: u16 = 8;
+/// Bound of the rate-limit table (MACs seen in the current second).
+pub const RATE_TABLE_MAX: usize = 4096;
+
+/// A static lease from a `host` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticLease {
+    pub mac: [u8; 6],
+    /// When set, a client sending this client identifier gets the address
+    /// whatever its MAC.
+    pub client_id: Option<Vec<u8>>,
+    pub ip: Ipv4Addr,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The LAN address: server identifier, router and DNS server (the b4d
+    /// DNS proxy).
+    pub server_ip: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub pool_first: Ipv4Addr,
+    pub pool_last: Ipv4Addr,
+    pub lease_secs: u32,
+    /// Option 15 and 119; `None` sends neither.
+    pub domain: Option<String>,
+    /// Option 26, only when configured.
+    pub mtu: Option<u16>,
+    pub statics: Vec<StaticLease>,
+}
+
+impl ServerConfig {
+    fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.server_ip) | !u32::from(self.netmask))
+    }
+
+    fn in_subnet(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::from(self.netmask);
+        u32::from(ip) & mask == u32::from(self.server_ip) & mask
+    }
+}
+
+/// What the driver gives the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A datagram received on UDP port 67 of the LAN device.
+    Received { bytes: &'a [u8] },
+    /// `poll_timeout()` has passed.
+    Timeout,
+}
+
+/// Where a reply goes (RFC 2131 §4.1, "a server ... sends").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// 255.255.255.255:68.
+    Broadcast,
+    /// The client has a working address (ciaddr): ip:68.
+    Unicast(Ipv4Addr),
+    /// The client has no address yet and did not ask for broadcast: unicast
+    /// to `ip` at `mac`, which needs an ARP entry the client cannot answer
+    /// for (RFC 2131 §4.1, fourth paragraph).
+    UnicastToHardware { ip: Ipv4Addr, mac: [u8; 6] },
+    /// A relay agent on the LAN subnet (giaddr): ip:67. Load generators
+    /// such as perfdhcp act as one.
+    Relay(Ipv4Addr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send {
+        to: Destination,
+        bytes: Vec<u8>,
+    },
+    /// Write the lease file now ([`Server::write_lease_file`]).
+    Persist,
+    /// The lease list changed: publish [`Server::lease_list`].
+    LeasesChanged,
+}
+
+/// Why a message got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    Malformed(WireError),
+    /// More than [`MAX_MESSAGES_PER_MAC_PER_SEC`] from one MAC.
+    RateLimited,
+    /// Came through a relay (giaddr set) from another subnet: b4d serves
+    /// only its own LAN.
+    Relayed,
+    /// A server-only message type (OFFER, ACK, NAK) or an unknown one.
+    UnexpectedType,
+    /// A REQUEST or DECLINE naming no address.
+    NoAddress,
+    /// The client chose another server (RFC 2131 §4.3.2, SELECTING).
+    OtherServer,
+    /// RELEASE or DECLINE for a lease this client does not hold.
+    NoSuchLease,
+    /// No free address for a DISCOVER.
+    PoolExhausted,
+}
+
+impl DropReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed(e) => e.name(),
+            DropReason::RateLimited => "rate-limited",
+            DropReason::Relayed => "relayed",
+            DropReason::UnexpectedType => "unexpected-type",
+            DropReason::NoAddress => "no-address",
+            DropReason::OtherServer => "other-server",
+            DropReason::NoSuchLease => "no-such-lease",
+            DropReason::PoolExhausted => "pool-exhausted",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Counters and pool figures, for ubus and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub received: MessageCounters,
+    pub sent_offer: u64,
+    pub sent_ack: u64,
+    pub sent_nak: u64,
+    /// Per reason, by [`DropReason::name`].
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// DISCOVERs that found no free address.
+    pub pool_exhausted: u64,
+    /// Live offers taken back to serve a newer DISCOVER when the pool was full.
+    pub offers_evicted: u64,
+    pub pool_size: u32,
+    /// Pool addresses actively leased, offered (offer not yet expired) or
+    /// quarantined.
+    pub pool_used: u32,
+    pub active_leases: u32,
+    pub quarantined: u32,
+    /// Lines of the lease file that could not be read at start.
+    pub bad_lease_file_lines: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageCounters {
+    pub discover: u64,
+    pub request: u64,
+    pub decline: u64,
+    pub release: u64,
+    pub inform: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Offer {
+    client: ClientKey,
+    expires: u64,
+}
+
+struct RateWindow {
+    second: u64,
+    count: u16,
+}
+
+/// What a REQUEST asks for, by client state (RFC 2131 §4.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Selecting,
+    InitReboot,
+    /// RENEWING (unicast) or REBINDING (broadcast): handled alike.
+    Extending,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestKind::Selecting => "selecting",
+            RequestKind::InitReboot => "init-reboot",
+            RequestKind::Extending => "renewing",
+        })
+    }
+}
+
+pub struct Server {
+    config: ServerConfig,
+    pool: Pool,
+    leases: LeaseStore,
+    offers: BTreeMap<Ipv4Addr, Offer>,
+    offer_by_client: HashMap<ClientKey, Ipv4Addr>,
+    quarantine: BTreeMap<Ipv4Addr, u64>,
+    rate: HashMap<[u8; 6], RateWindow>,
+    status: ServerStatus,
+    /// Set while the pool is full, so exhaustion is logged once per episode.
+    exhausted_logged: bool,
+    /// Expiries up to this time have been reported.
+    expiries_reported_upto: u64,
+}
+
+impl Server {
+    /// A server holding `restored` leases (from the lease file). Leases that
+    /// no longer fit the configuration (outside the pool, on a static
+    /// address, duplicates) are dropped; for duplicates the later expiry wins.
+    pub fn new(config: ServerConfig, mut restored: Vec<Lease>, now: u64) -> Server {
+        let pool = Pool::new(config.pool_first, config.pool_last);
+        let mut server = Server {
+            status: ServerStatus {
+                pool_size: pool.len(),
+                ..ServerStatus::default()
+            },
+            pool,
+            config,
+            leases: LeaseStore::default(),
+            offers: BTreeMap::new(),
+            offer_by_client: HashMap::new(),
+            quarantine: BTreeMap::new(),
+            rate: HashMap::new(),
+            exhausted_logged: false,
+            expiries_reported_upto: now,
+        };
+        for ip in server.config.statics.iter().map(|s| s.ip) {
+            server.pool.set_occupied(ip, true);
+        }
+        let own = server.config.server_ip;
+        server.pool.set_occupied(own, true);
+        restored.sort_by_key(|l| l.expires);
+        for lease in restored {
+            if server.pool.contains(lease.ip)
+                && !server.is_static_ip(lease.ip)
+                && lease.ip != own
+                && lease.is_active(now)
+            {
+                let ip = lease.ip;
+                if let Some(gone) = server.leases.insert(lease) {
+                    server.refresh(gone);
+                }
+                server.refresh(ip);
+            }
+        }
+        server
+    }
+
+    /// Counters and current pool figures.
+    pub fn status(&mut self, now: u64) -> &ServerStatus {
+        self.update_figures(now);
+        &self.status
+    }
+
+    /// Recorded at start by the driver.
+    pub fn count_bad_lease_file_lines(&mut self, n: usize) {
+        self.status.bad_lease_file_lines += n as u64;
+    }
+
+    /// When `handle(_, Input::Timeout)` is next due: the next lease expiry.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.leases.next_expiry_after(self.expiries_reported_upto)
+    }
+
+    pub fn handle(&mut self, now: u64, input: Input<'_>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match input {
+            Input::Received { bytes } => self.receive(now, bytes, &mut actions),
+            Input::Timeout => {}
+        }
+        // Expired leases leave the published list (and the file).
+        if self
+            .leases
+            .any_expired_between(self.expiries_reported_upto, now)
+        {
+            debug!("DHCPv4: leases expired");
+            push_once(&mut actions, Action::Persist);
+            push_once(&mut actions, Action::LeasesChanged);
+        }
+        self.expiries_reported_upto = self.expiries_reported_upto.max(now);
+        // Persist first: an ACK must never be sent for a lease not on disk.
+        actions.sort_by_key(|a| match a {
+            Action::Persist => 0,
+            Action::LeasesChanged => 1,
+            Action::Send { .. } => 2,
+        });
+        actions
+    }
+
+    /// What the lease file holds now.
+    pub fn lease_file_contents(&self, now: u64) -> String {
+        leases::serialize(self.leases.iter(), now)
+    }
+
+    /// Streams the lease file's text into `out`.
+    pub fn write_lease_file(&self, out: &mut impl std::io::Write, now: u64) -> std::io::Result<()> {
+        leases::write_leases(out, self.leases.iter(), now)
+    }
+
+    /// Active dynamic leases plus every static host (with the name it was
+    /// configured with or, failing that, the one its client sent).
+    pub fn lease_list(&self, now: u64) -> Arc<Vec<LeaseInfo>> {
+        let mut list: Vec<LeaseInfo> = self
+            .config
+            .statics
+            .iter()
+            .map(|s| LeaseInfo {
+                mac: s.mac,
+                ip: s.ip,
+                hostname: s
+                    .name
+                    .clone()
+                    .or_else(|| self.leases.by_ip(s.ip).and_then(|l| l.hostname.clone())),
+                expires_unix: 0,
+                is_static: true,
+            })
+            .collect();
+        list.extend(
+            self.leases
+                .iter()
+                .filter(|l| l.is_active(now) && !self.is_static_ip(l.ip))
+                .map(|l| LeaseInfo {
+                    mac: l.mac,
+                    ip: l.ip,
+                    hostname: l.hostname.clone(),
+                    expires_unix: l.expires,
+                    is_static: false,
+                }),
+        );
+        Arc::new(list)
+    }
+
+    /// Counts a dropped message; the first of each kind that points at a
+    /// misbehaving or misconfigured sender is logged, later ones only counted.
+    fn drop_message(&mut self, reason: DropReason) {
+        let count = self.status.dropped.entry(reason.name()).or_default();
+        *count += 1;
+        let worth_a_line = matches!(
+            reason,
+            DropReason::Malformed(_) | DropReason::RateLimited | DropReason::Relayed
+        );
+        if *count == 1 && worth_a_line {
+            info!("DHCPv4: dropped a message ({reason}); further ones are only counted");
+        }
+    }
+
+    fn receive(&mut self, now: u64, bytes: &[u8], actions: &mut Vec<Action>) {
+        let request = match wire::decode(bytes) {
+            Ok(r) => r,
+            Err(e) => return self.drop_message(DropReason::Malformed(e)),
+        };
+        if !self.within_rate(now, request.chaddr) {
+            return self.drop_message(DropReason::RateLimited);
+        }
+        if !request.giaddr.is_unspecified() && !self.config.in_subnet(request.giaddr) {
+            return self.drop_message(DropReason::Relayed);
+        }
+        let outcome = match request.message_type {
+            wire::DHCPDISCOVER => {
+                self.status.received.discover += 1;
+                self.discover(now, &request)
+            }
+            wire::DHCPREQUEST => {
+                self.status.received.request += 1;
+                self.request(now, &request, actions)
+            }
+            wire::DHCPDECLINE => {
+                self.status.received.decline += 1;
+                self.decline(now, &request, actions)
+            }
+            wire::DHCPRELEASE => {
+                self.status.received.release += 1;
+                self.release(now, &request, actions)
+            }
+            wire::DHCPINFORM => {
+                self.status.received.inform += 1;
+                Ok(Some(self.reply(
+                    &request,
+                    wire::DHCPACK,
+                    request.ciaddr,
+                    None,
+                )))
+            }
+            _ => Err(DropReason::UnexpectedType),
+        };
+        match outcome {
+            Ok(Some((to, reply))) => {
+                match reply.message_type {
+                    wire::DHCPOFFER => self.status.sent_offer += 1,
+                    wire::DHCPACK => self.status.sent_ack += 1,
+                    _ => self.status.sent_nak += 1,
+                }
+                let limit = request
+                    .max_message_size
+                    .map_or(wire::MIN_MAX_MESSAGE, |m| usize::from(m).saturating_sub(28));
+                let limit = match self.config.mtu {
+                    Some(mtu) => limit.min(usize::from(mtu).saturating_sub(28)),
+                    None => limit,
+                };
+                actions.push(Action::Send {
+                    to,
+                    bytes: reply.encode(limit),
+                });
+            }
+            Ok(None) => {}
+            Err(reason) => self.drop_message(reason),
+        }
+    }
+
+    /// Per-MAC token window; the table is bounded, and when a flood of
+    /// random MACs fills it, it is simply started afresh (each of those
+    /// MACs sends once, so forgetting them loses nothing).
+    fn within_rate(&mut self, now: u64, mac: [u8; 6]) -> bool {
+        if self.rate.len() >= RATE_TABLE_MAX && !self.rate.contains_key(&mac) {
+            self.rate.retain(|_, w| w.second == now);
+            if self.rate.len() >= RATE_TABLE_MAX {
+                self.rate.clear();
+            }
+        }
+        let window = self.rate.entry(mac).or_insert(RateWindow {
+            second: now,
+            count: 0,
+        });
+        if window.second != now {
+            *window = RateWindow {
+                second: now,
+                count: 0,
+            };
+        }
+        window.count = window.count.saturating_add(1);
+        window.count <= MAX_MESSAGES_PER_MAC_PER_SEC
+    }
+
+    fn static_for(&self, client: &ClientKey, mac: [u8; 6]) -> Option<&StaticLease> {
+        let by_id = client.client_id().and_then(|id| {
+            self.config
+                .statics
+                .iter()
+                .find(|s| s.client_id.as_deref() == Some(id))
+        });
+        by_id.or_else(|| self.config.statics.iter().find(|s| s.mac == mac))
+    }
+
+    fn is_static_ip(&self, ip: Ipv4Addr) -> bool {
+        self.config.statics.iter().any(|s| s.ip == ip)
+    }
+
+    fn is_quarantined(&self, ip: Ipv4Addr, now: u64) -> bool {
+        self.quarantine.get(&ip).is_some_and(|&until| until > now)
+    }
+
+    /// Recomputes an address's occupancy bit from the tables.
+    fn refresh(&mut self, ip: Ipv4Addr) {
+        let occupied = self.leases.by_ip(ip).is_some()
+            || self.offers.contains_key(&ip)
+            || self.quarantine.contains_key(&ip)
+            || self.is_static_ip(ip)
+            || ip == self.config.server_ip;
+        self.pool.set_occupied(ip, occupied);
+    }
+
+    fn remove_offer(&mut self, ip: Ipv4Addr) {
+        if let Some(offer) = self.offers.remove(&ip) {
+            self.offer_by_client.remove(&offer.client);
+            self.refresh(ip);
+        }
+    }
+
+    fn remove_offer_of(&mut self, client: &ClientKey) {
+        if let Some(ip) = self.offer_by_client.get(client).copied() {
+            self.remove_offer(ip);
+        }
+    }
+
+    /// Whether `ip` may be given to `client` now: in the pool, not static,
+    /// not quarantined, not actively leased or live-offered to anyone else.
+    fn available_for(&self, ip: Ipv4Addr, client: &ClientKey, now: u64) -> bool {
+        self.pool.contains(ip)
+            && ip != self.config.server_ip
+            && !self.is_static_ip(ip)
+            && !self.is_quarantined(ip, now)
+            && self
+                .leases
+                .by_ip(ip)
+                .is_none_or(|l| &l.client == client || !l.is_active(now))
+            && self
+                .offers
+                .get(&ip)
+                .is_none_or(|o| &o.client == client || o.expires <= now)
+    }
+
+    /// RFC 2131 §4.3.1 address choice for a DISCOVER: the client's static
+    /// address, its current or previous address, its offer, the address it
+    /// asks for, a never-used one, then reclaimed ones.
+    fn choose_address(
+        &mut self,
+        now: u64,
+        client: &ClientKey,
+        request: &Request,
+    ) -> Option<Ipv4Addr> {
+        if let Some(s) = self.static_for(client, request.chaddr) {
+            return Some(s.ip);
+        }
+        let candidates = [
+            self.leases.by_client(client).map(|l| l.ip),
+            self.offer_by_client.get(client).copied(),
+            request.requested_ip,
+        ];
+        if let Some(ip) = candidates
+            .into_iter()
+            .flatten()
+            .find(|&ip| self.available_for(ip, client, now))
+        {
+            return Some(ip);
+        }
+        if let Some(ip) = self.pool.first_free() {
+            return Some(ip);
+        }
+        self.reclaim(now)
+    }
+
+    /// Frees one pool address when none is unused: an expired offer or
+    /// quarantine, the longest-expired lease record, or finally the oldest
+    /// live offer (offers are not leases: a DISCOVER flood must not lock real
+    /// clients out).
+    fn reclaim(&mut self, now: u64) -> Option<Ipv4Addr> {
+        if let Some(ip) = self
+            .offers
+            .iter()
+            .find(|(_, o)| o.expires <= now)
+            .map(|(ip, _)| *ip)
+        {
+            self.remove_offer(ip);
+            return Some(ip);
+        }
+        if let Some(ip) = self
+            .quarantine
+            .iter()
+            .find(|(_, &t)| t <= now)
+            .map(|(ip, _)| *ip)
+        {
+            self.quarantine.remove(&ip);
+            self.refresh(ip);
+            return Some(ip);
+        }
+        let offered = &self.offers;
+        if let Some(ip) = self
+            .leases
+            .oldest_expired(now, |ip| !offered.contains_key(&ip))
+        {
+            self.leases.remove(ip);
+            self.refresh(ip);
+            return Some(ip);
+        }
+        let oldest_offer = self
+            .offers
+            .iter()
+            .min_by_key(|(_, o)| o.expires)
+            .map(|(ip, _)| *ip)?;
+        self.status.offers_evicted += 1;
+        self.remove_offer(oldest_offer);
+        Some(oldest_offer)
+    }
+
+    fn discover(&mut self, now: u64, request: &Request) -> Outcome {
+        let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        let Some(ip) = self.choose_address(now, &client, request) else {
+            self.status.pool_exhausted += 1;
+            if !self.exhausted_logged {
+                self.exhausted_logged = true;
+                warn!(
+                    "DHCPv4: pool exhausted: all {} addresses {}-{} are leased, offered or \
+                     quarantined; no offer to {} (further ones are only counted)",
+                    self.pool.len(),
+                    self.pool.first(),
+                    self.pool.last(),
+                    format_mac(&request.chaddr)
+                );
+            }
+            return Err(DropReason::PoolExhausted);
+        };
+        self.exhausted_logged = false;
+        if !self.is_static_ip(ip) {
+            self.remove_offer_of(&client);
+            self.remove_offer(ip);
+            self.offers.insert(
+                ip,
+                Offer {
+                    client: client.clone(),
+                    expires: now + OFFER_HOLD_SECS,
+                },
+            );
+            self.offer_by_client.insert(client, ip);
+            self.refresh(ip);
+        }
+        debug!("DHCPv4: offering {ip} to {}", format_mac(&request.chaddr));
+        let lease_secs = self.config.lease_secs;
+        Ok(Some(self.reply(
+            request,
+            wire::DHCPOFFER,
+            ip,
+            Some(lease_secs),
+        )))
+    }
+
+    fn request(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
+        let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        let (kind, ip) = match (request.server_id, request.requested_ip) {
+            (Some(id), _) if id != self.config.server_ip => {
+                // The client took another server's offer: ours is free again.
+                self.remove_offer_of(&client);
+                return Err(DropReason::OtherServer);
+            }
+            (Some(_), Some(ip)) => (RequestKind::Selecting, ip),
+            (None, Some(ip)) if request.ciaddr.is_unspecified() => (RequestKind::InitReboot, ip),
+            (None, _) if !request.ciaddr.is_unspecified() => {
+                (RequestKind::Extending, request.ciaddr)
+            }
+            _ => return Err(DropReason::NoAddress),
+        };
+        match self.check_request(now, &client, request, kind, ip) {
+            Ok(()) => {
+                self.commit(now, client, request, ip, kind, actions);
+                let lease_secs = self.config.lease_secs;
+                Ok(Some(self.reply(
+                    request,
+                    wire::DHCPACK,
+                    ip,
+                    Some(lease_secs),
+                )))
+            }
+            Err(why) => {
+                info!(
+                    "DHCPv4: NAK to {} ({kind}) for {ip}: {why}",
+                    format_mac(&request.chaddr)
+                );
+                Ok(Some(self.nak(request, why)))
+            }
+        }
+    }
+
+    /// RFC 2131 §4.3.2. b4d is authoritative for the LAN (as OpenWrt runs
+    /// dnsmasq with `--dhcp-authoritative`): a request for a free pool
+    /// address by a client we have no record of (after a lost lease file) is
+    /// granted, so clients keep their addresses.
+    fn check_request(
+        &self,
+        now: u64,
+        client: &ClientKey,
+        request: &Request,
+        kind: RequestKind,
+        ip: Ipv4Addr,
+    ) -> Result<(), &'static str> {
+        if !self.config.in_subnet(ip) {
+            return Err("not on this network");
+        }
+        if let Some(s) = self.static_for(client, request.chaddr) {
+            return if s.ip == ip {
+                Ok(())
+            } else {
+                Err("the client has a different static address")
+            };
+        }
+        if self.is_static_ip(ip) {
+            return Err("reserved for another host");
+        }
+        if !self.pool.contains(ip) {
+            return Err("outside the pool");
+        }
+        if kind == RequestKind::InitReboot {
+            if let Some(own) = self.leases.by_client(client) {
+                if own.ip != ip && own.is_active(now) {
+                    return Err("the client holds a different lease");
+                }
+            }
+        }
+        if self.available_for(ip, client, now) {
+            Ok(())
+        } else if self.is_quarantined(ip, now) {
+            Err("declined recently, quarantined")
+        } else {
+            Err("in use by another client")
+        }
+    }
+
+    fn commit(
+        &mut self,
+        now: u64,
+        client: ClientKey,
+        request: &Request,
+        ip: Ipv4Addr,
+        kind: RequestKind,
+        actions: &mut Vec<Action>,
+    ) {
+        let hostname = client_hostname(request).or_else(|| {
+            self.leases
+                .by_ip(ip)
+                .filter(|l| l.client == client)
+                .and_then(|l| l.hostname.clone())
+        });
+        let renewal = self
+            .leases
+            .by_ip(ip)
+            .is_some_and(|l| l.client == client && l.is_active(now) && l.hostname == hostname);
+        self.remove_offer_of(&client);
+        self.remove_offer(ip);
+        let lease = Lease {
+            client,
+            mac: request.chaddr,
+            ip,
+            hostname,
+            expires: now + u64::from(self.config.lease_secs),
+        };
+        let mac = format_mac(&request.chaddr).to_string();
+        let name = lease.hostname.clone().unwrap_or_else(|| "*".into());
+        if let Some(gone) = self.leases.insert(lease) {
+            self.refresh(gone);
+        }
+        self.refresh(ip);
+        if renewal {
+            debug!("DHCPv4: renewed {ip} for {mac} ({name}) ({kind})");
+        } else {
+            info!(
+                "DHCPv4: leased {ip} to {mac} ({name}) for {}s ({kind})",
+                self.config.lease_secs
+            );
+            push_once(actions, Action::LeasesChanged);
+        }
+        // The file stores expiry times, so a renewal changes it too.
+        push_once(actions, Action::Persist);
+    }
+
+    fn decline(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
+        if request
+            .server_id
+            .is_some_and(|id| id != self.config.server_ip)
+        {
+            return Err(DropReason::OtherServer);
+        }
+        let ip = request.requested_ip.ok_or(DropReason::NoAddress)?;
+        let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        // Only the holder may decline, or one client could quarantine the
+        // whole pool.
+        let holds = self.leases.by_ip(ip).is_some_and(|l| l.client == client)
+            || self.offers.get(&ip).is_some_and(|o| o.client == client);
+        if !holds {
+            return Err(DropReason::NoSuchLease);
+        }
+        warn!(
+            "DHCPv4: {} declined {ip} (another host uses it); quarantined for {}s",
+            format_mac(&request.chaddr),
+            DECLINE_QUARANTINE_SECS
+        );
+        self.leases.remove(ip);
+        self.remove_offer(ip);
+        if !self.is_static_ip(ip) {
+            self.quarantine.insert(ip, now + DECLINE_QUARANTINE_SECS);
+        }
+        self.refresh(ip);
+        push_once(actions, Action::Persist);
+        push_once(actions, Action::LeasesChanged);
+        Ok(None)
+    }
+
+    fn release(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
+        let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        let ip = request.ciaddr;
+        match self.leases.by_ip(ip) {
+            Some(l) if l.client == client && l.is_active(now) => {}
+            _ => return Err(DropReason::NoSuchLease),
+        }
+        info!("DHCPv4: {} released {ip}", format_mac(&request.chaddr));
+        // The record stays, expired, so the client gets the same address back
+        // while nobody else needs it.
+        self.leases.set_expiry(ip, now);
+        push_once(actions, Action::Persist);
+        push_once(actions, Action::LeasesChanged);
+        Ok(None)
+    }
+
+    fn nak(&self, request: &Request, why: &str) -> (Destination, Reply) {
+        let mut options = vec![
+            required(wire::OPT_SERVER_ID, self.config.server_ip.octets().to_vec()),
+            optional(wire::OPT_MESSAGE, why.as_bytes().to_vec()),
+        ];
+        if let Some(id) = &request.client_id {
+            options.push(required(wire::OPT_CLIENT_ID, id.clone()));
+        }
+        // RFC 2131 §4.1: with giaddr zero a NAK is always broadcast; through
+        // a relay it goes to the relay with the broadcast bit set.
+        let (to, flags) = if request.giaddr.is_unspecified() {
+            (Destination::Broadcast, request.flags)
+        } else {
+            (
+                Destination::Relay(request.giaddr),
+                request.flags | wire::FLAG_BROADCAST,
+            )
+        };
+        (
+            to,
+            Reply {
+                message_type: wire::DHCPNAK,
+                xid: request.xid,
+                flags,
+                ciaddr: Ipv4Addr::UNSPECIFIED,
+                yiaddr: Ipv4Addr::UNSPECIFIED,
+                giaddr: request.giaddr,
+                chaddr: request.chaddr,
+                options,
+            },
+        )
+    }
+
+    /// An OFFER or ACK (`lease_secs` given) or an ACK to INFORM (`None`,
+    /// RFC 2131 §4.3.5: no lease time, yiaddr zero).
+    fn reply(
+        &self,
+        request: &Request,
+        message_type: u8,
+        ip: Ipv4Addr,
+        lease_secs: Option<u32>,
+    ) -> (Destination, Reply) {
+        let c = &self.config;
+        let mut options = vec![required(wire::OPT_SERVER_ID, c.server_ip.octets().to_vec())];
+        if let Some(secs) = lease_secs {
+            // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
+            options.push(required(wire::OPT_LEASE_TIME, secs.to_be_bytes().to_vec()));
+            options.push(required(
+                wire::OPT_RENEWAL_TIME,
+                (secs / 2).to_be_bytes().to_vec(),
+            ));
+            options.push(required(
+                wire::OPT_REBINDING_TIME,
+                (secs / 8 * 7).to_be_bytes().to_vec(),
+            ));
+        }
+        options.push(required(wire::OPT_SUBNET_MASK, c.netmask.octets().to_vec()));
+        if let Some(id) = &request.client_id {
+            // RFC 6842: echo the client identifier.
+            options.push(required(wire::OPT_CLIENT_ID, id.clone()));
+        }
+        // Without a parameter request list, send what every IPv4 host needs.
+        let default_list = [
+            wire::OPT_ROUTER,
+            wire::OPT_DNS,
+            wire::OPT_DOMAIN_NAME,
+            wire::OPT_BROADCAST,
+        ];
+        let wanted = request.parameter_list.as_deref().unwrap_or(&default_list);
+        let static_name = self
+            .static_for(
+                &ClientKey::new(request.client_id.as_deref(), request.chaddr),
+                request.chaddr,
+            )
+            .filter(|s| s.ip == ip)
+            .and_then(|s| s.name.clone());
+        let mut seen = [false; 256];
+        for &code in wanted {
+            if std::mem::replace(&mut seen[usize::from(code)], true) {
+                continue;
+            }
+            let value = match code {
+                wire::OPT_ROUTER | wire::OPT_DNS => Some(c.server_ip.octets().to_vec()),
+                wire::OPT_BROADCAST => Some(c.broadcast().octets().to_vec()),
+                wire::OPT_DOMAIN_NAME => c.domain.as_ref().map(|d| d.as_bytes().to_vec()),
+                wire::OPT_DOMAIN_SEARCH => c.domain.as_deref().map(wire::dns_wire_name),
+                wire::OPT_INTERFACE_MTU => c.mtu.map(|m| m.to_be_bytes().to_vec()),
+                wire::OPT_HOSTNAME => static_name.as_ref().map(|n| n.as_bytes().to_vec()),
+                _ => None,
+            };
+            if let Some(value) = value {
+                options.push(optional(code, value));
+            }
+        }
+        let to = if !request.giaddr.is_unspecified() {
+            Destination::Relay(request.giaddr)
+        } else if !request.ciaddr.is_unspecified() {
+            Destination::Unicast(request.ciaddr)
+        } else if request.broadcast_flag() || ip.is_unspecified() {
+            Destination::Broadcast
+        } else {
+            Destination::UnicastToHardware {
+                ip,
+                mac: request.chaddr,
+            }
+        };
+        (
+            to,
+            Reply {
+                message_type,
+                xid: request.xid,
+                flags: request.flags,
+                ciaddr: request.ciaddr,
+                yiaddr: if lease_secs.is_some() {
+                    ip
+                } else {
+                    Ipv4Addr::UNSPECIFIED
+                },
+                giaddr: request.giaddr,
+                chaddr: request.chaddr,
+                options,
+            },
+        )
+    }
+
+    fn update_figures(&mut self, now: u64) {
+        // O(records): only computed when the status is asked for (once per
+        // batch of packets in the driver), not per message.
+        let pool = &self.pool;
+        let leased = self
+            .leases
+            .iter()
+            .filter(|l| l.is_active(now) && pool.contains(l.ip) && !self.is_static_ip(l.ip))
+            .count();
+        let offered = self.offers.values().filter(|o| o.expires > now).count();
+        let quarantined = self.quarantine.values().filter(|&&t| t > now).count();
+        self.status.pool_used = (leased + offered + quarantined) as u32;
+        self.status.active_leases = self.leases.active_count(now) as u32;
+        self.status.quarantined = quarantined as u32;
+    }
+}
+
+type Outcome = Result<Option<(Destination, Reply)>, DropReason>;
+
+fn required(code: u8, value: Vec<u8>) -> ReplyOption {
+    ReplyOption {
+        code,
+        value,
+        required: true,
+    }
+}
+
+fn optional(code: u8, value: Vec<u8>) -> ReplyOption {
+    ReplyOption {
+        code,
+        value,
+        required: false,
+    }
+}
+
+fn push_once(actions: &mut Vec<Action>, action: Action) {
+    if !actions.contains(&action) {
+        actions.push(action);
+    }
+}
+
+/// A host name label as DNS allows it (RFC 1123 §2.1): letters, digits and
+/// inner hyphens, 1..=63 octets.
+pub fn valid_hostname(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// The client's name from option 81 (its first label) or option 12, if it
+/// is a valid host name label; anything else is ignored rather than put into
+/// DNS.
+fn client_hostname(request: &Request) -> Option<String> {
+    let from_fqdn = request
+        .fqdn
+        .as_deref()
+        .and_then(|f| f.split('.').next())
+        .map(str::to_string);
+    let from_option_12 = request
+        .hostname
+        .as_deref()
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(|h| h.split('.').next().unwrap_or(h).to_string());
+    from_fqdn
+        .into_iter()
+        .chain(from_option_12)
+        .find(|n| valid_hostname(n))
+}

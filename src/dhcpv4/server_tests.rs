@@ -1,0 +1,775 @@
+//! The DHCPv4 core driven with fabricated packets and a fake clock: every
+//! client state of RFC 2131 §4.3, pool exhaustion, expiry, quarantine,
+//! floods and bad input. No sockets, no sleeps.
+
+use std::net::Ipv4Addr;
+
+use proptest::prelude::*;
+
+use super::leases::{ClientKey, Lease};
+use super::server::*;
+use super::wire::tests::build_request;
+use super::wire::*;
+
+const T0: u64 = 1_700_000_000;
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+const NONE: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 1, last)
+}
+
+fn mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, n]
+}
+
+fn config(pool_len: u8) -> ServerConfig {
+    ServerConfig {
+        server_ip: SERVER,
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        pool_first: ip(100),
+        pool_last: ip(100 + pool_len - 1),
+        lease_secs: 3600,
+        domain: Some("home.example".into()),
+        mtu: None,
+        statics: vec![StaticLease {
+            mac: mac(50),
+            client_id: None,
+            ip: ip(20),
+            name: Some("printer".into()),
+        }],
+    }
+}
+
+fn server(pool_len: u8) -> Server {
+    Server::new(config(pool_len), Vec::new(), T0)
+}
+
+/// A decoded reply, for assertions.
+#[derive(Debug)]
+struct Sent {
+    to: Destination,
+    message_type: u8,
+    yiaddr: Ipv4Addr,
+    options: Vec<(u8, Vec<u8>)>,
+    len: usize,
+}
+
+impl Sent {
+    fn option(&self, code: u8) -> Option<&[u8]> {
+        self.options
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn codes(&self) -> Vec<u8> {
+        self.options.iter().map(|(c, _)| *c).collect()
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<Sent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, bytes } => {
+                assert_eq!(bytes[0], BOOTREPLY);
+                assert_eq!(&bytes[236..240], &MAGIC_COOKIE);
+                let mut options = Vec::new();
+                let mut i = HEADER_LEN;
+                while bytes[i] != OPT_END {
+                    if bytes[i] == OPT_PAD {
+                        i += 1;
+                        continue;
+                    }
+                    let len = bytes[i + 1] as usize;
+                    options.push((bytes[i], bytes[i + 2..i + 2 + len].to_vec()));
+                    i += 2 + len;
+                }
+                Some(Sent {
+                    to: *to,
+                    message_type: options[0].1[0],
+                    yiaddr: Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]),
+                    options,
+                    len: bytes.len(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn one(actions: &[Action]) -> Sent {
+    let mut all = sent(actions);
+    assert_eq!(all.len(), 1, "exactly one reply: {actions:?}");
+    all.remove(0)
+}
+
+const PRL: &[u8] = &[1, 3, 6, 15, 28, 119, 26, 12];
+
+fn discover(s: &mut Server, now: u64, m: u8) -> Vec<Action> {
+    let bytes = build_request(DHCPDISCOVER, mac(m), NONE, &[(OPT_PARAMETER_LIST, PRL)]);
+    s.handle(now, Input::Received { bytes: &bytes })
+}
+
+fn select(s: &mut Server, now: u64, m: u8, want: Ipv4Addr) -> Vec<Action> {
+    let bytes = build_request(
+        DHCPREQUEST,
+        mac(m),
+        NONE,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &want.octets()),
+            (OPT_HOSTNAME, format!("host{m}").as_bytes()),
+            (OPT_PARAMETER_LIST, PRL),
+        ],
+    );
+    s.handle(now, Input::Received { bytes: &bytes })
+}
+
+fn init_reboot(s: &mut Server, now: u64, m: u8, want: Ipv4Addr) -> Vec<Action> {
+    let bytes = build_request(
+        DHCPREQUEST,
+        mac(m),
+        NONE,
+        &[(OPT_REQUESTED_IP, &want.octets())],
+    );
+    s.handle(now, Input::Received { bytes: &bytes })
+}
+
+fn renew(s: &mut Server, now: u64, m: u8, have: Ipv4Addr) -> Vec<Action> {
+    let bytes = build_request(DHCPREQUEST, mac(m), have, &[]);
+    s.handle(now, Input::Received { bytes: &bytes })
+}
+
+/// DISCOVER + REQUEST; returns the address.
+fn lease(s: &mut Server, now: u64, m: u8) -> Ipv4Addr {
+    let offer = one(&discover(s, now, m));
+    assert_eq!(offer.message_type, DHCPOFFER);
+    let ack = one(&select(s, now, m, offer.yiaddr));
+    assert_eq!(ack.message_type, DHCPACK);
+    ack.yiaddr
+}
+
+#[test]
+fn discover_gets_an_offer_with_the_requested_options_in_order() {
+    let mut s = server(10);
+    let offer = one(&discover(&mut s, T0, 1));
+    assert_eq!(offer.message_type, DHCPOFFER);
+    assert_eq!(offer.yiaddr, ip(100));
+    // Required first (54, 51, 58, 59, 1), then the request list's order;
+    // 26 (MTU not configured) and 12 (no static name) are left out.
+    assert_eq!(offer.codes(), [53, 54, 51, 58, 59, 1, 3, 6, 15, 28, 119]);
+    assert_eq!(offer.option(54), Some(&SERVER.octets()[..]));
+    assert_eq!(offer.option(51), Some(&3600u32.to_be_bytes()[..]));
+    assert_eq!(offer.option(58), Some(&1800u32.to_be_bytes()[..]));
+    assert_eq!(offer.option(59), Some(&3150u32.to_be_bytes()[..]));
+    assert_eq!(offer.option(1), Some(&[255, 255, 255, 0][..]));
+    assert_eq!(offer.option(3), Some(&SERVER.octets()[..]));
+    assert_eq!(offer.option(6), Some(&SERVER.octets()[..]));
+    assert_eq!(offer.option(15), Some(&b"home.example"[..]));
+    assert_eq!(offer.option(28), Some(&[192, 168, 1, 255][..]));
+    assert_eq!(offer.option(119), Some(&b"\x04home\x07example\x00"[..]));
+    assert!(offer.len >= MIN_BOOTP_LEN);
+    // No broadcast flag, no address yet: unicast to the hardware address.
+    assert_eq!(
+        offer.to,
+        Destination::UnicastToHardware {
+            ip: ip(100),
+            mac: mac(1)
+        }
+    );
+    assert_eq!(s.status(T0).sent_offer, 1);
+    assert_eq!(s.status(T0).pool_used, 1, "the offer holds the address");
+}
+
+#[test]
+fn broadcast_flag_client_id_and_mtu() {
+    let mut s = Server::new(
+        ServerConfig {
+            mtu: Some(1400),
+            ..config(10)
+        },
+        Vec::new(),
+        T0,
+    );
+    let mut bytes = build_request(
+        DHCPDISCOVER,
+        mac(1),
+        NONE,
+        &[
+            (OPT_CLIENT_ID, &[1, 2, 0, 0, 0, 0, 1]),
+            (OPT_PARAMETER_LIST, &[26]),
+        ],
+    );
+    bytes[10] = 0x80;
+    let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(offer.to, Destination::Broadcast);
+    // RFC 6842: the client identifier comes back.
+    assert_eq!(offer.option(61), Some(&[1, 2, 0, 0, 0, 0, 1][..]));
+    assert_eq!(offer.option(26), Some(&1400u16.to_be_bytes()[..]));
+    assert_eq!(offer.option(3), None, "not requested");
+}
+
+#[test]
+fn selecting_request_is_acked_after_the_lease_is_persisted() {
+    let mut s = server(10);
+    discover(&mut s, T0, 1);
+    let actions = select(&mut s, T0, 1, ip(100));
+    assert_eq!(
+        actions[0],
+        Action::Persist,
+        "on disk before the ACK: {actions:?}"
+    );
+    assert_eq!(actions[1], Action::LeasesChanged);
+    let ack = one(&actions);
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(100)));
+    let file = s.lease_file_contents(T0);
+    assert_eq!(
+        file,
+        format!("{} 02:00:00:00:00:01 192.168.1.100 host1 *\n", T0 + 3600)
+    );
+    let list = s.lease_list(T0);
+    let dynamic: Vec<_> = list.iter().filter(|l| !l.is_static).collect();
+    assert_eq!(dynamic.len(), 1);
+    assert_eq!(dynamic[0].hostname.as_deref(), Some("host1"));
+    assert_eq!(dynamic[0].expires_unix, T0 + 3600);
+    let printer = list.iter().find(|l| l.is_static).unwrap();
+    assert_eq!((printer.ip, printer.expires_unix), (ip(20), 0));
+    assert_eq!(printer.hostname.as_deref(), Some("printer"));
+}
+
+#[test]
+fn request_naming_another_server_frees_our_offer_without_reply() {
+    let mut s = server(10);
+    discover(&mut s, T0, 1);
+    let bytes = build_request(
+        DHCPREQUEST,
+        mac(1),
+        NONE,
+        &[
+            (OPT_SERVER_ID, &[192, 168, 1, 2]),
+            (OPT_REQUESTED_IP, &ip(100).octets()),
+        ],
+    );
+    assert!(s.handle(T0, Input::Received { bytes: &bytes }).is_empty());
+    assert_eq!(s.status(T0).dropped.get("other-server"), Some(&1));
+    assert_eq!(s.status(T0).pool_used, 0);
+    assert_eq!(one(&discover(&mut s, T0, 2)).yiaddr, ip(100));
+}
+
+#[test]
+fn selecting_an_address_offered_to_someone_else_is_naked() {
+    let mut s = server(10);
+    discover(&mut s, T0, 1);
+    let nak = one(&select(&mut s, T0, 2, ip(100)));
+    assert_eq!(nak.message_type, DHCPNAK);
+    assert_eq!(
+        nak.to,
+        Destination::Broadcast,
+        "RFC 2131 §4.1: NAKs are broadcast"
+    );
+    assert_eq!(nak.yiaddr, NONE);
+    assert_eq!(nak.option(56), Some(&b"in use by another client"[..]));
+}
+
+#[test]
+fn an_offer_holds_its_address_for_the_hold_time_only() {
+    let mut s = server(10);
+    assert_eq!(one(&discover(&mut s, T0, 1)).yiaddr, ip(100));
+    let held = T0 + OFFER_HOLD_SECS - 1;
+    assert_eq!(one(&discover(&mut s, held, 2)).yiaddr, ip(101));
+    assert_eq!(one(&select(&mut s, held, 3, ip(100))).message_type, DHCPNAK);
+    // Lapsed: another client may take it.
+    let lapsed = T0 + OFFER_HOLD_SECS;
+    assert_eq!(
+        one(&select(&mut s, lapsed, 3, ip(100))).message_type,
+        DHCPACK
+    );
+}
+
+#[test]
+fn init_reboot_cases() {
+    let mut s = server(10);
+    let have = lease(&mut s, T0, 1);
+    // Its own address: ACK.
+    assert_eq!(
+        one(&init_reboot(&mut s, T0 + 10, 1, have)).message_type,
+        DHCPACK
+    );
+    // Another address while holding one: NAK so it comes back to its own.
+    assert_eq!(
+        one(&init_reboot(&mut s, T0 + 10, 1, ip(105))).message_type,
+        DHCPNAK
+    );
+    // Another network (moved from a different LAN), outside the pool, a
+    // static address, someone else's lease: NAK.
+    assert_eq!(
+        one(&init_reboot(&mut s, T0, 2, Ipv4Addr::new(10, 0, 0, 5))).message_type,
+        DHCPNAK
+    );
+    assert_eq!(
+        one(&init_reboot(&mut s, T0, 2, ip(200))).message_type,
+        DHCPNAK
+    );
+    assert_eq!(
+        one(&init_reboot(&mut s, T0, 2, ip(20))).message_type,
+        DHCPNAK
+    );
+    assert_eq!(one(&init_reboot(&mut s, T0, 2, have)).message_type, DHCPNAK);
+    // A client we have no record of, asking for a free pool address (lost
+    // lease file): authoritative, so ACK.
+    let ack = one(&init_reboot(&mut s, T0, 3, ip(107)));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(107)));
+    assert_eq!(s.status(T0).sent_nak, 5);
+}
+
+#[test]
+fn renewing_and_rebinding_extend_the_lease_and_answer_to_ciaddr() {
+    let mut s = server(10);
+    let have = lease(&mut s, T0, 1);
+    let actions = renew(&mut s, T0 + 1800, 1, have);
+    let ack = one(&actions);
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, have));
+    assert_eq!(ack.to, Destination::Unicast(have));
+    assert!(
+        actions.contains(&Action::Persist),
+        "the new expiry is saved"
+    );
+    assert!(
+        !actions.contains(&Action::LeasesChanged),
+        "nothing else changed"
+    );
+    assert!(s
+        .lease_file_contents(T0)
+        .starts_with(&(T0 + 1800 + 3600).to_string()));
+    // Someone renewing an address that is another client's: NAK.
+    assert_eq!(
+        one(&renew(&mut s, T0 + 1800, 2, have)).message_type,
+        DHCPNAK
+    );
+    // After b4d lost its leases (kill -9 before the file existed, say) a
+    // renewing client keeps its free address.
+    let mut fresh = server(10);
+    let ack = one(&renew(&mut fresh, T0, 1, have));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, have));
+}
+
+#[test]
+fn release_expires_the_lease_but_remembers_the_client() {
+    let mut s = server(10);
+    let have = lease(&mut s, T0, 1);
+    lease(&mut s, T0, 2);
+    let bytes = build_request(
+        DHCPRELEASE,
+        mac(1),
+        have,
+        &[(OPT_SERVER_ID, &SERVER.octets())],
+    );
+    let actions = s.handle(T0 + 5, Input::Received { bytes: &bytes });
+    assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
+    assert!(!s.lease_file_contents(T0 + 5).contains("192.168.1.100"));
+    assert_eq!(s.status(T0 + 5).active_leases, 1);
+    // A release by someone else changes nothing.
+    let bytes = build_request(DHCPRELEASE, mac(3), ip(101), &[]);
+    assert!(s
+        .handle(T0 + 5, Input::Received { bytes: &bytes })
+        .is_empty());
+    assert_eq!(s.status(T0).dropped.get("no-such-lease"), Some(&1));
+    // The client comes back and gets its old address.
+    assert_eq!(one(&discover(&mut s, T0 + 100, 1)).yiaddr, have);
+}
+
+#[test]
+fn decline_quarantines_the_address() {
+    let mut s = server(3);
+    let have = lease(&mut s, T0, 1);
+    let decline = |m: u8| {
+        build_request(
+            DHCPDECLINE,
+            mac(m),
+            NONE,
+            &[
+                (OPT_SERVER_ID, &SERVER.octets()),
+                (OPT_REQUESTED_IP, &have.octets()),
+            ],
+        )
+    };
+    // Only the holder can decline.
+    assert!(s
+        .handle(T0, Input::Received { bytes: &decline(2) })
+        .is_empty());
+    assert_eq!(s.status(T0).quarantined, 0);
+    let actions = s.handle(T0 + 1, Input::Received { bytes: &decline(1) });
+    assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
+    assert_eq!(s.status(T0 + 1).quarantined, 1);
+    // Neither the decliner nor anyone else is offered it.
+    assert_eq!(one(&discover(&mut s, T0 + 12, 1)).yiaddr, ip(101));
+    assert_eq!(one(&discover(&mut s, T0 + 12, 2)).yiaddr, ip(102));
+    // With the pool full, a third client takes over the oldest live offer
+    // (offers are not leases) but still not the quarantined address.
+    assert_eq!(one(&discover(&mut s, T0 + 12, 3)).yiaddr, ip(101));
+    assert_eq!(
+        one(&init_reboot(&mut s, T0 + 12, 3, have)).option(56),
+        Some(&b"declined recently, quarantined"[..])
+    );
+    // After the quarantine it can be handed out again.
+    let later = T0 + 1 + DECLINE_QUARANTINE_SECS;
+    assert_eq!(
+        one(&init_reboot(&mut s, later, 4, have)).message_type,
+        DHCPACK
+    );
+}
+
+#[test]
+fn inform_gets_configuration_but_no_lease() {
+    let mut s = server(10);
+    let bytes = build_request(DHCPINFORM, mac(9), ip(30), &[(OPT_PARAMETER_LIST, &[3, 6])]);
+    let actions = s.handle(T0, Input::Received { bytes: &bytes });
+    let ack = one(&actions);
+    assert_eq!(ack.message_type, DHCPACK);
+    assert_eq!(ack.to, Destination::Unicast(ip(30)));
+    assert_eq!(ack.yiaddr, NONE);
+    // RFC 2131 §4.3.5: no lease time.
+    assert_eq!(ack.codes(), [53, 54, 1, 3, 6]);
+    assert_eq!(actions.len(), 1, "no lease, nothing persisted");
+}
+
+#[test]
+fn static_host_gets_its_address_and_name_and_nobody_else_does() {
+    let mut s = server(10);
+    let offer = one(&discover(&mut s, T0, 50));
+    assert_eq!(offer.yiaddr, ip(20));
+    assert_eq!(offer.option(12), Some(&b"printer"[..]));
+    assert_eq!(one(&select(&mut s, T0, 50, ip(20))).message_type, DHCPACK);
+    // Asking for a pool address instead: NAK, its address is the static one.
+    assert_eq!(
+        one(&init_reboot(&mut s, T0, 50, ip(100))).message_type,
+        DHCPNAK
+    );
+    assert_eq!(one(&select(&mut s, T0, 3, ip(20))).message_type, DHCPNAK);
+    // A static lease matched by client identifier, whatever the MAC.
+    let mut by_id = Server::new(
+        ServerConfig {
+            statics: vec![StaticLease {
+                mac: mac(60),
+                client_id: Some(vec![0, b'x']),
+                ip: ip(21),
+                name: None,
+            }],
+            ..config(10)
+        },
+        Vec::new(),
+        T0,
+    );
+    let bytes = build_request(DHCPDISCOVER, mac(61), NONE, &[(OPT_CLIENT_ID, &[0, b'x'])]);
+    assert_eq!(
+        one(&by_id.handle(T0, Input::Received { bytes: &bytes })).yiaddr,
+        ip(21)
+    );
+}
+
+#[test]
+fn pool_exhaustion_sends_nothing_and_counts() {
+    let mut s = server(3);
+    for m in 1..=3 {
+        lease(&mut s, T0, m);
+    }
+    assert!(discover(&mut s, T0, 4).is_empty());
+    assert!(discover(&mut s, T0 + 1, 4).is_empty());
+    let status = s.status(T0 + 1);
+    assert_eq!(status.pool_exhausted, 2);
+    assert_eq!(status.dropped.get("pool-exhausted"), Some(&2));
+    assert_eq!((status.pool_size, status.pool_used), (3, 3));
+}
+
+#[test]
+fn expired_leases_are_reported_by_the_timer_and_reclaimed() {
+    let mut s = server(2);
+    lease(&mut s, T0, 1);
+    lease(&mut s, T0 + 100, 2);
+    assert_eq!(s.poll_timeout(), Some(T0 + 3600));
+    assert!(s.handle(T0 + 3599, Input::Timeout).is_empty());
+    let actions = s.handle(T0 + 3600, Input::Timeout);
+    assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
+    assert_eq!(s.poll_timeout(), Some(T0 + 3700));
+    assert_eq!(
+        s.lease_list(T0 + 3600)
+            .iter()
+            .filter(|l| !l.is_static)
+            .count(),
+        1
+    );
+    // A new client takes the expired address (the pool is otherwise full).
+    assert_eq!(one(&discover(&mut s, T0 + 3601, 3)).yiaddr, ip(100));
+    // That offer was never taken up; once it has lapsed, the first client,
+    // back later, gets the address again.
+    assert_eq!(one(&discover(&mut s, T0 + 3800, 1)).yiaddr, ip(100));
+}
+
+#[test]
+fn restored_leases_are_kept_unless_they_no_longer_fit() {
+    let stored = |ip: Ipv4Addr, m: u8, expires: u64| Lease {
+        client: ClientKey::Mac(mac(m)),
+        mac: mac(m),
+        ip,
+        hostname: None,
+        expires,
+    };
+    let restored = vec![
+        stored(ip(101), 1, T0 + 50),
+        stored(ip(150), 2, T0 + 50), // outside the pool now
+        stored(ip(20), 3, T0 + 50),  // a static address now
+        stored(ip(102), 4, T0 - 1),  // expired
+        stored(ip(103), 1, T0 + 10), // older duplicate of client 1
+    ];
+    let mut s = Server::new(config(10), restored, T0);
+    assert_eq!(s.status(T0).active_leases, 1);
+    assert_eq!(s.lease_file_contents(T0).lines().count(), 1);
+    assert_eq!(one(&renew(&mut s, T0, 1, ip(101))).message_type, DHCPACK);
+    assert_eq!(one(&discover(&mut s, T0, 9)).yiaddr, ip(100));
+}
+
+#[test]
+fn replies_fit_the_clients_maximum_message_size() {
+    let long_domain = format!(
+        "{}.{}.{}.example",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(60)
+    );
+    let mut s = Server::new(
+        ServerConfig {
+            domain: Some(long_domain),
+            ..config(10)
+        },
+        Vec::new(),
+        T0,
+    );
+    let ask = |max: u16| {
+        build_request(
+            DHCPDISCOVER,
+            mac(1),
+            NONE,
+            &[
+                (OPT_PARAMETER_LIST, &[15, 119, 3]),
+                (OPT_MAX_MESSAGE_SIZE, &max.to_be_bytes()),
+            ],
+        )
+    };
+    let small = one(&s.handle(T0, Input::Received { bytes: &ask(576) }));
+    assert!(small.len <= 576 - 28);
+    assert_eq!(
+        small.codes(),
+        [53, 54, 51, 58, 59, 1, 15, 3],
+        "119 did not fit"
+    );
+    let large = one(&s.handle(T0, Input::Received { bytes: &ask(1500) }));
+    assert_eq!(large.codes(), [53, 54, 51, 58, 59, 1, 15, 119, 3]);
+    // A silly small maximum is raised to the 576 every client must take.
+    let tiny = one(&s.handle(T0, Input::Received { bytes: &ask(100) }));
+    assert_eq!(tiny.len, small.len);
+}
+
+#[test]
+fn one_mac_is_rate_limited() {
+    let mut s = server(10);
+    let answered = (0..20)
+        .filter(|_| !discover(&mut s, T0, 1).is_empty())
+        .count();
+    assert_eq!(answered, usize::from(MAX_MESSAGES_PER_MAC_PER_SEC));
+    assert_eq!(s.status(T0).dropped.get("rate-limited"), Some(&12));
+    assert!(!discover(&mut s, T0 + 1, 1).is_empty(), "next second");
+}
+
+#[test]
+fn discover_flood_from_random_macs_keeps_state_bounded_and_real_clients_served() {
+    let mut s = server(10);
+    let real = lease(&mut s, T0, 1);
+    for n in 0..20_000u32 {
+        let m = n.to_be_bytes();
+        let bytes = build_request(DHCPDISCOVER, [6, 0, m[0], m[1], m[2], m[3]], NONE, &[]);
+        s.handle(T0 + u64::from(n / 1000), Input::Received { bytes: &bytes });
+    }
+    let status = s.status(T0 + 20).clone();
+    assert!(status.pool_used <= 10);
+    assert!(status.offers_evicted > 19_000, "{status:?}");
+    // The real client's lease is untouched and a newcomer still gets an offer.
+    assert_eq!(one(&renew(&mut s, T0 + 20, 1, real)).message_type, DHCPACK);
+    let offer = one(&discover(&mut s, T0 + 20, 2));
+    assert_eq!(
+        one(&select(&mut s, T0 + 20, 2, offer.yiaddr)).message_type,
+        DHCPACK
+    );
+}
+
+#[test]
+fn malformed_and_unexpected_messages_are_counted_per_reason() {
+    let mut s = server(10);
+    let good = build_request(DHCPDISCOVER, mac(1), NONE, &[]);
+    let mut wrong_cookie = good.clone();
+    wrong_cookie[239] = 0;
+    let offer_from_a_client = build_request(DHCPOFFER, mac(1), NONE, &[]);
+    // A relay on another subnet; one on the LAN is served (see below).
+    let mut relayed = good.clone();
+    relayed[24..28].copy_from_slice(&[10, 0, 0, 1]);
+    let no_address = build_request(DHCPREQUEST, mac(1), NONE, &[]);
+    for bytes in [
+        &good[..100],
+        &wrong_cookie,
+        &offer_from_a_client,
+        &relayed,
+        &no_address,
+    ] {
+        assert!(s.handle(T0, Input::Received { bytes }).is_empty());
+    }
+    let dropped = &s.status(T0).dropped;
+    for reason in [
+        "too-short",
+        "bad-magic-cookie",
+        "unexpected-type",
+        "relayed",
+        "no-address",
+    ] {
+        assert_eq!(dropped.get(reason), Some(&1), "{reason}: {dropped:?}");
+    }
+}
+
+#[test]
+fn a_relay_on_the_lan_subnet_is_answered_at_port_67() {
+    let mut s = server(10);
+    let mut bytes = build_request(DHCPDISCOVER, mac(1), NONE, &[]);
+    bytes[24..28].copy_from_slice(&ip(2).octets());
+    let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(offer.to, Destination::Relay(ip(2)));
+    let mut bytes = build_request(
+        DHCPREQUEST,
+        mac(1),
+        NONE,
+        &[(OPT_REQUESTED_IP, &ip(150).octets())],
+    );
+    bytes[24..28].copy_from_slice(&ip(2).octets());
+    let nak = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(
+        (nak.message_type, nak.to),
+        (DHCPNAK, Destination::Relay(ip(2)))
+    );
+}
+
+#[test]
+fn client_hostnames_are_checked() {
+    assert!(valid_hostname("tv-1"));
+    assert!(!valid_hostname("-tv") && !valid_hostname("tv.lan") && !valid_hostname(""));
+    assert!(!valid_hostname(&"a".repeat(64)) && !valid_hostname("tv_1"));
+    let mut s = server(10);
+    let req = |name: &[u8], fqdn: Option<&[u8]>| {
+        let mut options: Vec<(u8, &[u8])> = vec![
+            (OPT_REQUESTED_IP, &[192, 168, 1, 100]),
+            (OPT_HOSTNAME, name),
+        ];
+        if let Some(f) = fqdn {
+            options.push((OPT_CLIENT_FQDN, f));
+        }
+        build_request(DHCPREQUEST, mac(1), NONE, &options)
+    };
+    s.handle(
+        T0,
+        Input::Received {
+            bytes: &req(b"bad name!", None),
+        },
+    );
+    assert_eq!(
+        s.lease_list(T0)
+            .iter()
+            .find(|l| !l.is_static)
+            .unwrap()
+            .hostname,
+        None
+    );
+    s.handle(
+        T0,
+        Input::Received {
+            bytes: &req(b"x", Some(b"\x00\x00\x00laptop.home")),
+        },
+    );
+    assert_eq!(
+        s.lease_list(T0)
+            .iter()
+            .find(|l| !l.is_static)
+            .unwrap()
+            .hostname
+            .as_deref(),
+        Some("laptop")
+    );
+}
+
+/// One client message built from a few arbitrary choices: the interesting
+/// space (types, few MACs, addresses around the pool) rather than noise.
+fn arbitrary_message() -> impl Strategy<Value = Vec<u8>> {
+    (
+        1u8..=9,
+        0u8..6,
+        prop::option::of(95u8..110),
+        prop::option::of(95u8..110),
+        prop::option::of(prop_oneof![
+            Just(SERVER),
+            Just(Ipv4Addr::new(192, 168, 1, 2))
+        ]),
+        any::<bool>(),
+    )
+        .prop_map(|(t, m, requested, ciaddr, server_id, client_id)| {
+            let requested = requested.map(|r| ip(r).octets());
+            let server_id = server_id.map(|s| s.octets());
+            let mut options: Vec<(u8, &[u8])> = Vec::new();
+            if let Some(r) = &requested {
+                options.push((OPT_REQUESTED_IP, r));
+            }
+            if let Some(s) = &server_id {
+                options.push((OPT_SERVER_ID, s));
+            }
+            let id = [1, m];
+            if client_id {
+                options.push((OPT_CLIENT_ID, &id));
+            }
+            build_request(t, mac(m), ciaddr.map_or(NONE, ip), &options)
+        })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut s = server(5);
+        let _ = s.handle(T0, Input::Received { bytes: &bytes });
+    }
+
+    #[test]
+    fn arbitrary_exchanges_keep_the_invariants(
+        steps in prop::collection::vec((arbitrary_message(), 0u64..400), 1..40)
+    ) {
+        let mut s = server(5);
+        let mut now = T0;
+        for (bytes, dt) in &steps {
+            now += dt;
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle(now, Input::Timeout);
+            }
+            for reply in sent(&s.handle(now, Input::Received { bytes })) {
+                if reply.message_type != DHCPNAK && !reply.yiaddr.is_unspecified() {
+                    // Only pool or static addresses are ever handed out.
+                    let n = reply.yiaddr.octets()[3];
+                    prop_assert!((100..105).contains(&n) || n == 20, "{reply:?}");
+                }
+            }
+            let file = s.lease_file_contents(now);
+            let (parsed, bad) = super::leases::parse(&file, valid_hostname);
+            prop_assert_eq!(bad, 0);
+            // One active lease per address and per client.
+            let mut ips: Vec<_> = parsed.iter().map(|l| l.ip).collect();
+            ips.sort();
+            ips.dedup();
+            prop_assert_eq!(ips.len(), parsed.len());
+            let status = s.status(now);
+            prop_assert!(status.pool_used <= status.pool_size);
+        }
+    }
+}

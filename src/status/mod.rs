@@ -1,0 +1,109 @@
+//! The one status model: what state the B4 is in and why.
+//!
+//! A plain struct that the subsystems update (through a
+//! `tokio::sync::watch::Sender<Status>`, with `send_modify`) and that ubus, the
+//! logs and the CLI read, so there is one truth. It starts small (overall state,
+//! reason, uptime, version, last event and error); each subsystem adds its own
+//! section as a field here (`dhcpv6`, `aftr`, `tunnel`, `dns`, `dhcpv4`) when it
+//! has something to report, and `ubus::b4` renders it.
+
+pub mod collect;
+
+use std::fmt;
+use std::time::{Instant, SystemTime};
+
+use crate::dhcpv6::ClientStatus;
+use crate::tunnel::driver::TunnelStatus;
+
+/// The B4's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Just started, nothing known yet.
+    Starting,
+    /// Waiting for the WAN: link, DHCPv6 lease, AFTR name.
+    WaitingForWan,
+    /// Tunnel up: IPv4 works through the AFTR.
+    Up,
+    /// Something needed is missing or failed; the reason says what.
+    Down,
+    /// Stood down on purpose (tunnel disabled, native IPv4 present).
+    Disabled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::WaitingForWan => "waiting-for-wan",
+            State::Up => "up",
+            State::Down => "down",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happened, with when (wall clock, for people; Unix seconds on
+/// the wire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub at: SystemTime,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub version: &'static str,
+    /// When the daemon started, for uptime.
+    pub started: Instant,
+    pub state: State,
+    /// Why the state is what it is, in words a support desk can act on
+    /// ("AFTR name aftr.example.net has no AAAA (NXDOMAIN), retry in 8 s").
+    pub reason: String,
+    /// When `state` last changed.
+    pub since: Instant,
+    pub last_event: Option<Stamped>,
+    pub last_error: Option<Stamped>,
+    pub wan_device: String,
+    /// `None` with DHCPv6 off.
+    pub dhcpv6: Option<ClientStatus>,
+    /// `None` with the tunnel disabled.
+    pub tunnel: Option<TunnelStatus>,
+}
+
+impl Status {
+    pub fn new(now: Instant) -> Status {
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            started: now,
+            state: State::Starting,
+            reason: "starting".to_string(),
+            since: now,
+            last_event: None,
+            last_error: None,
+            wan_device: String::new(),
+            dhcpv6: None,
+            tunnel: None,
+        }
+    }
+
+    /// Changes the overall state; returns whether anything changed (for
+    /// `watch::Sender::send_if_modified`).
+    pub fn set_state(&mut self, now: Instant, state: State, reason: impl Into<String>) -> bool {
+        let reason = reason.into();
+        if self.state == state && self.reason == reason {
+            return false;
+        }
+        if self.state != state {
+            self.since = now;
+        }
+        self.state = state;
+        self.reason = reason;
+        true
+    }
+}

@@ -1,0 +1,456 @@
+//! Which AFTR the tunnel points at: the sans-I/O core of AFTR resolution.
+//!
+//! The name comes from DHCPv6 option 64 (RFC 6334) unless the config names
+//! the AFTR itself (an address, or a name that replaces option 64). The core
+//! asks its driver for lookups ([`Lookup`]), learns their outcome, keeps
+//! every usable AAAA record, re-resolves when the TTL runs out, and backs off
+//! exponentially with jitter after failures: today's OpenWrt chain instead
+//! tears the tunnel down and retries every ~3 s forever.
+//!
+//! Failures are of two kinds. An authoritative "no" (NXDOMAIN, no AAAA, only
+//! unusable addresses) withdraws the AFTR at once. A transient one (every
+//! server timed out or answered SERVFAIL) keeps the last good addresses for
+//! up to [`STALE_LIMIT`] (serve-stale, RFC 8767 §5), so a DNS outage does not
+//! take IPv4 down with it.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// Re-resolve no sooner than this after an answer, whatever its TTL.
+pub const MIN_REFRESH: Duration = Duration::from_secs(5);
+/// Re-resolve at least this often, whatever the TTL.
+pub const MAX_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// First retry after a failure; doubles per failure up to [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long last good addresses stay in use while every server fails.
+pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Where the AFTR comes from, fixed by the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AftrSource {
+    /// DHCPv6 option 64.
+    Dhcpv6,
+    /// `wan.aftr` is a name: resolve it instead of option 64.
+    ConfiguredName(String),
+    /// `wan.aftr` is an address: nothing to resolve.
+    ConfiguredAddress(Ipv6Addr),
+}
+
+/// A lookup the driver must run: AAAA for `name` against `servers`, in
+/// order, reporting back with `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub id: u64,
+    pub name: String,
+    pub servers: Vec<Ipv6Addr>,
+}
+
+/// How a lookup ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupResult {
+    Addresses {
+        addresses: Vec<Ipv6Addr>,
+        ttl: u32,
+        server: Ipv6Addr,
+    },
+    /// NXDOMAIN.
+    NoSuchName { server: Ipv6Addr },
+    /// NOERROR without AAAA.
+    NoAddresses { server: Ipv6Addr },
+    /// No server gave a usable answer (timeouts, SERVFAIL, REFUSED, ...).
+    AllServersFailed { detail: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Option 64 as of the latest DHCPv6 Reply (`None`: absent or lease gone).
+    DhcpName(Option<String>),
+    /// DNS servers to ask (DHCPv6 option 23, or the configured ones).
+    Servers(Vec<Ipv6Addr>),
+    /// The B4's own IPv6 addresses: an AFTR answer naming one is unusable.
+    OwnAddresses(Vec<Ipv6Addr>),
+    Completed {
+        id: u64,
+        result: LookupResult,
+    },
+    /// Re-resolve now (ubus `renew`, SIGUSR1), resetting the backoff.
+    Refresh,
+    Timeout,
+}
+
+/// Why there is no AFTR address to use, in words for status and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    NoName,
+    NoServers {
+        name: String,
+    },
+    NoSuchName {
+        name: String,
+        server: Ipv6Addr,
+    },
+    NoAddresses {
+        name: String,
+        server: Ipv6Addr,
+    },
+    OnlyUnusable {
+        name: String,
+        rejected: Vec<(Ipv6Addr, &'static str)>,
+    },
+    AllServersFailed {
+        name: String,
+        detail: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NoName => {
+                f.write_str("no AFTR name (DHCPv6 option 64 absent, none configured)")
+            }
+            Problem::NoServers { name } => {
+                write!(
+                    f,
+                    "AFTR name {name}: no DNS servers to ask (DHCPv6 option 23 absent)"
+                )
+            }
+            Problem::NoSuchName { name, server } => {
+                write!(
+                    f,
+                    "AFTR name {name} does not exist (NXDOMAIN from {server})"
+                )
+            }
+            Problem::NoAddresses { name, server } => {
+                write!(
+                    f,
+                    "AFTR name {name} has no AAAA record (answer from {server})"
+                )
+            }
+            Problem::OnlyUnusable { name, rejected } => {
+                write!(f, "AFTR name {name} resolves only to unusable addresses:")?;
+                for (addr, why) in rejected {
+                    write!(f, " {addr} ({why})")?;
+                }
+                Ok(())
+            }
+            Problem::AllServersFailed { name, detail } => {
+                write!(f, "AFTR name {name}: no DNS server answered ({detail})")
+            }
+        }
+    }
+}
+
+/// What the rest of b4d (tunnel, status) sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AftrStatus {
+    /// The name being resolved; `None` with a configured address.
+    pub name: Option<String>,
+    /// Every usable address of the latest answer, in the server's order.
+    pub addresses: Vec<Ipv6Addr>,
+    /// The address the tunnel uses.
+    pub selected: Option<Ipv6Addr>,
+    pub resolved_at: Option<Instant>,
+    pub ttl: Option<u32>,
+    /// The DNS server that gave the answer in use.
+    pub server: Option<Ipv6Addr>,
+    /// The addresses in use are from an earlier answer: resolution is failing.
+    pub stale: bool,
+    pub problem: Option<String>,
+    pub next_attempt: Option<Instant>,
+    /// Failed lookups in a row.
+    pub failures: u32,
+}
+
+pub struct AftrResolver {
+    source: AftrSource,
+    dhcp_name: Option<String>,
+    servers: Vec<Ipv6Addr>,
+    own: Vec<Ipv6Addr>,
+    status: AftrStatus,
+    /// The lookup the driver is running, if any.
+    in_flight: Option<u64>,
+    next_id: u64,
+    /// A lookup to hand to the driver.
+    pending: Option<Lookup>,
+    /// When the next lookup is due (refresh or retry).
+    due: Option<Instant>,
+    /// When stale addresses must be given up.
+    stale_until: Option<Instant>,
+    /// The name changed: the old name's address stays in use until the
+    /// first lookup of the new one ends (make before break), then goes
+    /// whatever that lookup says.
+    replacing: bool,
+    rng: StdRng,
+}
+
+/// Why an address cannot be a tunnel endpoint, if it cannot.
+pub fn unusable(addr: Ipv6Addr, own: &[Ipv6Addr]) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("unspecified")
+    } else if addr.is_loopback() {
+        Some("loopback")
+    } else if addr.is_unicast_link_local() {
+        Some("link-local")
+    } else if addr.is_multicast() {
+        Some("multicast")
+    } else if addr.to_ipv4_mapped().is_some() {
+        Some("IPv4-mapped")
+    } else if own.contains(&addr) {
+        Some("our own address")
+    } else {
+        None
+    }
+}
+
+impl AftrResolver {
+    pub fn new(source: AftrSource, seed: u64) -> Self {
+        let mut resolver = AftrResolver {
+            source,
+            dhcp_name: None,
+            servers: Vec::new(),
+            own: Vec::new(),
+            status: AftrStatus::default(),
+            in_flight: None,
+            next_id: 1,
+            pending: None,
+            due: None,
+            stale_until: None,
+            replacing: false,
+            rng: StdRng::seed_from_u64(seed),
+        };
+        resolver.restart(false);
+        resolver
+    }
+
+    pub fn status(&self) -> &AftrStatus {
+        &self.status
+    }
+
+    /// The AFTR address to use now.
+    pub fn selected(&self) -> Option<Ipv6Addr> {
+        self.status.selected
+    }
+
+    /// A lookup the driver should start (at most one runs at a time).
+    pub fn poll_lookup(&mut self) -> Option<Lookup> {
+        self.pending.take()
+    }
+
+    /// When the core wants `Input::Timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.due, self.stale_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn name(&self) -> Option<String> {
+        match &self.source {
+            AftrSource::Dhcpv6 => self.dhcp_name.clone(),
+            AftrSource::ConfiguredName(name) => Some(name.clone()),
+            AftrSource::ConfiguredAddress(_) => None,
+        }
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::DhcpName(name) => {
+                if name != self.dhcp_name {
+                    let renamed = name.is_some() && self.dhcp_name.is_some();
+                    self.dhcp_name = name;
+                    if self.source == AftrSource::Dhcpv6 {
+                        self.restart(renamed);
+                    }
+                }
+            }
+            Input::Servers(servers) => {
+                if servers != self.servers {
+                    self.servers = servers;
+                    // New servers deserve a try at once if we are failing
+                    // (or have never asked); a working answer stays until
+                    // its TTL.
+                    if self.status.selected.is_none() || self.status.stale {
+                        self.status.failures = 0;
+                        self.ask();
+                    }
+                }
+            }
+            Input::OwnAddresses(own) => {
+                self.own = own;
+                if let Some(selected) = self.status.selected {
+                    if self.own.contains(&selected) {
+                        self.ask();
+                    }
+                }
+            }
+            Input::Completed { id, result } => {
+                if self.in_flight == Some(id) {
+                    self.in_flight = None;
+                    self.complete(now, result);
+                }
+            }
+            Input::Refresh => {
+                self.status.failures = 0;
+                self.ask();
+            }
+            Input::Timeout => {
+                if self.stale_until.is_some_and(|t| now >= t) {
+                    self.stale_until = None;
+                    self.status.addresses.clear();
+                    self.status.selected = None;
+                    self.status.stale = false;
+                }
+                if self.due.is_some_and(|t| now >= t) {
+                    self.due = None;
+                    self.ask();
+                }
+            }
+        }
+    }
+
+    /// The name (or the source) changed: ask anew. With `keep_current`
+    /// the address in use stays until that lookup ends.
+    fn restart(&mut self, keep_current: bool) {
+        let previous = std::mem::take(&mut self.status);
+        self.status.name = self.name();
+        self.replacing = keep_current && previous.selected.is_some();
+        if self.replacing {
+            self.status.addresses = previous.addresses;
+            self.status.selected = previous.selected;
+        }
+        self.stale_until = None;
+        self.in_flight = None;
+        self.pending = None;
+        self.due = None;
+        if let AftrSource::ConfiguredAddress(addr) = self.source {
+            self.status.addresses = vec![addr];
+            self.status.selected = Some(addr);
+            return;
+        }
+        self.ask();
+    }
+
+    /// Starts a lookup now, if there is anything to look up.
+    fn ask(&mut self) {
+        if matches!(self.source, AftrSource::ConfiguredAddress(_)) {
+            return;
+        }
+        let Some(name) = self.name() else {
+            self.status.problem = Some(Problem::NoName.to_string());
+            self.status.addresses.clear();
+            self.status.selected = None;
+            self.due = None;
+            return;
+        };
+        if self.servers.is_empty() {
+            // Not a failure to back off from: the servers arrive with the
+            // next DHCPv6 Reply, which wakes us up.
+            self.status.problem = Some(Problem::NoServers { name }.to_string());
+            self.due = None;
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight = Some(id);
+        self.due = None;
+        self.status.next_attempt = None;
+        self.pending = Some(Lookup {
+            id,
+            name,
+            servers: self.servers.clone(),
+        });
+    }
+
+    fn complete(&mut self, now: Instant, result: LookupResult) {
+        let name = self.name().unwrap_or_default();
+        let replacing = std::mem::take(&mut self.replacing);
+        let problem = match result {
+            LookupResult::Addresses {
+                addresses,
+                ttl,
+                server,
+            } => {
+                let mut usable = Vec::new();
+                let mut rejected = Vec::new();
+                for addr in addresses {
+                    match unusable(addr, &self.own) {
+                        None if !usable.contains(&addr) => usable.push(addr),
+                        None => {}
+                        Some(why) => rejected.push((addr, why)),
+                    }
+                }
+                if usable.is_empty() {
+                    Problem::OnlyUnusable { name, rejected }
+                } else {
+                    // Stay on the address in use while the answer still has
+                    // it: re-resolving must not move the tunnel needlessly.
+                    let selected = match self.status.selected {
+                        Some(current) if !replacing && usable.contains(&current) => current,
+                        _ => usable[0],
+                    };
+                    let refresh =
+                        Duration::from_secs(u64::from(ttl)).clamp(MIN_REFRESH, MAX_REFRESH);
+                    self.status.addresses = usable;
+                    self.status.selected = Some(selected);
+                    self.status.resolved_at = Some(now);
+                    self.status.ttl = Some(ttl);
+                    self.status.server = Some(server);
+                    self.status.stale = false;
+                    self.status.problem = None;
+                    self.status.failures = 0;
+                    self.status.next_attempt = Some(now + refresh);
+                    self.stale_until = None;
+                    self.due = Some(now + refresh);
+                    return;
+                }
+            }
+            LookupResult::NoSuchName { server } => Problem::NoSuchName { name, server },
+            LookupResult::NoAddresses { server } => Problem::NoAddresses { name, server },
+            LookupResult::AllServersFailed { detail } => {
+                let transient = Problem::AllServersFailed { name, detail };
+                if self.status.selected.is_some() && !replacing {
+                    // Keep the last good answer (RFC 8767 serve-stale).
+                    if !self.status.stale {
+                        self.status.stale = true;
+                        self.stale_until = Some(now + STALE_LIMIT);
+                    }
+                    self.fail(now, transient);
+                    return;
+                }
+                transient
+            }
+        };
+        // An authoritative "no": the AFTR is withdrawn now.
+        self.status.addresses.clear();
+        self.status.selected = None;
+        self.status.stale = false;
+        self.stale_until = None;
+        self.fail(now, problem);
+    }
+
+    /// Records a failure and schedules the retry: INITIAL_BACKOFF doubling
+    /// to MAX_BACKOFF, each delay randomized by ±20% so that a fleet of CPEs
+    /// that lost DNS together does not retry together.
+    fn fail(&mut self, now: Instant, problem: Problem) {
+        self.status.failures = self.status.failures.saturating_add(1);
+        let exponent = (self.status.failures - 1).min(16);
+        let base = INITIAL_BACKOFF
+            .saturating_mul(1 << exponent)
+            .min(MAX_BACKOFF);
+        let factor = self.rng.random_range(0.8..1.2);
+        let delay = base.mul_f64(factor);
+        self.status.problem = Some(problem.to_string());
+        self.status.next_attempt = Some(now + delay);
+        self.due = Some(now + delay);
+    }
+}
+
+#[cfg(test)]
+#[path = "aftr_tests.rs"]
+mod tests;

@@ -1,0 +1,512 @@
+//! The one reconcile loop of the B4. It wakes on kernel notifications (links,
+//! addresses, IPv4 routes), on DHCPv6 changes, on the AFTR resolver's timers
+//! and lookups, and on requests; then it observes the kernel, plans, and
+//! applies the plan until the kernel matches. Nothing here polls.
+
+use std::io;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::aftr::{self, AftrResolver, AftrSource, AftrStatus, LookupResult};
+use super::kernel::{self, Kernel};
+use super::lookup;
+use super::plan::{self, Down, Knowledge, MssClamp, Observed, Prefix, TunnelSpec, WanAddress};
+use crate::config::Tunnel;
+use crate::dhcpv6::lease::{remaining, Deadline};
+use crate::dhcpv6::ClientStatus;
+
+/// A plan whose operations keep failing is retried after this, doubling up
+/// to [`MAX_RETRY`] (EBUSY or a racing netifd settle by themselves).
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+/// After a start, how long b4d waits at most for DHCPv6 and the AFTR lookup
+/// before it removes a tunnel found at start that it cannot confirm.
+const STARTUP_GRACE: Duration = Duration::from_secs(30);
+/// Observe-plan-apply rounds per wake-up: creating the tunnel takes two
+/// (the device, then what goes on it); more means something fights us.
+const MAX_ROUNDS: usize = 4;
+
+/// Requests from the rest of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-resolve the AFTR now (ubus `renew`, SIGUSR1).
+    Refresh,
+}
+
+/// The tunnel as the status report shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelStatus {
+    /// "up" or "down".
+    pub state: &'static str,
+    /// Down on purpose: disabled in the config, or native IPv4 present.
+    pub standing_down: bool,
+    /// Why it is down, in words.
+    pub reason: Option<String>,
+    pub spec: Option<TunnelSpec>,
+    pub since: Option<Instant>,
+    pub aftr: AftrStatus,
+    /// The last kernel operation that failed, with the error.
+    pub last_error: Option<String>,
+}
+
+pub struct Settings {
+    pub tunnel: Tunnel,
+    pub wan: String,
+    pub aftr: AftrSource,
+    /// DNS servers for the AFTR name when DHCPv6 gives none (`lan.dns_server`).
+    pub fallback_servers: Vec<Ipv6Addr>,
+}
+
+fn seconds(deadline: Deadline, now: Instant) -> u32 {
+    remaining(deadline, now).map_or(u32::MAX, |s| s.min(u64::from(u32::MAX - 1)) as u32)
+}
+
+/// The lease in the plan's terms, lifetimes counted from `now`.
+fn lease_knowledge(status: &ClientStatus, now: Instant) -> (Vec<WanAddress>, Vec<Prefix>) {
+    let Some(lease) = &status.lease else {
+        return (Vec::new(), Vec::new());
+    };
+    let leased = lease
+        .addresses
+        .iter()
+        .map(|a| WanAddress {
+            addr: a.addr,
+            preferred: seconds(a.preferred_until, now),
+            valid: seconds(a.valid_until, now),
+        })
+        .filter(|a| a.valid > 0)
+        .collect();
+    let delegated = lease
+        .prefixes
+        .iter()
+        .map(|p| Prefix {
+            prefix: p.prefix,
+            len: p.len,
+            preferred: seconds(p.preferred_until, now),
+            valid: seconds(p.valid_until, now),
+        })
+        .filter(|p| p.valid > 0)
+        .collect();
+    (leased, delegated)
+}
+
+struct Loop {
+    settings: Settings,
+    kernel: Kernel,
+    resolver: AftrResolver,
+    lookup: Option<JoinHandle<(u64, LookupResult)>>,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    mss_clamp: Option<MssClamp>,
+    /// The verdict last logged, so that only changes are logged.
+    last_verdict: Option<Result<TunnelSpec, Down>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    status: watch::Sender<TunnelStatus>,
+    own_addresses: Vec<Ipv6Addr>,
+    /// Set at start: see `Knowledge::settling`.
+    settling_until: Option<Instant>,
+    /// Where DAD failures of leased addresses go (the DHCPv6 client).
+    dhcpv6_control: Option<mpsc::Sender<crate::dhcpv6::driver::Control>>,
+    /// Leased addresses whose DAD failure was reported already; never
+    /// installed again.
+    declined: Vec<Ipv6Addr>,
+    /// Leased addresses last seen in DAD.
+    tentative_seen: Vec<Ipv6Addr>,
+}
+
+impl Loop {
+    /// Feeds the resolver from the latest DHCPv6 state.
+    fn absorb_dhcpv6(&mut self, now: Instant) {
+        let (name, servers) = match &self.dhcpv6 {
+            Some(rx) => {
+                let status = rx.borrow();
+                (
+                    status.info.aftr_name.clone(),
+                    status.info.dns_servers.clone(),
+                )
+            }
+            None => (None, Vec::new()),
+        };
+        let servers = if servers.is_empty() {
+            self.settings.fallback_servers.clone()
+        } else {
+            servers
+        };
+        self.resolver.handle(now, aftr::Input::Servers(servers));
+        self.resolver.handle(now, aftr::Input::DhcpName(name));
+    }
+
+    fn knowledge(&self, now: Instant) -> Knowledge {
+        let (mut leased, delegated) = match &self.dhcpv6 {
+            Some(rx) => lease_knowledge(&rx.borrow(), now),
+            None => (Vec::new(), Vec::new()),
+        };
+        leased.retain(|a| !self.declined.contains(&a.addr));
+        let aftr = self.resolver.selected().ok_or_else(|| {
+            self.resolver
+                .status()
+                .problem
+                .clone()
+                .unwrap_or_else(|| "AFTR not resolved yet".into())
+        });
+        Knowledge {
+            leased,
+            delegated,
+            aftr,
+            settling: self.settling_until.is_some_and(|t| now < t),
+        }
+    }
+
+    /// Ends the startup grace once DHCPv6 has a lease (or is off) and the
+    /// AFTR lookup has answered either way.
+    fn check_settled(&mut self) {
+        if self.settling_until.is_none() {
+            return;
+        }
+        let lease = match &self.dhcpv6 {
+            Some(rx) => rx.borrow().lease.is_some(),
+            None => true,
+        };
+        let aftr = self.resolver.status();
+        let answered =
+            aftr.selected.is_some() || aftr.failures > 0 || (lease && aftr.name.is_none());
+        if lease && answered {
+            self.settling_until = None;
+        }
+    }
+
+    /// Starts the lookup the resolver wants, if any.
+    fn start_lookup(&mut self) {
+        if let Some(request) = self.resolver.poll_lookup() {
+            if let Some(old) = self.lookup.take() {
+                old.abort();
+            }
+            info!(
+                "AFTR: resolving {} (AAAA) via {}",
+                request.name,
+                request
+                    .servers
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.lookup = Some(tokio::spawn(async move {
+                (request.id, lookup::run(&request).await)
+            }));
+        }
+    }
+
+    fn lookup_done(&mut self, now: Instant, id: u64, result: LookupResult) {
+        self.lookup = None;
+        let before = self.resolver.status().clone();
+        self.resolver
+            .handle(now, aftr::Input::Completed { id, result });
+        let after = self.resolver.status();
+        if after.addresses != before.addresses || after.problem != before.problem {
+            match (&after.problem, after.selected) {
+                (None, Some(selected)) => info!(
+                    "AFTR: {} is [{}] (TTL {}s), using {selected}",
+                    after.name.as_deref().unwrap_or("?"),
+                    after
+                        .addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    after.ttl.unwrap_or(0)
+                ),
+                (Some(problem), _) => warn!(
+                    "AFTR: {problem}; retry in {:.1}s{}",
+                    after
+                        .next_attempt
+                        .map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64()),
+                    if after.stale {
+                        " (keeping the last good address)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    async fn observe(&self) -> io::Result<Observed> {
+        self.kernel
+            .observe(
+                &self.settings.wan,
+                self.settings.tunnel.name.as_str(),
+                self.mss_clamp.clone(),
+            )
+            .await
+    }
+
+    /// Observe, plan, apply until the kernel matches (or MAX_ROUNDS).
+    async fn reconcile(&mut self, now: Instant) {
+        let mut error = None;
+        let mut verdict = None;
+        for _ in 0..MAX_ROUNDS {
+            let observed = match self.observe().await {
+                Ok(observed) => observed,
+                Err(e) => {
+                    error = Some(format!("observe: {e}"));
+                    break;
+                }
+            };
+            self.note_own_addresses(now, &observed);
+            self.report_dad_failures(now, &observed);
+            let plan = plan::plan(
+                &self.settings.tunnel,
+                &self.settings.wan,
+                &self.knowledge(now),
+                &observed,
+            );
+            verdict = Some(plan.verdict.clone());
+            if plan.ops.is_empty() {
+                error = None;
+                break;
+            }
+            if let Err(e) = self.apply(&plan.ops).await {
+                error = Some(e);
+                break;
+            }
+        }
+        self.settle(now, verdict, error);
+    }
+
+    /// A leased address whose DAD failed is someone else's: the DHCPv6
+    /// client declines it (once) and asks for another. The kernel marks a
+    /// permanent address dadfailed but *deletes* one with lifetimes, as b4d
+    /// installs them; so an address seen tentative that vanished is a
+    /// failure too.
+    fn report_dad_failures(&mut self, now: Instant, observed: &Observed) {
+        let Some(wan) = &observed.wan else {
+            return;
+        };
+        for leased in self.knowledge(now).leased {
+            let present = wan.addresses.iter().find(|a| a.addr == leased.addr);
+            let failed = match present {
+                Some(a) if a.dad_failed => true,
+                Some(a) if a.tentative => {
+                    if !self.tentative_seen.contains(&a.addr) {
+                        self.tentative_seen.push(a.addr);
+                    }
+                    false
+                }
+                Some(a) => {
+                    self.tentative_seen.retain(|t| *t != a.addr);
+                    false
+                }
+                None => self.tentative_seen.contains(&leased.addr),
+            };
+            if failed && !self.declined.contains(&leased.addr) {
+                warn!(
+                    "WAN address {} failed duplicate address detection: declining it",
+                    leased.addr
+                );
+                if let Some(control) = &self.dhcpv6_control {
+                    let _ =
+                        control.try_send(crate::dhcpv6::driver::Control::DadFailed(leased.addr));
+                }
+                self.declined.push(leased.addr);
+                self.tentative_seen.retain(|t| *t != leased.addr);
+            }
+        }
+    }
+
+    fn note_own_addresses(&mut self, now: Instant, observed: &Observed) {
+        let own: Vec<Ipv6Addr> = observed
+            .wan
+            .iter()
+            .flat_map(|w| w.addresses.iter().map(|a| a.addr))
+            .collect();
+        if own != self.own_addresses {
+            self.own_addresses = own.clone();
+            self.resolver.handle(now, aftr::Input::OwnAddresses(own));
+        }
+    }
+
+    /// Applies operations in order; stops at the first failure.
+    async fn apply(&mut self, ops: &[plan::Op]) -> Result<(), String> {
+        for op in ops {
+            log::debug!("tunnel: {op}");
+            self.kernel.apply(op).await.map_err(|e| e.to_string())?;
+            match op {
+                plan::Op::LoadMssClamp(clamp) => self.mss_clamp = Some(clamp.clone()),
+                plan::Op::RemoveMssClamp => self.mss_clamp = None,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of a reconcile: logs changes, publishes status,
+    /// schedules a retry after failures.
+    fn settle(
+        &mut self,
+        now: Instant,
+        verdict: Option<Result<TunnelSpec, Down>>,
+        error: Option<String>,
+    ) {
+        match &error {
+            Some(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = FIRST_RETRY
+                    .saturating_mul(1 << (self.failures - 1).min(10))
+                    .min(MAX_RETRY);
+                if self.failures == 1 {
+                    warn!("tunnel: {e} (retrying, next in {}s)", delay.as_secs());
+                }
+                self.retry_at = Some(now + delay);
+            }
+            None => {
+                if self.failures > 0 {
+                    info!("tunnel: kernel operations succeed again");
+                }
+                self.failures = 0;
+                self.retry_at = None;
+            }
+        }
+        if let Some(verdict) = verdict {
+            if self.last_verdict.as_ref() != Some(&verdict) && error.is_none() {
+                match &verdict {
+                    Ok(spec) => info!(
+                        "tunnel up: {} local {} remote {} mtu {} ({}/29, default route metric {})",
+                        spec.name,
+                        spec.local,
+                        spec.remote,
+                        spec.mtu,
+                        spec.ipv4,
+                        spec.default_route_metric
+                            .map_or("none".into(), |m| m.to_string())
+                    ),
+                    Err(why) => info!("tunnel down: {why}"),
+                }
+                self.last_verdict = Some(verdict.clone());
+            }
+            self.status.send_modify(|s| {
+                let up = verdict.is_ok() && error.is_none();
+                if s.state != if up { "up" } else { "down" } {
+                    s.since = Some(now);
+                }
+                s.state = if up { "up" } else { "down" };
+                s.reason = verdict.as_ref().err().map(|d| d.to_string());
+                s.standing_down = matches!(verdict, Err(Down::Disabled) | Err(Down::NativeIpv4(_)));
+                s.spec = verdict.as_ref().ok().cloned();
+            });
+        }
+        let aftr = self.resolver.status().clone();
+        self.status.send_modify(|s| {
+            s.aftr = aftr;
+            if let Some(e) = &error {
+                s.last_error = Some(e.clone());
+            }
+        });
+    }
+
+    /// SIGTERM: remove what b4d made.
+    async fn stop(&mut self) {
+        match self.observe().await {
+            Ok(observed) => {
+                for op in plan::stop(&observed) {
+                    if let Err(e) = self.kernel.apply(&op).await {
+                        warn!("tunnel: at stop: {e}");
+                    }
+                }
+                info!("tunnel removed");
+            }
+            Err(e) => warn!("tunnel: at stop: observe: {e}"),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub async fn run(
+    settings: Settings,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    dhcpv6_control: Option<mpsc::Sender<crate::dhcpv6::driver::Control>>,
+    mut control: mpsc::Receiver<Control>,
+    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<TunnelStatus>,
+    seed: u64,
+) -> io::Result<()> {
+    let (kernel, mut notifications) = Kernel::open()?;
+    let resolver = AftrResolver::new(settings.aftr.clone(), seed);
+    let mut this = Loop {
+        settings,
+        kernel,
+        resolver,
+        lookup: None,
+        dhcpv6,
+        mss_clamp: None,
+        last_verdict: None,
+        failures: 0,
+        retry_at: None,
+        status,
+        own_addresses: Vec::new(),
+        settling_until: Some(Instant::now() + STARTUP_GRACE),
+        dhcpv6_control,
+        declined: Vec::new(),
+        tentative_seen: Vec::new(),
+    };
+    this.absorb_dhcpv6(Instant::now());
+    loop {
+        let now = Instant::now();
+        this.start_lookup();
+        this.check_settled();
+        this.reconcile(now).await;
+        this.start_lookup();
+        let wake = this.resolver.poll_timeout();
+        tokio::select! {
+            changed = kernel::changed(&mut notifications) => {
+                changed?;
+                // Coalesce a burst (our own operations cause several).
+                while notifications.try_recv().is_ok() {}
+            }
+            changed = async {
+                match this.dhcpv6.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    // The DHCPv6 client ended (shutdown in progress).
+                    this.dhcpv6 = None;
+                }
+                this.absorb_dhcpv6(Instant::now());
+            }
+            done = async { this.lookup.as_mut().expect("guarded").await }, if this.lookup.is_some() => {
+                match done {
+                    Ok((id, result)) => this.lookup_done(Instant::now(), id, result),
+                    Err(e) => {
+                        this.lookup = None;
+                        warn!("AFTR lookup task failed: {e}");
+                    }
+                }
+            }
+            _ = sleep_until(wake) => this.resolver.handle(Instant::now(), aftr::Input::Timeout),
+            _ = sleep_until(this.retry_at) => {}
+            _ = sleep_until(this.settling_until) => this.settling_until = None,
+            Some(request) = control.recv() => match request {
+                Control::Refresh => this.resolver.handle(Instant::now(), aftr::Input::Refresh),
+            },
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow_and_update() {
+                    this.stop().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

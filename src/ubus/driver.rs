@@ -1,0 +1,216 @@
+//! The tokio task around [`Connection`]: owns the unix socket to ubusd, feeds the
+//! core bytes and time, executes its actions, and hands calls to the daemon over
+//! channels. Nothing protocol-related is decided here.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use log::{debug, info, warn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::connection::{Action, Call, CallId, Connection, ObjectSpec, Reply, RECONNECT_MAX};
+use super::wire::{Status, Table};
+
+/// Where OpenWrt's ubusd listens (`UBUS_UNIX_SOCKET`).
+pub const DEFAULT_SOCKET: &str = "/var/run/ubus/ubus.sock";
+
+/// A call for the daemon to answer. Dropping `reply` unanswered answers the
+/// caller with STATUS 9 (unknown error).
+#[derive(Debug)]
+pub struct UbusRequest {
+    pub method: String,
+    /// As the caller sent them, undeclared ones (`ubus_rpc_session`) included.
+    pub args: Table,
+    /// The caller's user name, as ubusd reports it.
+    pub user: Option<String>,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// An object to publish and where its calls go.
+pub struct Published {
+    pub spec: ObjectSpec,
+    pub requests: mpsc::Sender<UbusRequest>,
+}
+
+/// Lets the rest of the daemon send ubus events. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UbusHandle {
+    events: mpsc::Sender<(String, Table)>,
+}
+
+impl UbusHandle {
+    /// Queues event `name` (e.g. `b4.state`) for every `ubus listen` listener.
+    /// Never blocks; an event that does not fit the queue, or that finds ubusd
+    /// away, is dropped (and counted by the connection).
+    pub fn publish_event(&self, name: &str, data: Table) -> bool {
+        self.events.try_send((name.to_string(), data)).is_ok()
+    }
+}
+
+/// The channel ends of a driver: give `handle` to publishers and run the driver
+/// with `events`.
+pub fn event_channel() -> (UbusHandle, mpsc::Receiver<(String, Table)>) {
+    let (events, rx) = mpsc::channel(32);
+    (UbusHandle { events }, rx)
+}
+
+async fn wait_reply(id: CallId, rx: oneshot::Receiver<Reply>) -> (CallId, Reply) {
+    (id, rx.await.unwrap_or(Reply::error(Status::UnknownError)))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs until `shutdown` turns true (or its sender is gone). ubusd being absent
+/// is not an error: the connection retries with backoff and says so once.
+pub async fn run(
+    socket: PathBuf,
+    objects: Vec<Published>,
+    mut events: mpsc::Receiver<(String, Table)>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let names: Vec<String> = objects.iter().map(|o| o.spec.name.clone()).collect();
+    let mut core = Connection::new(
+        objects.iter().map(|o| o.spec.clone()).collect(),
+        Instant::now(),
+    );
+    let mut stream: Option<UnixStream> = None;
+    let mut replies = FuturesUnordered::new();
+    let mut events_open = true;
+    // Log the first failure of a series; later ones only at debug level.
+    let mut quiet = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(action) = core.poll_action() {
+            match action {
+                Action::Connect => match UnixStream::connect(&socket).await {
+                    Ok(s) => {
+                        debug!("ubus: connected to {}", socket.display());
+                        stream = Some(s);
+                        core.handle_connected(Instant::now());
+                    }
+                    Err(e) => {
+                        if !quiet {
+                            warn!(
+                                "ubus: cannot connect to {}: {e}; retrying quietly (at least every {} s)",
+                                socket.display(),
+                                RECONNECT_MAX.as_secs()
+                            );
+                            quiet = true;
+                        } else {
+                            debug!("ubus: cannot connect to {}: {e}", socket.display());
+                        }
+                        core.handle_connect_failed(Instant::now());
+                    }
+                },
+                Action::Send(bytes) => {
+                    let written = match stream.as_mut() {
+                        Some(s) => s.write_all(&bytes).await,
+                        None => Err(io::ErrorKind::NotConnected.into()),
+                    };
+                    if let Err(e) = written {
+                        debug!("ubus: write failed: {e}");
+                        stream = None;
+                        core.handle_closed(Instant::now());
+                    }
+                }
+                Action::Disconnect(why) => {
+                    if quiet {
+                        debug!("ubus: dropping the connection to ubusd: {why:?}");
+                    } else {
+                        warn!("ubus: dropping the connection to ubusd: {why:?}; retrying quietly");
+                        quiet = true;
+                    }
+                    stream = None;
+                    core.handle_closed(Instant::now());
+                }
+                Action::Registered {
+                    object,
+                    id,
+                    type_id,
+                } => {
+                    info!(
+                        "ubus: object {} registered as id {id:#010x} (type {type_id:#010x})",
+                        names[object]
+                    );
+                    quiet = false;
+                }
+                Action::RegistrationFailed { object, status } => {
+                    if !quiet {
+                        warn!(
+                            "ubus: ubusd refused object {}: status {status}; retrying quietly",
+                            names[object]
+                        );
+                        quiet = true;
+                    }
+                }
+                Action::Call(call) => {
+                    let Call {
+                        id,
+                        object,
+                        method,
+                        args,
+                        user,
+                        ..
+                    } = call;
+                    debug!("ubus: call {}.{method} {args}", names[object]);
+                    let (tx, rx) = oneshot::channel();
+                    let request = UbusRequest {
+                        method,
+                        args,
+                        user,
+                        reply: tx,
+                    };
+                    // A full queue means the daemon is busy; the caller gets an
+                    // error now rather than a timeout later.
+                    if objects[object].requests.try_send(request).is_err() {
+                        core.reply(id, Reply::error(Status::UnknownError));
+                    } else {
+                        replies.push(wait_reply(id, rx));
+                    }
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let deadline = core.poll_timeout();
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if shutdown.has_changed().is_err() {
+                    return Ok(());
+                }
+            }
+            _ = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            read = async { stream.as_mut().expect("guarded").read(&mut buf).await }, if stream.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        if core.is_ready() {
+                            warn!("ubus: connection to ubusd lost; reconnecting");
+                        }
+                        stream = None;
+                        core.handle_closed(Instant::now());
+                    }
+                    Ok(n) => core.handle_bytes(Instant::now(), &buf[..n]),
+                }
+            }
+            Some((id, reply)) = replies.next(), if !replies.is_empty() => core.reply(id, reply),
+            event = events.recv(), if events_open => match event {
+                Some((name, data)) => {
+                    if !core.publish_event(&name, data) {
+                        debug!("ubus: event {name} dropped: ubusd not connected");
+                    }
+                }
+                None => events_open = false,
+            },
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The `status` reply: the status model rendered as one blobmsg table, with
+//! a section per subsystem (`wan`, `dhcpv6`, `aftr`, `tunnel`). Durations are
+//! whole seconds from now; lifetimes that never end are the string
+//! "infinite"; times of day are Unix seconds.
+
+use std::net::Ipv6Addr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::wire::{Table, Value};
+use crate::dhcpv6::client::Drop;
+use crate::dhcpv6::lease::Deadline;
+use crate::dhcpv6::ClientStatus;
+use crate::status::{Stamped, Status};
+use crate::tunnel::aftr::AftrStatus;
+use crate::tunnel::driver::TunnelStatus;
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn stamped(s: &Stamped) -> Table {
+    Table::new()
+        .with("time", unix_seconds(s.at))
+        .with("text", s.text.as_str())
+}
+
+fn seconds_until(deadline: Deadline, now: Instant) -> Value {
+    match deadline {
+        Some(d) => Value::from(d.saturating_duration_since(now).as_secs()),
+        None => Value::from("infinite"),
+    }
+}
+
+fn ago(t: Instant, now: Instant) -> Value {
+    Value::from(now.saturating_duration_since(t).as_secs())
+}
+
+fn addresses(list: &[Ipv6Addr]) -> Value {
+    Value::Array(list.iter().map(|a| Value::from(a.to_string())).collect())
+}
+
+fn dhcpv6_table(c: &ClientStatus, now: Instant) -> Table {
+    let mut t = Table::new().with("state", c.state);
+    if let Some(problem) = &c.last_problem {
+        t.push("last_problem", problem.as_str());
+    }
+    if let Some(lease) = &c.lease {
+        t.push("server", lease.server_addr.to_string());
+        t.push("updated", ago(lease.updated, now));
+        t.push("t1", seconds_until(lease.t1, now));
+        t.push("t2", seconds_until(lease.t2, now));
+        let addrs = lease
+            .addresses
+            .iter()
+            .map(|a| {
+                Value::from(
+                    Table::new()
+                        .with("address", a.addr.to_string())
+                        .with("preferred", seconds_until(a.preferred_until, now))
+                        .with("valid", seconds_until(a.valid_until, now)),
+                )
+            })
+            .collect();
+        t.push("addresses", Value::Array(addrs));
+        let prefixes = lease
+            .prefixes
+            .iter()
+            .map(|p| {
+                Value::from(
+                    Table::new()
+                        .with("prefix", format!("{}/{}", p.prefix, p.len))
+                        .with("preferred", seconds_until(p.preferred_until, now))
+                        .with("valid", seconds_until(p.valid_until, now)),
+                )
+            })
+            .collect();
+        t.push("prefixes", Value::Array(prefixes));
+    }
+    t.push("dns_servers", addresses(&c.info.dns_servers));
+    t.push(
+        "domains",
+        Value::Array(
+            c.info
+                .domains
+                .iter()
+                .map(|d| Value::from(d.as_str()))
+                .collect(),
+        ),
+    );
+    if let Some(name) = &c.info.aftr_name {
+        t.push("aftr_name", name.as_str());
+    }
+    let mut dropped = Table::new();
+    for reason in Drop::ALL {
+        let n = c.counters.dropped(reason);
+        if n > 0 {
+            dropped.push(reason.name(), n);
+        }
+    }
+    t.push(
+        "counters",
+        Table::new()
+            .with("sent", c.counters.sent)
+            .with("received", c.counters.received)
+            .with("accepted", c.counters.accepted)
+            .with("dropped", dropped),
+    );
+    t
+}
+
+fn aftr_table(a: &AftrStatus, now: Instant) -> Table {
+    let mut t = Table::new();
+    if let Some(name) = &a.name {
+        t.push("name", name.as_str());
+    }
+    t.push("addresses", addresses(&a.addresses));
+    if let Some(selected) = a.selected {
+        t.push("selected", selected.to_string());
+    }
+    if let Some(server) = a.server {
+        t.push("resolved_by", server.to_string());
+    }
+    if let Some(at) = a.resolved_at {
+        t.push("resolved_ago", ago(at, now));
+    }
+    if let Some(ttl) = a.ttl {
+        t.push("ttl", ttl);
+    }
+    t.push("stale", a.stale);
+    if let Some(problem) = &a.problem {
+        t.push("problem", problem.as_str());
+    }
+    if let Some(next) = a.next_attempt {
+        t.push(
+            "next_lookup_in",
+            Value::from(next.saturating_duration_since(now).as_secs()),
+        );
+    }
+    t.push("failures", a.failures);
+    t
+}
+
+/// Packet and byte counters of a device, read from sysfs at call time.
+fn link_counters(device: &str) -> Option<Table> {
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{device}/statistics/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(
+        Table::new()
+            .with("rx_packets", read("rx_packets")?)
+            .with("rx_bytes", read("rx_bytes")?)
+            .with("tx_packets", read("tx_packets")?)
+            .with("tx_bytes", read("tx_bytes")?)
+            .with("tx_errors", read("tx_errors")?),
+    )
+}
+
+fn tunnel_table(t: &TunnelStatus, now: Instant) -> Table {
+    let mut table = Table::new().with("state", t.state);
+    if let Some(reason) = &t.reason {
+        table.push("reason", reason.as_str());
+    }
+    if let Some(since) = t.since {
+        table.push("since", ago(since, now));
+    }
+    if let Some(spec) = &t.spec {
+        table.push("name", spec.name.as_str());
+        table.push("local", spec.local.to_string());
+        table.push("remote", spec.remote.to_string());
+        table.push("mtu", spec.mtu);
+        table.push(
+            "encaplimit",
+            spec.encap_limit
+                .map_or(Value::from("none"), |l| Value::from(u32::from(l))),
+        );
+        table.push("hop_limit", u32::from(spec.hop_limit));
+        table.push("ipv4_address", format!("{}/29", spec.ipv4));
+        table.push("peer", spec.peer.to_string());
+        if let Some(metric) = spec.default_route_metric {
+            table.push("default_route_metric", metric);
+        }
+        table.push("mss_clamp", spec.mss_clamp);
+        if let Some(counters) = link_counters(&spec.name) {
+            table.push("counters", counters);
+        }
+    }
+    if let Some(error) = &t.last_error {
+        table.push("last_error", error.as_str());
+    }
+    table
+}
+
+/// The whole `status` reply.
+pub fn status_table(status: &Status, now: Instant) -> Table {
+    let mut t = Table::new()
+        .with("state", status.state.as_str())
+        .with("reason", status.reason.as_str())
+        .with(
+            "state_since",
+            now.saturating_duration_since(status.since).as_secs(),
+        )
+        .with(
+            "uptime",
+            now.saturating_duration_since(status.started).as_secs(),
+        )
+        .with("version", status.version);
+    if let Some(e) = &status.last_event {
+        t.push("last_event", stamped(e));
+    }
+    if let Some(e) = &status.last_error {
+        t.push("last_error", stamped(e));
+    }
+    let mut wan = Table::new().with("device", status.wan_device.as_str());
+    if let Some(spec) = status.tunnel.as_ref().and_then(|t| t.spec.as_ref()) {
+        wan.push("address", spec.local.to_string());
+    }
+    t.push("wan", wan);
+    if let Some(c) = &status.dhcpv6 {
+        t.push("dhcpv6", dhcpv6_table(c, now));
+    }
+    if let Some(tunnel) = &status.tunnel {
+        t.push("aftr", aftr_table(&tunnel.aftr, now));
+        t.push("tunnel", tunnel_table(tunnel, now));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcpv6::lease::{Lease, LeasedAddress, NetworkInfo};
+    use crate::tunnel::plan::TunnelSpec;
+    use std::time::Duration;
+
+    #[test]
+    fn status_has_a_section_per_subsystem_with_what_support_desks_ask_for() {
+        let now = Instant::now();
+        let mut status = Status::new(now);
+        status.wan_device = "wan".into();
+        status.dhcpv6 = Some(ClientStatus {
+            state: "bound",
+            lease: Some(Lease {
+                server_id: vec![1],
+                server_addr: "fe80::1".parse().unwrap(),
+                updated: now,
+                t1: Some(now + Duration::from_secs(1000)),
+                t2: None,
+                addresses: vec![LeasedAddress {
+                    addr: "2001:db8:1::100".parse().unwrap(),
+                    preferred_until: Some(now + Duration::from_secs(3000)),
+                    valid_until: None,
+                }],
+                prefixes: vec![],
+            }),
+            info: NetworkInfo {
+                dns_servers: vec!["2001:db8::53".parse().unwrap()],
+                domains: vec!["example.net".into()],
+                aftr_name: Some("aftr.example.net".into()),
+            },
+            ..ClientStatus::default()
+        });
+        let mut tunnel = TunnelStatus {
+            state: "up",
+            spec: Some(TunnelSpec {
+                name: "b4test-none".into(),
+                ..TunnelSpec::example()
+            }),
+            ..TunnelStatus::default()
+        };
+        tunnel.aftr.name = Some("aftr.example.net".into());
+        tunnel.aftr.addresses = vec![
+            "2001:db8:af::1".parse().unwrap(),
+            "2001:db8:af::2".parse().unwrap(),
+        ];
+        tunnel.aftr.selected = Some("2001:db8:af::1".parse().unwrap());
+        tunnel.aftr.ttl = Some(300);
+        status.tunnel = Some(tunnel);
+        let text = status_table(&status, now).to_string();
+        for needle in [
+            r#""wan":{"device":"wan","address":"2001:db8:1::100"}"#,
+            r#""addresses":[{"address":"2001:db8:1::100","preferred":3000,"valid":"infinite"}]"#,
+            r#""t1":1000,"t2":"infinite""#,
+            r#""dns_servers":["2001:db8::53"],"domains":["example.net"],"aftr_name":"aftr.example.net""#,
+            r#""aftr":{"name":"aftr.example.net","addresses":["2001:db8:af::1","2001:db8:af::2"],"selected":"2001:db8:af::1","ttl":300"#,
+            r#""remote":"2001:db8:af::1","mtu":1460,"encaplimit":"none","hop_limit":64,"ipv4_address":"192.0.0.2/29""#,
+        ] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
+    }
+}
