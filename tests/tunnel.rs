@@ -3,311 +3,17 @@
 //! of the kernel's ip6tnl + nftables masquerade, and keeps it working
 //! through changes.
 //!
-//! Topology (one namespace each):
-//!
-//! ```text
-//!  host 192.168.1.100 ── lan0 [b4: b4d] wan0 ── eth0 [isp] eth1 ── server 198.51.100.10
-//!                          192.168.1.1      2001:db8:1::1/64   198.51.100.1
-//!                                           lo: 2001:db8:53::1 (DNS, dnsmasq)
-//!                                               2001:db8:af::1 (AFTR, ip6tnl aftr0)
-//!                                           kea-dhcp6 on eth0 (IA_NA, IA_PD, 23, 64)
-//! ```
-//! The B4's IPv6 default route stands in for the ISP's Router Advertisement.
+//! The topology is tests/support/dslite_lab.rs's [`Lab`] with b4d's LAN
+//! services off.
 //! Times printed as `measure:` lines are read by scripts/bench-tunnel.sh.
 
 mod support;
 
-use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use support::aftr::{Aftr, AftrConfig};
+use support::dslite_lab::*;
 use support::ubusd_replay::UbusdReplay;
 use support::*;
-
-const SERVER: &str = "198.51.100.10";
-const AFTR1: &str = "2001:db8:af::1";
-const AFTR2: &str = "2001:db8:af::2";
-const AFTR3: &str = "2001:db8:af::3";
-const DNS: &str = "2001:db8:53::1";
-const FIRST_B4: &str = "2001:db8:1::100";
-const SECOND_B4: &str = "2001:db8:1::200";
-
-struct Lab {
-    dir: TestDir,
-    host: Netns,
-    b4: Netns,
-    isp: Netns,
-    _server: Netns,
-    kea: Kea6Server,
-    kea_config: Kea6Config,
-    dns: Process,
-    aftr: Aftr,
-    _web: Process,
-    b4d: Option<Process>,
-    config_path: String,
-}
-
-fn v6(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
-fn kea_config(pool_address: &str, aftr_name: &str) -> Kea6Config {
-    Kea6Config {
-        interface: "eth0".into(),
-        pool: Some(format!("{pool_address}-{pool_address}")),
-        pd_pool: Some(("2001:db8:100::".into(), 40, 56)),
-        dns_servers: vec![v6(DNS)],
-        aftr_name: Some(aftr_name.into()),
-        ..Kea6Config::default()
-    }
-}
-
-impl Lab {
-    fn new(test: &str, wan_mtu: u32) -> Lab {
-        let dir = TestDir::new(test);
-        let host = Netns::new("host");
-        let b4 = Netns::new("b4");
-        let isp = Netns::new("isp");
-        let server = Netns::new("srv");
-        veth_pair(VethEnd::new(&host, "eth0"), VethEnd::new(&b4, "lan0"));
-        veth_pair(
-            VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:01"),
-            VethEnd::new(&isp, "eth0"),
-        );
-        veth_pair(VethEnd::new(&isp, "eth1"), VethEnd::new(&server, "eth0"));
-        for (ns, dev) in [(&b4, "wan0"), (&isp, "eth0")] {
-            ns.ip(&["link", "set", dev, "mtu", &wan_mtu.to_string()]);
-        }
-
-        host.add_addr("eth0", "192.168.1.100/24");
-        host.ip(&["route", "add", "default", "via", "192.168.1.1"]);
-        b4.add_addr("lan0", "192.168.1.1/24");
-        b4.sysctl("net.ipv4.ip_forward", "1");
-        isp.add_addr_nodad("eth0", "2001:db8:1::1/64");
-        isp.add_addr_nodad("lo", &format!("{DNS}/128"));
-        isp.add_addr_nodad("lo", &format!("{AFTR1}/128"));
-        isp.add_addr("eth1", "198.51.100.1/24");
-        server.add_addr("eth0", &format!("{SERVER}/24"));
-        server.ip(&["route", "add", "default", "via", "198.51.100.1"]);
-        let isp_ll = isp.wait_link_local_ready("eth0");
-        b4.wait_link_local_ready("wan0");
-        b4.ip(&[
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            &isp_ll.to_string(),
-            "dev",
-            "wan0",
-        ]);
-
-        let hosts = dir.write(
-            "aftr.hosts",
-            format!("{AFTR1} aftr.example.net\n{AFTR3} aftr2.example.net\n"),
-        );
-        let dns = isp.spawn(
-            &dir,
-            "dns",
-            "dnsmasq",
-            &[
-                "-k",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--port=53",
-                &format!("--listen-address={DNS}"),
-                "--bind-interfaces",
-                &format!("--addn-hosts={}", hosts.display()),
-                "--local-ttl=5",
-                // Names of the zone not in the hosts file: NXDOMAIN.
-                "--local=/example.net/",
-                "--log-queries",
-                "--log-facility=-",
-                "--user=root",
-                "--pid-file=",
-            ],
-        );
-        dns.wait_for_line("started, version", secs(10));
-
-        let kea_config = kea_config(FIRST_B4, "aftr.example.net");
-        let kea = Kea6Server::start(&isp, &dir, "kea", &kea_config);
-        kea.wait_ready();
-
-        let aftr = Aftr::start(
-            &isp,
-            &AftrConfig {
-                aftr_addr: v6(AFTR1),
-                b4_addr: v6(FIRST_B4),
-                ..AftrConfig::default()
-            },
-        );
-        // De-NATed replies go back into the softwire.
-        isp.ip(&["route", "add", "192.168.1.0/24", "dev", "aftr0"]);
-        let web = server.spawn(
-            &dir,
-            "web",
-            "python3",
-            &[
-                "-u",
-                "-m",
-                "http.server",
-                "8080",
-                "--bind",
-                SERVER,
-                "--directory",
-                "/",
-            ],
-        );
-        web.wait_for_line("Serving HTTP", secs(20));
-
-        let state = dir.file("state");
-        let config = format!(
-            "config globals 'globals'\n\
-             \toption log_level 'debug'\n\
-             \toption ubus_socket '{}'\n\
-             \toption state_dir '{}'\n\n\
-             config wan 'wan'\n\
-             \toption device 'wan0'\n\n\
-             config lan 'lan'\n\
-             \toption device 'lan0'\n\
-             \toption ipaddr '192.168.1.1'\n\
-             \toption dns_proxy '0'\n\
-             \toption dhcp '0'\n",
-            ubus_socket(test),
-            state.display()
-        );
-        let config_path = dir.write("b4d.uci", config).display().to_string();
-        Lab {
-            dir,
-            host,
-            b4,
-            isp,
-            _server: server,
-            kea,
-            kea_config,
-            dns,
-            aftr,
-            _web: web,
-            b4d: None,
-            config_path,
-        }
-    }
-
-    fn start_b4d(&mut self, name: &str) {
-        let process = self.b4.spawn(
-            &self.dir,
-            name,
-            env!("CARGO_BIN_EXE_b4d"),
-            &["--foreground", "--config", &self.config_path],
-        );
-        self.b4d = Some(process);
-    }
-
-    fn b4d(&self) -> &Process {
-        self.b4d.as_ref().expect("b4d started")
-    }
-
-    fn ping(&self, extra: &[&str]) -> bool {
-        let mut args = vec!["-c", "1", "-W", "1"];
-        args.extend_from_slice(extra);
-        args.push(SERVER);
-        self.host.try_exec("ping", &args).status.success()
-    }
-
-    /// Pings until one answer comes back; how long that took.
-    fn wait_for_ipv4(&self, timeout: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if self.ping(&[]) {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(millis(50));
-        }
-        None
-    }
-
-    fn http_fetch(&self) -> String {
-        let out = self.host.try_exec(
-            "python3",
-            &[
-                "-c",
-                &format!(
-                    "import urllib.request as u; r = u.urlopen('http://{SERVER}:8080/', timeout=10); print(r.status, len(r.read()))"
-                ),
-            ],
-        );
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn tunnel_details(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .b4
-                .try_exec("ip", &["-d", "link", "show", "ds-b4"])
-                .stdout,
-        )
-        .into_owned()
-    }
-
-    fn tunnel_index(&self) -> Option<String> {
-        let out = self.b4.try_exec("ip", &["-o", "link", "show", "ds-b4"]);
-        out.status.success().then(|| {
-            String::from_utf8_lossy(&out.stdout)
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-    }
-
-    /// Re-points the AFTR name in the DNS zone and makes dnsmasq reread it.
-    fn set_aaaa(&self, records: &str) {
-        self.dir.write("aftr.hosts", records);
-        self.dns.signal(Signal::Hup);
-    }
-
-    /// Moves the AFTR's endpoint to `addr` (the old one stops answering).
-    fn move_aftr(&self, from: &str, to: &str) {
-        self.isp.add_addr_nodad("lo", &format!("{to}/128"));
-        self.isp
-            .ip(&["link", "change", "aftr0", "type", "ip6tnl", "local", to]);
-        self.isp
-            .ip(&["addr", "del", &format!("{from}/128"), "dev", "lo"]);
-    }
-}
-
-/// Unix sockets cannot live on the VM's 9p share: the fake ubusd listens
-/// in the guest's /tmp.
-fn ubus_socket(test: &str) -> String {
-    format!("/tmp/b4t-{}-{test}-ubus.sock", std::process::id())
-}
-
-fn measure(what: &str, took: Duration) {
-    println!("measure: {what} {:.3} s", took.as_secs_f64());
-}
-
-/// Time between the first log line containing `from` and the first line
-/// after it containing `to`, both at or after line `mark`.
-fn between_after(b4d: &Process, mark: usize, from: &str, to: &str) -> Duration {
-    let lines = b4d.lines();
-    let find = |start: usize, needle: &str| {
-        (start..lines.len())
-            .find(|&i| lines[i].text.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in the b4d log after line {start}"))
-    };
-    let first = find(mark, from);
-    let second = find(first, to);
-    lines[second].at.saturating_duration_since(lines[first].at)
-}
-
-fn between(b4d: &Process, from: &str, to: &str) -> Duration {
-    between_after(b4d, 0, from, to)
-}
 
 #[test]
 fn b4_carries_ipv4_through_the_softwire_and_adopts_it_after_kill_9() {
@@ -544,7 +250,7 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
     // 1. The ISP renumbers the WAN: the pool moves, the B4 renews (SIGUSR1
     //    stands in for T1), gets the new address, and the AFTR follows.
     let mut config = kea_config(SECOND_B4, "aftr.example.net");
-    lab.kea.reload(&config);
+    lab.kea().reload(&config);
     let mark = lab.b4d().mark();
     let t0 = Instant::now();
     lab.b4d().signal(Signal::Usr1);
@@ -579,7 +285,7 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
 
     // 3. DHCPv6 option 64 names another AFTR.
     config.aftr_name = Some("aftr2.example.net".into());
-    lab.kea.reload(&config);
+    lab.kea().reload(&config);
     lab.move_aftr(AFTR2, AFTR3);
     let mark = lab.b4d().mark();
     let t0 = Instant::now();
@@ -611,7 +317,7 @@ fn unresolvable_aftr_backs_off_and_never_builds_a_tunnel() {
     };
     let mut lab = Lab::new("aftr_nxdomain", 1500);
     let config = kea_config(FIRST_B4, "missing.example.net");
-    lab.kea.reload(&config);
+    lab.kea().reload(&config);
     lab.kea_config = config;
     lab.start_b4d("b4d");
     let b4d = lab.b4d();
@@ -648,7 +354,7 @@ fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
     lab.isp.add_addr_nodad("eth0", &format!("{FIRST_B4}/128"));
     let mut config = kea_config(FIRST_B4, "aftr.example.net");
     config.pool = Some(format!("{FIRST_B4}-2001:db8:1::101"));
-    lab.kea.reload(&config);
+    lab.kea().reload(&config);
     lab.aftr.set_b4(v6("2001:db8:1::101"));
     lab.start_b4d("b4d");
     let b4d = lab.b4d();
@@ -660,7 +366,7 @@ fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
     b4d.wait_for_line("tunnel up: ds-b4 local 2001:db8:1::101", secs(30));
     lab.wait_for_ipv4(secs(15))
         .expect("IPv4 with the replacement address");
-    let leases = lab.kea.leases();
+    let leases = lab.kea().leases();
     assert!(
         leases.contains(FIRST_B4),
         "kea recorded the decline:\n{leases}"

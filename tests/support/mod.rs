@@ -64,6 +64,7 @@
 pub mod aftr;
 pub mod capture;
 pub mod dnsmasq;
+pub mod dslite_lab;
 pub mod kea;
 pub mod netns;
 pub mod probe;

@@ -1,0 +1,453 @@
+//! The end-to-end DS-Lite lab (kernel lab VM): b4d on a CPE with `br-lan`,
+//! LAN hosts getting their IPv4 lease from b4d's DHCPv4 server with busybox
+//! `udhcpc`, resolving an IPv4-only name through b4d's DNS proxy and
+//! fetching it over HTTP through the softwire; then the fault drills, each
+//! proving the LAN host's IPv4 works again afterwards.
+//!
+//! The topology is tests/support/dslite_lab.rs's [`Lab`] with b4d's LAN
+//! services on. `demo` is the README's first command (scripts/demo.sh);
+//! `measure:` lines are read by scripts/bench-e2e.sh.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::dslite_lab::*;
+use support::ubusd_replay::UbusdReplay;
+use support::*;
+
+/// One plain-words line of the demo.
+fn say(text: &str) {
+    println!("\n== {text}");
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("   {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The field `name=` of a udhcpc-event line.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or("")
+}
+
+/// The lab with b4d up and LAN host 0 leased and fetching the web page by
+/// name: the starting point of every drill. Returns the lab, the host's
+/// udhcpc and its leased address.
+fn lab_with_working_lan_host(test: &str) -> (Lab, Process, String) {
+    let mut lab = Lab::with_lan_services(test);
+    let host = lab.add_lan_host("lanhost");
+    let t0 = Instant::now();
+    lab.start_b4d("b4d");
+    let udhcpc = lab.udhcpc(host, "udhcpc");
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(30));
+    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    recovered(
+        &lab,
+        host,
+        "bring-up (b4d start to LAN host HTTP fetch by name)",
+        t0,
+        secs(20),
+    );
+    (lab, udhcpc, field(&bound, "ip").to_string())
+}
+
+/// Waits until LAN host `index` fetches the web page by name again and
+/// prints `measure: <drill> <seconds> s` counted from `since`.
+fn recovered(lab: &Lab, index: usize, drill: &str, since: Instant, timeout: Duration) {
+    lab.wait_for_web(index, timeout).unwrap_or_else(|e| {
+        panic!(
+            "{drill}: the LAN host's IPv4 did not come back: {e}\n{}",
+            lab.b4d().tail(60)
+        )
+    });
+    measure(drill, since.elapsed());
+}
+
+#[test]
+#[ignore = "the README's demo, run by scripts/demo.sh"]
+fn demo() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    say(
+        "Building the lab: an ISP (kea-dhcp6 with IA_NA, IA_PD, DNS and AFTR-Name; dnsmasq DNS; \
+         a kernel AFTR = ip6tnl + nftables masquerade), an IPv4-only web server 198.51.100.10 \
+         (web.example.net), and the CPE running b4d with br-lan and an IPv6-only WAN",
+    );
+    let started = Instant::now();
+    let mut lab = Lab::with_lan_services("demo");
+    let host = lab.add_lan_host("lanhost");
+    let mut ubusd = UbusdReplay::listen(Path::new(lab.ubus_socket()));
+    println!("   lab ready in {:.1} s", started.elapsed().as_secs_f64());
+
+    say("Starting b4d on the CPE (its config file):");
+    println!(
+        "{}",
+        indent(&std::fs::read_to_string(&lab.config_path).unwrap())
+    );
+    let b4d_started = Instant::now();
+    lab.start_b4d("b4d");
+    ubus_peer::register(&mut ubusd, ubus_peer::CLIENT_ID);
+    let b4d = lab.b4d();
+    let lease = b4d.wait_for_line("DHCPv6 lease from", secs(30));
+    say("WAN: b4d got a DHCPv6 lease");
+    println!("   {}", lease.split("INFO ").last().unwrap_or(&lease));
+    let aftr = b4d.wait_for_line("event: aftr-name-changed", secs(30));
+    println!(
+        "   AFTR name (DHCPv6 option 64): {}",
+        aftr.rsplit(' ').next().unwrap_or("")
+    );
+    let resolved = b4d.wait_for_line("AFTR: aftr.example.net is", secs(30));
+    println!("   {}", resolved.split("INFO ").last().unwrap_or(&resolved));
+
+    let up = b4d.wait_for_line("tunnel up: ds-b4", secs(30));
+    say("Tunnel: the ip4ip6 softwire to the AFTR is up");
+    println!("   {}", up.split("INFO ").last().unwrap_or(&up));
+    println!("{}", indent(lab.tunnel_details().trim()));
+    println!(
+        "{}",
+        indent(lab.b4.ip(&["-4", "route", "show", "default"]).trim())
+    );
+
+    say("LAN host: busybox udhcpc asks b4d's DHCPv4 server for a lease on br-lan");
+    let udhcpc = lab.udhcpc(host, "udhcpc");
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(30));
+    println!(
+        "   leased {} (mask {}), router {}, DNS {}, lease time {} s",
+        field(&bound, "ip"),
+        field(&bound, "mask"),
+        field(&bound, "router"),
+        field(&bound, "dns"),
+        field(&bound, "lease")
+    );
+    let dns = field(&bound, "dns").to_string();
+    assert_eq!(dns, LAN_ADDR, "the lease names b4d's DNS proxy");
+
+    say(&format!(
+        "LAN host: resolving {WEB_NAME} (IPv4-only: A record at the ISP's DNS) through \
+         b4d's DNS proxy {dns}, which asks the ISP's resolver {DNS} over IPv6"
+    ));
+    let answer = lab.resolve(host, &dns, WEB_NAME);
+    println!("   {WEB_NAME} -> {answer}");
+    assert_eq!(answer, SERVER);
+
+    say(&format!(
+        "LAN host: HTTP GET http://{WEB_NAME}:8080/ through the tunnel"
+    ));
+    let took = lab
+        .wait_for_web(host, secs(20))
+        .unwrap_or_else(|e| panic!("HTTP fetch failed: {e}"));
+    let fetched = lab.fetch_web_by_name(host).expect("HTTP fetch");
+    println!("   HTTP status and body size: {fetched}");
+    let server_log = lab.web.lines_matching("GET /");
+    if let Some(line) = server_log.last() {
+        println!(
+            "   the web server saw: {}",
+            line.split("] ").nth(1).unwrap_or(line)
+        );
+    }
+    let _ = took;
+    println!(
+        "   from b4d start to this LAN host's first HTTP fetch: {:.1} s (software-emulated VM)",
+        b4d_started.elapsed().as_secs_f64()
+    );
+
+    say("b4d's own report: ubus call b4 status");
+    let status = ubus_peer::call(&mut ubusd, 2, "status", secs(5)).to_string();
+    println!("{}", indent(&pretty_json(&status)));
+    assert!(status.contains(r#""state":"up""#), "{status}");
+    say("Demo done: the lab is torn down now");
+}
+
+/// Indents a one-line JSON text (as `ubus call` prints it) by nesting.
+fn pretty_json(text: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; print(json.dumps(json.load(sys.stdin), indent=2))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        });
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => text.to_string(),
+    }
+}
+
+#[test]
+fn isp_side_faults_each_recover() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let (mut lab, _udhcpc, _) = lab_with_working_lan_host("isp_faults");
+    let host = 0;
+
+    // The DHCPv6 server restarts naming another AFTR; the B4 learns it at
+    // its next Renew (SIGUSR1 stands in for T1: a restarted server does
+    // not tell its clients).
+    let config = kea_config(FIRST_B4, "aftr2.example.net");
+    lab.restart_kea(&config, "kea-restarted");
+    lab.move_aftr(AFTR1, AFTR3);
+    let mark = lab.b4d().mark();
+    let t0 = Instant::now();
+    lab.b4d().signal(Signal::Usr1);
+    lab.b4d()
+        .wait_for_line_after(mark, "aftr-name-changed aftr2.example.net", secs(20))
+        .unwrap_or_else(|| panic!("no new AFTR name:\n{}", lab.b4d().tail(40)));
+    recovered(
+        &lab,
+        host,
+        "DHCPv6 server restart with a new AFTR name (renew to LAN fetch)",
+        t0,
+        secs(20),
+    );
+    assert!(lab.tunnel_details().contains(&format!("remote {AFTR3}")));
+
+    // The AFTR is unreachable for 5 s (its softwire is down), then back.
+    lab.set_aftr_up(false);
+    std::thread::sleep(secs(1));
+    assert!(
+        lab.fetch_web_by_name(host).is_err(),
+        "AFTR down, yet IPv4 works"
+    );
+    std::thread::sleep(secs(4));
+    let t0 = Instant::now();
+    lab.set_aftr_up(true);
+    recovered(&lab, host, "AFTR unreachable 5 s then back", t0, secs(20));
+
+    // The WAN link goes down for 2 s and comes back (the ISP's RA restores
+    // the default route; here the test does).
+    let mark = lab.b4d().mark();
+    lab.b4.link_down("wan0");
+    std::thread::sleep(secs(2));
+    let t0 = Instant::now();
+    lab.b4.link_up("wan0");
+    lab.restore_wan_route();
+    recovered(&lab, host, "WAN link down 2 s and up", t0, secs(30));
+    println!(
+        "b4d after the WAN flap:\n{}",
+        lab.b4d()
+            .lines_matching_after(mark, "")
+            .iter()
+            .map(|l| l.text.clone())
+            .filter(|t| t.contains("INFO") || t.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn dns_server_down_at_boot_then_back() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::with_lan_services("dns_down_at_boot");
+    lab.stop_dns();
+    let host = lab.add_lan_host("lanhost");
+    lab.start_b4d("b4d");
+    let udhcpc = lab.udhcpc(host, "udhcpc");
+    // The LAN side does not wait for the WAN: the lease comes at once.
+    udhcpc.wait_for_line("udhcpc-event bound", secs(30));
+    lab.b4d()
+        .wait_for_line("AFTR: resolving aftr.example.net", secs(30));
+    std::thread::sleep(secs(4));
+    assert!(
+        lab.tunnel_index().is_none(),
+        "a tunnel without an AFTR address"
+    );
+    assert!(lab.fetch_web_by_name(host).is_err());
+    let t0 = Instant::now();
+    lab.start_dns("dns-back");
+    recovered(
+        &lab,
+        host,
+        "DNS server down at boot, then back (DNS start to LAN fetch)",
+        t0,
+        secs(30),
+    );
+    measure(
+        "DNS back: b4d's lookup retry to tunnel up",
+        between(lab.b4d(), "AFTR: aftr.example.net is", "tunnel up: ds-b4"),
+    );
+}
+
+/// A python3 syslog daemon on a unix datagram socket: prints each message.
+fn syslog_daemon(lab: &Lab, path: &str, log: &str) -> Process {
+    let script = format!(
+        "import os, socket, sys\n\
+         p = '{path}'\n\
+         if os.path.exists(p): os.unlink(p)\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.bind(p)\n\
+         print('syslog listening', flush=True)\n\
+         while True:\n\
+         \x20   print(s.recv(65536).decode(errors='replace').rstrip(), flush=True)\n"
+    );
+    let daemon = lab
+        .b4
+        .spawn(&lab.dir, log, "python3", &["-u", "-c", &script]);
+    daemon.wait_for_line("syslog listening", secs(10));
+    daemon
+}
+
+/// A LAN client flood from LAN host `index` (static 192.168.1.50): `n`
+/// DHCPDISCOVERs from random MACs and `n` DNS queries to the proxy.
+fn lan_flood(lab: &Lab, index: usize, n: usize) -> Process {
+    let ns = &lab.lan_hosts[index];
+    ns.add_addr("eth0", "192.168.1.50/24");
+    let script = format!(
+        "import os, socket, struct\n\
+         d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         d.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)\n\
+         d.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')\n\
+         d.bind(('0.0.0.0', 68))\n\
+         q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for i in range({n}):\n\
+         \x20   mac = b'\\x02\\xff' + os.urandom(4)\n\
+         \x20   pkt = struct.pack('!BBBBIHH4s4s4s4s', 1, 1, 6, 0, i, 0, 0x8000, bytes(4), bytes(4), bytes(4), bytes(4))\n\
+         \x20   pkt += mac + bytes(10) + bytes(192) + b'\\x63\\x82\\x53\\x63' + b'\\x35\\x01\\x01\\xff'\n\
+         \x20   d.sendto(pkt, ('255.255.255.255', 67))\n\
+         \x20   qname = b''.join(bytes([len(l)]) + l for l in (b'flood%d' % i, b'example', b'net')) + b'\\x00'\n\
+         \x20   q.sendto(struct.pack('!HHHHHH', i & 0xffff, 0x0100, 1, 0, 0, 0) + qname + b'\\x00\\x01\\x00\\x01', ('{LAN_ADDR}', 53))\n\
+         print('flood sent', {n}, flush=True)\n"
+    );
+    ns.spawn(&lab.dir, "flood", "python3", &["-u", "-c", &script])
+}
+
+#[test]
+fn kill_9_and_syslog_restart_under_a_lan_flood() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::with_lan_services("kill_9_syslog_flood");
+    let local = vm::LocalDir::new("kill_9_syslog_flood");
+    let socket = local.file("log").display().to_string();
+    let syslog = syslog_daemon(&lab, &socket, "syslog");
+    let host = lab.add_lan_host("lanhost");
+    let flooder = lab.add_lan_host("flooder");
+    lab.start_b4d_with("b4d", &["--syslog-socket", &socket]);
+    let udhcpc = lab.udhcpc(host, "udhcpc");
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(30));
+    let leased = field(&bound, "ip").to_string();
+    syslog.wait_for_line("tunnel up: ds-b4", secs(30));
+    lab.wait_for_web(host, secs(20))
+        .unwrap_or_else(|e| panic!("no IPv4 for the LAN host: {e}\n{}", syslog.tail(40)));
+
+    // kill -9 while a second LAN host floods DHCP and DNS: the restarted
+    // b4d adopts the tunnel and keeps the DHCPv4 leases.
+    let flood = lan_flood(&lab, flooder, 2000);
+    let mark = syslog.mark();
+    lab.b4d().signal(Signal::Kill);
+    lab.b4d().wait_exit(secs(5));
+    let t0 = Instant::now();
+    lab.start_b4d_with("b4d-restarted", &["--syslog-socket", &socket]);
+    syslog
+        .wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
+        .unwrap_or_else(|| panic!("no tunnel after restart:\n{}", syslog.tail(40)));
+    udhcpc.signal(Signal::Usr1);
+    let renewed = udhcpc.wait_for_line("udhcpc-event renew", secs(15));
+    assert_eq!(field(&renewed, "ip"), leased, "the lease was not kept");
+    recovered(
+        &lab,
+        host,
+        "b4d kill -9 and restart under a LAN flood (restart to LAN fetch)",
+        t0,
+        secs(20),
+    );
+    flood.wait_for_line("flood sent", secs(60));
+    let after: Vec<String> = syslog
+        .lines_matching_after(mark, "")
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert!(
+        !after.iter().any(|l| l.contains("create ip6tnl")),
+        "the tunnel was recreated, not adopted:\n{}",
+        after.join("\n")
+    );
+    assert!(lab.b4d().is_running(), "b4d survived the flood");
+
+    // The syslog daemon restarts: b4d's next messages reach the new one.
+    syslog.signal(Signal::Kill);
+    syslog.wait_exit(secs(5));
+    std::thread::sleep(secs(1));
+    let syslog = syslog_daemon(&lab, &socket, "syslog-restarted");
+    let t0 = Instant::now();
+    lab.b4d().signal(Signal::Usr1);
+    syslog
+        .try_wait_for_line("b4d", secs(15))
+        .unwrap_or_else(|| panic!("b4d's logging did not survive the syslog restart"));
+    measure(
+        "syslog restart (signal to b4d's next message received)",
+        t0.elapsed(),
+    );
+    recovered(
+        &lab,
+        host,
+        "after the syslog restart",
+        Instant::now(),
+        secs(10),
+    );
+}
+
+/// iperf3 TCP throughput in Mbit/s from `client` to `server_addr`, 3 s.
+fn iperf3(client: &Netns, server_addr: &str) -> f64 {
+    let out = client.exec_stdout("iperf3", &["-c", server_addr, "-t", "3", "-J"]);
+    let marker = "\"sum_received\"";
+    let at = out.find(marker).unwrap_or_else(|| panic!("iperf3: {out}"));
+    let rest = &out[at..];
+    let bps = rest
+        .split("\"bits_per_second\":")
+        .nth(1)
+        .and_then(|v| v.split([',', '}']).next())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("iperf3 result: {rest}"));
+    bps / 1e6
+}
+
+#[test]
+#[ignore = "a benchmark, run by scripts/bench-e2e.sh"]
+fn throughput_tunnel_vs_plain_ipv6() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("throughput", 1500);
+    lab.start_b4d("b4d");
+    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    lab.wait_for_ipv4(secs(10))
+        .expect("IPv4 through the tunnel");
+    let _tunnel_server =
+        lab.server
+            .spawn(&lab.dir, "iperf3-server", "iperf3", &["-s", "-B", SERVER]);
+    let _plain_server = lab.isp.spawn(
+        &lab.dir,
+        "iperf3-isp",
+        "iperf3",
+        &["-s", "-B", "2001:db8:1::1"],
+    );
+    std::thread::sleep(secs(1));
+    // Same run, alternating, best of two each (the emulated CPU is noisy).
+    let mut tunnel = 0f64;
+    let mut plain = 0f64;
+    for _ in 0..2 {
+        tunnel = tunnel.max(iperf3(&lab.host, SERVER));
+        plain = plain.max(iperf3(&lab.b4, "2001:db8:1::1"));
+    }
+    println!(
+        "throughput: tunnel (LAN host -> ds-b4 -> AFTR -> server, IPv4 in IPv6) {tunnel:.0} Mbit/s, \
+         plain IPv6 (B4 -> ISP) {plain:.0} Mbit/s, ratio {:.2}",
+        tunnel / plain
+    );
+}

@@ -1,0 +1,535 @@
+//! The DS-Lite lab (kernel lab VM only): one topology shared by
+//! tests/tunnel.rs and tests/dslite_lab.rs.
+//!
+//! ```text
+//!  host 192.168.1.10 ──┐
+//!  LAN hosts (udhcpc) ─┤ br-lan [b4: b4d] wan0 ── eth0 [isp] eth1 ── server 198.51.100.10
+//!                        192.168.1.1      2001:db8:1::1/64   198.51.100.1
+//!                                         lo: 2001:db8:53::1 (DNS, dnsmasq:
+//!                                                 AFTR AAAA, web.example.net A)
+//!                                             2001:db8:af::1 (AFTR, ip6tnl aftr0)
+//!                                         kea-dhcp6 on eth0 (IA_NA, IA_PD, 23, 64)
+//! ```
+//! The B4's IPv6 default route stands in for the ISP's Router Advertisement.
+//! `host` has a static address (the tunnel tests need no LAN services);
+//! [`Lab::with_lan_services`] turns on b4d's DHCPv4 server and DNS proxy,
+//! and [`Lab::add_lan_host`] plugs in hosts that get their lease by udhcpc.
+
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use super::aftr::{Aftr, AftrConfig};
+use super::*;
+
+pub const SERVER: &str = "198.51.100.10";
+/// An IPv4-only name: the ISP's DNS has an A record and no AAAA for it.
+pub const WEB_NAME: &str = "web.example.net";
+pub const AFTR1: &str = "2001:db8:af::1";
+pub const AFTR2: &str = "2001:db8:af::2";
+pub const AFTR3: &str = "2001:db8:af::3";
+pub const DNS: &str = "2001:db8:53::1";
+pub const FIRST_B4: &str = "2001:db8:1::100";
+pub const SECOND_B4: &str = "2001:db8:1::200";
+pub const LAN_ADDR: &str = "192.168.1.1";
+
+pub struct Lab {
+    pub dir: TestDir,
+    /// The statically addressed LAN host.
+    pub host: Netns,
+    pub b4: Netns,
+    pub isp: Netns,
+    pub server: Netns,
+    kea: Option<Kea6Server>,
+    pub kea_config: Kea6Config,
+    pub dns: Process,
+    pub aftr: Aftr,
+    pub web: Process,
+    pub b4d: Option<Process>,
+    pub config_path: String,
+    /// The ISP router's link-local address (the B4's IPv6 default route).
+    pub isp_link_local: Ipv6Addr,
+    /// LAN hosts added by [`Lab::add_lan_host`].
+    pub lan_hosts: Vec<Netns>,
+    lan_ports: usize,
+    ubus_socket: String,
+}
+
+pub fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+pub fn kea_config(pool_address: &str, aftr_name: &str) -> Kea6Config {
+    Kea6Config {
+        interface: "eth0".into(),
+        pool: Some(format!("{pool_address}-{pool_address}")),
+        pd_pool: Some(("2001:db8:100::".into(), 40, 56)),
+        dns_servers: vec![v6(DNS)],
+        aftr_name: Some(aftr_name.into()),
+        ..Kea6Config::default()
+    }
+}
+
+/// The ISP zone: the AFTR records given plus the IPv4-only web server.
+fn zone(aftr_records: &str) -> String {
+    format!("{aftr_records}{SERVER} {WEB_NAME}\n")
+}
+
+impl Lab {
+    /// The lab with b4d's LAN services off (the tunnel alone).
+    pub fn new(test: &str, wan_mtu: u32) -> Lab {
+        Lab::build(test, wan_mtu, false)
+    }
+
+    /// The lab with b4d's DHCPv4 server and DNS proxy on `br-lan`.
+    pub fn with_lan_services(test: &str) -> Lab {
+        Lab::build(test, 1500, true)
+    }
+
+    fn build(test: &str, wan_mtu: u32, lan_services: bool) -> Lab {
+        let dir = TestDir::new(test);
+        let host = Netns::new("host");
+        let b4 = Netns::new("b4");
+        let isp = Netns::new("isp");
+        let server = Netns::new("srv");
+        // br-lan as on an OpenWrt router: LAN ports are bridge members.
+        b4.ip(&[
+            "link",
+            "add",
+            "br-lan",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        b4.link_up("br-lan");
+        b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
+        veth_pair(
+            VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:01"),
+            VethEnd::new(&isp, "eth0"),
+        );
+        veth_pair(VethEnd::new(&isp, "eth1"), VethEnd::new(&server, "eth0"));
+        for (ns, dev) in [(&b4, "wan0"), (&isp, "eth0")] {
+            ns.ip(&["link", "set", dev, "mtu", &wan_mtu.to_string()]);
+        }
+        b4.sysctl("net.ipv4.ip_forward", "1");
+        isp.add_addr_nodad("eth0", "2001:db8:1::1/64");
+        isp.add_addr_nodad("lo", &format!("{DNS}/128"));
+        isp.add_addr_nodad("lo", &format!("{AFTR1}/128"));
+        isp.add_addr("eth1", "198.51.100.1/24");
+        server.add_addr("eth0", &format!("{SERVER}/24"));
+        server.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+        let isp_ll = isp.wait_link_local_ready("eth0");
+        b4.wait_link_local_ready("wan0");
+        b4.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &isp_ll.to_string(),
+            "dev",
+            "wan0",
+        ]);
+
+        dir.write(
+            "isp.hosts",
+            zone(&format!(
+                "{AFTR1} aftr.example.net\n{AFTR3} aftr2.example.net\n"
+            )),
+        );
+        let dns = spawn_dns(&isp, &dir, "dns");
+
+        let kea_config = kea_config(FIRST_B4, "aftr.example.net");
+        let kea = Kea6Server::start(&isp, &dir, "kea", &kea_config);
+        kea.wait_ready();
+
+        let aftr = Aftr::start(
+            &isp,
+            &AftrConfig {
+                aftr_addr: v6(AFTR1),
+                b4_addr: v6(FIRST_B4),
+                ..AftrConfig::default()
+            },
+        );
+        // De-NATed replies go back into the softwire.
+        isp.ip(&["route", "add", "192.168.1.0/24", "dev", "aftr0"]);
+        let web = server.spawn(
+            &dir,
+            "web",
+            "python3",
+            &[
+                "-u",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                SERVER,
+                "--directory",
+                "/",
+            ],
+        );
+        web.wait_for_line("Serving HTTP", secs(20));
+
+        let ubus_socket = ubus_socket(test);
+        let services = if lan_services { "1" } else { "0" };
+        let config = format!(
+            "config globals 'globals'\n\
+             \toption log_level 'debug'\n\
+             \toption ubus_socket '{ubus_socket}'\n\
+             \toption state_dir '{state}'\n\n\
+             config wan 'wan'\n\
+             \toption device 'wan0'\n\n\
+             config lan 'lan'\n\
+             \toption device 'br-lan'\n\
+             \toption ipaddr '{LAN_ADDR}'\n\
+             \toption dns_proxy '{services}'\n\
+             \toption dhcp '{services}'\n\
+             \toption lease_file '{leases}'\n",
+            state = dir.file("state").display(),
+            leases = dir.file("b4d.leases").display(),
+        );
+        let config_path = dir.write("b4d.uci", config).display().to_string();
+        let lab = Lab {
+            dir,
+            host,
+            b4,
+            isp,
+            server,
+            kea: Some(kea),
+            kea_config,
+            dns,
+            aftr,
+            web,
+            b4d: None,
+            config_path,
+            isp_link_local: isp_ll,
+            lan_hosts: Vec::new(),
+            lan_ports: 1,
+            ubus_socket,
+        };
+        plug_into_br_lan(&lab.b4, &lab.host, "lan0", "02:00:00:00:0a:0a");
+        lab.host.add_addr("eth0", "192.168.1.10/24");
+        lab.host.ip(&["route", "add", "default", "via", LAN_ADDR]);
+        lab
+    }
+
+    /// Re-adds the B4's IPv6 default route (gone when wan0 went down),
+    /// as the ISP's next Router Advertisement would.
+    pub fn restore_wan_route(&self) {
+        self.b4.wait_link_local_ready("wan0");
+        self.b4.ip(&[
+            "-6",
+            "route",
+            "replace",
+            "default",
+            "via",
+            &self.isp_link_local.to_string(),
+            "dev",
+            "wan0",
+        ]);
+    }
+
+    /// Takes the AFTR's softwire down (`up == false`) or back up with its
+    /// return route.
+    pub fn set_aftr_up(&self, up: bool) {
+        if up {
+            self.isp.link_up("aftr0");
+            self.isp
+                .ip(&["route", "replace", "192.168.1.0/24", "dev", "aftr0"]);
+        } else {
+            self.isp.link_down("aftr0");
+        }
+    }
+
+    /// The ISP's DHCPv6 server.
+    pub fn kea(&mut self) -> &mut Kea6Server {
+        self.kea.as_mut().expect("kea runs")
+    }
+
+    /// Stops the ISP's DHCPv6 server and starts a new one with `config`
+    /// (same lease file: a restart, not a new server).
+    pub fn restart_kea(&mut self, config: &Kea6Config, log: &str) {
+        if let Some(kea) = self.kea.take() {
+            kea.stop();
+        }
+        let kea = Kea6Server::start(&self.isp, &self.dir, log, config);
+        kea.wait_ready();
+        self.kea = Some(kea);
+        self.kea_config = config.clone();
+    }
+
+    /// Stops the ISP's DNS server (until [`Lab::start_dns`]).
+    pub fn stop_dns(&self) {
+        self.dns.signal(Signal::Kill);
+        self.dns.wait_exit(secs(5));
+    }
+
+    /// Starts the ISP's DNS server again, logging to `log`.
+    pub fn start_dns(&mut self, log: &str) {
+        self.dns = spawn_dns(&self.isp, &self.dir, log);
+    }
+
+    /// A new LAN host (no address yet: run [`Lab::udhcpc`]); its index.
+    pub fn add_lan_host(&mut self, label: &str) -> usize {
+        let ns = Netns::new(label);
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        let mac = format!("02:00:00:00:0b:{:02x}", self.lan_hosts.len() + 1);
+        let port = format!("lan{}", self.lan_ports);
+        self.lan_ports += 1;
+        plug_into_br_lan(&self.b4, &ns, &port, &mac);
+        self.lan_hosts.push(ns);
+        self.lan_hosts.len() - 1
+    }
+
+    /// busybox udhcpc on LAN host `index`, in the foreground. Its script
+    /// configures the address and default route and prints
+    /// `udhcpc-event <event> ip=... router=... dns=... lease=...`.
+    pub fn udhcpc(&self, index: usize, log: &str) -> Process {
+        let script = self.dir.write(
+            &format!("{log}.script"),
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             bound|renew)\n\
+             \tip addr flush dev \"$interface\"\n\
+             \tip addr add \"$ip/$mask\" dev \"$interface\"\n\
+             \tip route replace default via \"$router\"\n\
+             \techo \"udhcpc-event $1 ip=$ip mask=$mask router=$router dns=$dns lease=$lease\";;\n\
+             deconfig) ip addr flush dev \"$interface\"; echo \"udhcpc-event deconfig\";;\n\
+             *) echo \"udhcpc-event $1\";;\n\
+             esac\n",
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = script.display().to_string();
+        self.lan_hosts[index].spawn(
+            &self.dir,
+            log,
+            "udhcpc",
+            &["-f", "-i", "eth0", "-s", &script, "-t", "20", "-T", "1"],
+        )
+    }
+
+    /// Resolves `name` (A) on LAN host `index` through the DNS server at
+    /// `server`; the answer's addresses, or dig's complaint.
+    pub fn resolve(&self, index: usize, server: &str, name: &str) -> String {
+        let out = self.lan_hosts[index].try_exec(
+            "dig",
+            &[
+                &format!("@{server}"),
+                "+short",
+                "+time=1",
+                "+tries=1",
+                name,
+                "A",
+            ],
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    }
+
+    /// On LAN host `index`: resolve [`WEB_NAME`] through the B4's DNS
+    /// proxy, then fetch `http://web.example.net:8080/` from the address.
+    /// `Ok("200 <bytes>")` or what went wrong.
+    pub fn fetch_web_by_name(&self, index: usize) -> Result<String, String> {
+        let answer = self.resolve(index, LAN_ADDR, WEB_NAME);
+        let addr = answer.lines().next().unwrap_or("").trim().to_string();
+        if addr.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(format!("{WEB_NAME} did not resolve: {answer:?}"));
+        }
+        let out = self.lan_hosts[index].try_exec(
+            "python3",
+            &[
+                "-c",
+                &format!(
+                    "import urllib.request as u\n\
+                     q = u.Request('http://{addr}:8080/', headers={{'Host': '{WEB_NAME}:8080'}})\n\
+                     r = u.urlopen(q, timeout=2)\n\
+                     print(r.status, len(r.read()))"
+                ),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && text.starts_with("200 ") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// Retries [`Lab::fetch_web_by_name`] until it works; how long that took.
+    pub fn wait_for_web(&self, index: usize, timeout: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        loop {
+            match self.fetch_web_by_name(index) {
+                Ok(_) => return Ok(start.elapsed()),
+                Err(e) if start.elapsed() >= timeout => return Err(e),
+                Err(_) => std::thread::sleep(millis(50)),
+            }
+        }
+    }
+
+    pub fn ubus_socket(&self) -> &str {
+        &self.ubus_socket
+    }
+
+    /// Starts b4d logging to stderr (the process log).
+    pub fn start_b4d(&mut self, name: &str) {
+        self.start_b4d_with(name, &["--foreground"]);
+    }
+
+    /// Starts b4d with extra command-line arguments.
+    pub fn start_b4d_with(&mut self, name: &str, extra: &[&str]) {
+        let mut args = vec!["--config", self.config_path.as_str()];
+        args.extend_from_slice(extra);
+        let process = self
+            .b4
+            .spawn(&self.dir, name, env!("CARGO_BIN_EXE_b4d"), &args);
+        self.b4d = Some(process);
+    }
+
+    pub fn b4d(&self) -> &Process {
+        self.b4d.as_ref().expect("b4d started")
+    }
+
+    pub fn ping(&self, extra: &[&str]) -> bool {
+        let mut args = vec!["-c", "1", "-W", "1"];
+        args.extend_from_slice(extra);
+        args.push(SERVER);
+        self.host.try_exec("ping", &args).status.success()
+    }
+
+    /// Pings until one answer comes back; how long that took.
+    pub fn wait_for_ipv4(&self, timeout: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.ping(&[]) {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(millis(50));
+        }
+        None
+    }
+
+    pub fn http_fetch(&self) -> String {
+        let out = self.host.try_exec(
+            "python3",
+            &[
+                "-c",
+                &format!(
+                    "import urllib.request as u; r = u.urlopen('http://{SERVER}:8080/', timeout=10); print(r.status, len(r.read()))"
+                ),
+            ],
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    pub fn tunnel_details(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .b4
+                .try_exec("ip", &["-d", "link", "show", "ds-b4"])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    pub fn tunnel_index(&self) -> Option<String> {
+        let out = self.b4.try_exec("ip", &["-o", "link", "show", "ds-b4"]);
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+    }
+
+    /// Re-points the AFTR names in the DNS zone (the web server's record
+    /// stays) and makes dnsmasq reread it.
+    pub fn set_aaaa(&self, records: &str) {
+        self.dir.write("isp.hosts", zone(records));
+        self.dns.signal(Signal::Hup);
+    }
+
+    /// Moves the AFTR's endpoint to `addr` (the old one stops answering).
+    pub fn move_aftr(&self, from: &str, to: &str) {
+        self.isp.add_addr_nodad("lo", &format!("{to}/128"));
+        self.isp
+            .ip(&["link", "change", "aftr0", "type", "ip6tnl", "local", to]);
+        self.isp
+            .ip(&["addr", "del", &format!("{from}/128"), "dev", "lo"]);
+    }
+}
+
+/// Connects `ns`'s `eth0` (MAC `mac`) to `br-lan` in `b4` as port `port`.
+fn plug_into_br_lan(b4: &Netns, ns: &Netns, port: &str, mac: &str) {
+    veth_pair(VethEnd::new(ns, "eth0").mac(mac), VethEnd::new(b4, port));
+    b4.ip(&["link", "set", port, "master", "br-lan"]);
+}
+
+/// dnsmasq as the ISP's DNS server on [`DNS`], serving `isp.hosts`.
+fn spawn_dns(isp: &Netns, dir: &TestDir, log: &str) -> Process {
+    let hosts = dir.file("isp.hosts");
+    let dns = isp.spawn(
+        dir,
+        log,
+        "dnsmasq",
+        &[
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=53",
+            &format!("--listen-address={DNS}"),
+            "--bind-interfaces",
+            &format!("--addn-hosts={}", hosts.display()),
+            "--local-ttl=5",
+            // Names of the zone not in the hosts file: NXDOMAIN.
+            "--local=/example.net/",
+            "--log-queries",
+            "--log-facility=-",
+            "--user=root",
+            "--pid-file=",
+        ],
+    );
+    dns.wait_for_line("started, version", secs(10));
+    dns
+}
+
+/// Unix sockets cannot live on the VM's 9p share: the fake ubusd listens
+/// in the guest's /tmp.
+pub fn ubus_socket(test: &str) -> String {
+    format!("/tmp/b4t-{}-{test}-ubus.sock", std::process::id())
+}
+
+/// A `measure:` line, read by the bench scripts.
+pub fn measure(what: &str, took: Duration) {
+    println!("measure: {what} {:.3} s", took.as_secs_f64());
+}
+
+/// Time between the first log line containing `from` and the first line
+/// after it containing `to`, both at or after line `mark`.
+pub fn between_after(b4d: &Process, mark: usize, from: &str, to: &str) -> Duration {
+    let lines = b4d.lines();
+    let find = |start: usize, needle: &str| {
+        (start..lines.len())
+            .find(|&i| lines[i].text.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the b4d log after line {start}"))
+    };
+    let first = find(mark, from);
+    let second = find(first, to);
+    lines[second].at.saturating_duration_since(lines[first].at)
+}
+
+pub fn between(b4d: &Process, from: &str, to: &str) -> Duration {
+    between_after(b4d, 0, from, to)
+}
