@@ -456,3 +456,28 @@ fn throughput_tunnel_vs_plain_ipv6() {
         tunnel / plain
     );
 }
+
+#[test]
+fn a_second_b4_with_the_same_lan_range_works_at_the_same_time() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let (mut lab, _udhcpc, first_ip) = lab_with_working_lan_host("second_b4");
+    let (_cpe, host_b, b4d_b) = lab.add_second_b4();
+    b4d_b.wait_for_line("tunnel up: ds-b4", secs(30));
+    let udhcpc_b = lab.udhcpc(host_b, "udhcpc-b");
+    let bound = udhcpc_b.wait_for_line("udhcpc-event bound", secs(30));
+    let second_ip = field(&bound, "ip").to_string();
+    println!("first LAN host {first_ip}, second CPE's LAN host {second_ip} (same range)");
+    lab.wait_for_web(host_b, secs(20))
+        .unwrap_or_else(|e| panic!("second B4's LAN host: {e}\n{}", b4d_b.tail(40)));
+    // Both at the same time, several rounds each.
+    for _ in 0..3 {
+        lab.fetch_web_by_name(0).expect("first B4's LAN host");
+        lab.fetch_web_by_name(host_b).expect("second B4's LAN host");
+    }
+    let conntrack = lab
+        .isp
+        .exec_stdout("nft", &["list", "table", "ip", "softwires"]);
+    println!("{conntrack}");
+}

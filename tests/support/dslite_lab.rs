@@ -30,6 +30,8 @@ pub const AFTR3: &str = "2001:db8:af::3";
 pub const DNS: &str = "2001:db8:53::1";
 pub const FIRST_B4: &str = "2001:db8:1::100";
 pub const SECOND_B4: &str = "2001:db8:1::200";
+/// The WAN address of the second CPE ([`Lab::add_second_b4`]).
+pub const SECOND_CPE: &str = "2001:db8:2::100";
 pub const LAN_ADDR: &str = "192.168.1.1";
 
 pub struct Lab {
@@ -241,6 +243,104 @@ impl Lab {
         } else {
             self.isp.link_down("aftr0");
         }
+    }
+
+    /// A second CPE on its own WAN link to the ISP (`eth2`,
+    /// 2001:db8:2::/64) with the SAME LAN range: its b4d runs without
+    /// DHCPv6 (a static /64 on its WAN as the tunnel source, the AFTR's
+    /// address configured), and the AFTR gets a second softwire `aftr1` to
+    /// it. Both B4s' de-NATed IPv4 replies are told apart by the softwire
+    /// they came in on: a conntrack mark selects the return softwire, as an
+    /// AFTR keys its NAT on the B4's IPv6 address (RFC 6333 §6.6).
+    /// The second CPE's LAN host is `lan_hosts[index]` (index returned).
+    pub fn add_second_b4(&mut self) -> (Netns, usize, Process) {
+        let b4 = Netns::new("b4b");
+        b4.ip(&[
+            "link",
+            "add",
+            "br-lan",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        b4.link_up("br-lan");
+        b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
+        b4.sysctl("net.ipv4.ip_forward", "1");
+        veth_pair(
+            VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:02"),
+            VethEnd::new(&self.isp, "eth2"),
+        );
+        self.isp.add_addr_nodad("eth2", "2001:db8:2::1/64");
+        b4.add_addr_nodad("wan0", &format!("{SECOND_CPE}/64"));
+        b4.ip(&["-6", "route", "add", "default", "via", "2001:db8:2::1"]);
+        let _second_softwire = Aftr::start(
+            &self.isp,
+            &AftrConfig {
+                tunnel_dev: "aftr1".into(),
+                aftr_addr: v6(AFTR1),
+                b4_addr: v6(SECOND_CPE),
+                ..AftrConfig::default()
+            },
+        );
+        let mut nft = self.isp.command("nft");
+        nft.args(["-f", "-"]);
+        super::aftr::nft_load(
+            &mut nft,
+            "table ip softwires {\n\
+             \tchain pre {\n\
+             \t\ttype filter hook prerouting priority mangle; policy accept;\n\
+             \t\tiifname \"aftr1\" ct state new ct mark set 2\n\
+             \t\tct mark 2 meta mark set 2\n\
+             \t}\n\
+             }\n",
+        );
+        self.isp.ip(&["rule", "add", "fwmark", "2", "table", "102"]);
+        self.isp.ip(&[
+            "route",
+            "add",
+            "192.168.1.0/24",
+            "dev",
+            "aftr1",
+            "table",
+            "102",
+        ]);
+
+        let index = self.lan_hosts.len();
+        let host = Netns::new("lanhostb");
+        host.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        plug_into_br_lan(&b4, &host, "lan0", "02:00:00:00:0c:01");
+        self.lan_hosts.push(host);
+
+        let config = format!(
+            "config globals 'globals'\n\
+             \toption log_level 'debug'\n\
+             \toption ubus '0'\n\
+             \toption state_dir '{state}'\n\n\
+             config wan 'wan'\n\
+             \toption device 'wan0'\n\
+             \toption dhcpv6 'off'\n\
+             \toption aftr '{AFTR1}'\n\n\
+             config tunnel 'tunnel'\n\
+             \toption source 'slaac'\n\n\
+             config lan 'lan'\n\
+             \toption device 'br-lan'\n\
+             \toption ipaddr '{LAN_ADDR}'\n\
+             \tlist dns_server '{DNS}'\n\
+             \toption lease_file '{leases}'\n",
+            state = self.dir.file("state-b").display(),
+            leases = self.dir.file("b4d-b.leases").display(),
+        );
+        let path = self.dir.write("b4d-b.uci", config).display().to_string();
+        let b4d = b4.spawn(
+            &self.dir,
+            "b4d-b",
+            env!("CARGO_BIN_EXE_b4d"),
+            &["--foreground", "--config", &path],
+        );
+        (b4, index, b4d)
     }
 
     /// The ISP's DHCPv6 server.
