@@ -76,9 +76,11 @@ impl Lab {
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
              config wan 'wan'\n\toption device 'eth0'\n{wan}\n\
              config tunnel 'tunnel'\n\toption enabled '0'\n\n\
-             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n{lan}\n\
+             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n\
+             \toption lease_file '{leases}'\n{lan}\n\
              config host\n\toption mac '02:00:00:00:00:10'\n\toption ip '192.168.1.10'\n\toption name 'laptop'\n",
-            self.dir.file("state").display()
+            self.dir.file("state").display(),
+            leases = self.dir.file("b4d.leases").display(),
         );
         let path = self.dir.write("b4d.uci", config);
         let b4d = self.router.spawn(
