@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dhcpv4;
 pub mod dhcpv6;
+pub mod dns;
 pub mod logging;
 pub mod netlink;
 pub mod status;

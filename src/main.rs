@@ -1,5 +1,6 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
+use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use b4d::config::{AftrOverride, Config, DhcpV6Mode};
 use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
+use b4d::dns::{self, driver::DriverConfig, LocalHosts, ProxyStatus};
 use b4d::logging::{self, Target};
 use b4d::status::Status;
 use b4d::tunnel::{self, aftr::AftrSource};
@@ -181,14 +183,26 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         None => (None, None),
     };
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
+    let dns_status = start_dns_proxy(
+        &config,
+        events.subscribe(),
+        dhcpv4.as_ref().map(|d| d.leases.clone()),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
     let (status, _) = watch::channel(Status {
         wan_device: config.wan.device.to_string(),
         ..Status::new(Instant::now())
     });
+    let sources = b4d::status::collect::Sources {
+        dhcpv6: dhcpv6_status,
+        tunnel: tunnel_status,
+        dns: dns_status,
+        dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
+    };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
-        dhcpv6_status,
-        tunnel_status,
+        sources,
         events.subscribe(),
         shutdown.subscribe(),
     ));
@@ -436,6 +450,84 @@ fn start_ubus(
     ));
     tasks.spawn(b4::serve(requests_rx, handle.clone(), backend, shutdown));
     Some(handle)
+}
+
+/// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
+/// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
+/// are the named static hosts plus the DHCPv4 leases' host names, followed
+/// live. Returns the proxy's counters (published every second).
+fn start_dns_proxy(
+    config: &Config,
+    mut events: broadcast::Receiver<Event>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<watch::Receiver<ProxyStatus>> {
+    if !config.lan.dns_proxy {
+        info!("DNS proxy is off (lan.dns_proxy '0')");
+        return None;
+    }
+    let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
+    if config.lan.dns_server.is_empty() {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(Event::DnsServersChanged(servers)) => {
+                            upstreams_tx.send_replace(servers);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
+    let static_hosts: Vec<(String, std::net::Ipv4Addr)> = (config.hosts.iter())
+        .filter_map(|h| Some((h.name.clone()?, h.ip)))
+        .collect();
+    let domain = config.lan.domain.clone();
+    let local_hosts = move |leases: &[dhcpv4::LeaseInfo]| LocalHosts {
+        domain: domain.clone(),
+        hosts: (static_hosts.iter().cloned())
+            .chain(
+                leases
+                    .iter()
+                    .filter_map(|l| Some((l.hostname.clone()?, l.ip))),
+            )
+            .collect(),
+    };
+    let (hosts_tx, hosts) = watch::channel(local_hosts(&[]));
+    if let Some(mut leases) = leases {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let current = leases.borrow_and_update().clone();
+                hosts_tx.send_replace(local_hosts(&current));
+                tokio::select! {
+                    changed = leases.changed() => if changed.is_err() { return Ok(()) },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
+    let (status, status_rx) = watch::channel(ProxyStatus::default());
+    let driver_config = DriverConfig {
+        listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
+        clients: (config.lan.network(), config.lan.prefix_len()),
+        cache_size: config.lan.dns_cache_size as usize,
+        seed: rand::random(),
+    };
+    tasks.spawn(dns::driver::run(
+        driver_config,
+        upstreams,
+        hosts,
+        status,
+        shutdown,
+    ));
+    Some(status_rx)
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.
