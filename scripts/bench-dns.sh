@@ -122,11 +122,14 @@ CONF
 ip netns exec "$UP" unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
 PIDS+=($!)
 
+# Only the DNS proxy runs in b4d (no DHCPv4, no ubus, no tunnel), as only
+# DNS runs in this dnsmasq.
 echo "== b4d on 192.168.1.1, dnsmasq on 192.168.1.2 (cache $CACHE entries each)"
 cat > "$WORK/b4d.uci" <<CONF
 config globals 'globals'
 	option log_level 'warn'
 	option state_dir '$WORK/state'
+	option ubus '0'
 config wan 'wan'
 	option device 'eth0'
 	option dhcpv6 'off'
@@ -137,6 +140,7 @@ config lan 'lan'
 	option device 'eth1'
 	option ipaddr '192.168.1.1'
 	option dns_cache_size '$CACHE'
+	option dhcp '0'
 	list dns_server '2001:db8:1::53'
 CONF
 ip netns exec "$RTR" "$B4D" --foreground --config "$WORK/b4d.uci" >"$WORK/b4d.log" 2>&1 &

@@ -183,7 +183,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         None => (None, None),
     };
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
-    start_dns_proxy(
+    let dns_status = start_dns_proxy(
         &config,
         events.subscribe(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
@@ -194,10 +194,15 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         wan_device: config.wan.device.to_string(),
         ..Status::new(Instant::now())
     });
+    let sources = b4d::status::collect::Sources {
+        dhcpv6: dhcpv6_status,
+        tunnel: tunnel_status,
+        dns: dns_status,
+        dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
+    };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
-        dhcpv6_status,
-        tunnel_status,
+        sources,
         events.subscribe(),
         shutdown.subscribe(),
     ));
@@ -449,17 +454,18 @@ fn start_ubus(
 
 /// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
 /// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
-/// are the named static hosts plus the DHCPv4 leases' host names, followed live.
+/// are the named static hosts plus the DHCPv4 leases' host names, followed
+/// live. Returns the proxy's counters (published every second).
 fn start_dns_proxy(
     config: &Config,
     mut events: broadcast::Receiver<Event>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
-) {
+) -> Option<watch::Receiver<ProxyStatus>> {
     if !config.lan.dns_proxy {
         info!("DNS proxy is off (lan.dns_proxy '0')");
-        return;
+        return None;
     }
     let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
     if config.lan.dns_server.is_empty() {
@@ -507,7 +513,7 @@ fn start_dns_proxy(
             }
         });
     }
-    let (status, _) = watch::channel(ProxyStatus::default());
+    let (status, status_rx) = watch::channel(ProxyStatus::default());
     let driver_config = DriverConfig {
         listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
         clients: (config.lan.network(), config.lan.prefix_len()),
@@ -521,6 +527,7 @@ fn start_dns_proxy(
         status,
         shutdown,
     ));
+    Some(status_rx)
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

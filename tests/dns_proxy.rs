@@ -76,9 +76,11 @@ impl Lab {
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
              config wan 'wan'\n\toption device 'eth0'\n{wan}\n\
              config tunnel 'tunnel'\n\toption enabled '0'\n\n\
-             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n{lan}\n\
+             config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n\
+             \toption lease_file '{leases}'\n{lan}\n\
              config host\n\toption mac '02:00:00:00:00:10'\n\toption ip '192.168.1.10'\n\toption name 'laptop'\n",
-            self.dir.file("state").display()
+            self.dir.file("state").display(),
+            leases = self.dir.file("b4d.leases").display(),
         );
         let path = self.dir.write("b4d.uci", config);
         let b4d = self.router.spawn(
@@ -251,7 +253,9 @@ fn failover_then_servfail_in_bounded_time() {
     let out = lab.ask(&["ns.example.test", "AAAA"]);
     let took = started.elapsed();
     assert!(out.contains("status: SERVFAIL"), "{out}");
-    assert!(took < secs(4), "SERVFAIL after {took:?}");
+    // Bounded, not fast: the proxy gives up after its 3 s budget; the bound
+    // here only has to tell "gives up" from "never answers" (dig waits 5 s).
+    assert!(took < secs(5), "SERVFAIL after {took:?}");
     // Stopped servers answer with ICMP port unreachable: failover at once.
     assert!(b4d.count_matching("unreachable") >= 2, "{}", b4d.tail(20));
 }
@@ -259,7 +263,9 @@ fn failover_then_servfail_in_bounded_time() {
 const SILENT_PY: &str = r#"import socket,sys
 s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); s.bind((sys.argv[1],53))
 print('ready',flush=True)
-while True: s.recvfrom(4096)
+while True:
+    s.recvfrom(4096)
+    print('query',flush=True)
 "#;
 
 #[test]
@@ -282,15 +288,21 @@ fn a_silent_upstream_times_out_and_the_next_one_answers() {
         ["192.0.2.80"]
     );
     let took = started.elapsed();
-    assert!(took < secs(2), "answered after {took:?}");
-    b4d.wait_for_line("no answer from [2001:db8:1::55]:53 in time", secs(1));
-    // Now the answering server is the faster one and is asked first.
-    let started = Instant::now();
+    // Answered within dig's own first try (5 s): the proxy failed over.
+    assert!(took < secs(5), "answered after {took:?}");
+    b4d.wait_for_line("no answer from [2001:db8:1::55]:53 in time", secs(5));
+    // Now the answering server is the faster one and is asked first: the
+    // silent one does not even see the next query.
+    let asked_silent = silent.count_matching("query");
     assert_eq!(
         short(&lab.ask(&["+short", "www.example.test", "AAAA"])),
         ["2001:db8::80"]
     );
-    assert!(started.elapsed() < millis(200), "{:?}", started.elapsed());
+    assert_eq!(
+        silent.count_matching("query"),
+        asked_silent,
+        "the silent server was asked first again"
+    );
 }
 
 const SPOOFER_PY: &str = r#"import socket,struct,sys,time

@@ -19,10 +19,12 @@ fn start_b4d(dir: &TestDir, ubus: bool) -> Process {
         format!(
             "config globals 'globals'\n\toption state_dir '{}'\n\toption ubus '{}'\n\
              \toption ubus_socket '{}'\n\
-             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n",
+             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n\
+             config lan 'lan'\n\toption dns_proxy '0'\n\toption lease_file '{}/b4d.leases'\n",
             dir.path().display(),
             u8::from(ubus),
-            socket.display()
+            socket.display(),
+            dir.path().display()
         ),
     );
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_b4d"));

@@ -36,6 +36,7 @@ const TCP_QUEUE: usize = 32;
 /// recvmmsg calls in a row before looking at the other event sources.
 const UDP_BATCHES: usize = 4;
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+const BIND_RETRY: Duration = Duration::from_secs(5);
 
 pub struct DriverConfig {
     /// The LAN address and port to listen on (`lan.ipaddr`, `lan.dns_port`).
@@ -94,6 +95,18 @@ fn lan_socket(listen: SocketAddrV4, ty: Type, protocol: Protocol) -> io::Result<
     Ok(socket)
 }
 
+fn listen(addr: SocketAddrV4) -> io::Result<(UdpSocket, TcpListener)> {
+    let udp = lan_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Room for a burst of queries while the loop is busy.
+    let _ = udp.set_recv_buffer_size(256 * 1024);
+    let tcp = lan_socket(addr, Type::STREAM, Protocol::TCP)?;
+    tcp.listen(64)?;
+    Ok((
+        UdpSocket::from_std(udp.into())?,
+        TcpListener::from_std(tcp.into())?,
+    ))
+}
+
 /// Runs until `shutdown` becomes true. `upstreams` is the IPv6 resolver
 /// list (port 53), `hosts` the LAN names; both are followed live.
 pub async fn run(
@@ -103,13 +116,27 @@ pub async fn run(
     status: watch::Sender<ProxyStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let udp = lan_socket(config.listen, Type::DGRAM, Protocol::UDP)?;
-    // Room for a burst of queries while the loop is busy.
-    let _ = udp.set_recv_buffer_size(256 * 1024);
-    let lan_udp = UdpSocket::from_std(udp.into())?;
-    let tcp = lan_socket(config.listen, Type::STREAM, Protocol::TCP)?;
-    tcp.listen(64)?;
-    let lan_tcp = TcpListener::from_std(tcp.into())?;
+    // Port 53 may be taken (dnsmasq still running): the rest of the B4 must
+    // not stop for that, so wait and try again.
+    let mut warned = false;
+    let (lan_udp, lan_tcp) = loop {
+        match listen(config.listen) {
+            Ok(sockets) => break sockets,
+            Err(e) => {
+                if !warned {
+                    warn!(
+                        "cannot listen on {}: {e}; trying again every {BIND_RETRY:?}",
+                        config.listen
+                    );
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = sleep(BIND_RETRY) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        }
+    };
     info!("proxy listening on {} (UDP and TCP)", config.listen);
 
     let (events_tx, mut events_rx) = mpsc::channel(1024);

@@ -99,6 +99,26 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// Every counter with its name, for status reports.
+    pub fn named(&self) -> [(&'static str, u64); 14] {
+        [
+            ("malformed_query", self.malformed_query),
+            ("not_a_query", self.not_a_query),
+            ("duplicate", self.duplicate),
+            ("client_flood", self.client_flood),
+            ("too_many_in_flight", self.too_many_in_flight),
+            ("malformed_reply", self.malformed_reply),
+            ("unsolicited", self.unsolicited),
+            ("wrong_source", self.wrong_source),
+            ("wrong_id", self.wrong_id),
+            ("wrong_question", self.wrong_question),
+            ("bad_tcp_frame", self.bad_tcp_frame),
+            ("tcp_connection_limit", self.tcp_connection_limit),
+            ("tcp_idle", self.tcp_idle),
+            ("not_from_lan", self.not_from_lan),
+        ]
+    }
+
     /// Counts one drop; returns the new count for that reason.
     pub fn count(&mut self, reason: DropReason) -> u64 {
         let n = match reason {

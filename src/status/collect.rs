@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use super::{Stamped, State, Status};
+use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::{ClientStatus, Event};
+use crate::dns::ProxyStatus;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The overall state and its reason, from the subsystems' own status.
@@ -108,23 +110,44 @@ async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) {
     }
 }
 
+/// The subsystems' own status channels (`None`: that subsystem is off).
+pub struct Sources {
+    pub dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    pub tunnel: Option<watch::Receiver<TunnelStatus>>,
+    pub dns: Option<watch::Receiver<ProxyStatus>>,
+    pub dhcpv4: Option<watch::Receiver<ServerStatus>>,
+}
+
 /// Runs until shutdown.
 pub async fn run(
     status: watch::Sender<Status>,
-    mut dhcpv6: Option<watch::Receiver<ClientStatus>>,
-    mut tunnel: Option<watch::Receiver<TunnelStatus>>,
+    sources: Sources,
     mut events: broadcast::Receiver<Event>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Sources {
+        mut dhcpv6,
+        mut tunnel,
+        mut dns,
+        mut dhcpv4,
+    } = sources;
     loop {
         let snapshot_d = dhcpv6.as_ref().map(|r| r.borrow().clone());
         let snapshot_t = tunnel.as_ref().map(|r| r.borrow().clone());
+        let counters_dns = dns.as_ref().map(|r| r.borrow().clone());
+        let counters_dhcpv4 = dhcpv4.as_ref().map(|r| r.borrow().clone());
         status.send_if_modified(|s| {
+            // Counters change all the time: they are read on demand, never a
+            // reason to notify.
+            s.dns = counters_dns;
+            s.dhcpv4 = counters_dhcpv4;
             absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t)
         });
         tokio::select! {
             _ = changed(&mut dhcpv6) => {}
             _ = changed(&mut tunnel) => {}
+            _ = changed(&mut dns) => {}
+            _ = changed(&mut dhcpv4) => {}
             event = events.recv() => match event {
                 Ok(event) => status.send_modify(|s| {
                     s.last_event = Some(Stamped { at: SystemTime::now(), text: event.to_string() });
