@@ -9,7 +9,8 @@
 #
 # Packages:
 #   b4d_<ver>_<arch>.ipk for each OpenWrt package architecture below, from
-#     the static musl binary scripts/cross.sh built for its Rust target;
+#     the stripped static musl binary scripts/cross.sh built for its Rust
+#     target ($CARGO_TARGET_DIR/dist/<target>/b4d);
 #   luci-app-b4d_<ver>_all.ipk with the LuCI view, menu and rpcd ACL from
 #     files/ (only when those files exist).
 #
@@ -121,7 +122,7 @@ EOF
 
 build_b4d() {
     local arch="$1" target="${RUST_TARGET[$1]}" stage bin
-    bin="$TARGET_DIR/$target/release/b4d"
+    bin="$TARGET_DIR/dist/$target/b4d"
     if [ ! -f "$bin" ]; then
         echo "build-ipk: $bin missing; run scripts/cross.sh $target first" >&2
         exit 1
