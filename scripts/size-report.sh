@@ -28,7 +28,7 @@ EOF
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
 
 failed=0
-printf '%-34s %12s %12s %8s  %s\n' "binary (stripped)" bytes budget used ""
+printf '%-42s %12s %12s %8s  %s\n' "binary (stripped)" bytes budget used ""
 while read -r section key limit; do
     [ "$section" = binary ] || continue
     bin="$CARGO_TARGET_DIR/dist/$key/b4d"
@@ -43,17 +43,21 @@ while read -r section key limit; do
         verdict="OVER BUDGET"
         failed=1
     fi
-    printf '%-34s %12s %12s %7s%%  %s (%s)\n' "$key" "$size" "$limit" \
+    printf '%-42s %12s %12s %7s%%  %s (%s)\n' "$key" "$size" "$limit" \
         "$((size * 100 / limit))" "$verdict" "$(kib "$size")"
 done < <(budget_lines)
 
 echo
-printf '%-34s %12s %12s %8s  %s\n' "package (.ipk)" bytes budget used ""
+printf '%-42s %12s %12s %8s  %s\n' "package (.ipk)" bytes budget used ""
 while read -r section key limit; do
     [ "$section" = ipk ] || continue
     shopt -s nullglob
     files=("$OUT"/b4d_*_"$key".ipk "$OUT"/"$key"_*.ipk)
     shopt -u nullglob
+    if [ "${#files[@]}" -eq 0 ] && [ "$key" = luci-app-b4d ] && [ ! -d files/www ]; then
+        printf '%-42s %12s\n' "$key" "not built (no LuCI files in files/)"
+        continue
+    fi
     if [ "${#files[@]}" -eq 0 ]; then
         echo "size-report: no .ipk for $key in $OUT (run scripts/build-ipk.sh)" >&2
         failed=1
@@ -66,7 +70,7 @@ while read -r section key limit; do
             verdict="OVER BUDGET"
             failed=1
         fi
-        printf '%-34s %12s %12s %7s%%  %s (%s)\n' "$(basename "$f")" "$size" "$limit" \
+        printf '%-42s %12s %12s %7s%%  %s (%s)\n' "$(basename "$f")" "$size" "$limit" \
             "$((size * 100 / limit))" "$verdict" "$(kib "$size")"
     done
 done < <(budget_lines)
