@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what b4d's integration tests need (Debian 12 / Ubuntu), idempotently:
 #   kea-dhcp6-server, dnsmasq-base, tcpdump, iproute2, procps, python3,
-#   shellcheck and busybox (the init script is checked and run under ash),
-#   the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and dhcpcd-base, and
-#   kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh)
+#   iputils-ping, shellcheck and busybox (the init script is checked and run
+#   under ash), the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and
+#   dhcpcd-base, kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh),
+#   chromium and fonts-dejavu-core (the LuCI page test renders the view headless),
+#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench-dns.sh)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -25,8 +27,9 @@ fi
 
 say() { echo "install-test-deps: $*"; }
 
-PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 shellcheck busybox
-    udhcpc isc-dhcp-client dhcpcd-base kea-admin)
+PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
+    busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin chromium fonts-dejavu-core
+    unbound bind9-dnsutils ldnsutils dnsperf)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -52,7 +55,7 @@ fi
 
 # The tests start their own servers inside namespaces; make sure the
 # packaged services are not running (and do not start at boot).
-for svc in kea-dhcp6-server dnsmasq; do
+for svc in kea-dhcp6-server dnsmasq unbound; do
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             say "stopping service $svc"
@@ -70,7 +73,8 @@ for svc in kea-dhcp6-server dnsmasq; do
     fi
 done
 
-for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 shellcheck busybox udhcpc dhclient dhcpcd perfdhcp; do
+for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp \
+    chromium unbound dig ldns-signzone dnsperf; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

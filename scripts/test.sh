@@ -2,11 +2,15 @@
 # Installs everything the tests need on a fresh Debian 12 machine, then runs
 # every check and test: formatting, lints, unit tests (with the property
 # tests that feed arbitrary bytes to every parser), and the integration tests
-# against real DHCPv6 servers in network namespaces. Needs root (namespaces).
+# against real DHCPv6 servers in network namespaces, some of them inside the
+# kernel lab VM (scripts/vm.sh). Needs root (namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-test-deps.sh
+# The kernel lab (qemu + Debian's kernel) for the tests that need ip6tnl and
+# nf_tables, which this machine's kernel lacks; fast when already set up.
+./scripts/vm.sh setup
 
 echo "== cargo fmt --check"
 cargo fmt --check

@@ -17,10 +17,14 @@
 #       runs depmod and builds the initramfs. Idempotent; a second run only
 #       checks (well under a second).
 #   scripts/vm.sh run [--share DIR]... [--timeout SECS] [--results DIR]
-#                     [--env NAME[=VALUE]]... -- COMMAND [ARGS...]
+#                     [--env NAME[=VALUE]]... [--interactive] -- COMMAND [ARGS...]
 #       Boots the VM, runs COMMAND as root in the same working directory,
 #       streams its stdout/stderr to ours and exits with its exit code.
 #       124: the VM timed out; 125: the VM failed (no exit code came back).
+#   scripts/vm.sh shell [--share DIR]...
+#       An interactive bash in the VM, for poking at the kernel by hand
+#       (exit or Ctrl-d powers it off). `run --interactive` does the same for
+#       any command: it gets the VM's console as its terminal.
 #   scripts/vm.sh openwrt [options] IMAGE
 #       Boots a real OpenWrt x86-64 image (see `scripts/vm.sh openwrt --help`).
 #
@@ -34,6 +38,8 @@
 #   B4D_VM_VERBOSE  1: boot without `quiet` and copy the guest's kernel
 #                   console to our stderr (it is always in the results
 #                   folder's console.log)
+#   B4D_VM_KERNEL_ARGS extra kernel command-line arguments (they come last,
+#                   so they override ours), e.g. dyndbg=... or log_buf_len=...
 #   B4D_VM_KERNEL_PKG  kernel package to use instead of linux-image-amd64's
 #                   dependency (e.g. linux-image-6.1.0-26-amd64)
 # Inside the guest B4D_IN_VM=1 is set, and RUST_*, PROPTEST_*, CARGO_*, CI,
@@ -227,14 +233,24 @@ for p in /sys/class/virtio-ports/*; do
     b4d.stderr) ERR="/dev/${p##*/}" ;;
     esac
 done
-log "running command (stdout $OUT, stderr $ERR)"
-/bin/bash "$R/command.sh" </dev/null >"$OUT" 2>"$ERR"
-rc=$?
+if [ -e "$R/interactive" ]; then
+    # `vm.sh shell`: the command gets the virtio console (a real tty, so
+    # line editing and Ctrl-C work) as its controlling terminal.
+    log "running command on /dev/hvc0"
+    setsid -c /bin/bash "$R/command.sh" </dev/hvc0 >/dev/hvc0 2>&1
+    rc=$?
+else
+    log "running command (stdout $OUT, stderr $ERR)"
+    /bin/bash "$R/command.sh" </dev/null >"$OUT" 2>"$ERR"
+    rc=$?
+fi
 log "command exited with $rc"
 echo "$rc" >"$R/exit-code.tmp" && mv "$R/exit-code.tmp" "$R/exit-code"
 sync
 echo o >/proc/sysrq-trigger
-sleep 60
+# PID 1 must not exit (that panics) while the power-off runs; the 9p root
+# may already be gone, so no external program (sleep) from here on.
+while :; do :; done
 EOF
 }
 
@@ -243,10 +259,16 @@ kernel_dir() { echo "$CACHE/kernel"; }
 setup_ready() {
     local k
     k=$(kernel_dir)
-    [ -f "$k/ready" ] && [ -f "$CACHE/initramfs.ready" ] &&
-        [ "$(cat "$CACHE/initramfs.ready")" = "$(initramfs_stamp)" ] &&
+    [ -f "$k/ready" ] && [ -f "$(initramfs_path)" ] &&
         command -v qemu-system-x86_64 >/dev/null 2>&1 &&
         { [ -z "${B4D_VM_KERNEL_PKG:-}" ] || [ "$(cut -d' ' -f1 "$k/ready")" = "$B4D_VM_KERNEL_PKG" ]; }
+}
+
+# The initramfs is named after a hash of what goes into it, so checkouts
+# with different versions of this script (several worktrees, one cache) each
+# boot their own and never rebuild each other's.
+initramfs_path() {
+    echo "$CACHE/initramfs-$(initramfs_stamp | cut -c1-16).cpio.gz"
 }
 
 initramfs_stamp() {
@@ -286,9 +308,9 @@ do_setup() {
     if [ ! -x "$CACHE/busybox/bin/busybox" ]; then
         fetch_and_unpack busybox-static "$CACHE/busybox"
     fi
-    local stamp
-    stamp=$(initramfs_stamp)
-    if [ "$(cat "$CACHE/initramfs.ready" 2>/dev/null)" != "$stamp" ]; then
+    local initramfs
+    initramfs=$(initramfs_path)
+    if [ ! -f "$initramfs" ]; then
         say "building the initramfs for $kver"
         local build
         build=$(mktemp -d "$CACHE/initramfs.XXXXXX")
@@ -308,10 +330,9 @@ do_setup() {
             done < <(modprobe -d "$kdir" -S "$kver" --show-depends "$m")
         done
         (cd "$build" && find . -print0 | cpio --null -o -H newc --quiet) |
-            gzip -6 >"$CACHE/initramfs.cpio.gz.new"
-        mv "$CACHE/initramfs.cpio.gz.new" "$CACHE/initramfs.cpio.gz"
+            gzip -6 >"$initramfs.new"
+        mv "$initramfs.new" "$initramfs"
         rm -rf "$build"
-        echo "$stamp" >"$CACHE/initramfs.ready"
     fi
     say "ready: kernel $kver, cache $CACHE ($((SECONDS - started)) s)"
     # Close the lock, or the qemu started next would inherit and hold it.
@@ -352,7 +373,7 @@ passed_through() {
 }
 
 do_run() {
-    local shares=() envs=() timeout=900 results="" keep=""
+    local shares=() envs=() timeout=900 results="" keep="" interactive=""
     while [ $# -gt 0 ]; do
         case "$1" in
         --share)
@@ -378,6 +399,10 @@ do_run() {
             envs+=("$2")
             shift 2
             ;;
+        --interactive)
+            interactive=1
+            shift
+            ;;
         --)
             shift
             break
@@ -398,14 +423,22 @@ do_run() {
     kver=$(cut -d' ' -f2 "$kdir/ready")
 
     if [ -n "$results" ]; then
+        # Emptied for this run, so only if it is new, empty or an earlier
+        # run's results folder (never someone's files).
+        if [ -d "$results" ] && [ -n "$(ls -A "$results")" ] && [ ! -f "$results/vm.env" ]; then
+            die "--results $results: not empty and not an earlier results folder, refusing to empty it"
+        fi
         rm -rf "$results"
         mkdir -p "$results"
         results=$(cd "$results" && pwd -P)
     else
         results=$(mktemp -d "${TMPDIR:-/tmp}/b4d-vm.XXXXXX")
     fi
-    # shellcheck disable=SC2064 # expand now: the folder is fixed
-    [ -n "$keep" ] || trap "rm -rf $(shquote "$results")" EXIT
+    # A temporary results folder goes away after a success; after a failure
+    # it stays for its console.log (the message below names it).
+    RUN_RESULTS=$results
+    RUN_KEEP=$keep
+    trap 'rc=$?; [ -n "$RUN_KEEP" ] || [ "$rc" != 0 ] || rm -rf "$RUN_RESULTS"' EXIT
 
     # What the initramfs needs: the module tree's path on the host (visible
     # in the guest through the host root) and the shares.
@@ -455,37 +488,73 @@ do_run() {
         serial="file,id=console,path=/proc/self/fd/2,append=on,logfile=$results/console.log"
         cmdline="console=ttyS0 printk.time=1 panic=-1 rdinit=/init"
     fi
+    cmdline="$cmdline${B4D_VM_KERNEL_ARGS:+ $B4D_VM_KERNEL_ARGS}"
+    # shellcheck disable=SC2054 # the commas are qemu's, inside one option
     local qemu=(
         qemu-system-x86_64 -accel "$accel" -M pc -smp "${B4D_VM_SMP:-2}" -m "${B4D_VM_MEM:-1024}"
         -nodefaults -no-user-config -display none -no-reboot -nic none
-        -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$CACHE/initramfs.cpio.gz"
+        -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$(initramfs_path)"
         -append "$cmdline"
         -chardev "$serial" -serial chardev:console
         -device virtio-rng-pci
         -virtfs "local,path=/,mount_tag=hostroot,readonly=on,security_model=none,multidevs=remap,id=hostroot"
         -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap,id=results"
         -device virtio-serial-pci
-        -chardev "file,id=stdout,path=/proc/self/fd/1,append=on"
-        -device "virtserialport,chardev=stdout,name=b4d.stdout"
-        -chardev "file,id=stderr,path=/proc/self/fd/2,append=on"
-        -device "virtserialport,chardev=stderr,name=b4d.stderr"
     )
+    if [ -n "$interactive" ]; then
+        touch "$results/interactive"
+        qemu+=(-chardev "stdio,id=term,signal=off" -device "virtconsole,chardev=term")
+    else
+        qemu+=(
+            -chardev "file,id=stdout,path=/proc/self/fd/1,append=on"
+            -device "virtserialport,chardev=stdout,name=b4d.stdout"
+            -chardev "file,id=stderr,path=/proc/self/fd/2,append=on"
+            -device "virtserialport,chardev=stderr,name=b4d.stderr"
+        )
+    fi
     local i
     for i in "${!shares[@]}"; do
         qemu+=(-virtfs "local,path=${shares[$i]},mount_tag=share$i,security_model=none,multidevs=remap,id=share$i")
     done
 
+    # Ctrl-C or a TERM for this script stops the VM too (qemu may sit in
+    # its own process group under timeout, where the terminal's signal does
+    # not reach it).
+    INTERRUPTED=""
+    QEMU_PIDFILE="$results/qemu.pid"
+    trap 'INTERRUPTED=1; if [ -s "$QEMU_PIDFILE" ]; then kill -TERM "$(cat "$QEMU_PIDFILE")" 2>/dev/null; else exit 130; fi' INT TERM HUP
+    qemu+=(-pidfile "$QEMU_PIDFILE")
+
     acquire_slot
     local started=$SECONDS rc=0
-    # qemu re-opens its stdout and stderr by path for the command's output
-    # (/proc/self/fd/N). On a regular file that would be a second file
-    # description with its own offset, overwriting what others write there;
-    # through pipes both streams stay in order.
     set +e
-    timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2) | cat
-    rc=${PIPESTATUS[0]}
+    if [ -n "$interactive" ]; then
+        timeout --foreground --kill-after=5 "$timeout" "${qemu[@]}"
+        rc=$?
+    else
+        # qemu re-opens its stdout and stderr by path for the command's
+        # output (/proc/self/fd/N). On a regular file that would be a second
+        # file description with its own offset, overwriting what others
+        # write there; through pipes both streams stay in order. In the
+        # background, because bash runs traps only between commands or
+        # during `wait`.
+        {
+            timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null 2> >(cat >&2)
+            echo $? >"$results/qemu.rc"
+        } | cat &
+        local pipeline=$!
+        # wait returns early (> 128) when the trap ran; wait again for the end.
+        until wait "$pipeline"; do
+            kill -0 "$pipeline" 2>/dev/null || break
+        done
+        rc=$(cat "$results/qemu.rc" 2>/dev/null || echo 125)
+    fi
     set -e
-    wait $! 2>/dev/null || true
+    if [ -n "$INTERRUPTED" ]; then
+        say "interrupted: VM stopped (command: $*)"
+        [ -n "$keep" ] || rm -rf "$results"
+        exit 130
+    fi
     local took=$((SECONDS - started))
     if [ -f "$results/exit-code" ]; then
         rc=$(cat "$results/exit-code")
@@ -520,7 +589,7 @@ terminal (quit with Ctrl-a x).
                   changes persist across boots (--fresh starts over)
   --share DIR     a 9p share, tag "b4d" (default: target/ of this repo if it
                   exists), e.g. to copy in a b4d built for x86_64 musl. In
-                  OpenWrt: opkg install kmod-fs-9p kmod-9pnet-virtio, then
+                  OpenWrt: opkg install kmod-9pnet kmod-fs-9p, then
                   mount -t 9p -o trans=virtio b4d /mnt
   --ssh-port PORT host port forwarded to the LAN address 192.168.1.1:22
                   (default 2222, bound to 127.0.0.1 only):
@@ -610,7 +679,7 @@ do_openwrt() {
             mv "$disk.new" "$disk"
         fi
         ;;
-    *) disk=$image ;;
+    *) disk=$(realpath "$image") ;;
     esac
 
     local wan
@@ -619,6 +688,7 @@ do_openwrt() {
     else
         wan="user,id=wan,restrict=on,ipv6=on"
     fi
+    # shellcheck disable=SC2054 # the commas are qemu's, inside one option
     local qemu=(
         qemu-system-x86_64 -accel "${B4D_VM_ACCEL:-tcg}" -M pc -smp 2 -m "$mem"
         -nographic -no-user-config
@@ -652,7 +722,8 @@ setup)
     do_setup
     ;;
 run) do_run "$@" ;;
+shell) do_run --interactive --timeout "${B4D_VM_SHELL_TIMEOUT:-86400}" "$@" -- /bin/bash -i ;;
 openwrt) do_openwrt "$@" ;;
 -h | --help | help) usage ;;
-*) die "unknown command $cmd (setup, run, openwrt; --help)" ;;
+*) die "unknown command $cmd (setup, run, shell, openwrt; --help)" ;;
 esac

@@ -2,10 +2,12 @@
 //!
 //! Each subsystem lives in its own folder; `main.rs` only wires them together.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dhcpv4;
 pub mod dhcpv6;
+pub mod dns;
 pub mod logging;
 pub mod netlink;
 pub mod status;

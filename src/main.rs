@@ -1,5 +1,6 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
+use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use b4d::config::{AftrOverride, Config, DhcpV6Mode};
 use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
+use b4d::dns::{self, driver::DriverConfig, LocalHosts, ProxyStatus};
 use b4d::logging::{self, Target};
 use b4d::status::Status;
 use b4d::tunnel::{self, aftr::AftrSource};
@@ -80,11 +82,22 @@ fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon(config)) {
-        Ok(()) => {
+    match runtime.block_on(daemon(config, &args.config)) {
+        Ok(Exit::Stopped) => {
             info!("stopped");
             log::logger().flush();
             ExitCode::SUCCESS
+        }
+        Ok(Exit::Reload) => {
+            // Leave without tearing anything down: the tunnel is adopted,
+            // DHCPv4 leases come back from the lease file, the DHCPv6
+            // binding is asked for again with the same DUID.
+            drop(runtime);
+            log::logger().flush();
+            let error = reexec();
+            error!("reload: cannot restart b4d: {error}");
+            log::logger().flush();
+            ExitCode::FAILURE
         }
         Err(e) => {
             error!("{e}");
@@ -94,11 +107,50 @@ fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// How the daemon loop ended.
+enum Exit {
+    Stopped,
+    /// The configuration changed: start again with it.
+    Reload,
+}
+
+/// Replaces this process with a fresh b4d with the same arguments (same
+/// pid, so procd keeps tracking it). Returns only on failure.
+fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    }
+}
+
+/// Re-reads the configuration for a reload: `Some` when it is valid and
+/// differs from the running one. A broken file keeps the running
+/// configuration, with every error logged.
+fn changed_config(running: &Config, path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Err(errors) => {
+            error!(
+                "reload: {path} is invalid, keeping the running configuration:\n{errors}",
+                path = path.display()
+            );
+            None
+        }
+        Ok(new) if new == *running => {
+            info!("reload: configuration unchanged");
+            None
+        }
+        Ok(new) => Some(new),
+    }
+}
+
 /// Every subsystem runs as one task in `tasks`; `shutdown` tells those that
 /// have nothing to release to stop, `dhcpv6` gets its own Shutdown so it can
 /// send a Release first. The daemon exits when every task has ended, or at
 /// once (with the error) when one fails.
-async fn daemon(config: Config) -> std::io::Result<()> {
+async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Result<Exit> {
     info!(
         "b4d {} starting on WAN {}",
         env!("CARGO_PKG_VERSION"),
@@ -113,6 +165,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     // would kill b4d and drop the leases.
     let mut sighup = signal(SignalKind::hangup())?;
     let (shutdown, _) = watch::channel(false);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
     let (dhcpv6, dhcpv6_status) = match start_dhcpv6(&config, events.clone(), &mut tasks) {
@@ -130,26 +183,36 @@ async fn daemon(config: Config) -> std::io::Result<()> {
         None => (None, None),
     };
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
-    let (status, _) = watch::channel(Status {
-        wan_device: config.wan.device.to_string(),
-        ..Status::new(Instant::now())
-    });
-    tasks.spawn(b4d::status::collect::run(
-        status.clone(),
-        dhcpv6_status,
-        tunnel_status,
-        events.subscribe(),
-        shutdown.subscribe(),
-    ));
-    let _ubus = start_ubus(
+    let dns_status = start_dns_proxy(
         &config,
-        &status,
-        dhcpv6.clone(),
-        tunnel.clone(),
+        events.subscribe(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
         shutdown.subscribe(),
         &mut tasks,
     );
+    let (status, _) = watch::channel(Status {
+        wan_device: config.wan.device.to_string(),
+        ..Status::new(Instant::now())
+    });
+    let sources = b4d::status::collect::Sources {
+        dhcpv6: dhcpv6_status,
+        tunnel: tunnel_status,
+        dns: dns_status,
+        dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
+    };
+    tasks.spawn(b4d::status::collect::run(
+        status.clone(),
+        sources,
+        events.subscribe(),
+        shutdown.subscribe(),
+    ));
+    let controls = Controls {
+        dhcpv6: dhcpv6.clone(),
+        tunnel: tunnel.clone(),
+        leases: dhcpv4.as_ref().map(|d| d.leases.clone()),
+        reload: reload_tx,
+    };
+    let _ubus = start_ubus(&config, &status, controls, shutdown.subscribe(), &mut tasks);
 
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
@@ -163,7 +226,7 @@ async fn daemon(config: Config) -> std::io::Result<()> {
     };
     loop {
         if *shutdown.borrow() && tasks.is_empty() {
-            return Ok(());
+            return Ok(Exit::Stopped);
         }
         tokio::select! {
             finished = tasks.join_next(), if !tasks.is_empty() => match finished {
@@ -183,8 +246,19 @@ async fn daemon(config: Config) -> std::io::Result<()> {
                     let _ = control.try_send(tunnel::driver::Control::Refresh);
                 }
             }
-            _ = sighup.recv() => {
-                info!("SIGHUP: configuration reload is not implemented yet; keeping the running one");
+            reload = async {
+                tokio::select! {
+                    _ = sighup.recv() => "SIGHUP",
+                    Some(()) = reload_rx.recv() => "ubus reload",
+                }
+            } => {
+                info!("{reload}: reloading the configuration from {}", config_path.display());
+                if changed_config(&config, config_path).is_some() {
+                    info!("reload: configuration changed, restarting in place (tunnel adopted, leases kept)");
+                    // Let a ubus reply leave before the process is replaced.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Ok(Exit::Reload);
+                }
             }
             _ = flush.tick() => log::logger().flush(),
         }
@@ -316,17 +390,29 @@ fn start_dhcpv4(
     })
 }
 
+/// What the `b4` object's methods act on.
+struct Controls {
+    dhcpv6: Option<mpsc::Sender<Control>>,
+    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    reload: mpsc::Sender<()>,
+}
+
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
 /// handle for sending ubus events. Without ubusd the driver keeps retrying.
 fn start_ubus(
     config: &Config,
     status: &watch::Sender<Status>,
-    dhcpv6: Option<mpsc::Sender<Control>>,
-    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
-    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    controls: Controls,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
+    let Controls {
+        dhcpv6,
+        tunnel,
+        leases,
+        reload,
+    } = controls;
     if !config.globals.ubus {
         info!("ubus is off (globals.ubus '0')");
         return None;
@@ -336,6 +422,11 @@ fn start_ubus(
     let backend = b4::Backend {
         status: status.subscribe(),
         leases,
+        reload: Box::new(move || reload.try_send(()).is_ok()),
+        dns_proxy: config
+            .lan
+            .dns_proxy
+            .then_some((config.lan.ipaddr, config.lan.dns_port)),
         // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
         renew: Box::new(move |_reason| {
             let renewed = dhcpv6
@@ -359,6 +450,84 @@ fn start_ubus(
     ));
     tasks.spawn(b4::serve(requests_rx, handle.clone(), backend, shutdown));
     Some(handle)
+}
+
+/// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
+/// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
+/// are the named static hosts plus the DHCPv4 leases' host names, followed
+/// live. Returns the proxy's counters (published every second).
+fn start_dns_proxy(
+    config: &Config,
+    mut events: broadcast::Receiver<Event>,
+    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<watch::Receiver<ProxyStatus>> {
+    if !config.lan.dns_proxy {
+        info!("DNS proxy is off (lan.dns_proxy '0')");
+        return None;
+    }
+    let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
+    if config.lan.dns_server.is_empty() {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(Event::DnsServersChanged(servers)) => {
+                            upstreams_tx.send_replace(servers);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
+    let static_hosts: Vec<(String, std::net::Ipv4Addr)> = (config.hosts.iter())
+        .filter_map(|h| Some((h.name.clone()?, h.ip)))
+        .collect();
+    let domain = config.lan.domain.clone();
+    let local_hosts = move |leases: &[dhcpv4::LeaseInfo]| LocalHosts {
+        domain: domain.clone(),
+        hosts: (static_hosts.iter().cloned())
+            .chain(
+                leases
+                    .iter()
+                    .filter_map(|l| Some((l.hostname.clone()?, l.ip))),
+            )
+            .collect(),
+    };
+    let (hosts_tx, hosts) = watch::channel(local_hosts(&[]));
+    if let Some(mut leases) = leases {
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let current = leases.borrow_and_update().clone();
+                hosts_tx.send_replace(local_hosts(&current));
+                tokio::select! {
+                    changed = leases.changed() => if changed.is_err() { return Ok(()) },
+                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        });
+    }
+    let (status, status_rx) = watch::channel(ProxyStatus::default());
+    let driver_config = DriverConfig {
+        listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
+        clients: (config.lan.network(), config.lan.prefix_len()),
+        cache_size: config.lan.dns_cache_size as usize,
+        seed: rand::random(),
+    };
+    tasks.spawn(dns::driver::run(
+        driver_config,
+        upstreams,
+        hosts,
+        status,
+        shutdown,
+    ));
+    Some(status_rx)
 }
 
 /// The device's MAC from sysfs, for the DUID-LL.

@@ -577,3 +577,51 @@ fn malformed_packets_and_a_discover_flood_are_counted_and_real_clients_still_ser
         "{file}"
     );
 }
+
+/// `reload` (procd's SIGHUP, or ubus `reload`): a broken file keeps the
+/// running configuration; a changed one restarts b4d in place (same pid),
+/// and the client keeps its lease and gets the new options on renew.
+#[test]
+fn reload_keeps_leases_and_applies_a_changed_config() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("reload_keeps_leases_and_applies_a_changed_config");
+    let a = lan.add_client("udhcpc", "02:00:00:00:07:01");
+    let config = lan.config("", "");
+    let b4d = lan.start_b4d("b4d", &config);
+    let udhcpc = lan.udhcpc(a, "udhcpc", "a", &[]);
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(20));
+    let ip = field(&bound, "ip").to_string();
+
+    // A typo: b4d says what is wrong and keeps running as it was.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("option dhcp_limit", "option dhcp_limmit")
+            .replace("option dns_proxy '0'", "option dns_proxy 'maybe'"),
+    )
+    .unwrap();
+    b4d.signal(Signal::Hup);
+    let invalid = b4d.wait_for_line("is invalid, keeping the running configuration", secs(5));
+    assert!(
+        invalid.contains("option 'dns_proxy' in section 'lan'"),
+        "{invalid}"
+    );
+    assert!(b4d.is_running(), "{invalid}");
+
+    // A real change: the domain. Same pid, leases restored, new option.
+    std::fs::write(&config, good.replace("home.example", "lan.example")).unwrap();
+    b4d.signal(Signal::Hup);
+    b4d.wait_for_line("configuration changed, restarting in place", secs(5));
+    b4d.wait_for_line("1 of 1 leases restored", secs(10));
+    assert!(b4d.is_running());
+    assert_eq!(b4d.count_matching("starting on WAN"), 2, "{}", b4d.tail(20));
+    udhcpc.signal(Signal::Usr1);
+    let renewed = udhcpc.wait_for_line("udhcpc-event renew", secs(20));
+    assert_eq!(field(&renewed, "ip"), ip, "{renewed}");
+    assert!(
+        renewed.contains("lan.example"),
+        "new domain not sent: {renewed}"
+    );
+}

@@ -15,6 +15,9 @@ fn b4d_config(dir: &TestDir, wan_extra: &str) -> String {
         "config globals 'globals'\n\
          \toption log_level 'debug'\n\
          \toption state_dir '{}'\n\n\
+         config lan 'lan'\n\
+         \toption dns_proxy '0'\n\
+         \toption dhcp '0'\n\n\
          config wan 'wan'\n\
          \toption device 'eth0'\n{wan_extra}",
         state.display()

@@ -160,7 +160,8 @@ fn b4d_survives_sighup() {
         "b4d.uci",
         format!(
             "config globals 'globals'\n\toption state_dir '{}'\n\toption ubus '0'\n\
-             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n",
+             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n\
+             config lan 'lan'\n\toption dns_proxy '0'\n\toption dhcp '0'\n",
             dir.path().display()
         ),
     );

@@ -241,6 +241,29 @@ fn nft_loads_the_mss_clamp_table() {
     assert!(!ns.exec_stdout("nft", &["list", "tables"]).contains("b4"));
 }
 
+/// (VM) A Unix domain socket works in a [`vm::LocalDir`] (the guest's tmpfs),
+/// where tests inside the VM put the sockets a 9p share cannot hold.
+#[test]
+fn unix_sockets_work_in_a_local_dir_in_the_vm() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let local = vm::LocalDir::new("unix_sockets_work_in_a_local_dir_in_the_vm");
+    assert!(local.path().starts_with("/run/b4d-local"));
+    let path = local.file("probe.sock");
+    let server = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    let client = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    client
+        .send_to(b"ping", &path)
+        .expect("send to the bound socket");
+    let mut buf = [0u8; 8];
+    let n = server.recv(&mut buf).expect("recv");
+    assert_eq!(&buf[..n], b"ping");
+    let dir = local.path().to_path_buf();
+    drop(local);
+    assert!(!dir.exists());
+}
+
 // --- vm.sh itself, driven from the host ---------------------------------------
 
 fn vm_sh(args: &[&str]) -> Command {
@@ -269,6 +292,8 @@ fn vm_run_returns_exit_code_streams_and_shares() {
     }
     let dir = TestDir::new("vm_run_returns_exit_code_streams_and_shares");
     let share = dir.path().to_str().expect("utf-8 path").to_string();
+    // Kept (the command fails on purpose), so inside the test's folder.
+    let results = dir.file("vm").to_str().expect("utf-8 path").to_string();
     let script = format!(
         "echo to-stdout; echo to-stderr >&2; echo \"in_vm=$B4D_IN_VM uid=$(id -u) pwd=$PWD \
          pass=$B4D_LAB_PROBE kernel=$(uname -r)\"; echo written-in-vm > {share}/from-guest; \
@@ -279,6 +304,8 @@ fn vm_run_returns_exit_code_streams_and_shares() {
             "run",
             "--share",
             &share,
+            "--results",
+            &results,
             "--timeout",
             "300",
             "--",
@@ -311,7 +338,7 @@ fn vm_run_returns_exit_code_streams_and_shares() {
         "{stdout}"
     );
     // The guest kernel is Debian's, not the host's.
-    let host_kernel = text(&run_output(&mut Command::new("uname").arg("-r")).stdout);
+    let host_kernel = text(&run_output(Command::new("uname").arg("-r")).stdout);
     assert!(!stdout.contains(&format!("kernel={}", host_kernel.trim())));
     assert!(stdout.contains("root-overlay-writable"));
     assert!(
@@ -333,7 +360,18 @@ fn vm_run_times_out() {
     if vm::inside_vm() || !vm::vm_available() {
         return;
     }
-    let out = run_output(&mut vm_sh(&["run", "--timeout", "3", "--", "sleep", "600"]));
+    let dir = TestDir::new("vm_run_times_out");
+    let results = dir.file("vm");
+    let out = run_output(&mut vm_sh(&[
+        "run",
+        "--results",
+        results.to_str().unwrap(),
+        "--timeout",
+        "3",
+        "--",
+        "sleep",
+        "600",
+    ]));
     assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("VM TIMED OUT after 3 s"));
 }
@@ -358,6 +396,10 @@ fn vm_run_rejects_bad_arguments() {
             "unknown option --bogus",
         ),
         (&["frobnicate"][..], "unknown command frobnicate"),
+        (
+            &["run", "--results", env!("CARGO_MANIFEST_DIR"), "--", "true"][..],
+            "refusing to empty it",
+        ),
     ] {
         let out = run_output(&mut vm_sh(args));
         assert!(!out.status.success(), "vm.sh {args:?} succeeded");
@@ -450,4 +492,80 @@ fn openwrt_image_is_prepared_for_qemu() {
             text(&out.stderr)
         );
     }
+}
+
+// --- support::vm's guarantees ----------------------------------------------------
+
+/// Only ever run by [`lab_fails_tests_that_failed_or_did_not_run_in_the_vm`], inside the VM
+/// (`--include-ignored`); anywhere else it passes trivially.
+#[test]
+#[ignore = "run inside the VM by lab_fails_tests_that_failed_or_did_not_run_in_the_vm"]
+fn fails_deliberately_inside_the_vm() {
+    assert!(!vm::inside_vm(), "deliberate failure inside the VM");
+}
+
+/// (VM, started from the host) A test that fails inside the VM fails on the
+/// host too, and one that did not run at all (wrong name: libtest runs
+/// nothing and exits 0) is not taken for a pass.
+#[test]
+fn lab_fails_tests_that_failed_or_did_not_run_in_the_vm() {
+    if vm::inside_vm() || !vm::vm_available() {
+        return;
+    }
+    let failure = |name: &'static str| -> String {
+        let result = std::panic::catch_unwind(|| vm::in_kernel_lab_named(name));
+        let payload = result.expect_err("the host side should have panicked");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let failed = failure("fails_deliberately_inside_the_vm");
+    assert!(
+        failed.contains("failed inside the kernel lab VM"),
+        "{failed}"
+    );
+    let output = std::fs::read_to_string(
+        vm::vm_results_dir("fails_deliberately_inside_the_vm").join("output.log"),
+    )
+    .expect("output.log of the inner run");
+    assert!(
+        output.contains("deliberate failure inside the VM"),
+        "{output}"
+    );
+
+    let not_run = failure("no_such_test_in_this_binary");
+    assert!(not_run.contains("did not run inside the VM"), "{not_run}");
+}
+
+/// (VM, started from the host) A guest that never gets to run the command
+/// (here: the kernel finds no init and panics) ends with exit code 125 and
+/// the end of the guest's console in the message.
+#[test]
+fn vm_run_reports_a_vm_that_did_not_boot() {
+    if vm::inside_vm() || !vm::vm_available() {
+        return;
+    }
+    let dir = TestDir::new("vm_run_reports_a_vm_that_did_not_boot");
+    let results = dir.file("vm");
+    let out = run_output(
+        vm_sh(&[
+            "run",
+            "--results",
+            results.to_str().unwrap(),
+            "--timeout",
+            "120",
+            "--",
+            "true",
+        ])
+        .env(
+            "B4D_VM_KERNEL_ARGS",
+            "rdinit=/no-such-init init=/no-such-init",
+        ),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("VM FAILED"), "{stderr}");
+    assert!(stderr.contains("Kernel panic"), "{stderr}");
 }

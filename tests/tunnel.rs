@@ -21,6 +21,7 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use support::aftr::{Aftr, AftrConfig};
+use support::ubusd_replay::UbusdReplay;
 use support::*;
 
 const SERVER: &str = "198.51.100.10";
@@ -164,6 +165,7 @@ impl Lab {
         let config = format!(
             "config globals 'globals'\n\
              \toption log_level 'debug'\n\
+             \toption ubus_socket '{}'\n\
              \toption state_dir '{}'\n\n\
              config wan 'wan'\n\
              \toption device 'wan0'\n\n\
@@ -172,6 +174,7 @@ impl Lab {
              \toption ipaddr '192.168.1.1'\n\
              \toption dns_proxy '0'\n\
              \toption dhcp '0'\n",
+            ubus_socket(test),
             state.display()
         );
         let config_path = dir.write("b4d.uci", config).display().to_string();
@@ -276,6 +279,12 @@ impl Lab {
         self.isp
             .ip(&["addr", "del", &format!("{from}/128"), "dev", "lo"]);
     }
+}
+
+/// Unix sockets cannot live on the VM's 9p share: the fake ubusd listens
+/// in the guest's /tmp.
+fn ubus_socket(test: &str) -> String {
+    format!("/tmp/b4t-{}-{test}-ubus.sock", std::process::id())
 }
 
 fn measure(what: &str, took: Duration) {
@@ -462,7 +471,9 @@ fn baby_jumbo_wan_gives_a_full_1500_tunnel_without_fragments() {
     };
     let mut lab = Lab::new("baby_jumbo", 1540);
     let capture = Capture::start(&lab.isp, &lab.dir, "wan", "eth0", "ip6 proto 4");
+    let mut ubusd = UbusdReplay::listen(std::path::Path::new(&ubus_socket("baby_jumbo")));
     lab.start_b4d("b4d");
+    ubus_peer::register(&mut ubusd, ubus_peer::CLIENT_ID);
     lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
     assert!(
         lab.tunnel_details().contains("mtu 1500"),
@@ -495,6 +506,28 @@ fn baby_jumbo_wan_gives_a_full_1500_tunnel_without_fragments() {
     );
     let mss = lab.b4.exec_stdout("nft", &["list", "table", "inet", "b4"]);
     assert!(mss.contains("maxseg size set 1460"), "{mss}");
+
+    // What `ubus call b4 status` and `ubus call b4 check` say on a real
+    // kernel with the tunnel up.
+    let status = ubus_peer::call(&mut ubusd, 2, "status", secs(5)).to_string();
+    println!("ubus call b4 status: {status}");
+    for needle in [
+        r#""state":"up""#,
+        r#""aftr":{"name":"aftr.example.net","addresses":["2001:db8:af::1"],"selected":"2001:db8:af::1""#,
+        r#""remote":"2001:db8:af::1","mtu":1500,"encaplimit":"none""#,
+        r#""wan":{"device":"wan0","address":"2001:db8:1::100"}"#,
+    ] {
+        assert!(status.contains(needle), "{needle} not in {status}");
+    }
+    let check = ubus_peer::call(&mut ubusd, 3, "check", secs(15)).to_string();
+    println!("ubus call b4 check: {check}");
+    for needle in [
+        r#""ok":true,"checks":[{"name":"aftr_reachable","ok":true"#,
+        r#"{"name":"tunnel_full_size","ok":true,"detail":"a 1500-byte IPv4 packet (DF) crossed ds-b4 to 192.0.0.1"#,
+        r#"{"name":"dns_proxy","skipped":true"#,
+    ] {
+        assert!(check.contains(needle), "{needle} not in {check}");
+    }
 }
 
 #[test]

@@ -7,12 +7,9 @@ mod support;
 use std::time::Duration;
 
 use b4d::ubus::wire::{Attr, Message, MsgType, Table, Value};
+use support::ubus_peer::{invoke, CLIENT_ID, OBJ};
 use support::ubusd_replay::UbusdReplay;
 use support::{secs, Process, Signal, TestDir};
-
-const CLIENT_ID: u32 = 0x1234_5678;
-const OBJ: u32 = 0x4488_dc95;
-const CALLER: u32 = 0x6774_8656;
 
 /// b4d with nothing that needs the network: DHCPv6 off (a manual AFTR), ubus on.
 fn start_b4d(dir: &TestDir, ubus: bool) -> Process {
@@ -22,47 +19,17 @@ fn start_b4d(dir: &TestDir, ubus: bool) -> Process {
         format!(
             "config globals 'globals'\n\toption state_dir '{}'\n\toption ubus '{}'\n\
              \toption ubus_socket '{}'\n\
-             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n",
+             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n\
+             config lan 'lan'\n\toption dns_proxy '0'\n\toption lease_file '{}/b4d.leases'\n",
             dir.path().display(),
             u8::from(ubus),
-            socket.display()
+            socket.display(),
+            dir.path().display()
         ),
     );
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_b4d"));
     cmd.args(["run", "--foreground", "--config"]).arg(&config);
     Process::spawn(dir, "b4d", cmd)
-}
-
-fn invoke(peer: &mut UbusdReplay, seq: u16, method: &str, args: Table) -> Vec<Message> {
-    peer.send(
-        &Message::new(
-            MsgType::Invoke,
-            seq,
-            CALLER,
-            vec![
-                Attr::ObjId(OBJ),
-                Attr::Method(method.into()),
-                Attr::User("root".into()),
-                Attr::Group("root".into()),
-                Attr::Data(args),
-            ],
-        )
-        .encode(),
-    );
-    let mut replies = Vec::new();
-    loop {
-        let bytes = peer
-            .read_message(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("{method}: no reply"));
-        let m = Message::decode(&bytes).expect("reply decodes");
-        assert_eq!((m.header.seq, m.header.peer), (seq, CALLER), "{method}");
-        assert_eq!(m.obj_id(), Some(OBJ), "{method}");
-        let done = m.header.kind() == Some(MsgType::Status);
-        replies.push(m);
-        if done {
-            return replies;
-        }
-    }
 }
 
 #[test]
@@ -139,12 +106,19 @@ fn b4d_waits_quietly_for_ubusd_then_publishes_b4_and_answers_calls() {
     // address, so there is nothing to look up, but the request is taken).
     let replies = invoke(&mut peer, 4, "renew", Table::new());
     assert_eq!(replies.last().unwrap().status(), Some(0), "renew");
-    // `check` and `reload` (not there yet): 8, not supported.
-    for (seq, method) in [(5, "check"), (6, "reload")] {
-        let replies = invoke(&mut peer, seq, method, Table::new());
-        assert_eq!(replies.len(), 1, "{method}");
-        assert_eq!(replies[0].status(), Some(8), "{method}");
-    }
+    // `check` without a WAN: every check skipped, with the reason.
+    let replies = invoke(&mut peer, 5, "check", Table::new());
+    let checks = replies[0].data().expect("check data").to_string();
+    assert!(
+        checks.contains(
+            r#""name":"aftr_reachable","skipped":true,"detail":"WAN device wan does not exist""#
+        ),
+        "{checks}"
+    );
+    // `reload` re-reads the file; unchanged, nothing restarts.
+    let replies = invoke(&mut peer, 6, "reload", Table::new());
+    assert_eq!(replies.last().unwrap().status(), Some(0));
+    b4d.wait_for_line("reload: configuration unchanged", secs(5));
     // Unknown method: 3, as libubus answers.
     let replies = invoke(&mut peer, 7, "nosuch", Table::new());
     assert_eq!(replies[0].status(), Some(3));

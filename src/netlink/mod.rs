@@ -33,7 +33,9 @@ impl LinkState {
     }
 }
 
-fn address_flags(msg: &AddressMessage) -> AddressFlags {
+/// An address message's flags: IFA_FLAGS when present (32 bits), else the
+/// header's 8.
+pub fn address_flags(msg: &AddressMessage) -> AddressFlags {
     msg.attributes
         .iter()
         .find_map(|a| match a {
@@ -43,10 +45,18 @@ fn address_flags(msg: &AddressMessage) -> AddressFlags {
         .unwrap_or_else(|| AddressFlags::from_bits_truncate(u32::from(msg.header.flags.bits())))
 }
 
-fn address_of(msg: &AddressMessage) -> Option<Ipv6Addr> {
-    msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Address(IpAddr::V6(v6)) => Some(*v6),
+/// The address an address message is about. IFA_LOCAL is the address
+/// itself on point-to-point links, where IFA_ADDRESS is the peer.
+pub fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
+    let local = msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(addr) => Some(*addr),
         _ => None,
+    });
+    local.or_else(|| {
+        msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(addr) => Some(*addr),
+            _ => None,
+        })
     })
 }
 
@@ -78,7 +88,7 @@ pub fn link_state(link: &LinkMessage, addresses: &[AddressMessage]) -> LinkState
         if flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed) {
             continue;
         }
-        let Some(addr) = address_of(msg) else {
+        let Some(IpAddr::V6(addr)) = address_of(msg) else {
             continue;
         };
         if addr.is_unicast_link_local() {

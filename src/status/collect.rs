@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use super::{Stamped, State, Status};
+use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::{ClientStatus, Event};
+use crate::dns::ProxyStatus;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The overall state and its reason, from the subsystems' own status.
@@ -74,10 +76,13 @@ pub fn absorb(
         status.tunnel.as_ref().and_then(|t| t.last_error.as_ref()),
         tunnel.as_ref().and_then(|t| t.last_error.as_ref()),
     );
+    // Before the first lease "no AFTR name" is the normal start, not an error.
+    let leased = dhcpv6.as_ref().is_none_or(|d| d.lease.is_some());
     let aftr_error = new_error(
         status.tunnel.as_ref().and_then(|t| t.aftr.problem.as_ref()),
         tunnel.as_ref().and_then(|t| t.aftr.problem.as_ref()),
-    );
+    )
+    .filter(|_| leased);
     for text in [dhcp_error, tunnel_error, aftr_error].into_iter().flatten() {
         status.last_error = Some(Stamped { at: wall, text });
         changed = true;
@@ -105,23 +110,44 @@ async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) {
     }
 }
 
+/// The subsystems' own status channels (`None`: that subsystem is off).
+pub struct Sources {
+    pub dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    pub tunnel: Option<watch::Receiver<TunnelStatus>>,
+    pub dns: Option<watch::Receiver<ProxyStatus>>,
+    pub dhcpv4: Option<watch::Receiver<ServerStatus>>,
+}
+
 /// Runs until shutdown.
 pub async fn run(
     status: watch::Sender<Status>,
-    mut dhcpv6: Option<watch::Receiver<ClientStatus>>,
-    mut tunnel: Option<watch::Receiver<TunnelStatus>>,
+    sources: Sources,
     mut events: broadcast::Receiver<Event>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Sources {
+        mut dhcpv6,
+        mut tunnel,
+        mut dns,
+        mut dhcpv4,
+    } = sources;
     loop {
         let snapshot_d = dhcpv6.as_ref().map(|r| r.borrow().clone());
         let snapshot_t = tunnel.as_ref().map(|r| r.borrow().clone());
+        let counters_dns = dns.as_ref().map(|r| r.borrow().clone());
+        let counters_dhcpv4 = dhcpv4.as_ref().map(|r| r.borrow().clone());
         status.send_if_modified(|s| {
+            // Counters change all the time: they are read on demand, never a
+            // reason to notify.
+            s.dns = counters_dns;
+            s.dhcpv4 = counters_dhcpv4;
             absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t)
         });
         tokio::select! {
             _ = changed(&mut dhcpv6) => {}
             _ = changed(&mut tunnel) => {}
+            _ = changed(&mut dns) => {}
+            _ = changed(&mut dhcpv4) => {}
             event = events.recv() => match event {
                 Ok(event) => status.send_modify(|s| {
                     s.last_event = Some(Stamped { at: SystemTime::now(), text: event.to_string() });
@@ -146,20 +172,7 @@ mod tests {
     fn up() -> TunnelStatus {
         TunnelStatus {
             state: "up",
-            spec: Some(TunnelSpec {
-                name: "ds-b4".into(),
-                link: 2,
-                local: "2001:db8:1::100".parse().unwrap(),
-                remote: "2001:db8:af::1".parse().unwrap(),
-                mtu: 1460,
-                encap_limit: None,
-                flags: 3,
-                hop_limit: 64,
-                ipv4: "192.0.0.2".parse().unwrap(),
-                peer: "192.0.0.1".parse().unwrap(),
-                default_route_metric: Some(0),
-                mss_clamp: true,
-            }),
+            spec: Some(TunnelSpec::example()),
             ..TunnelStatus::default()
         }
     }

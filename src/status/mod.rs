@@ -12,7 +12,9 @@ pub mod collect;
 use std::fmt;
 use std::time::{Instant, SystemTime};
 
+use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::ClientStatus;
+use crate::dns::ProxyStatus;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The B4's overall state.
@@ -56,7 +58,7 @@ pub struct Stamped {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     pub version: &'static str,
     /// When the daemon started, for uptime.
@@ -74,6 +76,10 @@ pub struct Status {
     pub dhcpv6: Option<ClientStatus>,
     /// `None` with the tunnel disabled.
     pub tunnel: Option<TunnelStatus>,
+    /// LAN DNS proxy counters (`None`: proxy off).
+    pub dns: Option<ProxyStatus>,
+    /// LAN DHCPv4 server counters (`None`: server off).
+    pub dhcpv4: Option<ServerStatus>,
 }
 
 impl Status {
@@ -89,6 +95,8 @@ impl Status {
             wan_device: String::new(),
             dhcpv6: None,
             tunnel: None,
+            dns: None,
+            dhcpv4: None,
         }
     }
 

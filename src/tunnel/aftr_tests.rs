@@ -36,6 +36,17 @@ fn failed() -> LookupResult {
     }
 }
 
+/// The driver reports `lookup` done with `result` at `at`.
+fn complete(r: &mut AftrResolver, at: Instant, lookup: &Lookup, result: LookupResult) {
+    r.handle(
+        at,
+        Input::Completed {
+            id: lookup.id,
+            result,
+        },
+    );
+}
+
 /// Runs timeouts until the next lookup comes out; returns when it did.
 fn next_lookup(r: &mut AftrResolver) -> (Instant, Lookup) {
     let at = r.poll_timeout().expect("a timer is armed");
@@ -47,13 +58,7 @@ fn next_lookup(r: &mut AftrResolver) -> (Instant, Lookup) {
 fn all_addresses_kept_first_selected() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1, AFTR2], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1, AFTR2], 3600));
     let s = r.status();
     assert_eq!(s.addresses, vec![AFTR1, AFTR2]);
     assert_eq!(s.selected, Some(AFTR1));
@@ -66,25 +71,13 @@ fn all_addresses_kept_first_selected() {
 fn ttl_expiry_re_resolves_and_a_changed_set_moves_the_tunnel() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 30),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 30));
     let (t1, again) = next_lookup(&mut r);
     assert_eq!(t1, t0 + Duration::from_secs(30));
     // Same name asked again; the old address stays in use meanwhile.
     assert_eq!(again.name, "aftr.example.net");
     assert_eq!(r.selected(), Some(AFTR1));
-    r.handle(
-        t1,
-        Input::Completed {
-            id: again.id,
-            result: answer(&[AFTR2], 30),
-        },
-    );
+    complete(&mut r, t1, &again, answer(&[AFTR2], 30));
     assert_eq!(r.selected(), Some(AFTR2));
 }
 
@@ -92,23 +85,11 @@ fn ttl_expiry_re_resolves_and_a_changed_set_moves_the_tunnel() {
 fn re_resolution_keeps_the_address_in_use_when_still_listed() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR2, AFTR1], 30),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR2, AFTR1], 30));
     assert_eq!(r.selected(), Some(AFTR2));
     let (t1, again) = next_lookup(&mut r);
     // Round-robin DNS reorders the set: the tunnel must not move.
-    r.handle(
-        t1,
-        Input::Completed {
-            id: again.id,
-            result: answer(&[AFTR1, AFTR2], 30),
-        },
-    );
+    complete(&mut r, t1, &again, answer(&[AFTR1, AFTR2], 30));
     assert_eq!(r.selected(), Some(AFTR2));
 }
 
@@ -116,13 +97,7 @@ fn re_resolution_keeps_the_address_in_use_when_still_listed() {
 fn tiny_ttl_is_clamped_so_a_zero_ttl_cannot_hammer_the_server() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 0),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 0));
     assert_eq!(r.poll_timeout(), Some(t0 + MIN_REFRESH));
 }
 
@@ -133,13 +108,7 @@ fn failures_back_off_exponentially_with_jitter_up_to_the_cap() {
     let mut now = t0;
     let mut delays = Vec::new();
     for _ in 0..14 {
-        r.handle(
-            now,
-            Input::Completed {
-                id: lookup.id,
-                result: failed(),
-            },
-        );
+        complete(&mut r, now, &lookup, failed());
         assert_eq!(r.selected(), None);
         let (at, next) = next_lookup(&mut r);
         delays.push((at - now).as_secs_f64());
@@ -180,13 +149,7 @@ fn jitter_differs_between_seeds() {
         let mut r = AftrResolver::new(AftrSource::ConfiguredName("aftr.example.net".into()), seed);
         r.handle(t0, Input::Servers(vec![DNS1]));
         let lookup = r.poll_lookup().unwrap();
-        r.handle(
-            t0,
-            Input::Completed {
-                id: lookup.id,
-                result: failed(),
-            },
-        );
+        complete(&mut r, t0, &lookup, failed());
         r.poll_timeout().unwrap() - t0
     };
     assert_ne!(first_retry(1), first_retry(2));
@@ -196,21 +159,9 @@ fn jitter_differs_between_seeds() {
 fn transient_failure_after_success_serves_stale_until_the_limit() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 60),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 60));
     let (t1, again) = next_lookup(&mut r);
-    r.handle(
-        t1,
-        Input::Completed {
-            id: again.id,
-            result: failed(),
-        },
-    );
+    complete(&mut r, t1, &again, failed());
     assert_eq!(r.selected(), Some(AFTR1), "a DNS outage keeps the tunnel");
     assert!(r.status().stale);
     assert!(r.status().problem.is_some());
@@ -221,13 +172,7 @@ fn transient_failure_after_success_serves_stale_until_the_limit() {
         r.handle(at, Input::Timeout);
         now = at;
         if let Some(l) = r.poll_lookup() {
-            r.handle(
-                now,
-                Input::Completed {
-                    id: l.id,
-                    result: failed(),
-                },
-            );
+            complete(&mut r, now, &l, failed());
         }
     }
     assert!(now >= t1 + STALE_LIMIT);
@@ -242,21 +187,9 @@ fn authoritative_no_withdraws_at_once() {
     ] {
         let t0 = Instant::now();
         let (mut r, lookup) = resolver_with_name(t0);
-        r.handle(
-            t0,
-            Input::Completed {
-                id: lookup.id,
-                result: answer(&[AFTR1], 60),
-            },
-        );
+        complete(&mut r, t0, &lookup, answer(&[AFTR1], 60));
         let (t1, again) = next_lookup(&mut r);
-        r.handle(
-            t1,
-            Input::Completed {
-                id: again.id,
-                result: result.clone(),
-            },
-        );
+        complete(&mut r, t1, &again, result.clone());
         assert_eq!(r.selected(), None, "{result:?}");
         assert!(r.poll_timeout().is_some(), "retry scheduled");
     }
@@ -278,13 +211,7 @@ fn unusable_answers_are_rejected_with_the_reason() {
     .iter()
     .map(|s| s.parse().unwrap())
     .collect();
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&bad, 60),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&bad, 60));
     assert_eq!(r.selected(), None);
     let problem = r.status().problem.clone().unwrap();
     for word in [
@@ -304,12 +231,11 @@ fn unusable_answers_are_rejected_with_the_reason() {
 fn unusable_records_are_skipped_when_a_usable_one_exists() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
+    complete(
+        &mut r,
         t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&["fe80::1".parse().unwrap(), AFTR2], 60),
-        },
+        &lookup,
+        answer(&["fe80::1".parse().unwrap(), AFTR2], 60),
     );
     assert_eq!(r.status().addresses, vec![AFTR2]);
 }
@@ -318,24 +244,12 @@ fn unusable_records_are_skipped_when_a_usable_one_exists() {
 fn a_new_name_asks_at_once_and_keeps_the_old_address_until_answered() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
     r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
     assert_eq!(r.selected(), Some(AFTR1), "make before break");
     let lookup = r.poll_lookup().unwrap();
     assert_eq!(lookup.name, "aftr2.example.net");
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR2], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR2], 3600));
     assert_eq!(r.selected(), Some(AFTR2));
 }
 
@@ -345,21 +259,9 @@ fn a_late_answer_for_the_old_name_is_ignored() {
     let (mut r, old) = resolver_with_name(t0);
     r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
     let new = r.poll_lookup().unwrap();
-    r.handle(
-        t0,
-        Input::Completed {
-            id: old.id,
-            result: answer(&[AFTR1], 60),
-        },
-    );
+    complete(&mut r, t0, &old, answer(&[AFTR1], 60));
     assert_eq!(r.selected(), None);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: new.id,
-            result: answer(&[AFTR2], 60),
-        },
-    );
+    complete(&mut r, t0, &new, answer(&[AFTR2], 60));
     assert_eq!(r.selected(), Some(AFTR2));
 }
 
@@ -367,13 +269,7 @@ fn a_late_answer_for_the_old_name_is_ignored() {
 fn option_64_gone_withdraws_the_aftr() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
     r.handle(t0, Input::DhcpName(None));
     assert_eq!(r.selected(), None);
     assert!(r.status().problem.as_deref().unwrap().contains("option 64"));
@@ -401,13 +297,7 @@ fn no_servers_waits_for_dhcpv6_instead_of_retrying() {
 fn new_servers_retry_at_once_while_failing() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: failed(),
-        },
-    );
+    complete(&mut r, t0, &lookup, failed());
     assert_eq!(r.poll_lookup(), None);
     r.handle(t0, Input::Servers(vec![DNS2]));
     let lookup = r.poll_lookup().expect("asked the new server at once");
@@ -418,13 +308,7 @@ fn new_servers_retry_at_once_while_failing() {
 fn refresh_asks_now_and_resets_the_backoff() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: failed(),
-        },
-    );
+    complete(&mut r, t0, &lookup, failed());
     r.handle(t0, Input::Refresh);
     assert!(r.poll_lookup().is_some());
     assert_eq!(r.status().failures, 0);
@@ -456,22 +340,10 @@ fn configured_address_needs_no_dns() {
 fn a_new_name_that_fails_drops_the_old_address_even_when_transient() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
     r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
     let lookup = r.poll_lookup().unwrap();
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: failed(),
-        },
-    );
+    complete(&mut r, t0, &lookup, failed());
     assert_eq!(
         r.selected(),
         None,
@@ -484,21 +356,9 @@ fn a_new_name_that_fails_drops_the_old_address_even_when_transient() {
 fn a_new_name_may_resolve_to_the_same_address() {
     let t0 = Instant::now();
     let (mut r, lookup) = resolver_with_name(t0);
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR1, AFTR2], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR1, AFTR2], 3600));
     r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
     let lookup = r.poll_lookup().unwrap();
-    r.handle(
-        t0,
-        Input::Completed {
-            id: lookup.id,
-            result: answer(&[AFTR2, AFTR1], 3600),
-        },
-    );
+    complete(&mut r, t0, &lookup, answer(&[AFTR2, AFTR1], 3600));
     assert_eq!(r.selected(), Some(AFTR2), "the new name's first address");
 }

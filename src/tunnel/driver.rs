@@ -236,20 +236,22 @@ impl Loop {
         }
     }
 
+    async fn observe(&self) -> io::Result<Observed> {
+        self.kernel
+            .observe(
+                &self.settings.wan,
+                self.settings.tunnel.name.as_str(),
+                self.mss_clamp.clone(),
+            )
+            .await
+    }
+
     /// Observe, plan, apply until the kernel matches (or MAX_ROUNDS).
     async fn reconcile(&mut self, now: Instant) {
         let mut error = None;
         let mut verdict = None;
         for _ in 0..MAX_ROUNDS {
-            let observed = match self
-                .kernel
-                .observe(
-                    &self.settings.wan,
-                    self.settings.tunnel.name.as_str(),
-                    self.mss_clamp.clone(),
-                )
-                .await
-            {
+            let observed = match self.observe().await {
                 Ok(observed) => observed,
                 Err(e) => {
                     error = Some(format!("observe: {e}"));
@@ -393,8 +395,13 @@ impl Loop {
                     s.since = Some(now);
                 }
                 s.state = if up { "up" } else { "down" };
-                s.reason = verdict.as_ref().err().map(|d| d.to_string());
+                s.reason = match (&verdict, &error) {
+                    (Err(down), _) => Some(down.to_string()),
+                    (Ok(_), Some(e)) => Some(format!("cannot build the tunnel: {e}")),
+                    (Ok(_), None) => None,
+                };
                 s.standing_down = matches!(verdict, Err(Down::Disabled) | Err(Down::NativeIpv4(_)));
+                // The tunnel b4d wants, also while building it fails.
                 s.spec = verdict.as_ref().ok().cloned();
             });
         }
@@ -409,15 +416,7 @@ impl Loop {
 
     /// SIGTERM: remove what b4d made.
     async fn stop(&mut self) {
-        match self
-            .kernel
-            .observe(
-                &self.settings.wan,
-                self.settings.tunnel.name.as_str(),
-                self.mss_clamp.clone(),
-            )
-            .await
-        {
+        match self.observe().await {
             Ok(observed) => {
                 for op in plan::stop(&observed) {
                     if let Err(e) = self.kernel.apply(&op).await {

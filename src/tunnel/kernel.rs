@@ -24,6 +24,7 @@ use rtnetlink::{
 
 use super::nft;
 use super::plan::{KernelAddress, MssClamp, Observed, Op, TunnelDevice, TunnelSpec, WanDevice};
+use crate::netlink::{address_flags, address_of};
 
 /// The main routing table (RT_TABLE_MAIN).
 const MAIN_TABLE: u8 = 254;
@@ -346,31 +347,6 @@ fn tunnel_message(spec: &TunnelSpec) -> rtnetlink::LinkMessageBuilder<LinkIp6Tnl
         builder = builder.encap_limit(limit);
     }
     builder
-}
-
-fn address_flags(msg: &AddressMessage) -> AddressFlags {
-    msg.attributes
-        .iter()
-        .find_map(|a| match a {
-            AddressAttribute::Flags(f) => Some(*f),
-            _ => None,
-        })
-        .unwrap_or_else(|| AddressFlags::from_bits_truncate(u32::from(msg.header.flags.bits())))
-}
-
-/// IFA_LOCAL is the address itself on point-to-point links, where
-/// IFA_ADDRESS is the peer.
-fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
-    let local = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(addr) => Some(*addr),
-        _ => None,
-    });
-    local.or_else(|| {
-        msg.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(addr) => Some(*addr),
-            _ => None,
-        })
-    })
 }
 
 fn kernel_address(msg: &AddressMessage, addr: Ipv6Addr) -> KernelAddress {

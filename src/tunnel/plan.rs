@@ -163,6 +163,27 @@ pub struct TunnelSpec {
     pub mss_clamp: bool,
 }
 
+#[cfg(test)]
+impl TunnelSpec {
+    /// The default tunnel on a 1500 WAN, for tests of what reads one.
+    pub fn example() -> TunnelSpec {
+        TunnelSpec {
+            name: "ds-b4".into(),
+            link: 2,
+            local: "2001:db8:1::100".parse().unwrap(),
+            remote: "2001:db8:af::1".parse().unwrap(),
+            mtu: 1460,
+            encap_limit: None,
+            flags: IP6_TNL_F_IGN_ENCAP_LIMIT | IP6_TNL_F_USE_ORIG_TCLASS,
+            hop_limit: HOP_LIMIT,
+            ipv4: Ipv4Addr::new(192, 0, 0, 2),
+            peer: Ipv4Addr::new(192, 0, 0, 1),
+            default_route_metric: Some(0),
+            mss_clamp: true,
+        }
+    }
+}
+
 /// Why there is no tunnel now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Down {

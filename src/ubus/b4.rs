@@ -7,6 +7,7 @@
 //! [`Backend`], so this module knows nothing about their internals.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::{MethodSpec, ObjectSpec, Reply};
 use super::driver::{UbusHandle, UbusRequest};
 use super::wire::{BlobType, Status as UbusStatus, Table, Value};
+use crate::check;
 use crate::dhcpv4::LeaseInfo;
 use crate::status::Status;
 
@@ -43,6 +45,10 @@ pub struct Backend {
     pub status: watch::Receiver<Status>,
     /// The DHCPv4 server's leases (`None` with the server off).
     pub leases: Option<watch::Receiver<Arc<Vec<LeaseInfo>>>>,
+    /// The LAN DNS proxy's address and port, for `check` (`None`: off).
+    pub dns_proxy: Option<(Ipv4Addr, u16)>,
+    /// Asks the daemon to re-read its configuration (as SIGHUP does).
+    pub reload: Box<dyn Fn() -> bool + Send>,
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
@@ -74,6 +80,26 @@ pub fn leases_table(leases: &[LeaseInfo]) -> Table {
         })
         .collect();
     Table::new().with("leases", Value::Array(list))
+}
+
+/// The `check` reply: every check with `ok` true, false, or absent when it
+/// was skipped, and a `detail` in words; `ok` at the top when none failed.
+pub fn check_table(outcomes: &[check::Outcome]) -> Table {
+    let list = outcomes
+        .iter()
+        .map(|o| {
+            let mut t = Table::new().with("name", o.name);
+            match o.ok {
+                Some(ok) => t.push("ok", ok),
+                None => t.push("skipped", true),
+            }
+            t.push("detail", o.detail.as_str());
+            Value::from(t)
+        })
+        .collect();
+    Table::new()
+        .with("ok", outcomes.iter().all(|o| o.ok != Some(false)))
+        .with("checks", Value::Array(list))
 }
 
 /// The `b4.state` event payload.
@@ -109,8 +135,12 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
                 Reply::error(UbusStatus::NotSupported)
             }
         }
-        // Diagnostics and reload come with the subsystems they exercise.
-        "check" | "reload" => Reply::error(UbusStatus::NotSupported),
+        // `check` is answered by `serve` (it takes seconds).
+        "reload" if (backend.reload)() => {
+            info!("ubus: reload requested");
+            Reply::ok(Table::new().with("reloading", true))
+        }
+        "reload" => Reply::error(UbusStatus::UnknownError),
         _ => Reply::error(UbusStatus::MethodNotFound),
     }
 }
@@ -133,6 +163,18 @@ pub async fn serve(
                 }
             }
             request = requests.recv() => match request {
+                Some(request) if request.method == "check" => {
+                    // The probes wait for answers: run them aside so other
+                    // calls are answered meanwhile.
+                    let targets = check::Targets::from_status(&backend.status.borrow(), backend.dns_proxy);
+                    tokio::spawn(async move {
+                        let reply = match tokio::task::spawn_blocking(move || check::run(&targets)).await {
+                            Ok(outcomes) => Reply::ok(check_table(&outcomes)),
+                            Err(_) => Reply::error(UbusStatus::UnknownError),
+                        };
+                        let _ = request.reply.send(reply);
+                    });
+                }
                 Some(request) => {
                     let reply = answer(&backend, &request, Instant::now());
                     let _ = request.reply.send(reply);
@@ -175,6 +217,8 @@ mod tests {
         let backend = Backend {
             status,
             leases: None,
+            dns_proxy: None,
+            reload: Box::new(|| true),
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works

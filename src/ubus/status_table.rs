@@ -7,9 +7,11 @@ use std::net::Ipv6Addr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::wire::{Table, Value};
+use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::client::Drop;
 use crate::dhcpv6::lease::Deadline;
 use crate::dhcpv6::ClientStatus;
+use crate::dns::ProxyStatus;
 use crate::status::{Stamped, Status};
 use crate::tunnel::aftr::AftrStatus;
 use crate::tunnel::driver::TunnelStatus;
@@ -196,6 +198,61 @@ fn tunnel_table(t: &TunnelStatus, now: Instant) -> Table {
     table
 }
 
+fn dns_table(d: &ProxyStatus) -> Table {
+    let upstreams = d
+        .upstreams
+        .iter()
+        .map(|u| {
+            let mut t = Table::new()
+                .with("server", u.addr.to_string())
+                .with("queries", u.queries)
+                .with("answers", u.answers)
+                .with("failures", u.failures);
+            if let Some(rtt) = u.srtt_ms {
+                t.push("rtt_ms", Value::Double(rtt));
+            }
+            Value::from(t)
+        })
+        .collect();
+    let mut dropped = Table::new();
+    for (name, n) in d.drops.named() {
+        if n > 0 {
+            dropped.push(name, n);
+        }
+    }
+    Table::new()
+        .with("queries", d.queries_udp + d.queries_tcp)
+        .with("queries_tcp", d.queries_tcp)
+        .with("cache_hits", d.cache_hits)
+        .with("cache_misses", d.cache_misses)
+        .with("local_answers", d.local_answers)
+        .with("upstream_timeouts", d.upstream_timeouts)
+        .with("upstream_failures", d.upstream_failures)
+        .with("servfail_sent", d.servfail_sent)
+        .with("cache_entries", d.cache_entries as u64)
+        .with("upstreams", Value::Array(upstreams))
+        .with("dropped", dropped)
+}
+
+fn dhcpv4_table(d: &ServerStatus) -> Table {
+    let mut dropped = Table::new();
+    for (name, n) in &d.dropped {
+        dropped.push(name, *n);
+    }
+    Table::new()
+        .with("active_leases", d.active_leases)
+        .with("pool_size", d.pool_size)
+        .with("pool_used", d.pool_used)
+        .with("quarantined", d.quarantined)
+        .with("pool_exhausted", d.pool_exhausted)
+        .with("discover", d.received.discover)
+        .with("request", d.received.request)
+        .with("offers", d.sent_offer)
+        .with("acks", d.sent_ack)
+        .with("naks", d.sent_nak)
+        .with("dropped", dropped)
+}
+
 /// The whole `status` reply.
 pub fn status_table(status: &Status, now: Instant) -> Table {
     let mut t = Table::new()
@@ -227,6 +284,12 @@ pub fn status_table(status: &Status, now: Instant) -> Table {
     if let Some(tunnel) = &status.tunnel {
         t.push("aftr", aftr_table(&tunnel.aftr, now));
         t.push("tunnel", tunnel_table(tunnel, now));
+    }
+    if let Some(dns) = &status.dns {
+        t.push("dns", dns_table(dns));
+    }
+    if let Some(dhcpv4) = &status.dhcpv4 {
+        t.push("dhcpv4", dhcpv4_table(dhcpv4));
     }
     t
 }
@@ -269,17 +332,7 @@ mod tests {
             state: "up",
             spec: Some(TunnelSpec {
                 name: "b4test-none".into(),
-                link: 2,
-                local: "2001:db8:1::100".parse().unwrap(),
-                remote: "2001:db8:af::1".parse().unwrap(),
-                mtu: 1460,
-                encap_limit: None,
-                flags: 3,
-                hop_limit: 64,
-                ipv4: "192.0.0.2".parse().unwrap(),
-                peer: "192.0.0.1".parse().unwrap(),
-                default_route_metric: Some(0),
-                mss_clamp: true,
+                ..TunnelSpec::example()
             }),
             ..TunnelStatus::default()
         };

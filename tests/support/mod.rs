@@ -68,8 +68,10 @@ pub mod kea;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod ubus_peer;
 pub mod ubus_traces;
 pub mod ubusd_replay;
+pub mod unbound;
 pub mod vm;
 
 pub use aftr::{Aftr, AftrConfig};
@@ -78,6 +80,7 @@ pub use dnsmasq::{dns_wire_name, dns_wire_name_hex, Dnsmasq6Config, Dnsmasq6Serv
 pub use kea::{Kea6Config, Kea6Server, KeaLogLevel};
 pub use netns::{veth_pair, wait_link_local_ready, Netns, Switch, VethEnd};
 pub use process::{Process, Signal};
+pub use unbound::{dig, dig_text, require_dns_tools, signed_test_zone, Unbound};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

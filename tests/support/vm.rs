@@ -21,6 +21,11 @@
 //! usual. The VM's own files (the guest kernel's console log, the exit code,
 //! the command that ran) are kept in `<target>/test-output/<binary>/<name>.vm/`.
 //!
+//! One limit of 9p: a Unix domain socket bound in a shared folder (such as
+//! the test's `TestDir` inside the VM) cannot be connected to (`ENXIO`, and
+//! qemu logs "attempt to open special file"). Put sockets in a
+//! [`LocalDir`] instead, which lives on the guest's own tmpfs.
+//!
 //! `scripts/vm.sh` lets at most `B4D_VM_SLOTS` (default 1) VMs run at once,
 //! so kernel tests started in parallel threads queue for the VM instead of
 //! slowing each other down. `B4D_VM_TEST_TIMEOUT` (seconds, default 600)
@@ -244,4 +249,48 @@ fn inner_run_passed_one_test(output: &str) -> bool {
     output
         .lines()
         .any(|l| l.starts_with("test result: ok. 1 passed;"))
+}
+
+/// A folder for files the 9p share cannot hold (Unix domain sockets): under
+/// `/run/b4d-local/` inside the VM (tmpfs), under the system temp folder on
+/// the host. Created empty, removed on drop.
+#[derive(Debug)]
+pub struct LocalDir {
+    path: PathBuf,
+}
+
+impl LocalDir {
+    /// A new folder for `name` (e.g. the test's name).
+    pub fn new(name: &str) -> LocalDir {
+        assert!(
+            !name.is_empty() && !name.contains('/'),
+            "bad local dir name {name:?}"
+        );
+        let base = if inside_vm() {
+            PathBuf::from("/run/b4d-local")
+        } else {
+            std::env::temp_dir().join("b4d-local")
+        };
+        let path = base.join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        LocalDir { path }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the folder (nothing is created).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for LocalDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }

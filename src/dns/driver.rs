@@ -1,0 +1,630 @@
+//! The tokio side of the DNS proxy: the LAN listeners (UDP and TCP on the LAN
+//! IPv4 address only), one connected UDP socket per upstream attempt (the
+//! kernel picks a random source port for each, RFC 5452 §9.2), one reused
+//! TCP connection per upstream (queries pipelined, RFC 7766 §6.2.1.1), and
+//! the timers. Everything it decides is decided by [`Proxy`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tokio::time::{sleep, timeout, Instant};
+
+use super::mmsg;
+use super::proxy::{AttemptId, QUERY_DEADLINE};
+use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
+
+/// Concurrent TCP clients; more are closed at once.
+pub const MAX_TCP_CLIENTS: usize = 32;
+/// A TCP client must deliver each whole message within this (RFC 7766 §6.2.3).
+pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
+/// An upstream TCP connection unused this long is closed.
+pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages queued towards one TCP peer.
+const TCP_QUEUE: usize = 32;
+/// recvmmsg calls in a row before looking at the other event sources.
+const UDP_BATCHES: usize = 4;
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+const BIND_RETRY: Duration = Duration::from_secs(5);
+
+pub struct DriverConfig {
+    /// The LAN address and port to listen on (`lan.ipaddr`, `lan.dns_port`).
+    pub listen: SocketAddrV4,
+    /// Only clients inside this subnet (network, prefix length) are
+    /// answered, like OpenWrt's dnsmasq default `localservice`: the address
+    /// alone does not stop a packet for it arriving on another interface.
+    pub clients: (Ipv4Addr, u8),
+    pub cache_size: usize,
+    /// Seeds the ID generator.
+    pub seed: u64,
+}
+
+enum Event {
+    /// The socket of an attempt is readable, or (`true`) has an error pending.
+    UdpReady(AttemptId, bool),
+    TcpUpstreamReply(SocketAddr, Vec<u8>),
+    /// The connection `conn` to the server ended.
+    TcpUpstreamDown(SocketAddr, u64),
+    TcpClientQuery {
+        conn: u64,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    TcpClientDrop(DropReason),
+    TcpClientClosed(u64),
+}
+
+struct UdpAttempt {
+    socket: Arc<UdpSocket>,
+    waiter: AbortHandle,
+}
+
+struct Driver {
+    proxy: Proxy,
+    lan_udp: UdpSocket,
+    events: mpsc::Sender<Event>,
+    attempts: HashMap<AttemptId, UdpAttempt>,
+    /// Per server: connection number and its queue.
+    tcp_upstreams: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
+    tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    next_conn: u64,
+    /// UDP answers collected while handling one wake-up, sent together.
+    answers: Vec<(SocketAddrV4, Vec<u8>)>,
+    clients: (Ipv4Addr, u8),
+}
+
+/// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
+/// up after b4d.
+fn lan_socket(listen: SocketAddrV4, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, ty, Some(protocol))?;
+    socket.set_reuse_address(true)?;
+    socket.set_freebind_v4(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(listen).into())?;
+    Ok(socket)
+}
+
+fn listen(addr: SocketAddrV4) -> io::Result<(UdpSocket, TcpListener)> {
+    let udp = lan_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Room for a burst of queries while the loop is busy.
+    let _ = udp.set_recv_buffer_size(256 * 1024);
+    let tcp = lan_socket(addr, Type::STREAM, Protocol::TCP)?;
+    tcp.listen(64)?;
+    Ok((
+        UdpSocket::from_std(udp.into())?,
+        TcpListener::from_std(tcp.into())?,
+    ))
+}
+
+/// Runs until `shutdown` becomes true. `upstreams` is the IPv6 resolver
+/// list (port 53), `hosts` the LAN names; both are followed live.
+pub async fn run(
+    config: DriverConfig,
+    mut upstreams: watch::Receiver<Vec<Ipv6Addr>>,
+    mut hosts: watch::Receiver<LocalHosts>,
+    status: watch::Sender<ProxyStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    // Port 53 may be taken (dnsmasq still running): the rest of the B4 must
+    // not stop for that, so wait and try again.
+    let mut warned = false;
+    let (lan_udp, lan_tcp) = loop {
+        match listen(config.listen) {
+            Ok(sockets) => break sockets,
+            Err(e) => {
+                if !warned {
+                    warn!(
+                        "cannot listen on {}: {e}; trying again every {BIND_RETRY:?}",
+                        config.listen
+                    );
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = sleep(BIND_RETRY) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+        }
+    };
+    info!("proxy listening on {} (UDP and TCP)", config.listen);
+
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let mut driver = Driver {
+        proxy: Proxy::new(config.cache_size, config.seed, std::time::Instant::now()),
+        lan_udp,
+        events: events_tx,
+        attempts: HashMap::new(),
+        tcp_upstreams: HashMap::new(),
+        tcp_clients: HashMap::new(),
+        next_conn: 0,
+        answers: Vec::with_capacity(mmsg::BATCH),
+        clients: config.clients,
+    };
+    driver.set_upstreams(&upstreams.borrow_and_update());
+    driver.proxy.set_local_hosts(&hosts.borrow_and_update());
+    let (mut upstreams_open, mut hosts_open) = (true, true);
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut batch = mmsg::RecvBatch::default();
+    // One timer, moved when the core's next deadline moves.
+    let timer = sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    loop {
+        let wake = driver.proxy.poll_timeout().map(Instant::from_std);
+        if let Some(at) = wake {
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+        }
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            changed = upstreams.changed(), if upstreams_open => match changed {
+                Ok(()) => driver.set_upstreams(&upstreams.borrow_and_update()),
+                // A static list: nobody will change it.
+                Err(_) => upstreams_open = false,
+            },
+            changed = hosts.changed(), if hosts_open => match changed {
+                Ok(()) => driver.proxy.set_local_hosts(&hosts.borrow_and_update()),
+                Err(_) => hosts_open = false,
+            },
+            Ok(()) = driver.lan_udp.readable() => {
+                let fd = driver.lan_udp.as_raw_fd();
+                for _ in 0..UDP_BATCHES {
+                    let Ok(n) = driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)) else {
+                        break;
+                    };
+                    for (bytes, from, truncated) in batch.iter() {
+                        if truncated {
+                            driver.proxy.record_drop(DropReason::MalformedQuery);
+                        } else if !driver.is_lan(from) {
+                            driver.proxy.record_drop(DropReason::NotFromLan);
+                        } else {
+                            driver.client_query(Client::Udp(from), bytes).await;
+                        }
+                    }
+                    if n < mmsg::BATCH {
+                        break;
+                    }
+                }
+            }
+            accepted = lan_tcp.accept() => {
+                if let Ok((stream, peer)) = accepted {
+                    driver.accept_tcp(stream, peer);
+                }
+            }
+            Some(event) = events_rx.recv() => driver.event(event, &mut buf).await,
+            () = &mut timer, if wake.is_some() => {
+                let actions = driver.proxy.handle(std::time::Instant::now(), Input::Timeout);
+                driver.execute(actions).await;
+            }
+            _ = status_tick.tick() => {
+                status.send_replace(driver.proxy.status());
+            }
+        }
+        driver.flush_answers().await;
+    }
+    for (_, attempt) in driver.attempts.drain() {
+        attempt.waiter.abort();
+    }
+    status.send_replace(driver.proxy.status());
+    info!("proxy stopped");
+    Ok(())
+}
+
+impl Driver {
+    fn set_upstreams(&mut self, servers: &[Ipv6Addr]) {
+        let addrs: Vec<SocketAddr> = servers
+            .iter()
+            .map(|a| SocketAddr::new((*a).into(), 53))
+            .collect();
+        if addrs.is_empty() {
+            warn!("no upstream servers; queries get SERVFAIL until DHCPv6 provides some");
+        } else {
+            let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+            info!("upstream servers {}", list.join(","));
+        }
+        self.proxy.set_upstreams(&addrs);
+    }
+
+    async fn client_query(&mut self, client: Client, bytes: &[u8]) {
+        let actions = self.proxy.handle(
+            std::time::Instant::now(),
+            Input::ClientQuery { client, bytes },
+        );
+        self.execute(actions).await;
+    }
+
+    async fn event(&mut self, event: Event, buf: &mut [u8]) {
+        let now = std::time::Instant::now;
+        match event {
+            Event::UdpReady(attempt, error) => self.read_attempt(attempt, error, buf).await,
+            Event::TcpUpstreamReply(server, bytes) => {
+                let actions = self.proxy.handle(
+                    now(),
+                    Input::TcpReply {
+                        server,
+                        bytes: &bytes,
+                    },
+                );
+                self.execute(actions).await;
+            }
+            Event::TcpUpstreamDown(server, conn) => {
+                // Only the current connection's end fails the TCP attempts;
+                // an older one's (idle close) concerns nothing in flight.
+                if self
+                    .tcp_upstreams
+                    .get(&server)
+                    .is_some_and(|(c, _)| *c == conn)
+                {
+                    self.tcp_upstreams.remove(&server);
+                    let actions = self.proxy.handle(now(), Input::TcpDown { server });
+                    self.execute(actions).await;
+                }
+            }
+            Event::TcpClientQuery { conn, peer, bytes } => {
+                self.client_query(Client::Tcp { conn, peer }, &bytes).await;
+            }
+            Event::TcpClientDrop(reason) => self.proxy.record_drop(reason),
+            Event::TcpClientClosed(conn) => {
+                self.tcp_clients.remove(&conn);
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on an attempt's socket; with `error`,
+    /// first looks at the pending socket error.
+    async fn read_attempt(&mut self, attempt: AttemptId, error: bool, buf: &mut [u8]) {
+        if error {
+            let Some(socket) = self.attempts.get(&attempt).map(|a| Arc::clone(&a.socket)) else {
+                return;
+            };
+            // An ICMP error on a connected socket (RFC 1122 §4.1.3.3): the
+            // server is not there, fail over now rather than at the timeout.
+            match socket.take_error() {
+                Ok(Some(e))
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
+                    ) =>
+                {
+                    let input = Input::UdpFailed { attempt };
+                    let actions = self.proxy.handle(std::time::Instant::now(), input);
+                    self.execute(actions).await;
+                    return;
+                }
+                Ok(Some(e)) => debug!("attempt {attempt}: {e}"),
+                Ok(None) | Err(_) => {}
+            }
+        }
+        loop {
+            let Some(socket) = self.attempts.get(&attempt).map(|a| Arc::clone(&a.socket)) else {
+                return;
+            };
+            match socket.try_recv_from(buf) {
+                Ok((n, from)) => {
+                    let input = Input::UdpReply {
+                        attempt,
+                        from,
+                        bytes: &buf[..n],
+                    };
+                    let actions = self.proxy.handle(std::time::Instant::now(), input);
+                    self.execute(actions).await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // After an error, tokio keeps the ERROR readiness set:
+                    // wait for data only, or the waiter would spin.
+                    let waiter = self.spawn_waiter(attempt, socket, !error);
+                    if let Some(a) = self.attempts.get_mut(&attempt) {
+                        a.waiter = waiter;
+                    }
+                    return;
+                }
+                Err(e) => debug!("attempt {attempt}: {e}"),
+            }
+        }
+    }
+
+    fn spawn_waiter(
+        &self,
+        attempt: AttemptId,
+        socket: Arc<UdpSocket>,
+        errors: bool,
+    ) -> AbortHandle {
+        let events = self.events.clone();
+        // ERROR too: an ICMP unreachable sets only EPOLLERR.
+        let interest = if errors {
+            Interest::READABLE | Interest::ERROR
+        } else {
+            Interest::READABLE
+        };
+        tokio::spawn(async move {
+            if let Ok(ready) = socket.ready(interest).await {
+                let _ = events
+                    .send(Event::UdpReady(attempt, ready.is_error()))
+                    .await;
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Sends the collected UDP answers, batched; what the socket does not
+    /// take at once is sent one by one as it drains.
+    async fn flush_answers(&mut self) {
+        if self.answers.is_empty() {
+            return;
+        }
+        let answers = std::mem::take(&mut self.answers);
+        let sent = mmsg::send(self.lan_udp.as_raw_fd(), &answers).unwrap_or(0);
+        for (addr, bytes) in &answers[sent..] {
+            if let Err(e) = self.lan_udp.send_to(bytes, *addr).await {
+                debug!("cannot answer {addr}: {e}");
+            }
+        }
+        self.answers = answers;
+        self.answers.clear();
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::ToClient {
+                    client: Client::Udp(addr),
+                    bytes,
+                } => {
+                    // The listener is IPv4, so every UDP client is.
+                    if let SocketAddr::V4(addr) = addr {
+                        self.answers.push((addr, bytes));
+                    }
+                }
+                Action::ToClient {
+                    client: Client::Tcp { conn, .. },
+                    bytes,
+                } => {
+                    if let Some(tx) = self.tcp_clients.get(&conn) {
+                        let _ = tx.try_send(bytes);
+                    }
+                }
+                Action::ToUpstream {
+                    attempt,
+                    server,
+                    transport: Transport::Udp,
+                    bytes,
+                } => {
+                    if let Err(e) = self.send_udp_attempt(attempt, server, &bytes).await {
+                        debug!("cannot send to {server}: {e}");
+                        let input = Input::UdpFailed { attempt };
+                        let actions = self.proxy.handle(std::time::Instant::now(), input);
+                        Box::pin(self.execute(actions)).await;
+                    }
+                }
+                Action::ToUpstream {
+                    server,
+                    transport: Transport::Tcp,
+                    bytes,
+                    ..
+                } => self.send_tcp_upstream(server, bytes),
+                Action::CloseAttempt { attempt } => {
+                    if let Some(a) = self.attempts.remove(&attempt) {
+                        a.waiter.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh socket per attempt: a kernel-chosen ephemeral port (random on
+    /// Linux), connected so that the kernel already drops datagrams from any
+    /// other address or port; the core checks again.
+    async fn send_udp_attempt(
+        &mut self,
+        attempt: AttemptId,
+        server: SocketAddr,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let socket = UdpSocket::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)).await?;
+        socket.connect(server).await?;
+        socket.send(bytes).await?;
+        let socket = Arc::new(socket);
+        let waiter = self.spawn_waiter(attempt, Arc::clone(&socket), true);
+        self.attempts.insert(attempt, UdpAttempt { socket, waiter });
+        Ok(())
+    }
+
+    fn send_tcp_upstream(&mut self, server: SocketAddr, bytes: Vec<u8>) {
+        let tx = match self.tcp_upstreams.get(&server) {
+            Some((_, tx)) if !tx.is_closed() => tx.clone(),
+            _ => {
+                self.next_conn += 1;
+                let conn = self.next_conn;
+                let (tx, rx) = mpsc::channel(TCP_QUEUE);
+                tokio::spawn(upstream_connection(server, conn, rx, self.events.clone()));
+                self.tcp_upstreams.insert(server, (conn, tx.clone()));
+                tx
+            }
+        };
+        // A full queue loses the message; the attempt times out and fails over.
+        let _ = tx.try_send(bytes);
+    }
+
+    fn is_lan(&self, client: SocketAddr) -> bool {
+        let (network, prefix) = self.clients;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        matches!(client, SocketAddr::V4(c) if u32::from(*c.ip()) & mask == u32::from(network) & mask)
+    }
+
+    fn accept_tcp(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if !self.is_lan(peer) {
+            self.proxy.record_drop(DropReason::NotFromLan);
+            return;
+        }
+        if self.tcp_clients.len() >= MAX_TCP_CLIENTS {
+            self.proxy.record_drop(DropReason::TcpConnectionLimit);
+            return;
+        }
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let (tx, rx) = mpsc::channel(TCP_QUEUE);
+        self.tcp_clients.insert(conn, tx);
+        tokio::spawn(client_connection(
+            conn,
+            peer,
+            stream,
+            rx,
+            self.events.clone(),
+        ));
+    }
+}
+
+/// Reads one length-prefixed message (RFC 1035 §4.2.2); `Ok(None)` at a
+/// clean end of stream.
+async fn read_frame(read: &mut OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match read.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    read.read_exact(&mut message).await?;
+    Ok(Some(message))
+}
+
+async fn write_frame(write: &mut OwnedWriteHalf, message: &[u8]) -> io::Result<()> {
+    let Ok(len) = u16::try_from(message.len()) else {
+        return Ok(());
+    };
+    let mut frame = Vec::with_capacity(message.len() + 2);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(message);
+    write.write_all(&frame).await
+}
+
+/// One TCP client: frames in, answers out. The reader ends on EOF, an
+/// error, a 0-length frame or TCP_CLIENT_IDLE without a whole message; the
+/// writer then stays long enough for the answers still being resolved.
+async fn client_connection(
+    conn: u64,
+    peer: SocketAddr,
+    stream: TcpStream,
+    mut replies: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) {
+    let (mut read, mut write) = stream.into_split();
+    let reader_events = events.clone();
+    // Ends with `true` at a clean end of stream (answers still owed are
+    // written), `false` when the client misbehaved (closed at once).
+    let mut reader = tokio::spawn(async move {
+        loop {
+            let frame = match timeout(TCP_CLIENT_IDLE, read_frame(&mut read)).await {
+                Err(_) => {
+                    let _ = reader_events
+                        .send(Event::TcpClientDrop(DropReason::TcpIdle))
+                        .await;
+                    return false;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => return true,
+                Ok(Err(_)) => return false,
+            };
+            if frame.is_empty() {
+                let _ = reader_events
+                    .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
+                    .await;
+                return false;
+            }
+            let query = Event::TcpClientQuery {
+                conn,
+                peer,
+                bytes: frame,
+            };
+            if reader_events.send(query).await.is_err() {
+                return false;
+            }
+        }
+    });
+    let mut reader_done = false;
+    loop {
+        tokio::select! {
+            reply = replies.recv() => match reply {
+                Some(reply) => if write_frame(&mut write, &reply).await.is_err() { break },
+                None => break,
+            },
+            clean = &mut reader, if !reader_done => {
+                reader_done = true;
+                if !matches!(clean, Ok(true)) {
+                    break;
+                }
+            }
+            _ = sleep(QUERY_DEADLINE + Duration::from_secs(1)), if reader_done => break,
+        }
+    }
+    reader.abort();
+    let _ = events.send(Event::TcpClientClosed(conn)).await;
+}
+
+/// The reused TCP connection to one upstream: queries from `queries` are
+/// written as they come (pipelined), answers read back in any order.
+async fn upstream_connection(
+    server: SocketAddr,
+    conn: u64,
+    mut queries: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) {
+    let stream = match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!("TCP to {server}: {e}");
+            queries.close();
+            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
+            return;
+        }
+        Err(_) => {
+            debug!("TCP to {server}: connect timed out");
+            queries.close();
+            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let reader_events = events.clone();
+    let mut reader = tokio::spawn(async move {
+        while let Ok(Some(frame)) = read_frame(&mut read).await {
+            if reader_events
+                .send(Event::TcpUpstreamReply(server, frame))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            query = queries.recv() => match query {
+                Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
+                None => break,
+            },
+            _ = &mut reader => break,
+            _ = sleep(TCP_UPSTREAM_IDLE) => break,
+        }
+    }
+    queries.close();
+    reader.abort();
+    let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
+}

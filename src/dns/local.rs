@@ -1,0 +1,124 @@
+//! Local names: A and PTR for the LAN's hosts (DHCPv4 leases and static
+//! `config host` entries), answered by b4d itself as dnsmasq does, so they
+//! never leak to the ISP's resolvers.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::wire::{self, Question, CLASS_IN, TYPE_A, TYPE_PTR};
+
+/// The LAN's names, fed by whoever knows them (the DHCPv4 server, the
+/// static hosts of the config). `hosts` are host names ("laptop"), or full
+/// names ("laptop.lan"); a name that is not a valid host name is ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalHosts {
+    pub domain: String,
+    pub hosts: Vec<(String, Ipv4Addr)>,
+}
+
+/// What b4d answers for a local question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalAnswer {
+    Address(Ipv4Addr),
+    /// PTR target, wire form.
+    Name(Vec<u8>),
+    /// The name exists, not with this type.
+    NoData,
+    NxDomain,
+}
+
+#[derive(Debug, Default)]
+pub struct LocalNames {
+    /// The local domain's labels (wire form without the root), may be empty.
+    domain: Vec<u8>,
+    by_name: HashMap<Vec<u8>, Ipv4Addr>,
+    by_addr: HashMap<Ipv4Addr, Vec<u8>>,
+}
+
+impl LocalNames {
+    pub fn new(hosts: &LocalHosts) -> LocalNames {
+        let domain = wire::name_to_wire(&hosts.domain)
+            .map(|mut d| {
+                d.pop();
+                d
+            })
+            .unwrap_or_default();
+        let mut names = LocalNames {
+            domain,
+            ..LocalNames::default()
+        };
+        for (name, addr) in &hosts.hosts {
+            let full = if name.contains('.') || hosts.domain.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}.{}", hosts.domain)
+            };
+            let Some(full) = wire::name_to_wire(&full) else {
+                continue;
+            };
+            if let Some(bare) = wire::name_to_wire(name) {
+                names.by_name.insert(bare, *addr);
+            }
+            names.by_name.insert(full.clone(), *addr);
+            names.by_addr.entry(*addr).or_insert(full);
+        }
+        names
+    }
+
+    pub fn lookup(&self, question: &Question) -> Option<LocalAnswer> {
+        if question.qclass != CLASS_IN {
+            return None;
+        }
+        if let Some(addr) = reverse_v4(&question.name) {
+            return match self.by_addr.get(&addr) {
+                Some(name) if question.qtype == TYPE_PTR => Some(LocalAnswer::Name(name.clone())),
+                Some(_) => Some(LocalAnswer::NoData),
+                // RFC 6303 §4.1: private reverse zones are answered locally, never sent out.
+                None if addr.is_private() => Some(LocalAnswer::NxDomain),
+                None => None,
+            };
+        }
+        if let Some(addr) = self.by_name.get(&question.name) {
+            return Some(match question.qtype {
+                TYPE_A => LocalAnswer::Address(*addr),
+                _ => LocalAnswer::NoData,
+            });
+        }
+        if self.is_local_domain(&question.name) {
+            let apex = question.name.len() == self.domain.len() + 1;
+            return Some(if apex {
+                LocalAnswer::NoData
+            } else {
+                LocalAnswer::NxDomain
+            });
+        }
+        None
+    }
+
+    /// `name` is the local domain or below it.
+    fn is_local_domain(&self, name: &[u8]) -> bool {
+        if self.domain.is_empty() {
+            return false;
+        }
+        let suffix: Vec<&[u8]> = wire::labels(&self.domain);
+        let labels = wire::labels(name);
+        labels.len() >= suffix.len() && labels[labels.len() - suffix.len()..] == suffix[..]
+    }
+}
+
+/// `d.c.b.a.in-addr.arpa` → a.b.c.d (RFC 1035 §3.5).
+fn reverse_v4(name: &[u8]) -> Option<Ipv4Addr> {
+    let labels = wire::labels(name);
+    if labels.len() != 6 || labels[4] != b"in-addr" || labels[5] != b"arpa" {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    for (i, label) in labels[..4].iter().enumerate() {
+        let text = std::str::from_utf8(label).ok()?;
+        if text.len() > 1 && text.starts_with('0') {
+            return None;
+        }
+        octets[3 - i] = text.parse().ok()?;
+    }
+    Some(Ipv4Addr::from(octets))
+}
