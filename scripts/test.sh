@@ -21,3 +21,16 @@ cargo clippy --all-targets -- -D warnings
 export PROPTEST_CASES="${PROPTEST_CASES:-5000}"
 echo "== cargo test (unit, property and namespace integration tests)"
 cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
+
+# Cross builds for the six router targets, the unit tests under qemu-user
+# (mips big-endian, aarch64), the .ipk packages and their validation, and
+# the size budget. After the native tests: those need the CPU first.
+# CROSS=0 skips this part (a quick local run).
+if [ "${CROSS:-1}" != 0 ]; then
+    echo "== cross builds, qemu-user unit tests, packages, size budget"
+    ./scripts/install-cross-deps.sh
+    ./scripts/cross.sh --test
+    ./scripts/build-ipk.sh
+    python3 tests/packages/check_ipk.py
+    ./scripts/size-report.sh
+fi

@@ -54,7 +54,8 @@ impl RecvBatch {
                 fd,
                 headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                // glibc declares the flags c_int, musl c_uint.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
@@ -115,7 +116,7 @@ pub fn send(fd: RawFd, messages: &[(SocketAddrV4, Vec<u8>)]) -> io::Result<usize
                 fd,
                 headers.as_mut_ptr(),
                 count as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _, // c_int on glibc, c_uint on musl
             )
         };
         if n < 0 {

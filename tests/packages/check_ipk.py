@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Validates the .ipk files scripts/build-ipk.sh wrote, the way opkg and
+OpenWrt's ipkg-build see them: unpacks each one and checks every control
+field and every file. Runs the install scripts too: in an image build
+(IPKG_INSTROOT set) and, as root, on a stand-in live system (a private
+mount namespace whose /etc/init.d holds a recording stub).
+
+Usage: tests/packages/check_ipk.py [DIST_DIR]   (default dist/)
+Prints one line per check group and ends with 'N passed, N failed'.
+"""
+
+import gzip
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# OpenWrt package architecture -> (ELF class, data (1 LE, 2 BE), e_machine,
+# ARM float ABI flag or None). A wrong mapping ships a binary that cannot run.
+EM_MIPS, EM_ARM, EM_AARCH64, EM_X86_64 = 8, 40, 183, 62
+EF_ARM_ABI_FLOAT_SOFT, EF_ARM_ABI_FLOAT_HARD = 0x200, 0x400
+ARCHES = {
+    "mips_24kc": (1, 2, EM_MIPS, None),
+    "mipsel_24kc": (1, 1, EM_MIPS, None),
+    "arm_cortex-a7_neon-vfpv4": (1, 1, EM_ARM, EF_ARM_ABI_FLOAT_HARD),
+    "arm_cortex-a9": (1, 1, EM_ARM, EF_ARM_ABI_FLOAT_SOFT),
+    "aarch64_cortex-a53": (2, 1, EM_AARCH64, None),
+    "aarch64_generic": (2, 1, EM_AARCH64, None),
+    "x86_64": (2, 1, EM_X86_64, None),
+}
+CONTROL_FIELDS = [
+    "Package", "Version", "Depends", "Source", "SourceName", "License",
+    "Section", "SourceDateEpoch", "Maintainer", "Architecture",
+    "Installed-Size", "Description",
+]
+LUCI_FILES = [
+    "www/luci-static/resources/view/b4d/status.js",
+    "usr/share/luci/menu.d/luci-app-b4d.json",
+    "usr/share/rpcd/acl.d/luci-app-b4d.json",
+]
+
+passed = 0
+failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"  FAIL: {what}")
+
+
+def cargo_version():
+    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
+        package = tomllib.load(f)["package"]
+    return package["version"], package["license"]
+
+
+def parse_control(text):
+    """control as an ordered list of (field, value); continuation lines
+    (leading space) are joined to the field before them."""
+    fields = []
+    for line in text.splitlines():
+        if line.startswith(" ") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, value + "\n" + line[1:])
+        else:
+            name, _, value = line.partition(": ")
+            fields.append((name, value))
+    return fields
+
+
+def read_member(tar, name):
+    return tar.extractfile(tar.getmember(name)).read()
+
+
+def elf_facts(data):
+    """(class, data, e_machine, e_flags, has PT_INTERP) of an ELF image."""
+    if data[:4] != b"\x7fELF":
+        return None
+    ei_class, ei_data = data[4], data[5]
+    end = "<" if ei_data == 1 else ">"
+    if ei_class == 1:
+        e_machine, = struct.unpack_from(end + "H", data, 18)
+        e_phoff, = struct.unpack_from(end + "I", data, 28)
+        e_flags, = struct.unpack_from(end + "I", data, 36)
+        e_phentsize, e_phnum = struct.unpack_from(end + "HH", data, 42)
+    else:
+        e_machine, = struct.unpack_from(end + "H", data, 18)
+        e_phoff, = struct.unpack_from(end + "Q", data, 32)
+        e_flags, = struct.unpack_from(end + "I", data, 48)
+        e_phentsize, e_phnum = struct.unpack_from(end + "HH", data, 54)
+    PT_INTERP = 3
+    interp = any(
+        struct.unpack_from(end + "I", data, e_phoff + i * e_phentsize)[0] == PT_INTERP
+        for i in range(e_phnum)
+    )
+    return ei_class, ei_data, e_machine, e_flags, interp
+
+
+def unpack(path):
+    """The three parts of an ipk; checks the outer archive on the way."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    # OpenWrt's ipkg-build writes a gzip'd tar (not Debian's ar), which opkg
+    # reads; member order as ipkg-build lists them.
+    check(raw[:2] == b"\x1f\x8b", f"{path}: outer archive is gzip")
+    outer = tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz")
+    check(outer.getnames() == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"],
+          f"{path}: outer members {outer.getnames()}")
+    check(all(m.uid == 0 and m.gid == 0 for m in outer.getmembers()),
+          f"{path}: outer members owned by root")
+    check(read_member(outer, "./debian-binary") == b"2.0\n", f"{path}: debian-binary is 2.0")
+    control_gz = read_member(outer, "./control.tar.gz")
+    data_gz = read_member(outer, "./data.tar.gz")
+    control = tarfile.open(fileobj=io.BytesIO(control_gz), mode="r:gz")
+    data = tarfile.open(fileobj=io.BytesIO(data_gz), mode="r:gz")
+    return outer, control, data, gzip.decompress(data_gz)
+
+
+def check_common(path, control, data, data_raw, package, arch, version, license_):
+    name = os.path.basename(path)
+    fields = parse_control(read_member(control, "./control").decode())
+    check([f for f, _ in fields] == CONTROL_FIELDS, f"{name}: control fields {[f for f, _ in fields]}")
+    c = dict(fields)
+    check(c.get("Package") == package, f"{name}: Package {c.get('Package')}")
+    check(c.get("Version") == version, f"{name}: Version {c.get('Version')} != {version}")
+    check(c.get("Architecture") == arch, f"{name}: Architecture {c.get('Architecture')}")
+    check(name == f"{package}_{version}_{arch}.ipk", f"{name}: file name is Package_Version_Architecture.ipk")
+    check(c.get("License") == license_, f"{name}: License {c.get('License')}")
+    check(c.get("SourceName") == package, f"{name}: SourceName")
+    check(re.fullmatch(r"[a-z0-9.+-]+", package) is not None, f"{name}: package name characters")
+    check(c.get("Installed-Size") == str(len(data_raw)),
+          f"{name}: Installed-Size {c.get('Installed-Size')} != data tar {len(data_raw)}")
+    desc = c.get("Description", "").split("\n")
+    check(len(desc) == 2 and desc[0] and desc[1], f"{name}: Description is a summary and one paragraph")
+    epoch = int(c.get("SourceDateEpoch", "-1"))
+    for tar in (control, data):
+        for m in tar.getmembers():
+            check(m.uid == 0 and m.gid == 0, f"{name}: {m.name} owned by root")
+            check(m.mtime == epoch, f"{name}: {m.name} mtime is SourceDateEpoch")
+    return c
+
+
+def check_b4d(path, arch, version, license_):
+    name = os.path.basename(path)
+    _, control, data, data_raw = unpack(path)
+    c = check_common(path, control, data, data_raw, "b4d", arch, version, license_)
+    check(c.get("Section") == "net", f"{name}: Section")
+    check(c.get("Depends") == "kmod-ip6-tunnel, nftables", f"{name}: Depends {c.get('Depends')}")
+    check(sorted(control.getnames()) == [".", "./conffiles", "./control", "./postinst", "./prerm"],
+          f"{name}: control members {control.getnames()}")
+    check(read_member(control, "./conffiles") == b"/etc/config/b4d\n", f"{name}: conffiles")
+    for script in ("./postinst", "./prerm"):
+        check(control.getmember(script).mode & 0o777 == 0o755, f"{name}: {script} is 0755")
+    files = {m.name: m for m in data.getmembers() if m.isfile()}
+    check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d", "./usr/sbin/b4d"],
+          f"{name}: data files {sorted(files)}")
+    check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
+    for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755)):
+        check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
+        with open(os.path.join(ROOT, "files", rel), "rb") as f:
+            check(read_member(data, f"./{rel}") == f.read(), f"{name}: /{rel} is files/{rel}")
+    check(files["./usr/sbin/b4d"].mode & 0o777 == 0o755, f"{name}: /usr/sbin/b4d mode")
+    elf = elf_facts(read_member(data, "./usr/sbin/b4d"))
+    want_class, want_data, want_machine, float_abi = ARCHES[arch]
+    check(elf is not None, f"{name}: /usr/sbin/b4d is ELF")
+    if elf:
+        ei_class, ei_data, e_machine, e_flags, interp = elf
+        check((ei_class, ei_data, e_machine) == (want_class, want_data, want_machine),
+              f"{name}: ELF class/endianness/machine {elf[:3]} for {arch}")
+        check(not interp, f"{name}: /usr/sbin/b4d is static (no PT_INTERP)")
+        if float_abi is not None:
+            check(e_flags & float_abi, f"{name}: ARM float ABI flags {e_flags:#x}")
+    check_service_scripts(name, control)
+
+
+def run_script(script, env):
+    return subprocess.run(["sh", script], env=env, capture_output=True, text=True)
+
+
+def check_service_scripts(name, control):
+    with tempfile.TemporaryDirectory() as tmp:
+        for script in ("postinst", "prerm"):
+            with open(os.path.join(tmp, script), "wb") as f:
+                f.write(read_member(control, f"./{script}"))
+        # Image build: only the boot symlink, rc.common's START=60.
+        root = os.path.join(tmp, "root")
+        os.makedirs(root)
+        env = {"PATH": "/usr/bin:/bin", "IPKG_INSTROOT": root}
+        r = run_script(os.path.join(tmp, "postinst"), env)
+        check(r.returncode == 0, f"{name}: postinst in image build exits 0 ({r.stderr})")
+        link = os.path.join(root, "etc/rc.d/S60b4d")
+        check(os.path.islink(link) and os.readlink(link) == "../init.d/b4d",
+              f"{name}: postinst in image build links /etc/rc.d/S60b4d")
+        made = sorted(os.path.relpath(os.path.join(d, x), root)
+                      for d, dirs, fs in os.walk(root) for x in dirs + fs)
+        check(made == ["etc", "etc/rc.d", "etc/rc.d/S60b4d"], f"{name}: image build touched only rc.d: {made}")
+        r = run_script(os.path.join(tmp, "prerm"), env)
+        check(r.returncode == 0 and os.path.islink(link), f"{name}: prerm in image build does nothing")
+        # Live system: enable + restart on install, stop + disable on removal.
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            calls = os.path.join(tmp, "calls")
+            stub = f'#!/bin/sh\necho "$*" >> {calls}\n'
+            live = (
+                "mount -t tmpfs none /etc/init.d && "
+                f"printf '%s' '{stub}' > /etc/init.d/b4d && chmod 755 /etc/init.d/b4d && "
+                f"sh {tmp}/postinst && sh {tmp}/prerm"
+            )
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", live],
+                               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True)
+            check(r.returncode == 0, f"{name}: scripts on a live system exit 0 ({r.stderr})")
+            got = open(calls).read().split("\n") if os.path.exists(calls) else []
+            check(got == ["enable", "restart", "stop", "disable", ""],
+                  f"{name}: live system calls init script with {got}")
+
+
+def check_luci(path, version, license_):
+    name = os.path.basename(path)
+    _, control, data, data_raw = unpack(path)
+    c = check_common(path, control, data, data_raw, "luci-app-b4d", "all", version, license_)
+    check(c.get("Depends") == "luci-base, b4d", f"{name}: Depends {c.get('Depends')}")
+    check(c.get("Section") == "luci", f"{name}: Section")
+    files = sorted(m.name[2:] for m in data.getmembers() if m.isfile())
+    present = sorted(f for f in LUCI_FILES if os.path.isfile(os.path.join(ROOT, "files", f)))
+    check(files == present, f"{name}: data files {files} != {present}")
+    for rel in present:
+        with open(os.path.join(ROOT, "files", rel), "rb") as f:
+            check(read_member(data, f"./{rel}") == f.read(), f"{name}: /{rel} is files/{rel}")
+        check(data.getmember(f"./{rel}").mode & 0o777 == 0o644, f"{name}: /{rel} mode 0644")
+
+
+def main():
+    dist = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "dist")
+    version, license_ = cargo_version()
+    version = f"{version}-1"
+    for arch in ARCHES:
+        path = os.path.join(dist, f"b4d_{version}_{arch}.ipk")
+        before = failed
+        check(os.path.isfile(path), f"{path} exists")
+        if os.path.isfile(path):
+            check_b4d(path, arch, version, license_)
+        print(f"{os.path.basename(path)}: {'ok' if failed == before else 'FAILED'}")
+    if any(os.path.isfile(os.path.join(ROOT, "files", f)) for f in LUCI_FILES):
+        path = os.path.join(dist, f"luci-app-b4d_{version}_all.ipk")
+        before = failed
+        check(os.path.isfile(path), f"{path} exists")
+        if os.path.isfile(path):
+            check_luci(path, version, license_)
+        print(f"{os.path.basename(path)}: {'ok' if failed == before else 'FAILED'}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
