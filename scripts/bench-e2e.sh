@@ -17,20 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 
-./scripts/install-test-deps.sh >/dev/null
-./scripts/vm.sh setup >/dev/null
-
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo test --test dslite_lab --no-run >/dev/null 2>&1
-for i in $(seq 1 "$RUNS"); do
-    echo "bench-e2e: drills, run $i of $RUNS" >&2
-    cargo test --test dslite_lab -- --nocapture --test-threads=1 >"$out/run$i.log" 2>&1 || {
-        echo "bench-e2e: run $i failed, see its log:" >&2
-        tail -40 "$out/run$i.log" >&2
-        exit 1
-    }
-done
+echo "re-convergence (LAN host HTTP fetch by name works again):"
+MEASURE_LOG_DIR="$out" ./scripts/measure-runs.sh dslite_lab "$RUNS"
+
 echo "bench-e2e: iperf3, tunnel vs plain IPv6" >&2
 cargo test --test dslite_lab -- --ignored --nocapture --exact throughput_tunnel_vs_plain_ipv6 \
     >"$out/iperf3.log" 2>&1 || {
@@ -38,18 +29,5 @@ cargo test --test dslite_lab -- --ignored --nocapture --exact throughput_tunnel_
     tail -40 "$out/iperf3.log" >&2
     exit 1
 }
-
-python3 - "$out" <<'PY'
-import re, statistics, sys, pathlib
-times = {}
-for log in sorted(pathlib.Path(sys.argv[1]).glob("run*.log")):
-    for m in re.finditer(r"measure: (.+?) ([0-9.]+) s", log.read_text()):
-        times.setdefault(m.group(1), []).append(float(m.group(2)))
-print(f"{'re-convergence (LAN host HTTP fetch by name works again)':<72} {'median':>8} {'min':>8} {'max':>8}  runs")
-for what, values in times.items():
-    print(f"{what:<72} {statistics.median(values):>7.3f}s {min(values):>7.3f}s {max(values):>7.3f}s  {len(values)}")
-text = (pathlib.Path(sys.argv[1]) / "iperf3.log").read_text()
-m = re.search(r"throughput: .*", text)
-print()
-print(m.group(0) if m else "throughput: no result")
-PY
+echo
+grep -o "throughput: .*" "$out/iperf3.log" || echo "throughput: no result"

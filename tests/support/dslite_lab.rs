@@ -94,19 +94,7 @@ impl Lab {
         let isp = Netns::new("isp");
         let server = Netns::new("srv");
         // br-lan as on an OpenWrt router: LAN ports are bridge members.
-        b4.ip(&[
-            "link",
-            "add",
-            "br-lan",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]);
-        b4.link_up("br-lan");
-        b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
+        add_br_lan(&b4);
         veth_pair(
             VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:01"),
             VethEnd::new(&isp, "eth0"),
@@ -255,19 +243,7 @@ impl Lab {
     /// The second CPE's LAN host is `lan_hosts[index]` (index returned).
     pub fn add_second_b4(&mut self) -> (Netns, usize, Process) {
         let b4 = Netns::new("b4b");
-        b4.ip(&[
-            "link",
-            "add",
-            "br-lan",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]);
-        b4.link_up("br-lan");
-        b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
+        add_br_lan(&b4);
         b4.sysctl("net.ipv4.ip_forward", "1");
         veth_pair(
             VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:02"),
@@ -632,4 +608,22 @@ pub fn between_after(b4d: &Process, mark: usize, from: &str, to: &str) -> Durati
 
 pub fn between(b4d: &Process, from: &str, to: &str) -> Duration {
     between_after(b4d, 0, from, to)
+}
+
+/// br-lan as on an OpenWrt router (LAN ports are bridge members), up, with
+/// the router's LAN address.
+fn add_br_lan(b4: &Netns) {
+    b4.ip(&[
+        "link",
+        "add",
+        "br-lan",
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+    ]);
+    b4.link_up("br-lan");
+    b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
 }
