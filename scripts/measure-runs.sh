@@ -28,7 +28,7 @@ python3 - "$out" <<'PY'
 import re, statistics, sys, pathlib
 times = {}
 for log in sorted(pathlib.Path(sys.argv[1]).glob("run*.log")):
-    for m in re.finditer(r"measure: (.+?) ([0-9.]+) s", log.read_text()):
+    for m in re.finditer(r"measure: (.+) ([0-9.]+) s$", log.read_text(), re.M):
         times.setdefault(m.group(1), []).append(float(m.group(2)))
 print(f"{'what':<72} {'median':>8} {'min':>8} {'max':>8}  runs")
 for what, values in times.items():
