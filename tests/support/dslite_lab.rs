@@ -593,16 +593,17 @@ pub fn measure(what: &str, took: Duration) {
 }
 
 /// Time between the first log line containing `from` and the first line
-/// after it containing `to`, both at or after line `mark`.
+/// after it containing `to`, both at or after line `mark`. Waits up to 10 s
+/// for the lines: traffic may flow before b4d has logged the round that
+/// made it flow.
 pub fn between_after(b4d: &Process, mark: usize, from: &str, to: &str) -> Duration {
+    let (first, _) = b4d
+        .wait_for_line_after(mark, from, secs(10))
+        .unwrap_or_else(|| panic!("no {from:?} in the b4d log after line {mark}"));
+    let (second, _) = b4d
+        .wait_for_line_after(first, to, secs(10))
+        .unwrap_or_else(|| panic!("no {to:?} in the b4d log after line {first}"));
     let lines = b4d.lines();
-    let find = |start: usize, needle: &str| {
-        (start..lines.len())
-            .find(|&i| lines[i].text.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in the b4d log after line {start}"))
-    };
-    let first = find(mark, from);
-    let second = find(first, to);
     lines[second].at.saturating_duration_since(lines[first].at)
 }
 
