@@ -93,7 +93,8 @@ done
 # receives its queries and the client machine its answers: RPS steers each
 # side's receive work to that side's CPU, the same for both proxies.
 RPS=${RPS:-0}
-if [ "$RPS" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+[ "$(nproc)" -ge 2 ] || RPS=0
+if [ "$RPS" = 1 ]; then
     ip netns exec "$CLI" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
     ip netns exec "$RTR" sh -c 'echo 2 > /sys/class/net/eth1/queues/rx-0/rps_cpus'
 fi
