@@ -17,6 +17,8 @@
 #   env: MISS_NAMES (default 50000), HIT_NAMES (1000), DURATION (10 s),
 #        CACHE (10000 entries, both), OUTSTANDING (100, dnsperf -q),
 #        LAT_NAMES (5000), LATENCY_QPS (2000), ROUNDS (3),
+#        B4D (a release binary to measure instead of building this tree's,
+#        e.g. an older commit's for a before/after comparison),
 #        PIN (0; 1: dnsperf on CPU 0, both proxies on CPU 1, so the load
 #        generator and the proxy under test never share a core and each
 #        proxy gets the same one; on a machine busy with other work a pinned
@@ -55,9 +57,11 @@ done
 # Other work on the machine moves absolute numbers (the ratios less so):
 # the load average goes into the report.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "== building b4d (release)"
-cargo build --release -q
-B4D=$PWD/target/release/b4d
+if [ -z "${B4D:-}" ]; then
+    echo "== building b4d (release)"
+    cargo build --release -q
+    B4D=$PWD/target/release/b4d
+fi
 
 WORK=$(mktemp -d /tmp/b4d-bench-dns.XXXXXX)
 CLI=b4bench-$$-cli
