@@ -16,7 +16,15 @@
 # Usage (root): scripts/bench-dns.sh
 #   env: MISS_NAMES (default 50000), HIT_NAMES (1000), DURATION (10 s),
 #        CACHE (10000 entries, both), OUTSTANDING (100, dnsperf -q),
-#        LAT_NAMES (5000), LATENCY_QPS (2000), ROUNDS (3)
+#        LAT_NAMES (5000), LATENCY_QPS (2000), ROUNDS (3),
+#        B4D (a release binary to measure instead of building this tree's,
+#        e.g. an older commit's for a before/after comparison),
+#        PIN (0; 1: dnsperf on CPU 0, both proxies on CPU 1, so the load
+#        generator and the proxy under test never share a core and each
+#        proxy gets the same one; on a machine busy with other work a pinned
+#        proxy cannot move away from it, so rounds vary more),
+#        RPS (0; 1: each side's kernel receive work on its own CPU, see below;
+#        in a VM the inter-processor interrupts cost more than they save)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,19 +36,32 @@ OUTSTANDING=${OUTSTANDING:-100}
 LAT_NAMES=${LAT_NAMES:-5000}
 ROUNDS=${ROUNDS:-3}
 LATENCY_QPS=${LATENCY_QPS:-2000}
+PIN=${PIN:-0}
+[ "$(nproc)" -ge 2 ] || PIN=0
+CLIENT_CPU=()
+SERVER_CPU=()
+if [ "$PIN" = 1 ]; then
+    CLIENT_CPU=(taskset -c 0)
+    SERVER_CPU=(taskset -c 1)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench-dns: must run as root (network namespaces)" >&2
     exit 1
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
-for tool in dnsperf unbound dnsmasq python3 ip; do
+for tool in dnsperf unbound dnsmasq python3 ip taskset; do
     command -v "$tool" >/dev/null || { echo "bench-dns: $tool missing; run scripts/install-test-deps.sh" >&2; exit 1; }
 done
 
-echo "== building b4d (release)"
-cargo build --release -q
-B4D=$PWD/target/release/b4d
+# Other work on the machine moves absolute numbers (the ratios less so):
+# the load average goes into the report.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -z "${B4D:-}" ]; then
+    echo "== building b4d (release)"
+    cargo build --release -q
+    B4D=$PWD/target/release/b4d
+fi
 
 WORK=$(mktemp -d /tmp/b4d-bench-dns.XXXXXX)
 CLI=b4bench-$$-cli
@@ -70,6 +91,17 @@ for l in "$CLI eth0" "$RTR eth0" "$RTR eth1" "$UP eth0"; do
     set -- $l
     ip -n "$1" link set "$2" up
 done
+# A packet sent into a veth is received (IP, UDP, socket queue, wake-up) on
+# the sending CPU, so without RPS the proxy's CPU time includes dnsperf's
+# receive path and dnsperf's includes the proxy's. On a router the proxy
+# receives its queries and the client machine its answers: RPS steers each
+# side's receive work to that side's CPU, the same for both proxies.
+RPS=${RPS:-0}
+[ "$(nproc)" -ge 2 ] || RPS=0
+if [ "$RPS" = 1 ]; then
+    ip netns exec "$CLI" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
+    ip netns exec "$RTR" sh -c 'echo 2 > /sys/class/net/eth1/queues/rx-0/rps_cpus'
+fi
 
 echo "== upstream: unbound with $ROUNDS x ($MISS_NAMES + $LAT_NAMES) + $HIT_NAMES names"
 python3 - "$WORK" "$MISS_NAMES" "$HIT_NAMES" "$LAT_NAMES" "$ROUNDS" <<'PY'
@@ -143,10 +175,10 @@ config lan 'lan'
 	option dhcp '0'
 	list dns_server '2001:db8:1::53'
 CONF
-ip netns exec "$RTR" "$B4D" --foreground --config "$WORK/b4d.uci" >"$WORK/b4d.log" 2>&1 &
+ip netns exec "$RTR" "${SERVER_CPU[@]}" "$B4D" --foreground --config "$WORK/b4d.uci" >"$WORK/b4d.log" 2>&1 &
 B4D_PID=$!
 PIDS+=($B4D_PID)
-ip netns exec "$RTR" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts \
+ip netns exec "$RTR" "${SERVER_CPU[@]}" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts \
     --server=2001:db8:1::53 --listen-address=192.168.1.2 --bind-interfaces \
     --cache-size="$CACHE" --pid-file="$WORK/dnsmasq.pid" --user=root --log-facility="$WORK/dnsmasq.syslog" \
     >"$WORK/dnsmasq.log" 2>&1 &
@@ -180,7 +212,7 @@ run() {
     shift 4
     local before
     before=$(cpu "$pid")
-    ip netns exec "$CLI" dnsperf -s "$server" -d "$file" -q "$OUTSTANDING" -t 5 "$@" >"$WORK/$name.out" 2>&1
+    ip netns exec "$CLI" "${CLIENT_CPU[@]}" dnsperf -s "$server" -d "$file" -q "$OUTSTANDING" -t 5 "$@" >"$WORK/$name.out" 2>&1
     awk -v a="$(cpu "$pid")" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.3f\n", (a - b) / t }' >"$WORK/$name.cpu"
 }
 
@@ -208,9 +240,11 @@ hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 B4D_HWM=$(hwm "$B4D_PID")
 DNSMASQ_HWM=$(hwm "$DNSMASQ_PID")
 
-python3 - "$WORK" "$B4D_HWM" "$DNSMASQ_HWM" "$ROUNDS" <<'PY'
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$WORK" "$B4D_HWM" "$DNSMASQ_HWM" "$ROUNDS" "$LOAD_BEFORE" "$LOAD_AFTER" "$PIN" "$RPS" <<'PY'
 import re, statistics, sys
 work, b4d_hwm, dnsmasq_hwm, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+load_before, load_after, pinned, rps = sys.argv[5], sys.argv[6], sys.argv[7] == "1", sys.argv[8] == "1"
 
 def dnsperf(name):
     text = open(f"{work}/{name}.out").read()
@@ -250,5 +284,8 @@ for workload in ("miss", "hit"):
 print(f"{'process':<11} {'peak RSS kB':<13} {b4d_hwm:>12} {dnsmasq_hwm:>12} {b4d_hwm / dnsmasq_hwm:>12.2f}")
 print()
 print("queries/s ratio > 1 favours b4d; CPU, latency and RSS ratios < 1 favour b4d")
+print(f"load average before {load_before}, after {load_after}; "
+      + ("dnsperf pinned to CPU 0, proxies to CPU 1" if pinned else "not pinned")
+      + ("; receive work on the receiver's CPU (RPS)" if rps else ""))
 print(f"raw dnsperf output and logs: {work}")
 PY

@@ -188,13 +188,15 @@ pub async fn run(
                     let Ok(n) = driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)) else {
                         break;
                     };
+                    // One clock read per batch: the datagrams arrived together.
+                    let now = std::time::Instant::now();
                     for (bytes, from, truncated) in batch.iter() {
                         if truncated {
                             driver.proxy.record_drop(DropReason::MalformedQuery);
                         } else if !driver.is_lan(from) {
                             driver.proxy.record_drop(DropReason::NotFromLan);
                         } else {
-                            driver.client_query(Client::Udp(from), bytes).await;
+                            driver.client_query(now, Client::Udp(from), bytes).await;
                         }
                     }
                     if n < mmsg::BATCH {
@@ -241,11 +243,8 @@ impl Driver {
         self.proxy.set_upstreams(&addrs);
     }
 
-    async fn client_query(&mut self, client: Client, bytes: &[u8]) {
-        let actions = self.proxy.handle(
-            std::time::Instant::now(),
-            Input::ClientQuery { client, bytes },
-        );
+    async fn client_query(&mut self, now: std::time::Instant, client: Client, bytes: &[u8]) {
+        let actions = self.proxy.handle(now, Input::ClientQuery { client, bytes });
         self.execute(actions).await;
     }
 
@@ -277,7 +276,8 @@ impl Driver {
                 }
             }
             Event::TcpClientQuery { conn, peer, bytes } => {
-                self.client_query(Client::Tcp { conn, peer }, &bytes).await;
+                self.client_query(now(), Client::Tcp { conn, peer }, &bytes)
+                    .await;
             }
             Event::TcpClientDrop(reason) => self.proxy.record_drop(reason),
             Event::TcpClientClosed(conn) => {

@@ -100,14 +100,29 @@ impl LocalNames {
         if self.domain.is_empty() {
             return false;
         }
-        let suffix: Vec<&[u8]> = wire::labels(&self.domain);
-        let labels = wire::labels(name);
-        labels.len() >= suffix.len() && labels[labels.len() - suffix.len()..] == suffix[..]
+        // Asked for every query: compare in place at each label boundary
+        // rather than collecting labels (`domain` is the wire form without
+        // the root; names are lower-cased).
+        let mut at = 0;
+        while let Some(&len) = name.get(at) {
+            if name.get(at..name.len() - 1) == Some(&self.domain[..]) {
+                return true;
+            }
+            if len == 0 {
+                break;
+            }
+            at += 1 + usize::from(len);
+        }
+        false
     }
 }
 
 /// `d.c.b.a.in-addr.arpa` → a.b.c.d (RFC 1035 §3.5).
 fn reverse_v4(name: &[u8]) -> Option<Ipv4Addr> {
+    // Most names are not reverse names: skip collecting their labels.
+    if !name.ends_with(b"\x07in-addr\x04arpa\x00") {
+        return None;
+    }
     let labels = wire::labels(name);
     if labels.len() != 6 || labels[4] != b"in-addr" || labels[5] != b"arpa" {
         return None;

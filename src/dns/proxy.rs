@@ -17,7 +17,7 @@ use log::{debug, info};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::cache::{Cache, CacheKey, MAX_CACHED_MESSAGE};
+use super::cache::{Cache, CacheKey, KeyRef, MAX_CACHED_MESSAGE};
 use super::local::{LocalAnswer, LocalHosts, LocalNames};
 use super::upstream::Upstreams;
 use super::wire::{self, Edns, Header, Question};
@@ -270,8 +270,8 @@ impl Proxy {
                 return;
             }
         }
-        let key = (header.opcode() == 0).then(|| CacheKey::new(&question, &header, edns));
-        if let Some(key) = &key {
+        let key = (header.opcode() == 0).then(|| KeyRef::new(&question, &header, edns));
+        if let Some(key) = key {
             if let Some(cached) = self.cache.get(key, now, header.id) {
                 if cached.len() <= max_size {
                     self.status.cache_hits += 1;
@@ -284,6 +284,7 @@ impl Proxy {
             }
             self.status.cache_misses += 1;
         }
+        let key = key.map(KeyRef::to_owned);
         if self
             .by_client
             .contains_key(&(client, header.id, question.clone()))
@@ -504,7 +505,7 @@ impl Proxy {
         let layout = wire::scan(bytes).ok();
         if let (Some(key), Some(layout)) = (&query.key, &layout) {
             if bytes.len() <= MAX_CACHED_MESSAGE {
-                self.cache.insert(key.clone(), bytes, layout, now);
+                self.cache.insert(key.as_ref(), bytes, layout, now);
             }
         }
         self.status.upstream_answers += 1;

@@ -611,7 +611,7 @@ fn cache_is_bounded_in_entries_and_bytes() {
         let r = reply(&q, 0, &[rr(1, 300, &[b'x'; 900])], &[]);
         let (question, _) = wire::read_question(&q).unwrap();
         let key = CacheKey::new(&question, &Header::read(&q).unwrap(), None);
-        cache.insert(key, &r, &wire::scan(&r).unwrap(), now);
+        cache.insert(key.as_ref(), &r, &wire::scan(&r).unwrap(), now);
         assert!(cache.len() <= 10);
         assert!(cache.bytes() <= 10 * 1024);
     }
