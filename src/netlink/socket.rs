@@ -15,6 +15,9 @@ use super::wire::{self, Header, Request, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NL
 /// max(NLMSG_GOODSIZE, the reader's buffer) — about a page — per datagram.
 const RECV_BUFFER: usize = 32 * 1024;
 
+/// Notifications taken in one go by [`Subscription::changed`].
+const MAX_DRAIN: usize = 256;
+
 /// A NETLINK_ROUTE socket bound to `groups` (a bit mask of
 /// 1 << (RTNLGRP_* - 1)), non-blocking, registered with tokio.
 fn open(groups: u32) -> io::Result<AsyncFd<OwnedFd>> {
@@ -236,9 +239,11 @@ impl Subscription {
         Ok(())
     }
 
-    /// Reads whatever is queued without waiting.
+    /// Reads whatever is queued without waiting; at most
+    /// [`MAX_DRAIN`] datagrams, so that a flood cannot keep the task here
+    /// (what is left wakes the next `changed` at once).
     fn drain(&mut self) {
-        loop {
+        for _ in 0..MAX_DRAIN {
             match recv_from_kernel(self.fd.get_ref(), &mut self.buf) {
                 Ok(_) => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
