@@ -22,6 +22,8 @@
 # 60 KiB of a 1 MiB binary. b4d never panics on input (tests prove that);
 # a panic is a bug, and procd respawns the daemon. Nothing unwinds, so no
 # unwind tables either (-C force-unwind-tables=no).
+# -Z location-detail=none: no file/line/column strings for #[track_caller]
+# locations, which nothing prints after an immediate abort (2 KiB on mips).
 #
 # With --test, the pure-logic unit tests (`cargo test --lib`: protocol cores,
 # wire encoders and decoders, config) also run under qemu-user for the given
@@ -107,7 +109,7 @@ smoke_runner() {
 
 # Release flags for size, shared by cross.sh and size-report.sh (cargo-bloat
 # must see the same flags to reuse the build).
-size_flags() { echo "-Z unstable-options -C panic=immediate-abort -C force-unwind-tables=no"; }
+size_flags() { echo "-Z unstable-options -C panic=immediate-abort -C force-unwind-tables=no -Z location-detail=none"; }
 
 build() {
     local target="$1" t

@@ -15,8 +15,6 @@ use dhcproto::v6::{
     ORO,
 };
 use dhcproto::{Decodable, Encodable, Encoder};
-use hickory_proto::rr::Name;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// RFC 8415 §7.3 message types the client handles.
 pub const MSG_SOLICIT: u8 = 1;
@@ -291,6 +289,7 @@ pub fn decode_aftr_name(body: &[u8]) -> Result<String, AftrNameError> {
     if used == 1 {
         return Err(AftrNameError::RootOnly);
     }
+    let mut labels = Vec::new();
     let mut pos = 0;
     while body[pos] != 0 {
         let label = &body[pos + 1..pos + 1 + body[pos] as usize];
@@ -300,13 +299,11 @@ pub fn decode_aftr_name(body: &[u8]) -> Result<String, AftrNameError> {
         {
             return Err(AftrNameError::BadCharacter);
         }
+        // Checked above: ASCII letters, digits, '-' and '_' only.
+        labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
         pos += 1 + label.len();
     }
-    // The structure is checked; hickory's reader builds the name (and would
-    // catch anything our walk missed).
-    let mut decoder = BinDecoder::new(body);
-    let name = Name::read(&mut decoder).map_err(|_| AftrNameError::BadFraming)?;
-    Ok(name.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+    Ok(labels.join("."))
 }
 
 /// Encodes `name` (dotted, optional trailing dot) in DNS wire format. Used by

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod local;
 mod mmsg;
 pub mod proxy;
+pub mod query;
 pub mod upstream;
 pub mod wire;
 

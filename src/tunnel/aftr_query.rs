@@ -3,13 +3,13 @@
 //! reply that matches it strictly against the question (RFC 5452 §9.1) and
 //! follows a CNAME chain inside the answer.
 //!
-//! hickory-proto does the message encoding and decoding; this module decides
-//! what a reply means for the B4.
+//! src/dns/query.rs does the message encoding and decoding; this module
+//! decides what a reply means for the B4.
 
 use std::net::Ipv6Addr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use crate::dns::query::{self, TYPE_AAAA};
+use crate::dns::wire::{Malformed, CLASS_IN, RCODE_NOERROR, RCODE_NXDOMAIN};
 
 /// A CNAME chain longer than this is treated as a loop.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -35,22 +35,19 @@ pub enum Reply {
     Malformed(String),
 }
 
+/// A fully qualified DNS name in lower-case wire form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(Vec<u8>);
+
 /// Parses the AFTR name (as it came from option 64 or the config) into a
 /// fully qualified DNS name.
 pub fn parse_name(name: &str) -> Result<Name, String> {
-    let mut fqdn = Name::from_ascii(name).map_err(|e| format!("invalid name {name:?}: {e}"))?;
-    fqdn.set_fqdn(true);
-    Ok(fqdn)
+    query::name_from_ascii(name).map(Name)
 }
 
 /// A recursive AAAA query for `name` with message ID `id`.
 pub fn build_query(id: u16, name: &Name) -> Vec<u8> {
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Query::query(name.clone(), RecordType::AAAA));
-    // A query of one valid name always encodes; an empty message would be
-    // rejected by the server and show up as a failure, never a panic.
-    message.to_vec().unwrap_or_default()
+    query::build_query(id, &name.0, TYPE_AAAA)
 }
 
 /// Interprets `bytes` as the reply to the query `id` for `name`.
@@ -60,49 +57,34 @@ pub fn parse_reply(id: u16, name: &Name, bytes: &[u8]) -> Reply {
     if bytes.len() < 12 || u16::from_be_bytes([bytes[0], bytes[1]]) != id || bytes[2] & 0x80 == 0 {
         return Reply::NotOurs;
     }
-    let message = match Message::from_vec(bytes) {
+    let message = match query::read_reply(bytes) {
         Ok(message) => message,
+        // Not one question: not an answer to ours.
+        Err(Malformed::QuestionCount) => return Reply::NotOurs,
         Err(e) => return Reply::Malformed(e.to_string()),
     };
-    let question_matches = message.queries.len() == 1 && {
-        let q = &message.queries[0];
-        q.query_type() == RecordType::AAAA && q.query_class() == DNSClass::IN && q.name() == name
-    };
-    if !question_matches {
+    let q = &message.question;
+    if q.qtype != TYPE_AAAA || q.qclass != CLASS_IN || q.name != name.0 {
         return Reply::NotOurs;
     }
-    if message.metadata.truncation {
+    if message.header.truncated() {
         return Reply::Truncated;
     }
-    match message.metadata.response_code {
-        ResponseCode::NoError => {}
-        ResponseCode::NXDomain => return Reply::NoSuchName,
-        other => return Reply::Failed(other.to_string()),
+    match message.header.rcode() {
+        RCODE_NOERROR => {}
+        RCODE_NXDOMAIN => return Reply::NoSuchName,
+        other => return Reply::Failed(query::rcode_name(other)),
     }
-    let mut owner = name.clone();
-    let mut ttl = u32::MAX;
-    let mut addresses = Vec::new();
-    for _ in 0..=MAX_CNAME_CHAIN {
-        let mut next = None;
-        for record in message.answers.iter() {
-            if record.dns_class != DNSClass::IN || record.name != owner {
-                continue;
-            }
-            match &record.data {
-                RData::AAAA(aaaa) => {
-                    addresses.push(aaaa.0);
-                    ttl = ttl.min(record.ttl);
-                }
-                RData::CNAME(target) if next.is_none() => {
-                    next = Some(target.0.clone());
-                    ttl = ttl.min(record.ttl);
-                }
-                _ => {}
-            }
-        }
-        match next {
-            Some(target) if addresses.is_empty() => owner = target,
-            _ => break,
+    let (records, ttl) =
+        match query::chase(bytes, &message.answers, &name.0, TYPE_AAAA, MAX_CNAME_CHAIN) {
+            Ok(found) => found,
+            Err(e) => return Reply::Malformed(e.to_string()),
+        };
+    let mut addresses = Vec::with_capacity(records.len());
+    for record in records {
+        match <[u8; 16]>::try_from(&bytes[record.rdata.clone()]) {
+            Ok(octets) => addresses.push(Ipv6Addr::from(octets)),
+            Err(_) => return Reply::Malformed("AAAA record not 16 bytes".into()),
         }
     }
     if addresses.is_empty() {
@@ -115,12 +97,22 @@ pub fn parse_reply(id: u16, name: &Name, bytes: &[u8]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // An independent DNS implementation builds the replies (test-only
+    // dependency): ours must read what another encoder writes, compression
+    // included.
+    use hickory_proto::op::{Message, OpCode, ResponseCode};
     use hickory_proto::rr::rdata::{AAAA, CNAME};
-    use hickory_proto::rr::Record;
+    use hickory_proto::rr::{RData, Record, RecordType};
     use proptest::prelude::*;
 
     fn name(s: &str) -> Name {
         parse_name(s).unwrap()
+    }
+
+    fn hname(s: &str) -> hickory_proto::rr::Name {
+        let mut fqdn = hickory_proto::rr::Name::from_ascii(s).unwrap();
+        fqdn.set_fqdn(true);
+        fqdn
     }
 
     fn reply_to(query: &[u8], edit: impl FnOnce(&mut Message)) -> Vec<u8> {
@@ -132,7 +124,7 @@ mod tests {
     }
 
     fn aaaa(owner: &str, ttl: u32, addr: &str) -> Record {
-        Record::from_rdata(name(owner), ttl, RData::AAAA(AAAA(addr.parse().unwrap())))
+        Record::from_rdata(hname(owner), ttl, RData::AAAA(AAAA(addr.parse().unwrap())))
     }
 
     #[test]
@@ -142,7 +134,7 @@ mod tests {
         assert_eq!(message.metadata.id, 0x1234);
         assert!(message.metadata.recursion_desired);
         assert_eq!(message.queries[0].query_type(), RecordType::AAAA);
-        assert_eq!(message.queries[0].name(), &name("aftr.example.net."));
+        assert_eq!(message.queries[0].name(), &hname("aftr.example.net."));
     }
 
     #[test]
@@ -172,9 +164,9 @@ mod tests {
         let query = build_query(7, &n);
         let bytes = reply_to(&query, |m| {
             m.add_answer(Record::from_rdata(
-                name("aftr.example.net"),
+                hname("aftr.example.net"),
                 30,
-                RData::CNAME(CNAME(name("b4-pool.example.net"))),
+                RData::CNAME(CNAME(hname("b4-pool.example.net"))),
             ));
             m.add_answer(aaaa("b4-pool.example.net", 600, "2001:db8::9"));
         });
@@ -197,9 +189,9 @@ mod tests {
                 ("b.example.net", "a.example.net"),
             ] {
                 m.add_answer(Record::from_rdata(
-                    name(from),
+                    hname(from),
                     30,
-                    RData::CNAME(CNAME(name(to))),
+                    RData::CNAME(CNAME(hname(to))),
                 ));
             }
         });

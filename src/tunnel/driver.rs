@@ -475,9 +475,8 @@ pub async fn run(
         let wake = this.resolver.poll_timeout();
         tokio::select! {
             changed = kernel::changed(&mut notifications) => {
+                // A burst (our own operations cause several) is one wake-up.
                 changed?;
-                // Coalesce a burst (our own operations cause several).
-                while notifications.try_recv().is_ok() {}
             }
             changed = async {
                 match this.dhcpv6.as_mut() {

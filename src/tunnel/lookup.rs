@@ -8,13 +8,12 @@ use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout, Instant};
 
 use super::aftr::{Lookup, LookupResult};
-use super::aftr_query::{build_query, parse_name, parse_reply, Reply};
+use super::aftr_query::{build_query, parse_name, parse_reply, Name, Reply};
 
 pub const TRY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const TRIES: usize = 2;
