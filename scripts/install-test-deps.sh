@@ -6,8 +6,7 @@
 #   dhcpcd-base, kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh),
 #   chromium and fonts-dejavu-core (the LuCI page test renders the view headless),
 #   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench-dns.sh),
-#   iperf3 and ethtool (scripts/bench-e2e.sh: tunnel vs plain IPv6 throughput,
-#   with receive offload on the lab's links as on real NICs)
+#   iperf3 (scripts/bench-e2e.sh: tunnel vs plain IPv6 throughput)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -31,7 +30,7 @@ say() { echo "install-test-deps: $*"; }
 
 PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
     busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin chromium fonts-dejavu-core
-    unbound bind9-dnsutils ldnsutils dnsperf iperf3 ethtool)
+    unbound bind9-dnsutils ldnsutils dnsperf iperf3)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -76,7 +75,7 @@ for svc in kea-dhcp6-server dnsmasq unbound; do
 done
 
 for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp chromium \
-    unbound dig ldns-signzone dnsperf iperf3 ethtool; do
+    unbound dig ldns-signzone dnsperf iperf3; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

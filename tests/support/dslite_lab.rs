@@ -592,27 +592,6 @@ pub fn measure(what: &str, took: Duration) {
     println!("measure: {what} {:.3} s", took.as_secs_f64());
 }
 
-impl Lab {
-    /// Turns on generic receive offload on every link of the lab (veth
-    /// leaves it off by default; the NICs of real routers and servers have
-    /// it on). Without it every hop handles each 1.4 kB segment on its own,
-    /// and the encapsulating path pays that per segment twice.
-    pub fn gro_on_everywhere(&self) {
-        let mut namespaces = vec![&self.host, &self.b4, &self.isp, &self.server];
-        namespaces.extend(self.lan_hosts.iter());
-        for ns in namespaces {
-            let links = ns.ip(&["-o", "link", "show", "type", "veth"]);
-            for dev in links
-                .lines()
-                .filter_map(|l| l.split(": ").nth(1))
-                .map(|name| name.split('@').next().unwrap_or(name))
-            {
-                ns.exec("ethtool", &["-K", dev, "gro", "on"]);
-            }
-        }
-    }
-}
-
 /// What the prober runs on a LAN host: every `interval` s, resolve the name
 /// through the B4's DNS proxy (its own UDP query, 0.5 s timeout), then GET
 /// the page over TCP (0.5 s timeouts), and print `probe ok T` or
