@@ -592,6 +592,167 @@ pub fn measure(what: &str, took: Duration) {
     println!("measure: {what} {:.3} s", took.as_secs_f64());
 }
 
+/// What the prober runs on a LAN host: every `interval` s, resolve the name
+/// through the B4's DNS proxy (its own UDP query, 0.5 s timeout), then GET
+/// the page over TCP (0.5 s timeouts), and print `probe ok T` or
+/// `probe fail T why`, T being CLOCK_MONOTONIC seconds when the round ended.
+const PROBER: &str = r#"
+import os, socket, struct, sys, time
+dns, name, port, interval = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+qname = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+def skip_name(m, i):
+    while True:
+        n = m[i]
+        if n >= 0xc0: return i + 2
+        if n == 0: return i + 1
+        i += n + 1
+def resolve():
+    qid = os.urandom(2)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    s.sendto(qid + struct.pack("!HHHHH", 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1), (dns, 53))
+    while True:
+        m = s.recv(4096)
+        if m[:2] == qid: break
+    s.close()
+    flags, qd, an = struct.unpack("!HHH", m[2:8])
+    if flags & 0xf: raise Exception("rcode %d" % (flags & 0xf))
+    i = 12
+    for _ in range(qd): i = skip_name(m, i) + 4
+    for _ in range(an):
+        i = skip_name(m, i)
+        t, c, ttl, l = struct.unpack("!HHIH", m[i:i+10])
+        i += 10
+        if t == 1 and l == 4: return socket.inet_ntoa(m[i:i+4])
+        i += l
+    raise Exception("no A record")
+def fetch(addr):
+    s = socket.create_connection((addr, port), timeout=0.5)
+    s.sendall(("GET / HTTP/1.0\r\nHost: %s:%d\r\n\r\n" % (name, port)).encode())
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        data += b
+    s.close()
+    if not data.startswith(b"HTTP/1.0 200") and not data.startswith(b"HTTP/1.1 200"):
+        raise Exception("HTTP %r" % data[:20])
+while True:
+    try:
+        fetch(resolve())
+        print("probe ok %.3f" % time.monotonic(), flush=True)
+    except Exception as e:
+        print("probe fail %.3f %s %s" % (time.monotonic(), type(e).__name__, e), flush=True)
+    time.sleep(interval)
+"#;
+
+/// CLOCK_MONOTONIC in seconds: the clock the prober stamps its rounds with.
+pub fn monotonic_now() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// A LAN host that keeps fetching the web page by name every 50 ms
+/// ([`PROBER`]): recovery times read from its rounds have ~0.1 s resolution
+/// and no program start-up in them (starting dig and python3 for each try
+/// costs over 2 s on the emulated CPU).
+pub struct Prober(Process);
+
+/// One prober round: when it ended and whether it worked.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    pub at: f64,
+    pub ok: bool,
+}
+
+impl Prober {
+    /// Every round so far, in order.
+    pub fn rounds(&self) -> Vec<Round> {
+        self.0
+            .lines()
+            .iter()
+            .filter_map(|l| {
+                let mut words = l.text.split_whitespace();
+                if words.next() != Some("probe") {
+                    return None;
+                }
+                let ok = words.next()? == "ok";
+                let at = words.next()?.parse().ok()?;
+                Some(Round { at, ok })
+            })
+            .collect()
+    }
+
+    /// Seconds from `since` (a [`monotonic_now`] reading) to the end of the
+    /// first successful round after it; waits up to `timeout`.
+    pub fn recovery_after(&self, since: f64, timeout: Duration) -> Option<f64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.rounds().iter().find(|r| r.ok && r.at >= since) {
+                return Some(r.at - since);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(millis(20));
+        }
+    }
+
+    /// The longest time without a successful round between `from` and `to`
+    /// (both [`monotonic_now`] readings): the outage a user saw.
+    pub fn longest_outage(&self, from: f64, to: f64) -> f64 {
+        let mut last_ok = from;
+        let mut longest = 0.0f64;
+        for r in self
+            .rounds()
+            .iter()
+            .filter(|r| r.ok && r.at >= from && r.at <= to)
+        {
+            longest = longest.max(r.at - last_ok);
+            last_ok = r.at;
+        }
+        longest.max(to - last_ok)
+    }
+
+    /// The median time between consecutive successful rounds among the last
+    /// `n` rounds: one round plus the pause, with nothing broken.
+    pub fn median_period(&self, n: usize) -> Option<f64> {
+        let rounds = self.rounds();
+        let recent = &rounds[rounds.len().saturating_sub(n)..];
+        let mut gaps: Vec<f64> = recent
+            .windows(2)
+            .filter(|w| w[0].ok && w[1].ok)
+            .map(|w| w[1].at - w[0].at)
+            .collect();
+        gaps.sort_by(f64::total_cmp);
+        gaps.get(gaps.len() / 2).copied()
+    }
+
+    /// The prober's own output, for failure messages.
+    pub fn tail(&self, n: usize) -> String {
+        self.0.tail(n)
+    }
+}
+
+impl Lab {
+    /// Starts a [`Prober`] on LAN host `index` (before it has an address is
+    /// fine: its rounds fail until the host is up).
+    pub fn start_prober(&self, index: usize) -> Prober {
+        let log = format!("prober{index}");
+        Prober(self.lan_hosts[index].spawn(
+            &self.dir,
+            &log,
+            "python3",
+            &["-u", "-c", PROBER, LAN_ADDR, WEB_NAME, "8080", "0.05"],
+        ))
+    }
+}
+
 /// Time between the first log line containing `from` and the first line
 /// after it containing `to`, both at or after line `mark`. Waits up to 10 s
 /// for the lines: traffic may flow before b4d has logged the round that
