@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
-use b4d::config::{AftrOverride, Config, DhcpV6Mode};
+use b4d::config::{AftrOverride, Config, DhcpV6Mode, HandoffMode, NETIFD_PATH};
 use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
@@ -172,8 +172,14 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
+    let handoff = config.ipv6_handoff_mode(std::path::Path::new(NETIFD_PATH).exists());
+    info!(
+        "IPv6 hand-off: {handoff} (globals.ipv6_handoff '{}')",
+        config.globals.ipv6_handoff
+    );
     let (tunnel, tunnel_status) = match start_tunnel(
         &config,
+        handoff,
         dhcpv6_status.clone(),
         dhcpv6.clone(),
         shutdown.subscribe(),
@@ -327,6 +333,7 @@ fn start_dhcpv6(
 /// returns its control channel.
 fn start_tunnel(
     config: &Config,
+    handoff: HandoffMode,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
     dhcpv6_control: Option<mpsc::Sender<Control>>,
     shutdown: watch::Receiver<bool>,
@@ -349,6 +356,7 @@ fn start_tunnel(
         wan: config.wan.device.to_string(),
         aftr,
         fallback_servers: config.lan.dns_server.clone(),
+        install_wan_addresses: handoff != HandoffMode::Netifd,
     };
     let (status, status_rx) = watch::channel(tunnel::driver::TunnelStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
