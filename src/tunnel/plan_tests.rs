@@ -722,28 +722,34 @@ fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
         mss_clamp: None,
         ..observed(None)
     };
-    o.wan.as_mut().unwrap().addresses.retain(|a| a.addr != ia_na());
-    let p = run(&config(), &netifd_known(), &o);
-    assert_eq!(p.ops, vec![], "nothing installed, no tunnel without a local end");
-    assert_eq!(
-        p.verdict,
-        Err(Down::NoLocalAddress("IA_NA address not on the WAN yet".into()))
-    );
-    // netifd put it there (with its own flags: a /64 with prefix route).
     o.wan
         .as_mut()
         .unwrap()
         .addresses
-        .push(KernelAddress {
-            no_prefix_route: false,
-            ..kernel_addr(ia_na(), 64)
-        });
+        .retain(|a| a.addr != ia_na());
+    let p = run(&config(), &netifd_known(), &o);
+    assert_eq!(
+        p.ops,
+        vec![],
+        "nothing installed, no tunnel without a local end"
+    );
+    assert_eq!(
+        p.verdict,
+        Err(Down::NoLocalAddress(
+            "IA_NA address not on the WAN yet".into()
+        ))
+    );
+    // netifd put it there (with its own flags: a /64 with prefix route).
+    o.wan.as_mut().unwrap().addresses.push(KernelAddress {
+        no_prefix_route: false,
+        ..kernel_addr(ia_na(), 64)
+    });
     let p = run(&config(), &netifd_known(), &o);
     assert_eq!(p.verdict.clone().unwrap().local, ia_na());
-    assert!(p.ops.iter().all(|op| !matches!(
-        op,
-        Op::SetWanAddress { .. } | Op::RemoveWanAddress { .. }
-    )));
+    assert!(p
+        .ops
+        .iter()
+        .all(|op| !matches!(op, Op::SetWanAddress { .. } | Op::RemoveWanAddress { .. })));
 }
 
 #[test]
