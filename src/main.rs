@@ -188,6 +188,13 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
+    let lan6_status = start_lan6(
+        &config,
+        handoff,
+        dhcpv6_status.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
     let dns_status = start_dns_proxy(
         &config,
@@ -205,6 +212,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         tunnel: tunnel_status,
         dns: dns_status,
         dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
+        lan6: lan6_status,
     };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
@@ -370,6 +378,29 @@ fn start_tunnel(
         rand::random(),
     ));
     Some((control_tx, status_rx))
+}
+
+/// Starts native IPv6 for the LAN (bridge prefix from the delegated prefix,
+/// unreachable route) in standalone mode; returns its status.
+fn start_lan6(
+    config: &Config,
+    handoff: HandoffMode,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<watch::Receiver<b4d::lan6::Lan6Status>> {
+    if handoff != HandoffMode::Standalone {
+        return None;
+    }
+    let settings = b4d::lan6::driver::Settings {
+        lan: config.lan.device.to_string(),
+        wan: config.wan.device.to_string(),
+        plan: b4d::lan6::plan::Settings::from_config(&config.lan),
+        sysctl_root: "/proc/sys/net/ipv6/conf".into(),
+    };
+    let (status, status_rx) = watch::channel(b4d::lan6::Lan6Status::default());
+    tasks.spawn(b4d::lan6::driver::run(settings, dhcpv6, shutdown, status));
+    Some(status_rx)
 }
 
 /// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
