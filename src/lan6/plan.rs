@@ -347,13 +347,8 @@ impl Lan6 {
             }
             let known = self.tracked.iter().find(|t| t.prefix == prefix);
             if !alive(p.valid_until, now) {
-                // RFC 8415 §18.2.10.1: valid lifetime 0 is the server
-                // taking the prefix back; nothing may use it any more.
-                if known.is_some() {
-                    notes.push(format!(
-                        "delegated prefix {prefix} withdrawn with valid lifetime 0: LAN prefix removed"
-                    ));
-                }
+                // Valid lifetime 0: the server takes the prefix back
+                // (RFC 8415 §18.3.4); handled below like a prefix that left.
                 continue;
             }
             match known {
@@ -374,22 +369,18 @@ impl Lan6 {
                 withdrawn: false,
             });
         }
-        // Listed but not in `next`: taken back with valid lifetime 0.
-        let listed = |t: &Tracked| {
-            prefixes
-                .iter()
-                .any(|p| Net::new(p.prefix, p.len) == t.prefix)
-        };
         for t in &self.tracked {
-            if listed(t) {
+            if next.iter().any(|n| n.prefix == t.prefix) {
                 continue;
             }
             if t.withdrawn {
                 next.push(t.clone());
                 continue;
             }
-            // RFC 4862 §5.5.3 e / RFC 9096 §3: deprecate now, keep valid for
-            // what is left, at most two hours.
+            // RFC 7084 L-13, RFC 9096 §3: deprecate now, keep valid for what
+            // was left before, at most two hours (RFC 4862 §5.5.3 e), also
+            // when the server sent valid 0: hosts with addresses from it move
+            // to the new prefix instead of losing them at once.
             let cap = now + RENUMBERED_VALID_CAP;
             let valid_until = Some(t.valid_until.map_or(cap, |v| v.min(cap)));
             if !alive(valid_until, now) {

@@ -365,11 +365,18 @@ fn zero_lifetimes_deprecate_or_remove() {
         ]
     );
     let k = applied(k, &p.ops);
-    // Valid 0: the server took it back, everything goes now.
+    // Valid 0: the server took it back. As when it leaves the lease, the
+    // LAN prefix stays deprecated for what was left (RFC 7084 L-13 b).
     let notes = core.update_lease(t1, &[pd(t1, "2001:db8:100::/56", 0, 0)]);
-    assert!(notes[0].contains("valid lifetime 0"), "{notes:?}");
+    assert!(notes[0].contains("left the lease"), "{notes:?}");
+    assert_eq!(plan_at(&core, t1, &k).ops, vec![]);
+    assert!(core.tracked()[0].withdrawn);
+    // It goes at the end of that valid lifetime.
+    let end = t1 + secs(4000);
+    assert_eq!(core.poll_timeout(t1), Some(end));
+    assert_eq!(core.expire(end), vec![net("2001:db8:100::/56")]);
     assert_eq!(
-        plan_at(&core, t1, &k).ops,
+        plan_at(&core, end, &k).ops,
         vec![
             Op::RemoveAddress {
                 index: LAN,
@@ -381,6 +388,13 @@ fn zero_lifetimes_deprecate_or_remove() {
             },
         ]
     );
+    // A prefix first seen with valid 0 is nothing at all.
+    let mut core = Lan6::new(settings());
+    assert_eq!(
+        core.update_lease(t1, &[pd(t1, "2001:db8:300::/56", 0, 0)]),
+        Vec::<String>::new()
+    );
+    assert_eq!(plan_at(&core, t1, &lan(vec![])).ops, vec![]);
     assert_eq!(core.poll_timeout(t1), None);
 }
 

@@ -1,0 +1,306 @@
+//! Native IPv6 for the LAN in standalone mode, on a real kernel (the kernel
+//! lab VM, see tests/support/vm.rs): b4d puts the IA_NA address on the WAN
+//! with the lease's lifetimes, carves br-lan's /64 out of the delegated
+//! prefix, adds the unreachable route for the whole prefix, and moves all of
+//! it when the ISP renumbers. An RA daemon started by the test (radvd,
+//! `prefix ::/64`: whatever /64s br-lan has) gives a LAN host SLAAC
+//! addresses, and the host reaches an IPv6 server behind the ISP natively.
+//!
+//! The topology is tests/support/dslite_lab.rs's [`Lab`], plus:
+//! ```text
+//!  lan6 host (SLAAC) ── br-lan [b4: b4d, radvd] wan0 ── eth0 [isp] eth1 ── server
+//!                       <pd>::1/64                 2001:db8:1::1   2001:db8:5e::1   2001:db8:5e::10
+//!                                                  route <pd> via 2001:db8:1::100 (the BNG's job)
+//! ```
+
+mod support;
+
+use std::net::Ipv6Addr;
+
+use support::dslite_lab::*;
+use support::*;
+
+const SERVER6: &str = "2001:db8:5e::10";
+const WEB6_PORT: &str = "8086";
+
+/// `valid_lft` and `preferred_lft` (seconds; `u64::MAX` for forever) of
+/// `addr` in `ip -6 addr show` output.
+fn lifetimes(show: &str, addr: &str) -> Option<(u64, u64)> {
+    let mut lines = show.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with(&format!("inet6 {addr}/")) {
+            let next = lines.next()?;
+            let field = |name: &str| {
+                let value = next.split(name).nth(1)?.split_whitespace().next()?;
+                match value {
+                    "forever" => Some(u64::MAX),
+                    v => v.trim_end_matches("sec").parse().ok(),
+                }
+            };
+            return Some((field("valid_lft ")?, field("preferred_lft ")?));
+        }
+    }
+    None
+}
+
+/// The delegated prefix b4d logged after `mark`, e.g. "2001:db8:100::/56".
+fn logged_prefix(lab: &Lab, mark: usize, starts: &str) -> String {
+    let (_, line) = lab
+        .b4d()
+        .wait_for_line_after(
+            mark,
+            &format!("LAN IPv6: delegated prefix {starts}"),
+            secs(30),
+        )
+        .unwrap_or_else(|| panic!("no delegated prefix logged:\n{}", lab.b4d().tail(40)));
+    line.split("delegated prefix ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("prefix in the line")
+        .to_string()
+}
+
+/// `<prefix>::1`: br-lan's address with ip6hint 0 and ip6ifaceid ::1.
+fn bridge_address(prefix: &str) -> String {
+    let base: Ipv6Addr = prefix.split('/').next().unwrap().parse().unwrap();
+    Ipv6Addr::from(u128::from(base) | 1).to_string()
+}
+
+/// Waits until LAN host `index` has a SLAAC address (DAD done) inside the
+/// /56 `prefix`; returns it.
+fn wait_for_slaac(lab: &Lab, index: usize, prefix: &str) -> String {
+    let net: Ipv6Addr = prefix.split('/').next().unwrap().parse().unwrap();
+    let in_prefix = |a: &Ipv6Addr| u128::from(*a) >> 72 == u128::from(net) >> 72;
+    let deadline = std::time::Instant::now() + secs(30);
+    loop {
+        let show = lab.lan_hosts[index]
+            .ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]);
+        let found = show
+            .lines()
+            .filter(|l| !l.contains("tentative") && !l.contains("deprecated"))
+            .filter_map(|l| {
+                l.split("inet6 ")
+                    .nth(1)?
+                    .split('/')
+                    .next()?
+                    .parse::<Ipv6Addr>()
+                    .ok()
+            })
+            .find(in_prefix);
+        if let Some(addr) = found {
+            return addr.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SLAAC address in {prefix} on the LAN host:\n{show}"
+        );
+        std::thread::sleep(millis(200));
+    }
+}
+
+/// From LAN host `index`, source `source`: ping the server, then fetch
+/// from its web server. Returns the HTTP status line or what failed.
+fn reach_server(lab: &Lab, index: usize, source: &str) -> Result<String, String> {
+    let host = &lab.lan_hosts[index];
+    let ping = host.try_exec("ping", &["-6", "-c", "1", "-W", "2", "-I", source, SERVER6]);
+    if !ping.status.success() {
+        return Err(format!(
+            "ping6 from {source}: {}",
+            String::from_utf8_lossy(&ping.stdout)
+        ));
+    }
+    let out = host.try_exec(
+        "python3",
+        &[
+            "-c",
+            &format!(
+                "import http.client as h\n\
+                 c = h.HTTPConnection('{SERVER6}', {WEB6_PORT}, timeout=3, source_address=('{source}', 0))\n\
+                 c.request('GET', '/')\n\
+                 r = c.getresponse()\n\
+                 print(r.status, len(r.read()))"
+            ),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && text.starts_with("200 ") {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn wait_to_reach_server(lab: &Lab, index: usize, source: &str) {
+    let deadline = std::time::Instant::now() + secs(20);
+    loop {
+        match reach_server(lab, index, source) {
+            Ok(_) => return,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("LAN host cannot reach {SERVER6} from {source}: {e}")
+            }
+            Err(_) => std::thread::sleep(millis(200)),
+        }
+    }
+}
+
+/// The ISP's edge routes the delegated prefix to the CPE's WAN address.
+fn route_prefix_to_cpe(lab: &Lab, prefix: &str) {
+    lab.isp.ip(&[
+        "-6", "route", "replace", prefix, "via", FIRST_B4, "dev", "eth0",
+    ]);
+}
+
+#[test]
+fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("lan6", 1500);
+    // A router forwards IPv6; b4d must then raise the WAN's accept_ra to 2.
+    lab.b4.sysctl("net.ipv6.conf.all.forwarding", "1");
+    assert_eq!(lab.b4.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "1");
+    // An IPv6 server behind the ISP.
+    lab.isp.sysctl("net.ipv6.conf.all.forwarding", "1");
+    lab.isp.add_addr_nodad("eth1", "2001:db8:5e::1/64");
+    lab.server.add_addr_nodad("eth0", &format!("{SERVER6}/64"));
+    lab.server
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:5e::1"]);
+    let web6 = lab.server.spawn(
+        &lab.dir,
+        "web6",
+        "python3",
+        &[
+            "-u",
+            "-m",
+            "http.server",
+            WEB6_PORT,
+            "--bind",
+            SERVER6,
+            "--directory",
+            "/",
+        ],
+    );
+    web6.wait_for_line("Serving HTTP", secs(20));
+    let host = lab.add_ipv6_lan_host("lan6host");
+
+    lab.start_b4d("b4d");
+    lab.b4d()
+        .wait_for_line("IPv6 hand-off: standalone", secs(10));
+    let first = logged_prefix(&lab, 0, "2001:db8:1");
+    assert!(first.ends_with("/56"), "{first}");
+    lab.b4d().wait_for_line(
+        &format!("LAN IPv6: set unreachable route {first}"),
+        secs(10),
+    );
+    route_prefix_to_cpe(&lab, &first);
+
+    // The WAN has the leased address with kea's lifetimes (3000 s / 4000 s).
+    let wan = lab.b4.ip(&["-6", "addr", "show", "dev", "wan0"]);
+    let (valid, preferred) = lifetimes(&wan, FIRST_B4).unwrap_or_else(|| panic!("{wan}"));
+    assert!((3900..=4000).contains(&valid), "valid {valid}:\n{wan}");
+    assert!(
+        (2900..=3000).contains(&preferred),
+        "preferred {preferred}:\n{wan}"
+    );
+    assert_eq!(lab.b4.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "2");
+    lab.b4d().wait_for_line("accept_ra set to 2", secs(5));
+
+    // br-lan has its /64 from the prefix, with the prefix's lifetimes.
+    let first_lan = bridge_address(&first);
+    let br = lab.b4.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(br.contains(&format!("inet6 {first_lan}/64")), "{br}");
+    let (valid, preferred) = lifetimes(&br, &first_lan).unwrap();
+    assert!((3900..=4000).contains(&valid), "valid {valid}:\n{br}");
+    assert!(
+        (2900..=3000).contains(&preferred),
+        "preferred {preferred}:\n{br}"
+    );
+    let routes = lab.b4.ip(&["-6", "route", "show", "type", "unreachable"]);
+    assert!(
+        routes.contains(&format!("unreachable {first}")) && routes.contains("proto 180"),
+        "{routes}"
+    );
+
+    // radvd announces br-lan's /64s; the LAN host takes a SLAAC address
+    // and reaches the server natively (the softwire is ipip6: IPv4 only).
+    let radvd_conf = lab.dir.write(
+        "radvd.conf",
+        "interface br-lan {\n\
+         \tAdvSendAdvert on;\n\
+         \tMinRtrAdvInterval 3;\n\
+         \tMaxRtrAdvInterval 4;\n\
+         \tprefix ::/64 { AdvOnLink on; AdvAutonomous on; };\n\
+         };\n",
+    );
+    let radvd_pid = lab.dir.file("radvd.pid");
+    let radvd = lab.b4.spawn(
+        &lab.dir,
+        "radvd",
+        "radvd",
+        &[
+            "--nodaemon",
+            "--config",
+            &radvd_conf.display().to_string(),
+            "--pidfile",
+            &radvd_pid.display().to_string(),
+            "--logmethod",
+            "stderr",
+            "--debug",
+            "1",
+        ],
+    );
+    let first_host = wait_for_slaac(&lab, host, &first);
+    wait_to_reach_server(&lab, host, &first_host);
+    web6.wait_for_line(&format!("{first_host} - - "), secs(5));
+
+    // The ISP renumbers the delegated prefix; the B4 renews (SIGUSR1 stands
+    // in for T1) and gets the new one.
+    let mut config = lab.kea_config.clone();
+    config.pd_pool = Some(("2001:db8:200::".into(), 40, 56));
+    lab.kea().reload(&config);
+    let mark = lab.b4d().mark();
+    lab.b4d().signal(Signal::Usr1);
+    let second = logged_prefix(&lab, mark, "2001:db8:2");
+    lab.b4d().wait_for_line_after(
+        mark,
+        &format!("LAN IPv6: delegated prefix {first} left the lease"),
+        secs(10),
+    );
+    lab.b4d().wait_for_line_after(
+        mark,
+        &format!("LAN IPv6: set unreachable route {second}"),
+        secs(10),
+    );
+    route_prefix_to_cpe(&lab, &second);
+
+    // New /64 on br-lan; the old one deprecated (preferred 0), not dropped.
+    let second_lan = bridge_address(&second);
+    let br = lab.b4.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    let (_, preferred) = lifetimes(&br, &second_lan).unwrap_or_else(|| panic!("{br}"));
+    assert!(preferred > 2900, "{br}");
+    let (valid, preferred) = lifetimes(&br, &first_lan).unwrap_or_else(|| panic!("{br}"));
+    assert_eq!(preferred, 0, "old LAN prefix not deprecated:\n{br}");
+    assert!(valid > 0 && valid <= 7200, "{br}");
+    let routes = lab.b4.ip(&["-6", "route", "show", "type", "unreachable"]);
+    assert!(
+        routes.contains(&format!("unreachable {second}")),
+        "{routes}"
+    );
+
+    // radvd reads ::/64 prefixes at (re)load; odhcpd follows netlink itself.
+    radvd.signal(Signal::Hup);
+    let second_host = wait_for_slaac(&lab, host, &second);
+    wait_to_reach_server(&lab, host, &second_host);
+    web6.wait_for_line(&format!("{second_host} - - "), secs(5));
+
+    // A graceful stop takes b4d's LAN state with it.
+    lab.b4d().signal(Signal::Term);
+    lab.b4d().wait_exit(secs(10));
+    let br = lab.b4.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(
+        !br.contains(&first_lan) && !br.contains(&second_lan),
+        "{br}"
+    );
+    let routes = lab.b4.ip(&["-6", "route", "show", "type", "unreachable"]);
+    assert!(!routes.contains("proto 180"), "{routes}");
+}
