@@ -394,4 +394,39 @@ mod tests {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
     }
+
+    #[test]
+    fn ipv6_lan_lists_each_prefix_with_lifetimes_counted_down() {
+        use crate::lan6::plan::{Assigned, Net};
+        let at = Instant::now();
+        let mut status = Status::new(at);
+        let delegated = Net::new("2001:db8:100::".parse().unwrap(), 56);
+        let lan = Net::new("2001:db8:100::".parse().unwrap(), 64);
+        status.ipv6_lan = Some(Lan6Status {
+            state: "assigned",
+            prefixes: vec![
+                Assigned {
+                    delegated,
+                    lan: Some((lan, "2001:db8:100::1".parse().unwrap())),
+                    preferred: 3000,
+                    valid: FOREVER,
+                    withdrawn: false,
+                    route: true,
+                },
+                Assigned {
+                    delegated: Net::new("2001:db8:200::".parse().unwrap(), 56),
+                    lan: None,
+                    preferred: 0,
+                    valid: 7200,
+                    withdrawn: true,
+                    route: true,
+                },
+            ],
+            at: Some(at),
+            reason: None,
+        });
+        let text = status_table(&status, at + Duration::from_secs(10)).to_string();
+        let needle = r#""ipv6_lan":{"state":"assigned","prefixes":[{"delegated":"2001:db8:100::/56","lan_prefix":"2001:db8:100::/64","address":"2001:db8:100::1","preferred":2990,"valid":"infinite","deprecated":false},{"delegated":"2001:db8:200::/56","preferred":0,"valid":7190,"deprecated":true}]}"#;
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
 }
