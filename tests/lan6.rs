@@ -189,7 +189,7 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
     let first = logged_prefix(&lab, 0, "2001:db8:1");
     assert!(first.ends_with("/56"), "{first}");
     lab.b4d().wait_for_line(
-        &format!("LAN IPv6: set unreachable route {first}"),
+        &format!("LAN IPv6: add unreachable route {first}"),
         secs(10),
     );
     route_prefix_to_cpe(&lab, &first);
@@ -203,7 +203,9 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
         "preferred {preferred}:\n{wan}"
     );
     assert_eq!(lab.b4.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "2");
-    lab.b4d().wait_for_line("accept_ra set to 2", secs(5));
+    lab.b4d()
+        .wait_for_line_after(0, "accept_ra set to 2", secs(5))
+        .expect("the accept_ra change is logged");
 
     // br-lan has its /64 from the prefix, with the prefix's lifetimes.
     let first_lan = bridge_address(&first);
@@ -268,7 +270,7 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
     );
     lab.b4d().wait_for_line_after(
         mark,
-        &format!("LAN IPv6: set unreachable route {second}"),
+        &format!("LAN IPv6: add unreachable route {second}"),
         secs(10),
     );
     route_prefix_to_cpe(&lab, &second);
@@ -303,4 +305,178 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
     );
     let routes = lab.b4.ip(&["-6", "route", "show", "type", "unreachable"]);
     assert!(!routes.contains("proto 180"), "{routes}");
+}
+
+/// A CPE namespace (`wan0`, a `br-lan` bridge) facing an ISP namespace with
+/// kea (IA_NA 2001:db8:1::100.., IA_PD /56s from 2001:db8:100::/40), and a
+/// b4d config for it (`tunnel`: the tunnel section). No kernel lab: the
+/// host kernel has no ip6tnl, everything else runs on it.
+fn host_setup(
+    test: &str,
+    globals_extra: &str,
+    tunnel: &str,
+) -> (TestDir, Netns, Netns, Kea6Server, String) {
+    let dir = TestDir::new(test);
+    let cpe = Netns::new("cpe");
+    let isp = Netns::new("isp");
+    veth_pair(
+        VethEnd::new(&cpe, "wan0").mac("02:00:00:00:b4:01"),
+        VethEnd::new(&isp, "eth0"),
+    );
+    cpe.ip(&["link", "add", "br-lan", "type", "bridge"]);
+    cpe.link_up("br-lan");
+    let kea = Kea6Server::start(
+        &isp,
+        &dir,
+        "kea",
+        &Kea6Config {
+            pd_pool: Some(("2001:db8:100::".into(), 40, 56)),
+            ..Kea6Config::default()
+        },
+    );
+    kea.wait_ready();
+    let config = format!(
+        "config globals 'globals'\n\
+         \toption log_level 'debug'\n\
+         \toption ubus '0'\n\
+         \toption state_dir '{state}'\n{globals_extra}\n\
+         config wan 'wan'\n\
+         \toption device 'wan0'\n\
+         \toption aftr '2001:db8:af::1'\n\n\
+         {tunnel}\
+         config lan 'lan'\n\
+         \toption device 'br-lan'\n\
+         \toption dns_proxy '0'\n\
+         \toption dhcp '0'\n\
+         \toption lease_file '{leases}'\n",
+        state = dir.file("state").display(),
+        leases = dir.file("b4d.leases").display(),
+    );
+    let config = dir.write("b4d.uci", config).display().to_string();
+    (dir, cpe, isp, kea, config)
+}
+
+fn start_b4d(cpe: &Netns, dir: &TestDir, name: &str, config: &str) -> Process {
+    cpe.spawn(
+        dir,
+        name,
+        env!("CARGO_BIN_EXE_b4d"),
+        &["--foreground", "--config", config],
+    )
+}
+
+#[test]
+fn host_lan_prefix_follows_a_renew_survives_kill_9_and_goes_at_stop() {
+    if !require_root_and_tools() {
+        return;
+    }
+    // The tunnel is on: its WAN address code installs the IA_NA (the host
+    // kernel has no ip6tnl, so the tunnel itself never comes up).
+    let (dir, cpe, _isp, mut kea, config) = host_setup(
+        "host_lan_prefix",
+        "\toption ipv6_handoff 'standalone'\n",
+        "",
+    );
+    let b4d = start_b4d(&cpe, &dir, "b4d", &config);
+    let line = b4d.wait_for_line("LAN IPv6: delegated prefix 2001:db8:1", secs(20));
+    let prefix = line
+        .split("delegated prefix ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    b4d.wait_for_line(
+        &format!("LAN IPv6: add unreachable route {prefix}"),
+        secs(5),
+    );
+    let lan_addr = bridge_address(&prefix);
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    let (valid, preferred) = lifetimes(&br, &lan_addr).unwrap_or_else(|| panic!("{br}"));
+    assert!(
+        (3900..=4000).contains(&valid) && (2900..=3000).contains(&preferred),
+        "{br}"
+    );
+    let routes = cpe.ip(&["-6", "route", "show", "type", "unreachable"]);
+    assert!(
+        routes.contains(&format!("unreachable {prefix}")),
+        "{routes}"
+    );
+    // A renew with longer lifetimes refreshes the WAN address and the LAN
+    // prefix (SIGUSR1 stands in for T1).
+    let longer = Kea6Config {
+        pd_pool: Some(("2001:db8:100::".into(), 40, 56)),
+        preferred_lifetime: 5000,
+        valid_lifetime: 6000,
+        ..Kea6Config::default()
+    };
+    kea.reload(&longer);
+    let mark = b4d.mark();
+    b4d.signal(Signal::Usr1);
+    b4d.wait_for_line_after(mark, "LAN IPv6: set LAN address", secs(20))
+        .unwrap_or_else(|| panic!("no refresh:\n{}", b4d.tail(30)));
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    let (valid, preferred) = lifetimes(&br, &lan_addr).unwrap();
+    assert!(
+        (5900..=6000).contains(&valid) && (4900..=5000).contains(&preferred),
+        "{br}"
+    );
+    let wan = cpe.ip(&["-6", "addr", "show", "dev", "wan0"]);
+    let wan_addr = wan
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("inet6 2001:db8:1::"))
+        .map(|rest| format!("2001:db8:1::{}", rest.split('/').next().unwrap()))
+        .unwrap_or_else(|| panic!("no IA_NA on the WAN: {wan}"));
+    let (valid, preferred) = lifetimes(&wan, &wan_addr).unwrap();
+    assert!(
+        (5900..=6000).contains(&valid) && (4900..=5000).contains(&preferred),
+        "{wan}"
+    );
+
+    // kill -9: the LAN keeps its prefix; the next b4d adopts it.
+    b4d.signal(Signal::Kill);
+    b4d.wait_exit(secs(5));
+    let again = start_b4d(&cpe, &dir, "b4d-again", &config);
+    again.wait_for_line("LAN IPv6: delegated prefix", secs(20));
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(br.contains(&format!("inet6 {lan_addr}/64")), "{br}");
+    assert_eq!(
+        again.count_matching("remove LAN address"),
+        0,
+        "{}",
+        again.tail(20)
+    );
+    assert_eq!(
+        cpe.ip(&["-6", "route", "show", "type", "unreachable"])
+            .matches(&prefix)
+            .count(),
+        1
+    );
+
+    // SIGTERM: what b4d put on the LAN goes.
+    again.signal(Signal::Term);
+    assert!(again.wait_exit(secs(10)).success());
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(!br.contains(&lan_addr), "{br}");
+    let routes = cpe.ip(&["-6", "route", "show", "type", "unreachable"]);
+    assert!(!routes.contains(&prefix), "{routes}");
+}
+
+#[test]
+fn host_netifd_mode_leaves_wan_addresses_and_the_lan_to_netifd() {
+    if !require_root_and_tools() {
+        return;
+    }
+    // The tunnel is on (it would install the IA_NA /128 in standalone mode;
+    // the host kernel has no ip6tnl, so it never comes up either way).
+    let (dir, cpe, _isp, _kea, config) =
+        host_setup("host_netifd_mode", "\toption ipv6_handoff 'netifd'\n", "");
+    let b4d = start_b4d(&cpe, &dir, "b4d", &config);
+    b4d.wait_for_line("IPv6 hand-off: netifd", secs(10));
+    b4d.wait_for_line("event: lease-acquired", secs(20));
+    b4d.wait_for_line("IA_NA address not on the WAN yet", secs(10));
+    let wan = cpe.ip(&["-6", "addr", "show", "dev", "wan0", "scope", "global"]);
+    assert!(!wan.contains("inet6"), "b4d installed a WAN address: {wan}");
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan", "scope", "global"]);
+    assert!(!br.contains("inet6"), "b4d configured the LAN: {br}");
+    assert_eq!(b4d.count_matching("LAN IPv6"), 0);
 }

@@ -4,7 +4,7 @@
 //! - [`Kernel::observe`]: the LAN device's index and IPv6 addresses, and
 //!   b4d's unreachable routes;
 //! - [`Kernel::apply`]: add/replace an address with lifetimes, delete an
-//!   address, add/replace an unreachable route with an expiry, delete one.
+//!   address, add/replace an unreachable route, delete one.
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
@@ -24,9 +24,6 @@ use crate::netlink::address_of;
 use crate::tunnel::kernel::{Notifications, OpError};
 
 const MAIN_TABLE: u8 = 254;
-/// The kernel reports a route's remaining lifetime in clock ticks of
-/// USER_HZ, which is 100 on every Linux architecture.
-const USER_HZ: u32 = 100;
 
 fn io_error(e: rtnetlink::Error) -> io::Error {
     match e {
@@ -150,19 +147,13 @@ impl Kernel {
                     .await
                     .map_err(io_error)
             }
-            Op::SetUnreachableRoute { dst, expires } => {
-                let mut builder = unreachable_route(*dst);
-                if *expires != FOREVER {
-                    builder = builder.expires(*expires);
-                }
-                handle
-                    .route()
-                    .add(builder.build())
-                    .replace()
-                    .execute()
-                    .await
-                    .map_err(io_error)
-            }
+            Op::AddUnreachableRoute { dst } => handle
+                .route()
+                .add(unreachable_route(*dst).build())
+                .replace()
+                .execute()
+                .await
+                .map_err(io_error),
             Op::RemoveUnreachableRoute { dst } => handle
                 .route()
                 .del(unreachable_route(*dst).build())
@@ -215,17 +206,7 @@ fn kernel_route(msg: &RouteMessage) -> Option<KernelRoute> {
         RouteAttribute::Destination(RouteAddress::Inet6(addr)) => Some(*addr),
         _ => None,
     })?;
-    // rta_expires is 0 for a route without RTF_EXPIRES.
-    let expires = msg
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::CacheInfo(c) if c.expires != 0 => Some(c.expires / USER_HZ),
-            _ => None,
-        })
-        .unwrap_or(FOREVER);
     Some(KernelRoute {
         dst: Net::new(dst, h.destination_prefix_length),
-        expires,
     })
 }

@@ -9,7 +9,8 @@
 //!   LAN's prefix);
 //! - an `unreachable` route for the whole delegated prefix, so that packets
 //!   for its unassigned rest are dropped here instead of bouncing between
-//!   the CE router and the ISP (RFC 7084 WPD-5).
+//!   the CE router and the ISP (RFC 7084 WPD-5); it lives as long as the
+//!   prefix's valid lifetime (removed by b4d: see [`KernelRoute`]).
 //!
 //! A prefix that leaves the lease (renumbering) is not dropped: its LAN
 //! address stays deprecated (preferred 0, valid at most two hours) so hosts
@@ -204,11 +205,11 @@ pub struct KernelAddress {
 }
 
 /// An `unreachable` route with b4d's protocol mark, as the kernel has it.
+/// It has no lifetime: Linux ignores RTA_EXPIRES on reject routes (seen on
+/// 6.1 and 6.18), so b4d removes it when the prefix's valid lifetime ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelRoute {
     pub dst: Net,
-    /// Seconds until the kernel removes it (`FOREVER`: never).
-    pub expires: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -235,11 +236,9 @@ pub enum Op {
         addr: Ipv6Addr,
         prefix_len: u8,
     },
-    /// Add or replace an `unreachable` route, expiring after `expires`
-    /// seconds unless `FOREVER`.
-    SetUnreachableRoute {
+    /// Add (or replace) an `unreachable` route.
+    AddUnreachableRoute {
         dst: Net,
-        expires: u32,
     },
     RemoveUnreachableRoute {
         dst: Net,
@@ -268,9 +267,7 @@ impl fmt::Display for Op {
             Op::RemoveAddress {
                 addr, prefix_len, ..
             } => write!(f, "remove LAN address {addr}/{prefix_len}"),
-            Op::SetUnreachableRoute { dst, expires } => {
-                write!(f, "set unreachable route {dst} (expires {})", secs(expires))
-            }
+            Op::AddUnreachableRoute { dst } => write!(f, "add unreachable route {dst}"),
             Op::RemoveUnreachableRoute { dst } => write!(f, "remove unreachable route {dst}"),
         }
     }
@@ -511,14 +508,8 @@ impl Lan6 {
                     });
                 }
             }
-            if a.route {
-                let present = observed.routes.iter().find(|r| r.dst == a.delegated);
-                if present.is_none_or(|r| lifetime_differs(r.expires, a.valid)) {
-                    ops.push(Op::SetUnreachableRoute {
-                        dst: a.delegated,
-                        expires: a.valid,
-                    });
-                }
+            if a.route && !observed.routes.iter().any(|r| r.dst == a.delegated) {
+                ops.push(Op::AddUnreachableRoute { dst: a.delegated });
             }
         }
         if !settling {

@@ -66,11 +66,8 @@ fn set_addr(addr: &str, prefix_len: u8, preferred: u32, valid: u32) -> Op {
     }
 }
 
-fn set_route(dst: &str, expires: u32) -> Op {
-    Op::SetUnreachableRoute {
-        dst: net(dst),
-        expires,
-    }
+fn add_route(dst: &str) -> Op {
+    Op::AddUnreachableRoute { dst: net(dst) }
 }
 
 /// The kernel after `ops` were applied to `observed`, at the same instant.
@@ -99,12 +96,9 @@ fn applied(mut observed: Observed, ops: &[Op]) -> Observed {
                 let addresses = &mut observed.lan.as_mut().unwrap().1;
                 addresses.retain(|a| !(a.addr == *addr && a.prefix_len == *prefix_len));
             }
-            Op::SetUnreachableRoute { dst, expires } => {
+            Op::AddUnreachableRoute { dst } => {
                 observed.routes.retain(|r| r.dst != *dst);
-                observed.routes.push(KernelRoute {
-                    dst: *dst,
-                    expires: *expires,
-                });
+                observed.routes.push(KernelRoute { dst: *dst });
             }
             Op::RemoveUnreachableRoute { dst } => observed.routes.retain(|r| r.dst != *dst),
         }
@@ -122,9 +116,6 @@ fn aged(mut observed: Observed, n: u32) -> Observed {
     for a in &mut observed.lan.as_mut().unwrap().1 {
         down(&mut a.valid);
         down(&mut a.preferred);
-    }
-    for r in &mut observed.routes {
-        down(&mut r.expires);
     }
     observed
 }
@@ -144,7 +135,7 @@ fn a_delegated_prefix_gives_the_bridge_its_64_and_the_prefix_an_unreachable_rout
         p.ops,
         vec![
             set_addr("2001:db8:100::1", 64, 3000, 4000),
-            set_route("2001:db8:100::/56", 4000),
+            add_route("2001:db8:100::/56"),
         ]
     );
     assert_eq!(p.skipped, vec![]);
@@ -167,12 +158,11 @@ fn a_delegated_prefix_gives_the_bridge_its_64_and_the_prefix_an_unreachable_rout
         a.valid -= 7;
         a.preferred -= 7;
     }
-    later.routes[0].expires -= 7;
     assert_eq!(plan_at(&core, t0 + secs(7), &later).ops, vec![]);
 }
 
 #[test]
-fn a_renew_refreshes_address_and_route_lifetimes() {
+fn a_renew_refreshes_the_address_lifetimes() {
     let t0 = Instant::now();
     let mut core = Lan6::new(settings());
     core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
@@ -180,12 +170,10 @@ fn a_renew_refreshes_address_and_route_lifetimes() {
     // T1 later the server extends both lifetimes.
     let t1 = t0 + secs(1500);
     core.update_lease(t1, &[pd(t1, "2001:db8:100::/56", 3000, 4000)]);
+    // The route has no lifetime in the kernel: it stays as it is.
     assert_eq!(
         plan_at(&core, t1, &aged(k, 1500)).ops,
-        vec![
-            set_addr("2001:db8:100::1", 64, 3000, 4000),
-            set_route("2001:db8:100::/56", 4000),
-        ]
+        vec![set_addr("2001:db8:100::1", 64, 3000, 4000)]
     );
 }
 
@@ -233,7 +221,7 @@ fn a_shorter_prefix_than_hinted_is_still_carved_when_the_hint_fits() {
         p.ops,
         vec![
             set_addr("2001:db8:100:15::1", 64, 3000, 4000),
-            set_route("2001:db8:100:10::/60", 4000),
+            add_route("2001:db8:100:10::/60"),
         ]
     );
 }
@@ -280,7 +268,7 @@ fn ip6assign_0_keeps_only_the_unreachable_route() {
     core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
     assert_eq!(
         plan_at(&core, t0, &lan(vec![])).ops,
-        vec![set_route("2001:db8:100::/56", 4000)]
+        vec![add_route("2001:db8:100::/56")]
     );
 }
 
@@ -303,10 +291,10 @@ fn renumbering_deprecates_the_old_prefix_for_at_most_two_hours() {
         p.ops,
         vec![
             set_addr("2001:db8:200::1", 64, 3000, 9000),
-            set_route("2001:db8:200::/56", 9000),
-            // RFC 4862 §5.5.3 e: deprecated, valid cut to two hours.
+            add_route("2001:db8:200::/56"),
+            // RFC 4862 §5.5.3 e: deprecated, valid cut to two hours; its
+            // route stays until then.
             set_addr("2001:db8:100::1", 64, 0, 7200),
-            set_route("2001:db8:100::/56", 7200),
         ]
     );
     assert!(p.assigned[1].withdrawn);
@@ -340,7 +328,7 @@ fn a_withdrawn_prefix_keeps_its_remaining_valid_lifetime_when_below_two_hours() 
         p.ops,
         vec![
             set_addr("2001:db8:100::1", 64, 0, 3000),
-            set_route("2001:db8:100::/56", 3000),
+            add_route("2001:db8:100::/56"),
         ]
     );
     assert_eq!(core.poll_timeout(t1), Some(t0 + secs(3600)));
@@ -357,13 +345,8 @@ fn zero_lifetimes_deprecate_or_remove() {
     core.update_lease(t1, &[pd(t1, "2001:db8:100::/56", 0, 4000)]);
     let k = aged(k, 100);
     let p = plan_at(&core, t1, &k);
-    assert_eq!(
-        p.ops,
-        vec![
-            set_addr("2001:db8:100::1", 64, 0, 4000),
-            set_route("2001:db8:100::/56", 4000),
-        ]
-    );
+    assert_eq!(p.ops, vec![set_addr("2001:db8:100::1", 64, 0, 4000)]);
+    assert!(p.assigned[0].route);
     let k = applied(k, &p.ops);
     // Valid 0: the server took it back. As when it leaves the lease, the
     // LAN prefix stays deprecated for what was left (RFC 7084 L-13 b).
@@ -413,7 +396,7 @@ fn renumbered_into_a_containing_prefix_the_shared_lan_subnet_gets_the_new_lifeti
         p.ops,
         vec![
             set_addr("2001:db8:100::1", 64, 5000, 6000),
-            set_route("2001:db8:100::/56", 6000),
+            add_route("2001:db8:100::/56"),
             Op::RemoveUnreachableRoute {
                 dst: net("2001:db8:100::/60")
             },
@@ -435,7 +418,7 @@ fn renumbered_into_a_containing_prefix_a_different_lan_subnet_stays_deprecated()
         p.ops,
         vec![
             set_addr("2001:db8:100::1", 64, 5000, 6000),
-            set_route("2001:db8:100::/56", 6000),
+            add_route("2001:db8:100::/56"),
             set_addr("2001:db8:100:50::1", 64, 0, 3940),
             Op::RemoveUnreachableRoute {
                 dst: net("2001:db8:100:50::/60")
@@ -463,7 +446,7 @@ fn renumbered_into_a_contained_prefix_the_shared_subnet_moves_and_the_old_route_
         p.ops,
         vec![
             set_addr("2001:db8:100:1::1", 64, 5000, 6000),
-            set_route("2001:db8:100::/60", 6000),
+            add_route("2001:db8:100::/60"),
             Op::RemoveUnreachableRoute {
                 dst: net("2001:db8:100::/56")
             },
@@ -488,9 +471,9 @@ fn overlapping_prefixes_in_one_lease_the_first_wins_whole() {
         p.ops,
         vec![
             set_addr("2001:db8:100::1", 64, 3000, 4000),
-            set_route("2001:db8:100::/56", 4000),
+            add_route("2001:db8:100::/56"),
             set_addr("2001:db8:300::1", 64, 3000, 4000),
-            set_route("2001:db8:300::/56", 4000),
+            add_route("2001:db8:300::/56"),
         ]
     );
     assert_eq!(
@@ -516,7 +499,7 @@ fn a_withdrawn_prefix_that_comes_back_is_active_again() {
         plan_at(&core, t0, &lan(vec![])).ops,
         vec![
             set_addr("2001:db8:100::1", 64, 3000, 4000),
-            set_route("2001:db8:100::/56", 4000),
+            add_route("2001:db8:100::/56"),
         ]
     );
 }
@@ -532,11 +515,9 @@ fn after_a_restart_leftovers_are_kept_while_settling_then_adopted_or_removed() {
     k.routes = vec![
         KernelRoute {
             dst: net("2001:db8:100::/56"),
-            expires: 3900,
         },
         KernelRoute {
             dst: net("2001:db8:900::/56"),
-            expires: 3900,
         },
     ];
     assert_eq!(core.plan(t0, &k, true, "br-lan").ops, vec![]);
@@ -628,9 +609,6 @@ fn the_next_wake_up_is_the_earliest_lifetime_edge() {
         a.valid -= 2000;
         a.preferred = a.preferred.saturating_sub(2000);
     }
-    for r in &mut aged.routes {
-        r.expires -= 2000;
-    }
     assert_eq!(plan_at(&core, t, &aged).ops, vec![]);
     // Infinite lifetimes never wake.
     let mut core = Lan6::new(settings());
@@ -640,7 +618,7 @@ fn the_next_wake_up_is_the_earliest_lifetime_edge() {
         plan_at(&core, t0, &lan(vec![])).ops,
         vec![
             set_addr("2001:db8:100::1", 64, FOREVER, FOREVER),
-            set_route("2001:db8:100::/56", FOREVER),
+            add_route("2001:db8:100::/56"),
         ]
     );
 }
@@ -715,7 +693,7 @@ proptest! {
                         prop_assert!(preferred <= valid || *valid == FOREVER, "{op}");
                         prop_assert_eq!(u128::from(*addr) as u64, iface_id);
                     }
-                    Op::SetUnreachableRoute { dst, .. } => {
+                    Op::AddUnreachableRoute { dst } => {
                         prop_assert!(delegated.contains(dst), "{op}");
                     }
                     Op::RemoveAddress { .. } | Op::RemoveUnreachableRoute { .. } => {}
