@@ -107,8 +107,8 @@ impl Loop {
         self.fix_accept_ra();
         let settling = self.settling_until.is_some_and(|t| now < t);
         let mut error = None;
-        let mut last = None;
-        for _ in 0..MAX_ROUNDS {
+        let mut last: Option<plan::Plan> = None;
+        for round in 0..MAX_ROUNDS {
             let observed = match self.kernel.observe(&self.settings.lan).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -120,6 +120,12 @@ impl Loop {
             let ops = plan.ops.clone();
             last = Some(plan);
             if ops.is_empty() {
+                break;
+            }
+            if round + 1 == MAX_ROUNDS {
+                // Applied and gone again: back off instead of fighting
+                // (our own changes would wake us forever).
+                error = Some(format!("the kernel does not keep: {}", ops[0]));
                 break;
             }
             if let Some(e) = self.apply(&ops).await {
@@ -246,7 +252,7 @@ pub async fn run(
         this.reconcile(now).await;
         let edge = this.core.poll_timeout(Instant::now());
         tokio::select! {
-            result = changed(&mut notifications) => {
+            result = changed(&mut notifications), if this.retry_at.is_none() => {
                 result?;
                 // Coalesce a burst (our own operations cause several).
                 while notifications.try_recv().is_ok() {}
@@ -265,7 +271,9 @@ pub async fn run(
                 }
             }
             _ = sleep_until(edge) => {}
-            _ = sleep_until(this.retry_at) => {}
+            _ = sleep_until(this.retry_at) => {
+                while notifications.try_recv().is_ok() {}
+            }
             _ = sleep_until(this.settling_until) => this.settling_until = None,
             result = shutdown.changed() => {
                 if result.is_err() || *shutdown.borrow_and_update() {
