@@ -193,6 +193,14 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
         secs(10),
     );
     route_prefix_to_cpe(&lab, &first);
+    measure(
+        "LAN prefix after the lease (lease-acquired to unreachable route added)",
+        between(
+            lab.b4d(),
+            "event: lease-acquired",
+            "LAN IPv6: add unreachable route",
+        ),
+    );
 
     // The WAN has the leased address with kea's lifetimes (3000 s / 4000 s).
     let wan = lab.b4.ip(&["-6", "addr", "show", "dev", "wan0"]);
@@ -261,6 +269,7 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
     config.pd_pool = Some(("2001:db8:200::".into(), 40, 56));
     lab.kea().reload(&config);
     let mark = lab.b4d().mark();
+    let renumbered = std::time::Instant::now();
     lab.b4d().signal(Signal::Usr1);
     let second = logged_prefix(&lab, mark, "2001:db8:2");
     lab.b4d().wait_for_line_after(
@@ -274,6 +283,15 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
         secs(10),
     );
     route_prefix_to_cpe(&lab, &second);
+    measure(
+        "renumbering inside b4d (new prefix logged to its LAN address set)",
+        between_after(
+            lab.b4d(),
+            mark,
+            &format!("LAN IPv6: delegated prefix {second}"),
+            &format!("LAN IPv6: set LAN address {}", bridge_address(&second)),
+        ),
+    );
 
     // New /64 on br-lan; the old one deprecated (preferred 0), not dropped.
     let second_lan = bridge_address(&second);
@@ -293,6 +311,10 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
     radvd.signal(Signal::Hup);
     let second_host = wait_for_slaac(&lab, host, &second);
     wait_to_reach_server(&lab, host, &second_host);
+    measure(
+        "renumbering (SIGUSR1 to the LAN host's fetch from its new address)",
+        renumbered.elapsed(),
+    );
     web6.wait_for_line(&format!("{second_host} - - "), secs(5));
 
     // A graceful stop takes b4d's LAN state with it.
