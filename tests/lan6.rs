@@ -423,6 +423,27 @@ fn host_lan_prefix_follows_a_renew_survives_kill_9_and_goes_at_stop() {
         routes.contains(&format!("unreachable {prefix}")),
         "{routes}"
     );
+    // Someone removes the LAN address and the route: b4d puts them back
+    // (woken by the netlink notifications).
+    let mark = b4d.mark();
+    cpe.ip(&[
+        "-6",
+        "addr",
+        "del",
+        &format!("{lan_addr}/64"),
+        "dev",
+        "br-lan",
+    ]);
+    cpe.ip(&["-6", "route", "del", "unreachable", &prefix, "proto", "180"]);
+    b4d.wait_for_line_after(
+        mark,
+        &format!("LAN IPv6: add unreachable route {prefix}"),
+        secs(10),
+    )
+    .unwrap_or_else(|| panic!("route not restored:\n{}", b4d.tail(20)));
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(br.contains(&format!("inet6 {lan_addr}/64")), "{br}");
+
     // A renew with longer lifetimes refreshes the WAN address and the LAN
     // prefix (SIGUSR1 stands in for T1).
     let longer = Kea6Config {

@@ -708,3 +708,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_preferred_lifetime_above_the_valid_one_is_cut_to_it() {
+    // RFC 8415 §21.22 makes the client drop such a prefix; should one get
+    // through, the kernel still never sees preferred > valid.
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", u32::MAX, 100)]);
+    assert_eq!(
+        plan_at(&core, t0, &lan(vec![])).ops[0],
+        set_addr("2001:db8:100::1", 64, 100, 100)
+    );
+}
