@@ -471,6 +471,12 @@ pub async fn run(
     this.absorb_dhcpv6(Instant::now());
     loop {
         let now = Instant::now();
+        // `knowledge` reads the DHCPv6 status live; feed the resolver from
+        // the same snapshot even when another wake-up (a netlink
+        // notification, e.g. lan6 adding br-lan's address) comes first.
+        // Otherwise the startup grace could end on a lease whose AFTR name
+        // the resolver has not seen yet, and an adopted tunnel is torn down.
+        this.absorb_dhcpv6(now);
         this.start_lookup();
         this.check_settled();
         this.reconcile(now).await;
