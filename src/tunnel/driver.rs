@@ -59,6 +59,8 @@ pub struct Settings {
     pub aftr: AftrSource,
     /// DNS servers for the AFTR name when DHCPv6 gives none (`lan.dns_server`).
     pub fallback_servers: Vec<Ipv6Addr>,
+    /// See `Knowledge::install_wan_addresses`.
+    pub install_wan_addresses: bool,
 }
 
 fn seconds(deadline: Deadline, now: Instant) -> u32 {
@@ -158,6 +160,7 @@ impl Loop {
             delegated,
             aftr,
             settling: self.settling_until.is_some_and(|t| now < t),
+            install_wan_addresses: self.settings.install_wan_addresses,
         }
     }
 
@@ -418,7 +421,7 @@ impl Loop {
     async fn stop(&mut self) {
         match self.observe().await {
             Ok(observed) => {
-                for op in plan::stop(&observed) {
+                for op in plan::stop(&observed, self.settings.install_wan_addresses) {
                     if let Err(e) = self.kernel.apply(&op).await {
                         warn!("tunnel: at stop: {e}");
                     }
@@ -468,6 +471,12 @@ pub async fn run(
     this.absorb_dhcpv6(Instant::now());
     loop {
         let now = Instant::now();
+        // `knowledge` reads the DHCPv6 status live; feed the resolver from
+        // the same snapshot even when another wake-up (a netlink
+        // notification, e.g. lan6 adding br-lan's address) comes first.
+        // Otherwise the startup grace could end on a lease whose AFTR name
+        // the resolver has not seen yet, and an adopted tunnel is torn down.
+        this.absorb_dhcpv6(now);
         this.start_lookup();
         this.check_settled();
         this.reconcile(now).await;

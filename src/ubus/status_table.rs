@@ -12,6 +12,8 @@ use crate::dhcpv6::client::Drop;
 use crate::dhcpv6::lease::Deadline;
 use crate::dhcpv6::ClientStatus;
 use crate::dns::ProxyStatus;
+use crate::lan6::plan::FOREVER;
+use crate::lan6::Lan6Status;
 use crate::status::{Stamped, Status};
 use crate::tunnel::aftr::AftrStatus;
 use crate::tunnel::driver::TunnelStatus;
@@ -253,6 +255,39 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
         .with("dropped", dropped)
 }
 
+/// Native IPv6 on the LAN: each delegated prefix with the LAN prefix and
+/// bridge address carved from it, lifetimes counted down to `now`.
+fn ipv6_lan_table(l: &Lan6Status, now: Instant) -> Table {
+    let elapsed =
+        l.at.map_or(0, |at| now.saturating_duration_since(at).as_secs());
+    let left = |s: u32| match s {
+        FOREVER => Value::from("infinite"),
+        s => Value::from(u64::from(s).saturating_sub(elapsed)),
+    };
+    let prefixes = l
+        .prefixes
+        .iter()
+        .map(|a| {
+            let mut p = Table::new().with("delegated", a.delegated.to_string());
+            if let Some((subnet, addr)) = a.lan {
+                p.push("lan_prefix", subnet.to_string());
+                p.push("address", addr.to_string());
+            }
+            p.push("preferred", left(a.preferred));
+            p.push("valid", left(a.valid));
+            p.push("deprecated", a.withdrawn || a.preferred == 0);
+            Value::Table(p)
+        })
+        .collect();
+    let mut t = Table::new()
+        .with("state", l.state)
+        .with("prefixes", Value::Array(prefixes));
+    if let Some(reason) = &l.reason {
+        t.push("reason", reason.as_str());
+    }
+    t
+}
+
 /// The whole `status` reply.
 pub fn status_table(status: &Status, now: Instant) -> Table {
     let mut t = Table::new()
@@ -290,6 +325,9 @@ pub fn status_table(status: &Status, now: Instant) -> Table {
     }
     if let Some(dhcpv4) = &status.dhcpv4 {
         t.push("dhcpv4", dhcpv4_table(dhcpv4));
+    }
+    if let Some(lan6) = &status.ipv6_lan {
+        t.push("ipv6_lan", ipv6_lan_table(lan6, now));
     }
     t
 }
@@ -355,5 +393,40 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
+    }
+
+    #[test]
+    fn ipv6_lan_lists_each_prefix_with_lifetimes_counted_down() {
+        use crate::lan6::plan::{Assigned, Net};
+        let at = Instant::now();
+        let mut status = Status::new(at);
+        let delegated = Net::new("2001:db8:100::".parse().unwrap(), 56);
+        let lan = Net::new("2001:db8:100::".parse().unwrap(), 64);
+        status.ipv6_lan = Some(Lan6Status {
+            state: "assigned",
+            prefixes: vec![
+                Assigned {
+                    delegated,
+                    lan: Some((lan, "2001:db8:100::1".parse().unwrap())),
+                    preferred: 3000,
+                    valid: FOREVER,
+                    withdrawn: false,
+                    route: true,
+                },
+                Assigned {
+                    delegated: Net::new("2001:db8:200::".parse().unwrap(), 56),
+                    lan: None,
+                    preferred: 0,
+                    valid: 7200,
+                    withdrawn: true,
+                    route: true,
+                },
+            ],
+            at: Some(at),
+            reason: None,
+        });
+        let text = status_table(&status, at + Duration::from_secs(10)).to_string();
+        let needle = r#""ipv6_lan":{"state":"assigned","prefixes":[{"delegated":"2001:db8:100::/56","lan_prefix":"2001:db8:100::/64","address":"2001:db8:100::1","preferred":2990,"valid":"infinite","deprecated":false},{"delegated":"2001:db8:200::/56","preferred":0,"valid":7190,"deprecated":true}]}"#;
+        assert!(text.contains(needle), "{needle} not in {text}");
     }
 }

@@ -349,8 +349,20 @@ impl Lab {
 
     /// A new LAN host (no address yet: run [`Lab::udhcpc`]); its index.
     pub fn add_lan_host(&mut self, label: &str) -> usize {
+        self.plug_lan_host(label, false)
+    }
+
+    /// A new LAN host with IPv6 on (SLAAC from whatever RA daemon runs on
+    /// br-lan); its index.
+    pub fn add_ipv6_lan_host(&mut self, label: &str) -> usize {
+        self.plug_lan_host(label, true)
+    }
+
+    fn plug_lan_host(&mut self, label: &str, ipv6: bool) -> usize {
         let ns = Netns::new(label);
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        if !ipv6 {
+            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        }
         let mac = format!("02:00:00:00:0b:{:02x}", self.lan_hosts.len() + 1);
         let port = format!("lan{}", self.lan_ports);
         self.lan_ports += 1;
