@@ -418,7 +418,7 @@ fn start_ubus(
         return None;
     }
     let (requests, requests_rx) = mpsc::channel(8);
-    let (handle, events) = ubus::driver::event_channel();
+    let (handle, events) = ubus::driver::channels();
     let backend = b4::Backend {
         status: status.subscribe(),
         leases,

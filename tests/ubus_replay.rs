@@ -89,7 +89,7 @@ struct ServerUnderTest {
 impl ServerUnderTest {
     fn start(socket: &Path, spec: ObjectSpec, answers: Vec<(String, Reply)>) -> ServerUnderTest {
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (events, events_rx) = driver::event_channel();
+        let (events, events_rx) = driver::channels();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&calls);
         let socket = socket.to_path_buf();

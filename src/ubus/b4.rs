@@ -204,7 +204,7 @@ mod tests {
     use super::*;
     use crate::status::Stamped;
     use crate::status::State;
-    use crate::ubus::driver::event_channel;
+    use crate::ubus::driver::channels;
     use std::time::{SystemTime, UNIX_EPOCH};
     use tokio::sync::oneshot;
 
@@ -293,7 +293,7 @@ mod tests {
         rt.block_on(async {
             let t0 = Instant::now();
             let (status_tx, status_rx) = watch::channel(Status::new(t0));
-            let (handle, mut events) = event_channel();
+            let (handle, mut ends) = channels();
             let (requests_tx, requests_rx) = mpsc::channel(4);
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let (b, _) = backend(status_rx, true);
@@ -308,7 +308,7 @@ mod tests {
             );
 
             status_tx.send_if_modified(|s| s.set_state(t0, State::Up, "tunnel up"));
-            let (name, data) = events.recv().await.unwrap();
+            let (name, data) = ends.events.recv().await.unwrap();
             assert_eq!(name, STATE_EVENT);
             assert_eq!(data.to_string(), r#"{"state":"up","reason":"tunnel up"}"#);
 
@@ -320,7 +320,7 @@ mod tests {
                 })
             });
             status_tx.send_if_modified(|s| s.set_state(t0, State::Down, "AFTR unreachable"));
-            let (_, data) = events.recv().await.unwrap();
+            let (_, data) = ends.events.recv().await.unwrap();
             assert_eq!(
                 data.to_string(),
                 r#"{"state":"down","reason":"AFTR unreachable"}"#
@@ -328,7 +328,7 @@ mod tests {
 
             shutdown_tx.send_replace(true);
             task.await.unwrap().unwrap();
-            assert!(events.try_recv().is_err(), "no other event");
+            assert!(ends.events.try_recv().is_err(), "no other event");
         });
     }
 
