@@ -351,3 +351,88 @@ fn a_call_through_uhttpd_and_rpcd_with_its_session_argument_replays_byte_exact()
     peer.accept(WAIT);
     replay(&mut peer, &full, "99", "p21");
 }
+
+/// b4d's ubus driver with no object of its own, calling `b4 status` from a
+/// thread of its own; the result comes back on the returned channel.
+fn call_from_b4d(
+    socket: &Path,
+    path: &'static str,
+    method: &'static str,
+) -> (
+    std::sync::mpsc::Receiver<b4d::ubus::connection::CallResult>,
+    watch::Sender<bool>,
+    JoinHandle<()>,
+) {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (result_tx, result_rx) = std::sync::mpsc::channel();
+    let socket = socket.to_path_buf();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (handle, ends) = driver::channels();
+            tokio::spawn(async move {
+                // The first attempts may find the connection not up yet (10).
+                loop {
+                    match handle.call(path, method, Table::new()).await {
+                        Err(Status::ConnectionFailed) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                        result => {
+                            let _ = result_tx.send(result);
+                            break;
+                        }
+                    }
+                }
+            });
+            driver::run(socket, Vec::new(), ends, shutdown_rx)
+                .await
+                .expect("driver");
+        });
+    });
+    (result_rx, shutdown, thread)
+}
+
+#[test]
+fn b4d_calls_another_object_byte_for_byte_as_the_ubus_cli_does() {
+    let Some(dir) = ubus_traces::traces_dir() else {
+        return;
+    };
+    let test_dir = TestDir::new("b4d_as_caller");
+    let socket = test_dir.file("ubus.sock");
+    let t02 = ubus_traces::load(&dir, "02-");
+    let mut peer = UbusdReplay::listen(&socket);
+    let (result, shutdown, thread) = call_from_b4d(&socket, "b4", "status");
+    peer.accept(WAIT);
+    // 02, the CLI's connection: HELLO → LOOKUP "b4" → DATA + STATUS → INVOKE
+    // "status" to the object id → DATA + STATUS.
+    replay(&mut peer, &t02, "02", "p2");
+    let reply = decode(nth(&t02, 8)).data().cloned();
+    assert_eq!(result.recv_timeout(WAIT).expect("call result"), Ok(reply));
+    shutdown.send_replace(true);
+    thread.join().expect("driver thread");
+}
+
+#[test]
+fn a_call_to_an_object_that_does_not_exist_ends_with_status_4_and_no_invoke() {
+    let Some(dir) = ubus_traces::traces_dir() else {
+        return;
+    };
+    let test_dir = TestDir::new("b4d_calls_nothing");
+    let socket = test_dir.file("ubus.sock");
+    let t03c = ubus_traces::load(&dir, "03c-");
+    let mut peer = UbusdReplay::listen(&socket);
+    let (result, shutdown, thread) = call_from_b4d(&socket, "nosuch", "status");
+    peer.accept(WAIT);
+    // 03c: `ubus call nosuch status`: LOOKUP answered by STATUS 4 alone.
+    replay(&mut peer, &t03c, "03c", "p5");
+    assert_eq!(
+        result.recv_timeout(WAIT).expect("call result"),
+        Err(Status::NotFound)
+    );
+    peer.expect_silence(Duration::from_millis(300), "no INVOKE after STATUS 4");
+    shutdown.send_replace(true);
+    thread.join().expect("driver thread");
+}
