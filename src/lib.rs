@@ -9,6 +9,7 @@ pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod dns;
 pub mod logging;
+pub mod netifd;
 pub mod netlink;
 pub mod status;
 pub mod tunnel;

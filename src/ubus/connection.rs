@@ -555,12 +555,15 @@ impl Connection {
                     (status, _) => self.finish(pos, Err(status)),
                 }
             }
-            (Some(MsgType::Status), Stage::Invoke { object, data }) if msg.header.peer == *object => {
+            (Some(MsgType::Status), Stage::Invoke { object, data })
+                if msg.header.peer == *object =>
+            {
                 let data = data.take();
-                let result = match Status::from_code(msg.status().unwrap_or(Status::UnknownError.code())) {
-                    Status::Ok => Ok(data),
-                    status => Err(status),
-                };
+                let result =
+                    match Status::from_code(msg.status().unwrap_or(Status::UnknownError.code())) {
+                        Status::Ok => Ok(data),
+                        status => Err(status),
+                    };
                 self.finish(pos, result);
             }
             _ => return false,
