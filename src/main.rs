@@ -428,6 +428,7 @@ fn start_ubus(
             .dns_proxy
             .then_some((config.lan.ipaddr, config.lan.dns_port)),
         // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
+        netifd_setup: Box::new(|_interface| false),
         renew: Box::new(move |_reason| {
             let renewed = dhcpv6
                 .as_ref()

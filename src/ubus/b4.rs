@@ -1,5 +1,5 @@
-//! The `b4` ubus object: `status`, `leases`, `renew`, `check`, `reload`, and the
-//! `b4.state` event.
+//! The `b4` ubus object: `status`, `leases`, `renew`, `check`, `reload`,
+//! `netifd_setup`, and the `b4.state` event.
 //!
 //! [`serve`] answers the calls the driver hands over, reading the shared
 //! [`Status`] model, and sends `b4.state` whenever the overall state or its
@@ -36,6 +36,9 @@ pub fn object() -> ObjectSpec {
             MethodSpec::new("renew", &[("reason", BlobType::String)]),
             MethodSpec::new("check", &[]),
             MethodSpec::new("reload", &[]),
+            // Called by netifd's protocol handler (/lib/netifd/proto/b4.sh)
+            // when it (re)starts the interface; not in LuCI's ACL.
+            MethodSpec::new("netifd_setup", &[("interface", BlobType::String)]),
         ],
     }
 }
@@ -52,6 +55,9 @@ pub struct Backend {
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
+    /// netifd (re)started interface `name` with proto 'b4': report to it again.
+    /// Returns false when b4d does not report to netifd, or to another interface.
+    pub netifd_setup: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 pub use super::status_table::status_table;
@@ -141,6 +147,22 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
             Reply::ok(Table::new().with("reloading", true))
         }
         "reload" => Reply::error(UbusStatus::UnknownError),
+        "netifd_setup" => {
+            let interface = request
+                .args
+                .get("interface")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if (backend.netifd_setup)(interface) {
+                Reply::ok(Table::new().with("interface", interface))
+            } else {
+                info!(
+                    "ubus: netifd set up interface '{interface}' with proto 'b4', \
+                     but b4d does not report to it (globals.ipv6_handoff, wan.netifd_interface)"
+                );
+                Reply::error(UbusStatus::NotSupported)
+            }
+        }
         _ => Reply::error(UbusStatus::MethodNotFound),
     }
 }
@@ -219,6 +241,7 @@ mod tests {
             leases: None,
             dns_proxy: None,
             reload: Box::new(|| true),
+            netifd_setup: Box::new(|name| name == "wan6"),
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works
@@ -259,6 +282,23 @@ mod tests {
                 r#"{{"state":"down","reason":"AFTR unreachable","state_since":32,"uptime":42,"version":"{}","last_error":{{"time":1700000000,"text":"AFTR unreachable"}},"wan":{{"device":"wan"}}}}"#,
                 env!("CARGO_PKG_VERSION")
             )
+        );
+    }
+
+    #[test]
+    fn netifd_setup_is_accepted_only_for_the_interface_b4d_reports_to() {
+        let (_tx, rx) = watch::channel(Status::new(Instant::now()));
+        let (b, _) = backend(rx, true);
+        let now = Instant::now();
+        let (req, _) = request("netifd_setup", Table::new().with("interface", "wan6"));
+        assert_eq!(
+            answer(&b, &req, now),
+            Reply::ok(Table::new().with("interface", "wan6"))
+        );
+        let (req, _) = request("netifd_setup", Table::new().with("interface", "wan"));
+        assert_eq!(
+            answer(&b, &req, now),
+            Reply::error(UbusStatus::NotSupported)
         );
     }
 
