@@ -391,11 +391,13 @@ pub fn notify_message(interface: &str, snapshot: &Snapshot, now: Instant) -> Tab
     msg
 }
 
-/// The interface lost its connection (lease gone, or b4d stopping).
+/// The interface lost its connection (lease gone, or b4d stopping): what
+/// `proto_init_update "*" 0; proto_send_update` sends.
 pub fn link_down_message(interface: &str) -> Table {
     Table::new()
         .with("action", 0)
         .with("link-up", false)
+        .with("keep", false)
         .with("interface", interface)
 }
 
@@ -493,6 +495,40 @@ mod tests {
         r.handle_answer(t0, Ok(()));
         assert_eq!(r.poll_send(t0 + S), None, "netifd has it");
         assert_eq!(r.counters(), Counters { sent: 1, failed: 0 });
+    }
+
+    /// The whole INVOKE for "link down", written out by hand from the blob
+    /// rules in the ubus traces' README (not with this codec): blobmsg
+    /// header word (extended bit, type, length), name length, name, NUL,
+    /// padding to 4, value, padding to 4.
+    #[test]
+    fn link_down_is_byte_for_byte_the_invoke_the_ubus_cli_would_send() {
+        use crate::ubus::wire::{Attr, Message, MsgType};
+        const NETIFD: u32 = 0x1b2c_3d4e;
+        let golden = "\
+            00 05 00 05 1b 2c 3d 4e 00 00 00 74 \
+            03 00 00 08 1b 2c 3d 4e \
+            04 00 00 11 6e 6f 74 69 66 79 5f 70 72 6f 74 6f 00 00 00 00 \
+            07 00 00 54 \
+            85 00 00 14 00 06 61 63 74 69 6f 6e 00 00 00 00 00 00 00 00 \
+            87 00 00 11 00 07 6c 69 6e 6b 2d 75 70 00 00 00 00 00 00 00 \
+            87 00 00 0d 00 04 6b 65 65 70 00 00 00 00 00 00 \
+            83 00 00 15 00 09 69 6e 74 65 72 66 61 63 65 00 77 61 6e 36 00 00 00 00";
+        let golden: Vec<u8> = golden
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        let invoke = Message::new(
+            MsgType::Invoke,
+            5,
+            NETIFD,
+            vec![
+                Attr::ObjId(NETIFD),
+                Attr::Method(METHOD.into()),
+                Attr::Data(link_down_message("wan6")),
+            ],
+        );
+        assert_eq!(invoke.encode(), golden);
     }
 
     #[test]
