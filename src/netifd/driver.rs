@@ -126,7 +126,7 @@ pub async fn run(
             _ = sleep_until(reporter.poll_timeout(Instant::now())) => {}
         }
     }
-    if reporter.counters().sent > 0 {
+    if reporter.reported_up() {
         let down = report::link_down_message(&interface);
         let said = tokio::time::timeout(STOP_WAIT, call(&ubus, down)).await;
         if !matches!(said, Ok(Ok(()))) {

@@ -103,6 +103,12 @@ impl Reporter {
         self.counters
     }
 
+    /// Whether netifd last acknowledged the link as up (with addresses or
+    /// prefixes), so that stopping b4d must take it down.
+    pub fn reported_up(&self) -> bool {
+        self.acknowledged.as_ref().is_some_and(|s| !s.is_down())
+    }
+
     /// The status of the last failed call, until one succeeds.
     pub fn last_error(&self) -> Option<Status> {
         self.last_error
