@@ -6,7 +6,8 @@
 #   dhcpcd-base, kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh),
 #   chromium and fonts-dejavu-core (the LuCI page test renders the view headless),
 #   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench-dns.sh),
-#   iperf3 (scripts/bench-e2e.sh: tunnel vs plain IPv6 throughput)
+#   iperf3 (scripts/bench-e2e.sh: tunnel vs plain IPv6 throughput),
+#   radvd (tests/lan6.rs: Router Advertisements from br-lan's prefix)
 #   and the rustup components clippy and rustfmt.
 # The DHCPv6 servers are only ever started by the tests, inside network
 # namespaces; this script stops and disables their system services if the
@@ -30,7 +31,7 @@ say() { echo "install-test-deps: $*"; }
 
 PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
     busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin chromium fonts-dejavu-core
-    unbound bind9-dnsutils ldnsutils dnsperf iperf3)
+    unbound bind9-dnsutils ldnsutils dnsperf iperf3 radvd)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -56,7 +57,7 @@ fi
 
 # The tests start their own servers inside namespaces; make sure the
 # packaged services are not running (and do not start at boot).
-for svc in kea-dhcp6-server dnsmasq unbound; do
+for svc in kea-dhcp6-server dnsmasq unbound radvd; do
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             say "stopping service $svc"
@@ -75,7 +76,7 @@ for svc in kea-dhcp6-server dnsmasq unbound; do
 done
 
 for tool in ip ss sysctl kea-dhcp6 dnsmasq tcpdump python3 ping shellcheck busybox udhcpc dhclient dhcpcd perfdhcp chromium \
-    unbound dig ldns-signzone dnsperf iperf3; do
+    unbound dig ldns-signzone dnsperf iperf3 radvd; do
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after install" >&2
         exit 1

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod dns;
+pub mod lan6;
 pub mod logging;
 pub mod netifd;
 pub mod netlink;

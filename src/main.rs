@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use b4d::cli::{Args, Command, USAGE};
-use b4d::config::{AftrOverride, Config, DhcpV6Mode};
+use b4d::config::{AftrOverride, Config, DhcpV6Mode, HandoffMode, NETIFD_PATH};
 use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
@@ -172,8 +172,14 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
+    let handoff = config.ipv6_handoff_mode(std::path::Path::new(NETIFD_PATH).exists());
+    info!(
+        "IPv6 hand-off: {handoff} (globals.ipv6_handoff '{}')",
+        config.globals.ipv6_handoff
+    );
     let (tunnel, tunnel_status) = match start_tunnel(
         &config,
+        handoff,
         dhcpv6_status.clone(),
         dhcpv6.clone(),
         shutdown.subscribe(),
@@ -182,6 +188,13 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         Some((control, status)) => (Some(control), Some(status)),
         None => (None, None),
     };
+    let lan6_status = start_lan6(
+        &config,
+        handoff,
+        dhcpv6_status.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
     let dns_status = start_dns_proxy(
         &config,
@@ -199,6 +212,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         tunnel: tunnel_status,
         dns: dns_status,
         dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
+        lan6: lan6_status,
     };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
@@ -327,6 +341,7 @@ fn start_dhcpv6(
 /// returns its control channel.
 fn start_tunnel(
     config: &Config,
+    handoff: HandoffMode,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
     dhcpv6_control: Option<mpsc::Sender<Control>>,
     shutdown: watch::Receiver<bool>,
@@ -349,6 +364,7 @@ fn start_tunnel(
         wan: config.wan.device.to_string(),
         aftr,
         fallback_servers: config.lan.dns_server.clone(),
+        install_wan_addresses: handoff != HandoffMode::Netifd,
     };
     let (status, status_rx) = watch::channel(tunnel::driver::TunnelStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
@@ -362,6 +378,29 @@ fn start_tunnel(
         rand::random(),
     ));
     Some((control_tx, status_rx))
+}
+
+/// Starts native IPv6 for the LAN (bridge prefix from the delegated prefix,
+/// unreachable route) in standalone mode; returns its status.
+fn start_lan6(
+    config: &Config,
+    handoff: HandoffMode,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<watch::Receiver<b4d::lan6::Lan6Status>> {
+    if handoff != HandoffMode::Standalone {
+        return None;
+    }
+    let settings = b4d::lan6::driver::Settings {
+        lan: config.lan.device.to_string(),
+        wan: config.wan.device.to_string(),
+        plan: b4d::lan6::plan::Settings::from_config(&config.lan),
+        sysctl_root: "/proc/sys/net/ipv6/conf".into(),
+    };
+    let (status, status_rx) = watch::channel(b4d::lan6::Lan6Status::default());
+    tasks.spawn(b4d::lan6::driver::run(settings, dhcpv6, shutdown, status));
+    Some(status_rx)
 }
 
 /// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease

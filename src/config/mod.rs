@@ -14,6 +14,7 @@
 //! | `globals` `state_dir` | absolute path | /etc/b4d |
 //! | `globals` `ubus` | bool | 1 |
 //! | `globals` `ubus_socket` | absolute file path | /var/run/ubus/ubus.sock |
+//! | `globals` `ipv6_handoff` | auto\|standalone\|netifd\|off | auto |
 //! | `wan` `device` | interface name | wan |
 //! | `wan` `dhcpv6` | stateful\|stateless\|off | stateful |
 //! | `wan` `request_address` | bool | 1 |
@@ -25,6 +26,7 @@
 //! | `wan` `duid` | hex, 3..=130 octets | unset (generated) |
 //! | `wan` `reconfigure` | bool | 0 |
 //! | `wan` `solicit_max_rt` | duration 60s..=86400s | 3600 |
+//! | `wan` `netifd_interface` | interface name | wan6 |
 //! | `tunnel` `enabled` | bool | 1 |
 //! | `tunnel` `name` | interface name | ds-b4 |
 //! | `tunnel` `mtu` | 1280..=1500 | unset (WAN MTU - 40) |
@@ -50,6 +52,9 @@
 //! | `lan` `lease_file` | absolute file path | /tmp/b4d.leases |
 //! | `lan` `domain` | DNS labels | lan |
 //! | `lan` `dhcp_mtu` | 576..=9000 | unset (DHCPv4 option 26 not sent) |
+//! | `lan` `ip6assign` | 0 or 48..=64 (0 = no LAN prefix) | 64 |
+//! | `lan` `ip6hint` | hex subnet id 0..=ffffffff | 0 |
+//! | `lan` `ip6ifaceid` | IPv6 interface id (upper 64 bits zero) | ::1 |
 //! | `host` `mac` | xx:xx:xx:xx:xx:xx | required |
 //! | `host` `ip` | IPv4 in the LAN subnet | required |
 //! | `host` `name` | host name label | unset |
@@ -122,6 +127,64 @@ impl Config {
     pub fn render_uci(&self) -> String {
         render::render(self)
     }
+
+    /// Who takes the DHCPv6 results to the rest of the system. `auto` means
+    /// netifd when it is present (OpenWrt), else b4d itself.
+    pub fn ipv6_handoff_mode(&self, netifd_present: bool) -> HandoffMode {
+        match self.globals.ipv6_handoff {
+            Ipv6Handoff::Auto if netifd_present => HandoffMode::Netifd,
+            Ipv6Handoff::Auto | Ipv6Handoff::Standalone => HandoffMode::Standalone,
+            Ipv6Handoff::Netifd => HandoffMode::Netifd,
+            Ipv6Handoff::Off => HandoffMode::Off,
+        }
+    }
+}
+
+/// Where OpenWrt's netifd lives; its presence makes `ipv6_handoff 'auto'`
+/// choose netifd.
+pub const NETIFD_PATH: &str = "/sbin/netifd";
+
+/// The `globals.ipv6_handoff` option as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ipv6Handoff {
+    Auto,
+    Standalone,
+    Netifd,
+    Off,
+}
+
+impl fmt::Display for Ipv6Handoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ipv6Handoff::Auto => "auto",
+            Ipv6Handoff::Standalone => "standalone",
+            Ipv6Handoff::Netifd => "netifd",
+            Ipv6Handoff::Off => "off",
+        })
+    }
+}
+
+/// The hand-off in effect, `auto` resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HandoffMode {
+    /// b4d puts the WAN address, the LAN prefix and the unreachable route
+    /// into the kernel itself (src/lan6).
+    Standalone,
+    /// netifd owns addresses and prefixes; b4d reports to it over ubus.
+    Netifd,
+    /// The DHCPv6 results stay inside b4d (the tunnel still installs its
+    /// WAN address).
+    Off,
+}
+
+impl fmt::Display for HandoffMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandoffMode::Standalone => "standalone",
+            HandoffMode::Netifd => "netifd",
+            HandoffMode::Off => "off",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +198,7 @@ pub struct Globals {
     pub ubus: bool,
     /// ubusd's socket.
     pub ubus_socket: PathBuf,
+    pub ipv6_handoff: Ipv6Handoff,
 }
 
 impl Default for Globals {
@@ -144,6 +208,7 @@ impl Default for Globals {
             state_dir: PathBuf::from("/etc/b4d"),
             ubus: true,
             ubus_socket: PathBuf::from(crate::ubus::DEFAULT_SOCKET),
+            ipv6_handoff: Ipv6Handoff::Auto,
         }
     }
 }
@@ -204,6 +269,9 @@ pub struct Wan {
     pub reconfigure: bool,
     /// Upper bound for the Solicit retransmission timeout, 60 s..=86400 s (RFC 8415 §7.6).
     pub solicit_max_rt: Duration,
+    /// The netifd interface (a section of /etc/config/network) b4d reports
+    /// addresses and prefixes to in netifd mode.
+    pub netifd_interface: InterfaceName,
 }
 
 impl Default for Wan {
@@ -220,6 +288,7 @@ impl Default for Wan {
             duid: None,
             reconfigure: false,
             solicit_max_rt: Duration::from_secs(3600),
+            netifd_interface: InterfaceName::from_static("wan6"),
         }
     }
 }
@@ -366,6 +435,13 @@ pub struct Lan {
     pub domain: String,
     /// Interface MTU for DHCPv4 clients (option 26); `None` sends none.
     pub dhcp_mtu: Option<u16>,
+    /// Length of the LAN prefix carved from the delegated prefix (OpenWrt's
+    /// `ip6assign`); `None` assigns nothing (UCI value 0).
+    pub ip6assign: Option<u8>,
+    /// Which subnet of that length (OpenWrt's `ip6hint`, hex in UCI).
+    pub ip6hint: u32,
+    /// The lower 64 bits of the LAN bridge's address (OpenWrt's `ip6ifaceid`).
+    pub ip6ifaceid: u64,
 }
 
 impl Lan {
@@ -418,6 +494,9 @@ impl Default for Lan {
             lease_file: PathBuf::from("/tmp/b4d.leases"),
             domain: "lan".to_string(),
             dhcp_mtu: None,
+            ip6assign: Some(64),
+            ip6hint: 0,
+            ip6ifaceid: 1,
         }
     }
 }

@@ -64,6 +64,7 @@ pub(super) fn render(c: &Config) -> String {
     out.option("state_dir", g.state_dir.display());
     out.flag("ubus", g.ubus);
     out.option("ubus_socket", g.ubus_socket.display());
+    out.option("ipv6_handoff", g.ipv6_handoff);
 
     let w = &c.wan;
     out.section("wan", Some("wan"));
@@ -90,6 +91,7 @@ pub(super) fn render(c: &Config) -> String {
     );
     out.flag("reconfigure", w.reconfigure);
     out.option("solicit_max_rt", render_duration(w.solicit_max_rt));
+    out.option("netifd_interface", &w.netifd_interface);
 
     let t = &c.tunnel;
     out.section("tunnel", Some("tunnel"));
@@ -125,6 +127,12 @@ pub(super) fn render(c: &Config) -> String {
     out.option("lease_file", l.lease_file.display());
     out.option("domain", &l.domain);
     out.optional("dhcp_mtu", l.dhcp_mtu, "no DHCPv4 option 26");
+    out.option("ip6assign", l.ip6assign.unwrap_or(0));
+    out.option("ip6hint", format_args!("{:x}", l.ip6hint));
+    out.option(
+        "ip6ifaceid",
+        std::net::Ipv6Addr::from(u128::from(l.ip6ifaceid)),
+    );
 
     for h in &c.hosts {
         out.section("host", None);

@@ -373,6 +373,41 @@ fn every_single_value_rule_rejects_a_bad_value() {
         ("lan", "lease_file", "b4d.leases", "an absolute file path"),
         ("lan", "lease_file", "/tmp/", "an absolute file path"),
         ("lan", "domain", "my_lan", "a DNS domain"),
+        (
+            "globals",
+            "ipv6_handoff",
+            "odhcpd",
+            "one of auto, standalone, netifd, off",
+        ),
+        ("wan", "netifd_interface", "wan 6", "a Linux interface name"),
+        (
+            "lan",
+            "ip6assign",
+            "47",
+            "0 (no LAN prefix) or an integer 48..=64",
+        ),
+        (
+            "lan",
+            "ip6assign",
+            "65",
+            "0 (no LAN prefix) or an integer 48..=64",
+        ),
+        (
+            "lan",
+            "ip6assign",
+            "1",
+            "0 (no LAN prefix) or an integer 48..=64",
+        ),
+        ("lan", "ip6hint", "xyz", "a hex subnet id"),
+        ("lan", "ip6hint", "100000000", "a hex subnet id"),
+        (
+            "lan",
+            "ip6ifaceid",
+            "2001:db8::1",
+            "an interface id like ::1",
+        ),
+        ("lan", "ip6ifaceid", "::", "an interface id like ::1"),
+        ("lan", "ip6ifaceid", "eui64", "an interface id like ::1"),
     ];
     for (kind, option, value, why) in cases {
         let text = format!("# b4d\nconfig {kind} 's'\n\toption {option} '{value}'\n");
@@ -726,6 +761,60 @@ fn all_errors_are_collected_in_file_order() {
     let all = ConfigErrors(errs).to_string();
     assert_eq!(all.lines().count(), 7);
     assert!(all.lines().all(|l| l.starts_with("/etc/config/b4d:")));
+}
+
+#[test]
+fn ipv6_lan_options_parse_like_openwrts() {
+    let c = Config::default();
+    assert_eq!(c.globals.ipv6_handoff, Ipv6Handoff::Auto);
+    assert_eq!(c.wan.netifd_interface.as_str(), "wan6");
+    assert_eq!(
+        (c.lan.ip6assign, c.lan.ip6hint, c.lan.ip6ifaceid),
+        (Some(64), 0, 1)
+    );
+    let c = parse_ok(
+        "config globals\n\toption ipv6_handoff standalone\n         config wan\n\toption netifd_interface wan6_b4\n         config lan\n\toption ip6assign 60\n\toption ip6hint 'a'\n\toption ip6ifaceid '::b4:1'\n",
+    );
+    assert_eq!(c.globals.ipv6_handoff, Ipv6Handoff::Standalone);
+    assert_eq!(c.wan.netifd_interface.as_str(), "wan6_b4");
+    assert_eq!(c.lan.ip6assign, Some(60));
+    assert_eq!(c.lan.ip6hint, 10);
+    assert_eq!(c.lan.ip6ifaceid, 0xb4_0001);
+    assert_eq!(
+        parse_ok("config lan\n\toption ip6assign 0\n").lan.ip6assign,
+        None
+    );
+    assert_eq!(
+        parse_ok("config lan\n\toption ip6hint 0x1f\n").lan.ip6hint,
+        0x1f
+    );
+    assert_eq!(parse_ok(&c.render_uci()), c);
+}
+
+#[test]
+fn ipv6_handoff_auto_follows_netifd_presence() {
+    let with = |handoff: &str| {
+        parse_ok(&format!(
+            "config globals\n\toption ipv6_handoff {handoff}\n"
+        ))
+    };
+    let cases = [
+        ("auto", true, HandoffMode::Netifd),
+        ("auto", false, HandoffMode::Standalone),
+        ("standalone", true, HandoffMode::Standalone),
+        ("standalone", false, HandoffMode::Standalone),
+        ("netifd", false, HandoffMode::Netifd),
+        ("netifd", true, HandoffMode::Netifd),
+        ("off", true, HandoffMode::Off),
+        ("off", false, HandoffMode::Off),
+    ];
+    for (handoff, netifd_present, mode) in cases {
+        assert_eq!(
+            with(handoff).ipv6_handoff_mode(netifd_present),
+            mode,
+            "{handoff}, netifd present: {netifd_present}"
+        );
+    }
 }
 
 #[test]

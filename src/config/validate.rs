@@ -13,13 +13,19 @@ use super::value::{
     parse_duration, parse_hostname, parse_ipv4, parse_netmask, parse_uint, parse_unicast_ipv4,
 };
 use super::{
-    Config, ConfigError, ConfigErrors, DhcpV6Mode, EncapLimit, Globals, Lan, LogLevel, MacAddr,
-    Reason, StaticHost, Tunnel, TunnelSource, Wan, SOFTWIRE_NETWORK,
+    Config, ConfigError, ConfigErrors, DhcpV6Mode, EncapLimit, Globals, Ipv6Handoff, Lan, LogLevel,
+    MacAddr, Reason, StaticHost, Tunnel, TunnelSource, Wan, SOFTWIRE_NETWORK,
 };
 
 pub(super) const SECTION_TYPES: &[&str] = &["globals", "wan", "tunnel", "lan", "host"];
 
-pub(super) const GLOBALS_OPTIONS: &[&str] = &["log_level", "state_dir", "ubus", "ubus_socket"];
+pub(super) const GLOBALS_OPTIONS: &[&str] = &[
+    "log_level",
+    "state_dir",
+    "ubus",
+    "ubus_socket",
+    "ipv6_handoff",
+];
 pub(super) const WAN_OPTIONS: &[&str] = &[
     "device",
     "dhcpv6",
@@ -32,6 +38,7 @@ pub(super) const WAN_OPTIONS: &[&str] = &[
     "duid",
     "reconfigure",
     "solicit_max_rt",
+    "netifd_interface",
 ];
 pub(super) const TUNNEL_OPTIONS: &[&str] = &[
     "enabled",
@@ -61,6 +68,9 @@ pub(super) const LAN_OPTIONS: &[&str] = &[
     "lease_file",
     "domain",
     "dhcp_mtu",
+    "ip6assign",
+    "ip6hint",
+    "ip6ifaceid",
 ];
 pub(super) const HOST_OPTIONS: &[&str] = &["mac", "ip", "name", "client_id"];
 
@@ -384,6 +394,12 @@ fn globals(o: &mut Opts, errs: &mut Errors) -> Globals {
         ("debug", LogLevel::Debug),
         ("trace", LogLevel::Trace),
     ];
+    let handoffs = [
+        ("auto", Ipv6Handoff::Auto),
+        ("standalone", Ipv6Handoff::Standalone),
+        ("netifd", Ipv6Handoff::Netifd),
+        ("off", Ipv6Handoff::Off),
+    ];
     Globals {
         log_level: o
             .get(
@@ -399,6 +415,13 @@ fn globals(o: &mut Opts, errs: &mut Errors) -> Globals {
         ubus_socket: o
             .get(errs, "ubus_socket", parse_abs_file)
             .unwrap_or(d.ubus_socket),
+        ipv6_handoff: o
+            .get(
+                errs,
+                "ipv6_handoff",
+                one_of(&handoffs, "one of auto, standalone, netifd, off"),
+            )
+            .unwrap_or(d.ipv6_handoff),
     }
 }
 
@@ -444,6 +467,9 @@ fn wan(o: &mut Opts, errs: &mut Errors) -> Wan {
                 )
             })
             .unwrap_or(d.solicit_max_rt),
+        netifd_interface: o
+            .get(errs, "netifd_interface", str::parse)
+            .unwrap_or(d.netifd_interface),
     }
 }
 
@@ -579,7 +605,56 @@ fn lan(o: &mut Opts, errs: &mut Errors) -> Lan {
             })
             .map(|n| n as u16)
             .or(d.dhcp_mtu),
+        // OpenWrt's ip6assign: a LAN gets at most a /64 (SLAAC, RFC 4862 §5.5.3
+        // needs 64-bit interface ids) and at least a /48.
+        ip6assign: o
+            .get(errs, "ip6assign", parse_ip6assign)
+            .map_or(d.ip6assign, |n| (n != 0).then_some(n)),
+        ip6hint: o.get(errs, "ip6hint", parse_ip6hint).unwrap_or(d.ip6hint),
+        ip6ifaceid: o
+            .get(errs, "ip6ifaceid", parse_ip6ifaceid)
+            .unwrap_or(d.ip6ifaceid),
     }
+}
+
+fn parse_ip6assign(s: &str) -> Result<u8, Reason> {
+    const EXPECTED: &str = "0 (no LAN prefix) or an integer 48..=64";
+    match parse_uint(s, 0, 64, EXPECTED)? {
+        n @ (0 | 48..=64) => Ok(n as u8),
+        _ => Err(Reason::Invalid {
+            expected: EXPECTED,
+            got: s.to_string(),
+            detail: None,
+        }),
+    }
+}
+
+/// Hex like OpenWrt's ip6hint (`option ip6hint 'a'` is subnet 10).
+fn parse_ip6hint(s: &str) -> Result<u32, Reason> {
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    match u32::from_str_radix(hex, 16) {
+        Ok(n) if !hex.starts_with('+') => Ok(n),
+        _ => Err(Reason::Invalid {
+            expected: "a hex subnet id 0..=ffffffff",
+            got: s.to_string(),
+            detail: None,
+        }),
+    }
+}
+
+/// An interface id written as an IPv6 address whose upper 64 bits are zero.
+fn parse_ip6ifaceid(s: &str) -> Result<u64, Reason> {
+    let bad = || Reason::Invalid {
+        expected: "an interface id like ::1 (an IPv6 address with the upper 64 bits zero, not ::)",
+        got: s.to_string(),
+        detail: None,
+    };
+    let addr: std::net::Ipv6Addr = s.parse().map_err(|_| bad())?;
+    let bits = u128::from(addr);
+    if bits >> 64 != 0 || bits == 0 {
+        return Err(bad());
+    }
+    Ok(bits as u64)
 }
 
 fn check_wan(wan: &Wan, w: Option<&Opts>, errs: &mut Errors) {

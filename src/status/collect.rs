@@ -10,6 +10,7 @@ use super::{Stamped, State, Status};
 use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::{ClientStatus, Event};
 use crate::dns::ProxyStatus;
+use crate::lan6::Lan6Status;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The overall state and its reason, from the subsystems' own status.
@@ -116,6 +117,7 @@ pub struct Sources {
     pub tunnel: Option<watch::Receiver<TunnelStatus>>,
     pub dns: Option<watch::Receiver<ProxyStatus>>,
     pub dhcpv4: Option<watch::Receiver<ServerStatus>>,
+    pub lan6: Option<watch::Receiver<Lan6Status>>,
 }
 
 /// Runs until shutdown.
@@ -130,24 +132,29 @@ pub async fn run(
         mut tunnel,
         mut dns,
         mut dhcpv4,
+        mut lan6,
     } = sources;
     loop {
         let snapshot_d = dhcpv6.as_ref().map(|r| r.borrow().clone());
         let snapshot_t = tunnel.as_ref().map(|r| r.borrow().clone());
         let counters_dns = dns.as_ref().map(|r| r.borrow().clone());
         let counters_dhcpv4 = dhcpv4.as_ref().map(|r| r.borrow().clone());
+        let snapshot_l = lan6.as_ref().map(|r| r.borrow().clone());
         status.send_if_modified(|s| {
             // Counters change all the time: they are read on demand, never a
             // reason to notify.
             s.dns = counters_dns;
             s.dhcpv4 = counters_dhcpv4;
-            absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t)
+            let lan6_changed = s.ipv6_lan != snapshot_l;
+            s.ipv6_lan = snapshot_l;
+            absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t) || lan6_changed
         });
         tokio::select! {
             _ = changed(&mut dhcpv6) => {}
             _ = changed(&mut tunnel) => {}
             _ = changed(&mut dns) => {}
             _ = changed(&mut dhcpv4) => {}
+            _ = changed(&mut lan6) => {}
             event = events.recv() => match event {
                 Ok(event) => status.send_modify(|s| {
                     s.last_event = Some(Stamped { at: SystemTime::now(), text: event.to_string() });

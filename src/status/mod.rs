@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::ClientStatus;
 use crate::dns::ProxyStatus;
+use crate::lan6::Lan6Status;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The B4's overall state.
@@ -80,6 +81,8 @@ pub struct Status {
     pub dns: Option<ProxyStatus>,
     /// LAN DHCPv4 server counters (`None`: server off).
     pub dhcpv4: Option<ServerStatus>,
+    /// Native IPv6 on the LAN (`None`: not in standalone mode).
+    pub ipv6_lan: Option<Lan6Status>,
 }
 
 impl Status {
@@ -97,6 +100,7 @@ impl Status {
             tunnel: None,
             dns: None,
             dhcpv4: None,
+            ipv6_lan: None,
         }
     }
 

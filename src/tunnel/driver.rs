@@ -59,6 +59,8 @@ pub struct Settings {
     pub aftr: AftrSource,
     /// DNS servers for the AFTR name when DHCPv6 gives none (`lan.dns_server`).
     pub fallback_servers: Vec<Ipv6Addr>,
+    /// See `Knowledge::install_wan_addresses`.
+    pub install_wan_addresses: bool,
 }
 
 fn seconds(deadline: Deadline, now: Instant) -> u32 {
@@ -158,6 +160,7 @@ impl Loop {
             delegated,
             aftr,
             settling: self.settling_until.is_some_and(|t| now < t),
+            install_wan_addresses: self.settings.install_wan_addresses,
         }
     }
 
@@ -418,7 +421,7 @@ impl Loop {
     async fn stop(&mut self) {
         match self.observe().await {
             Ok(observed) => {
-                for op in plan::stop(&observed) {
+                for op in plan::stop(&observed, self.settings.install_wan_addresses) {
                     if let Err(e) = self.kernel.apply(&op).await {
                         warn!("tunnel: at stop: {e}");
                     }

@@ -63,6 +63,10 @@ pub struct Knowledge {
     /// missing knowledge is no reason to remove what a previous run left
     /// (after kill -9 the tunnel keeps carrying traffic and is adopted).
     pub settling: bool,
+    /// b4d puts its WAN /128s into the kernel and removes them. False when
+    /// netifd owns the WAN's addresses (`globals.ipv6_handoff 'netifd'`):
+    /// the tunnel then waits for the address to appear and never touches it.
+    pub install_wan_addresses: bool,
 }
 
 impl Default for Knowledge {
@@ -72,6 +76,7 @@ impl Default for Knowledge {
             delegated: Vec::new(),
             aftr: Err("AFTR not resolved yet".into()),
             settling: false,
+            install_wan_addresses: true,
         }
     }
 }
@@ -370,6 +375,9 @@ fn is_slaac(a: &KernelAddress) -> bool {
 /// The WAN /128s b4d wants: every IA_NA address, and the prefix address
 /// when that is the tunnel's source.
 fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> Vec<WanAddress> {
+    if !known.install_wan_addresses {
+        return Vec::new();
+    }
     let mut wanted = known.leased.clone();
     let slaac_present = wan.addresses.iter().any(is_slaac);
     let from_prefix = match config.source {
@@ -502,7 +510,10 @@ fn verdict(
 /// (a renew) re-installs the address.
 const LIFETIME_SLACK: u32 = 10;
 
-fn lifetime_differs(kernel: u32, wanted: u32) -> bool {
+/// Whether a kernel lifetime (seconds, `u32::MAX` = forever) is off from the
+/// wanted one by more than the drift between observations. Shared with the
+/// LAN prefix plan (src/lan6).
+pub fn lifetime_differs(kernel: u32, wanted: u32) -> bool {
     if kernel == u32::MAX || wanted == u32::MAX {
         return kernel != wanted;
     }
@@ -510,6 +521,9 @@ fn lifetime_differs(kernel: u32, wanted: u32) -> bool {
 }
 
 fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<Op>) {
+    if !known.install_wan_addresses {
+        return;
+    }
     let wanted = wanted_wan_addresses(config, known, wan);
     for w in &wanted {
         let present = wan.addresses.iter().find(|a| a.addr == w.addr);
@@ -662,8 +676,9 @@ pub fn teardown(observed: &Observed) -> Vec<Op> {
 }
 
 /// Everything b4d made, for SIGTERM: the tunnel, the nftables table, and
-/// its /128s on the WAN.
-pub fn stop(observed: &Observed) -> Vec<Op> {
+/// its /128s on the WAN (unless `install_wan_addresses` is off: then they
+/// are netifd's).
+pub fn stop(observed: &Observed, install_wan_addresses: bool) -> Vec<Op> {
     let mut ops = teardown(observed);
     if let Some(wan) = &observed.wan {
         plan_wan(
@@ -671,7 +686,10 @@ pub fn stop(observed: &Observed) -> Vec<Op> {
                 enabled: false,
                 ..Tunnel::default()
             },
-            &Knowledge::default(),
+            &Knowledge {
+                install_wan_addresses,
+                ..Knowledge::default()
+            },
             wan,
             &mut ops,
         );

@@ -55,6 +55,7 @@ fn known() -> Knowledge {
         }],
         aftr: Ok(aftr()),
         settling: false,
+        install_wan_addresses: true,
     }
 }
 
@@ -669,7 +670,7 @@ fn stop_removes_everything_b4d_made_and_nothing_else() {
         .addresses
         .push(kernel_addr(v6("2001:db8:5::1"), 64));
     assert_eq!(
-        stop(&o),
+        stop(&o, true),
         vec![
             Op::DeleteTunnel { index: TUN },
             Op::RemoveMssClamp,
@@ -689,6 +690,7 @@ fn restart_keeps_the_old_tunnel_and_addresses_until_dhcpv6_and_dns_answer() {
         delegated: vec![],
         aftr: Err("AFTR not resolved yet".into()),
         settling: true,
+        install_wan_addresses: true,
     };
     let o = observed(Some(built(&spec())));
     let p = run(&config(), &settling, &o);
@@ -704,4 +706,68 @@ fn restart_keeps_the_old_tunnel_and_addresses_until_dhcpv6_and_dns_answer() {
     assert!(run(&config(), &settled, &o)
         .ops
         .contains(&Op::DeleteTunnel { index: TUN }));
+}
+
+/// netifd mode: netifd owns the WAN's addresses.
+fn netifd_known() -> Knowledge {
+    Knowledge {
+        install_wan_addresses: false,
+        ..known()
+    }
+}
+
+#[test]
+fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
+    let mut o = Observed {
+        mss_clamp: None,
+        ..observed(None)
+    };
+    o.wan
+        .as_mut()
+        .unwrap()
+        .addresses
+        .retain(|a| a.addr != ia_na());
+    let p = run(&config(), &netifd_known(), &o);
+    assert_eq!(
+        p.ops,
+        vec![],
+        "nothing installed, no tunnel without a local end"
+    );
+    assert_eq!(
+        p.verdict,
+        Err(Down::NoLocalAddress(
+            "IA_NA address not on the WAN yet".into()
+        ))
+    );
+    // netifd put it there (with its own flags: a /64 with prefix route).
+    o.wan.as_mut().unwrap().addresses.push(KernelAddress {
+        no_prefix_route: false,
+        ..kernel_addr(ia_na(), 64)
+    });
+    let p = run(&config(), &netifd_known(), &o);
+    assert_eq!(p.verdict.clone().unwrap().local, ia_na());
+    assert!(p
+        .ops
+        .iter()
+        .all(|op| !matches!(op, Op::SetWanAddress { .. } | Op::RemoveWanAddress { .. })));
+}
+
+#[test]
+fn netifd_mode_never_refreshes_or_removes_wan_addresses() {
+    let mut o = observed(Some(built(&spec())));
+    // Stale lifetimes and a /128 that looks like one of b4d's, not leased.
+    o.wan.as_mut().unwrap().addresses[1].valid = 10;
+    o.wan
+        .as_mut()
+        .unwrap()
+        .addresses
+        .push(kernel_addr(v6("2001:db8:1::200"), 128));
+    assert_eq!(run(&config(), &netifd_known(), &o).ops, vec![]);
+    // The same kernel in standalone mode: refresh and removal.
+    assert_eq!(run(&config(), &known(), &o).ops.len(), 2);
+    // At stop only the tunnel goes.
+    assert_eq!(
+        stop(&o, false),
+        vec![Op::DeleteTunnel { index: TUN }, Op::RemoveMssClamp]
+    );
 }

@@ -12,6 +12,8 @@ use crate::dhcpv6::client::Drop;
 use crate::dhcpv6::lease::Deadline;
 use crate::dhcpv6::ClientStatus;
 use crate::dns::ProxyStatus;
+use crate::lan6::plan::FOREVER;
+use crate::lan6::Lan6Status;
 use crate::status::{Stamped, Status};
 use crate::tunnel::aftr::AftrStatus;
 use crate::tunnel::driver::TunnelStatus;
@@ -253,6 +255,38 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
         .with("dropped", dropped)
 }
 
+/// Native IPv6 on the LAN: each delegated prefix with the LAN prefix and
+/// bridge address carved from it, lifetimes counted down to `now`.
+fn ipv6_lan_table(l: &Lan6Status, now: Instant) -> Table {
+    let elapsed = l.at.map_or(0, |at| now.saturating_duration_since(at).as_secs());
+    let left = |s: u32| match s {
+        FOREVER => Value::from("infinite"),
+        s => Value::from(u64::from(s).saturating_sub(elapsed)),
+    };
+    let prefixes = l
+        .prefixes
+        .iter()
+        .map(|a| {
+            let mut p = Table::new().with("delegated", a.delegated.to_string());
+            if let Some((subnet, addr)) = a.lan {
+                p.push("lan_prefix", subnet.to_string());
+                p.push("address", addr.to_string());
+            }
+            p.push("preferred", left(a.preferred));
+            p.push("valid", left(a.valid));
+            p.push("deprecated", a.withdrawn || a.preferred == 0);
+            Value::Table(p)
+        })
+        .collect();
+    let mut t = Table::new()
+        .with("state", l.state)
+        .with("prefixes", Value::Array(prefixes));
+    if let Some(reason) = &l.reason {
+        t.push("reason", reason.as_str());
+    }
+    t
+}
+
 /// The whole `status` reply.
 pub fn status_table(status: &Status, now: Instant) -> Table {
     let mut t = Table::new()
@@ -290,6 +324,9 @@ pub fn status_table(status: &Status, now: Instant) -> Table {
     }
     if let Some(dhcpv4) = &status.dhcpv4 {
         t.push("dhcpv4", dhcpv4_table(dhcpv4));
+    }
+    if let Some(lan6) = &status.ipv6_lan {
+        t.push("ipv6_lan", ipv6_lan_table(lan6, now));
     }
     t
 }

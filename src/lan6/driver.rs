@@ -1,0 +1,278 @@
+//! The tokio task around the LAN prefix plan. It wakes on DHCPv6 status
+//! changes, on netlink notifications (someone removed our address or route:
+//! it goes back), at the plan's next lifetime edge and on retries; then it
+//! observes the kernel, plans and applies until the kernel matches. No
+//! decisions are made here.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use tokio::sync::watch;
+
+use super::kernel::Kernel;
+use super::plan::{self, accept_ra_fix, Assigned, Lan6, Skip};
+use crate::dhcpv6::ClientStatus;
+use crate::tunnel::kernel::changed;
+
+/// Failed kernel operations are retried after this, doubling up to
+/// [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+/// After a start, how long b4d keeps what a previous run left on the LAN
+/// while DHCPv6 has not answered (kill -9, restart: adopted, not flapped).
+const STARTUP_GRACE: Duration = Duration::from_secs(30);
+/// Observe-plan-apply rounds per wake-up; more means something fights us.
+const MAX_ROUNDS: usize = 4;
+
+pub struct Settings {
+    pub lan: String,
+    pub wan: String,
+    pub plan: plan::Settings,
+    /// /proc/sys/net/ipv6/conf, where accept_ra and forwarding live.
+    pub sysctl_root: PathBuf,
+}
+
+/// The `ipv6_lan` section of the status model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lan6Status {
+    /// "assigned" (a LAN prefix is in place), "deprecated" (only withdrawn
+    /// ones are left), "none", or "error".
+    pub state: &'static str,
+    /// What the LAN has, lifetimes in seconds as of `at`.
+    pub prefixes: Vec<Assigned>,
+    pub at: Option<Instant>,
+    /// Why a delegated prefix gives the LAN nothing, or the last kernel
+    /// error, in words.
+    pub reason: Option<String>,
+}
+
+struct Loop {
+    settings: Settings,
+    kernel: Kernel,
+    core: Lan6,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    settling_until: Option<Instant>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_skipped: Vec<Skip>,
+    status: watch::Sender<Lan6Status>,
+}
+
+impl Loop {
+    fn absorb_dhcpv6(&mut self, now: Instant) {
+        let Some(rx) = &mut self.dhcpv6 else {
+            return;
+        };
+        let prefixes = {
+            let status = rx.borrow_and_update();
+            if status.lease.is_some() {
+                self.settling_until = None;
+            }
+            status
+                .lease
+                .as_ref()
+                .map(|l| l.prefixes.clone())
+                .unwrap_or_default()
+        };
+        for note in self.core.update_lease(now, &prefixes) {
+            info!("LAN IPv6: {note}");
+        }
+    }
+
+    /// RFC 4861 §6.3.4: keep learning the WAN default route from RAs while
+    /// forwarding (see [`accept_ra_fix`]).
+    fn fix_accept_ra(&self) {
+        let dir = self.settings.sysctl_root.join(&self.settings.wan);
+        let read = |name| std::fs::read_to_string(dir.join(name));
+        let (Ok(forwarding), Ok(accept_ra)) = (read("forwarding"), read("accept_ra")) else {
+            return; // no WAN device yet
+        };
+        if let Some(value) = accept_ra_fix(&forwarding, &accept_ra) {
+            match std::fs::write(dir.join("accept_ra"), value) {
+                Ok(()) => info!(
+                    "LAN IPv6: {} forwards IPv6, so accept_ra set to {value} to keep the RA default route",
+                    self.settings.wan
+                ),
+                Err(e) => warn!("LAN IPv6: cannot set accept_ra on {}: {e}", self.settings.wan),
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, now: Instant) {
+        for gone in self.core.expire(now) {
+            info!("LAN IPv6: prefix {gone} reached the end of its valid lifetime");
+        }
+        self.fix_accept_ra();
+        let settling = self.settling_until.is_some_and(|t| now < t);
+        let mut error = None;
+        let mut last = None;
+        for _ in 0..MAX_ROUNDS {
+            let observed = match self.kernel.observe(&self.settings.lan).await {
+                Ok(o) => o,
+                Err(e) => {
+                    error = Some(format!("observe: {e}"));
+                    break;
+                }
+            };
+            let plan = self.core.plan(now, &observed, settling, &self.settings.lan);
+            let ops = plan.ops.clone();
+            last = Some(plan);
+            if ops.is_empty() {
+                break;
+            }
+            if let Some(e) = self.apply(&ops).await {
+                error = Some(e);
+                break;
+            }
+        }
+        self.settle(now, last, error);
+    }
+
+    async fn apply(&self, ops: &[plan::Op]) -> Option<String> {
+        for op in ops {
+            info!("LAN IPv6: {op}");
+            if let Err(e) = self.kernel.apply(op).await {
+                return Some(e.to_string());
+            }
+        }
+        None
+    }
+
+    fn settle(&mut self, now: Instant, plan: Option<plan::Plan>, error: Option<String>) {
+        match &error {
+            Some(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = FIRST_RETRY
+                    .saturating_mul(1 << (self.failures - 1).min(10))
+                    .min(MAX_RETRY);
+                if self.failures == 1 {
+                    warn!("LAN IPv6: {e} (retrying, next in {}s)", delay.as_secs());
+                }
+                self.retry_at = Some(now + delay);
+            }
+            None => {
+                if self.failures > 0 {
+                    info!("LAN IPv6: kernel operations succeed again");
+                }
+                self.failures = 0;
+                self.retry_at = None;
+            }
+        }
+        let plan = plan.unwrap_or_default();
+        if plan.skipped != self.last_skipped {
+            for skip in plan
+                .skipped
+                .iter()
+                .filter(|s| !self.last_skipped.contains(s))
+            {
+                warn!("LAN IPv6: {skip}");
+            }
+            self.last_skipped = plan.skipped.clone();
+        }
+        let state = if error.is_some() {
+            "error"
+        } else if plan.assigned.iter().any(|a| !a.withdrawn) {
+            "assigned"
+        } else if plan.assigned.is_empty() {
+            "none"
+        } else {
+            "deprecated"
+        };
+        let reason = error.or_else(|| plan.skipped.first().map(ToString::to_string));
+        self.status.send_if_modified(|s| {
+            let new = Lan6Status {
+                state,
+                prefixes: plan.assigned,
+                at: Some(now),
+                reason,
+            };
+            let changed =
+                (s.state, &s.prefixes, &s.reason) != (new.state, &new.prefixes, &new.reason);
+            *s = new;
+            changed
+        });
+    }
+
+    /// Graceful stop: remove what b4d put on the LAN.
+    async fn stop(&self) {
+        match self.kernel.observe(&self.settings.lan).await {
+            Ok(observed) => {
+                let ops = plan::stop(self.core.settings(), &observed);
+                for op in &ops {
+                    if let Err(e) = self.kernel.apply(op).await {
+                        warn!("LAN IPv6: at stop: {e}");
+                    }
+                }
+                if !ops.is_empty() {
+                    info!("LAN IPv6: prefixes removed");
+                }
+            }
+            Err(e) => warn!("LAN IPv6: at stop: observe: {e}"),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs until `shutdown`, then removes what it installed.
+pub async fn run(
+    settings: Settings,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<Lan6Status>,
+) -> io::Result<()> {
+    let (kernel, mut notifications) = Kernel::open()?;
+    let mut this = Loop {
+        core: Lan6::new(settings.plan),
+        settings,
+        kernel,
+        dhcpv6,
+        settling_until: Some(Instant::now() + STARTUP_GRACE),
+        failures: 0,
+        retry_at: None,
+        last_skipped: Vec::new(),
+        status,
+    };
+    this.absorb_dhcpv6(Instant::now());
+    loop {
+        let now = Instant::now();
+        this.reconcile(now).await;
+        let edge = this.core.poll_timeout(Instant::now());
+        tokio::select! {
+            result = changed(&mut notifications) => {
+                result?;
+                // Coalesce a burst (our own operations cause several).
+                while notifications.try_recv().is_ok() {}
+            }
+            result = async {
+                match this.dhcpv6.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if result.is_err() {
+                    // The DHCPv6 client ended (shutdown in progress).
+                    this.dhcpv6 = None;
+                } else {
+                    this.absorb_dhcpv6(Instant::now());
+                }
+            }
+            _ = sleep_until(edge) => {}
+            _ = sleep_until(this.retry_at) => {}
+            _ = sleep_until(this.settling_until) => this.settling_until = None,
+            result = shutdown.changed() => {
+                if result.is_err() || *shutdown.borrow_and_update() {
+                    this.stop().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

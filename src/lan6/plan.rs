@@ -1,0 +1,599 @@
+//! Native IPv6 for the LAN, decided without a kernel: from the delegated
+//! prefixes of the DHCPv6 lease (with their lifetimes), the configuration and
+//! what the kernel has on the LAN device, compute the LAN's IPv6 state and
+//! the netlink operations that get there.
+//!
+//! For every delegated prefix b4d wants, all or nothing:
+//! - the bridge address `<prefix + ip6hint>::ip6ifaceid/ip6assign` with the
+//!   prefix's lifetimes (an RA daemon reading the bridge turns it into the
+//!   LAN's prefix);
+//! - an `unreachable` route for the whole delegated prefix, so that packets
+//!   for its unassigned rest are dropped here instead of bouncing between
+//!   the CE router and the ISP (RFC 7084 WPD-5).
+//!
+//! A prefix that leaves the lease (renumbering) is not dropped: its LAN
+//! address stays deprecated (preferred 0, valid at most two hours) so hosts
+//! move to the new prefix without losing running connections at once
+//! (RFC 4862 §5.5.3 e, RFC 7084 L-13, RFC 9096 §3).
+//!
+//! [`Lan6`] keeps the prefixes across lease changes; [`Lan6::plan`] is a pure
+//! function of that memory, `now` and the observed kernel state, so adopting
+//! what a killed b4d left, following a renew and tearing down are one path.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use crate::config::Lan;
+use crate::dhcpv6::lease::{remaining, Deadline, DelegatedPrefix};
+use crate::tunnel::plan::lifetime_differs;
+
+/// RFC 4862 §5.5.3 e: the two hours a valid lifetime may be cut to; also
+/// what a prefix that left the lease keeps at most (RFC 9096 §3).
+pub const RENUMBERED_VALID_CAP: Duration = Duration::from_secs(2 * 3600);
+
+/// The `rtm_protocol` b4d marks its routes with, so that it finds (and
+/// adopts or removes) them and nobody else's. Not taken in
+/// include/uapi/linux/rtnetlink.h or iproute2's rt_protos.
+pub const ROUTE_PROTOCOL: u8 = 0xb4;
+
+/// Lifetimes in seconds as the kernel takes them (`u32::MAX` = forever).
+pub const FOREVER: u32 = u32::MAX;
+
+/// An IPv6 network, its address masked to the length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Net {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl Net {
+    pub fn new(addr: Ipv6Addr, len: u8) -> Net {
+        let len = len.min(128);
+        Net {
+            addr: Ipv6Addr::from(u128::from(addr) & mask(len)),
+            len,
+        }
+    }
+
+    pub fn contains(&self, other: &Net) -> bool {
+        other.len >= self.len && u128::from(other.addr) & mask(self.len) == u128::from(self.addr)
+    }
+
+    pub fn overlaps(&self, other: &Net) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+
+    pub fn contains_addr(&self, addr: Ipv6Addr) -> bool {
+        self.contains(&Net::new(addr, 128))
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+fn mask(len: u8) -> u128 {
+    match len {
+        0 => 0,
+        n => u128::MAX << (128 - u32::from(n.min(128))),
+    }
+}
+
+/// The LAN options (OpenWrt's names, /etc/config/network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `ip6assign`: the LAN prefix length; `None` assigns nothing (the
+    /// unreachable route still protects the delegated prefix).
+    pub assign: Option<u8>,
+    /// `ip6hint`: which subnet of that length.
+    pub hint: u32,
+    /// `ip6ifaceid`: the lower 64 bits of the bridge's address.
+    pub iface_id: u64,
+}
+
+impl Settings {
+    pub fn from_config(lan: &Lan) -> Settings {
+        Settings {
+            assign: lan.ip6assign,
+            hint: lan.ip6hint,
+            iface_id: lan.ip6ifaceid,
+        }
+    }
+
+    /// Whether a kernel address on the LAN device looks like one b4d made:
+    /// our interface id, a finite lifetime (a static address someone
+    /// configured is permanent), not link-local.
+    pub fn is_ours(&self, a: &KernelAddress) -> bool {
+        u128::from(a.addr) as u64 == self.iface_id
+            && a.valid != FOREVER
+            && !a.addr.is_unicast_link_local()
+    }
+}
+
+/// Why a delegated prefix gives the LAN nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// The prefix is longer than the LAN prefix to carve (a /64 or /72
+    /// delegated with ip6assign 60, say).
+    TooLong { prefix: Net, assign: u8 },
+    /// ip6hint needs more subnet bits than the prefix leaves (a /60 has 16
+    /// /64s; hint 10 fits, hint 1f does not; a /64 has only subnet 0).
+    HintOutside { prefix: Net, assign: u8, hint: u32 },
+    /// Overlaps a prefix listed before it in the same lease.
+    Overlaps { prefix: Net, with: Net },
+    /// The LAN device does not exist.
+    NoLanDevice(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::TooLong { prefix, assign } => write!(
+                f,
+                "delegated prefix {prefix} is too long to carve a /{assign} from (lan.ip6assign {assign}): LAN prefix not assigned"
+            ),
+            Skip::HintOutside {
+                prefix,
+                assign,
+                hint,
+            } => {
+                let bits = assign - prefix.len;
+                write!(
+                    f,
+                    "lan.ip6hint {hint:x} does not fit the {bits} subnet bits a /{assign} leaves in {prefix} (largest hint {:x}): LAN prefix not assigned",
+                    (1u64 << bits) - 1
+                )
+            }
+            Skip::Overlaps { prefix, with } => write!(
+                f,
+                "delegated prefix {prefix} overlaps {with} from the same lease: ignored"
+            ),
+            Skip::NoLanDevice(dev) => {
+                write!(f, "LAN device {dev} does not exist: LAN IPv6 waits for it")
+            }
+        }
+    }
+}
+
+/// The LAN subnet carved from `prefix` (`None`: ip6assign 0).
+pub fn carve(prefix: Net, settings: &Settings) -> Result<Option<Net>, Skip> {
+    let Some(assign) = settings.assign else {
+        return Ok(None);
+    };
+    if prefix.len > assign {
+        return Err(Skip::TooLong { prefix, assign });
+    }
+    let bits = u32::from(assign - prefix.len);
+    if bits < 32 && settings.hint >> bits != 0 {
+        return Err(Skip::HintOutside {
+            prefix,
+            assign,
+            hint: settings.hint,
+        });
+    }
+    let subnet = u128::from(prefix.addr) | (u128::from(settings.hint) << (128 - u32::from(assign)));
+    Ok(Some(Net::new(Ipv6Addr::from(subnet), assign)))
+}
+
+/// The bridge's address in a LAN subnet.
+pub fn lan_address(subnet: Net, settings: &Settings) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(subnet.addr) | u128::from(settings.iface_id))
+}
+
+/// A delegated prefix b4d remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub prefix: Net,
+    pub preferred_until: Deadline,
+    pub valid_until: Deadline,
+    /// Left the lease: deprecated until `valid_until`.
+    pub withdrawn: bool,
+}
+
+/// An IPv6 address the kernel has on the LAN device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelAddress {
+    pub addr: Ipv6Addr,
+    pub prefix_len: u8,
+    /// Remaining lifetimes in seconds (`FOREVER` = permanent).
+    pub valid: u32,
+    pub preferred: u32,
+}
+
+/// An `unreachable` route with b4d's protocol mark, as the kernel has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelRoute {
+    pub dst: Net,
+    /// Seconds until the kernel removes it (`FOREVER`: never).
+    pub expires: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The LAN device's index and IPv6 addresses; `None` if it is missing.
+    pub lan: Option<(u32, Vec<KernelAddress>)>,
+    /// b4d's unreachable routes (marked with [`ROUTE_PROTOCOL`]).
+    pub routes: Vec<KernelRoute>,
+}
+
+/// One change to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Add or replace (lifetimes) an address, with its on-link prefix route.
+    SetAddress {
+        index: u32,
+        addr: Ipv6Addr,
+        prefix_len: u8,
+        preferred: u32,
+        valid: u32,
+    },
+    RemoveAddress {
+        index: u32,
+        addr: Ipv6Addr,
+        prefix_len: u8,
+    },
+    /// Add or replace an `unreachable` route, expiring after `expires`
+    /// seconds unless `FOREVER`.
+    SetUnreachableRoute {
+        dst: Net,
+        expires: u32,
+    },
+    RemoveUnreachableRoute {
+        dst: Net,
+    },
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |s: &u32| match *s {
+            FOREVER => "forever".to_string(),
+            s => format!("{s}s"),
+        };
+        match self {
+            Op::SetAddress {
+                addr,
+                prefix_len,
+                preferred,
+                valid,
+                ..
+            } => write!(
+                f,
+                "set LAN address {addr}/{prefix_len} (preferred {}, valid {})",
+                secs(preferred),
+                secs(valid)
+            ),
+            Op::RemoveAddress {
+                addr, prefix_len, ..
+            } => write!(f, "remove LAN address {addr}/{prefix_len}"),
+            Op::SetUnreachableRoute { dst, expires } => {
+                write!(f, "set unreachable route {dst} (expires {})", secs(expires))
+            }
+            Op::RemoveUnreachableRoute { dst } => write!(f, "remove unreachable route {dst}"),
+        }
+    }
+}
+
+/// One delegated prefix as the LAN gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    pub delegated: Net,
+    /// The bridge's subnet and address (`None`: ip6assign 0).
+    pub lan: Option<(Net, Ipv6Addr)>,
+    /// Seconds, `FOREVER` for infinity; preferred 0 when deprecated.
+    pub preferred: u32,
+    pub valid: u32,
+    /// Left the lease (renumbering), kept until `valid` runs out.
+    pub withdrawn: bool,
+    /// The unreachable route is left out: an active prefix covers it.
+    pub route: bool,
+}
+
+/// The outcome of one planning round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub ops: Vec<Op>,
+    /// What the LAN has (or will have after `ops`).
+    pub assigned: Vec<Assigned>,
+    /// Prefixes that give the LAN nothing, and why.
+    pub skipped: Vec<Skip>,
+}
+
+/// Seconds left until `deadline` for the kernel (`FOREVER` for infinity).
+fn seconds(deadline: Deadline, now: Instant) -> u32 {
+    remaining(deadline, now).map_or(FOREVER, |s| s.min(u64::from(FOREVER - 1)) as u32)
+}
+
+fn alive(deadline: Deadline, now: Instant) -> bool {
+    deadline.is_none_or(|t| t > now)
+}
+
+/// The LAN's IPv6 prefixes across lease changes.
+#[derive(Debug, Clone)]
+pub struct Lan6 {
+    settings: Settings,
+    /// Lease order first (the first of overlapping prefixes wins), then
+    /// withdrawn ones.
+    tracked: Vec<Tracked>,
+}
+
+impl Lan6 {
+    pub fn new(settings: Settings) -> Lan6 {
+        Lan6 {
+            settings,
+            tracked: Vec::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn tracked(&self) -> &[Tracked] {
+        &self.tracked
+    }
+
+    /// Takes the lease's delegated prefixes (empty when there is no lease).
+    /// Returns what changed, in words, for the log.
+    pub fn update_lease(&mut self, now: Instant, prefixes: &[DelegatedPrefix]) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut next: Vec<Tracked> = Vec::new();
+        for p in prefixes {
+            let prefix = Net::new(p.prefix, p.len);
+            if next.iter().any(|t| t.prefix == prefix) {
+                continue;
+            }
+            let known = self.tracked.iter().find(|t| t.prefix == prefix);
+            if !alive(p.valid_until, now) {
+                // RFC 8415 §18.2.10.1: valid lifetime 0 is the server
+                // taking the prefix back; nothing may use it any more.
+                if known.is_some() {
+                    notes.push(format!(
+                        "delegated prefix {prefix} withdrawn with valid lifetime 0: LAN prefix removed"
+                    ));
+                }
+                continue;
+            }
+            match known {
+                None => notes.push(format!(
+                    "delegated prefix {prefix} (preferred {}s, valid {}s)",
+                    seconds(p.preferred_until, now),
+                    seconds(p.valid_until, now)
+                )),
+                Some(t) if t.withdrawn => {
+                    notes.push(format!("delegated prefix {prefix} is back in the lease"))
+                }
+                Some(_) => {}
+            }
+            next.push(Tracked {
+                prefix,
+                preferred_until: p.preferred_until,
+                valid_until: p.valid_until,
+                withdrawn: false,
+            });
+        }
+        // Listed but not in `next`: taken back with valid lifetime 0.
+        let listed = |t: &Tracked| {
+            prefixes
+                .iter()
+                .any(|p| Net::new(p.prefix, p.len) == t.prefix)
+        };
+        for t in &self.tracked {
+            if listed(t) {
+                continue;
+            }
+            if t.withdrawn {
+                next.push(t.clone());
+                continue;
+            }
+            // RFC 4862 §5.5.3 e / RFC 9096 §3: deprecate now, keep valid for
+            // what is left, at most two hours.
+            let cap = now + RENUMBERED_VALID_CAP;
+            let valid_until = Some(t.valid_until.map_or(cap, |v| v.min(cap)));
+            if !alive(valid_until, now) {
+                continue;
+            }
+            notes.push(format!(
+                "delegated prefix {} left the lease: LAN prefix deprecated, removed in {}s",
+                t.prefix,
+                seconds(valid_until, now)
+            ));
+            next.push(Tracked {
+                prefix: t.prefix,
+                preferred_until: Some(now),
+                valid_until,
+                withdrawn: true,
+            });
+        }
+        self.tracked = next;
+        notes
+    }
+
+    /// Forgets prefixes whose valid lifetime has passed; returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<Net> {
+        let (gone, kept) = std::mem::take(&mut self.tracked)
+            .into_iter()
+            .partition(|t| !alive(t.valid_until, now));
+        self.tracked = kept;
+        gone.into_iter().map(|t: Tracked| t.prefix).collect()
+    }
+
+    /// When the next lifetime edge comes (a prefix turns deprecated or
+    /// invalid): the driver re-plans then.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        self.tracked
+            .iter()
+            .flat_map(|t| [t.preferred_until, t.valid_until])
+            .flatten()
+            .filter(|&t| t > now)
+            .min()
+    }
+
+    /// What the LAN should have now.
+    pub fn assigned(&self, now: Instant) -> (Vec<Assigned>, Vec<Skip>) {
+        let mut assigned: Vec<Assigned> = Vec::new();
+        let mut skipped = Vec::new();
+        for t in self.tracked.iter().filter(|t| alive(t.valid_until, now)) {
+            let lan = match carve(t.prefix, &self.settings) {
+                Ok(subnet) => subnet.map(|s| (s, lan_address(s, &self.settings))),
+                Err(skip) => {
+                    if !t.withdrawn {
+                        skipped.push(skip);
+                    }
+                    continue;
+                }
+            };
+            let mut route = true;
+            if !t.withdrawn {
+                if let Some(other) = assigned.iter().find(|a| a.delegated.overlaps(&t.prefix)) {
+                    skipped.push(Skip::Overlaps {
+                        prefix: t.prefix,
+                        with: other.delegated,
+                    });
+                    continue;
+                }
+            } else {
+                // Renumbered into an overlapping prefix: the new one owns
+                // the same LAN subnet if they share it, and its route covers
+                // the old prefix if it contains it.
+                let same_lan =
+                    |a: &Assigned| lan.is_some() && a.lan.map(|l| l.0) == lan.map(|l| l.0);
+                if assigned.iter().any(same_lan) {
+                    continue;
+                }
+                route = !assigned
+                    .iter()
+                    .any(|a| !a.withdrawn && a.route && a.delegated.contains(&t.prefix));
+            }
+            let valid = seconds(t.valid_until, now);
+            // RFC 8415 §21.22: preferred never exceeds valid (a server that
+            // says otherwise gets the valid lifetime for both).
+            let preferred = match t.withdrawn {
+                true => 0,
+                false => seconds(t.preferred_until, now).min(valid),
+            };
+            assigned.push(Assigned {
+                delegated: t.prefix,
+                lan,
+                preferred,
+                valid,
+                withdrawn: t.withdrawn,
+                route,
+            });
+        }
+        (assigned, skipped)
+    }
+
+    /// One reconcile round. `settling`: just started and DHCPv6 has not
+    /// answered yet, so what a previous run left is kept, not removed.
+    pub fn plan(&self, now: Instant, observed: &Observed, settling: bool, lan_name: &str) -> Plan {
+        let (assigned, mut skipped) = self.assigned(now);
+        let mut ops = Vec::new();
+        let Some((index, addresses)) = &observed.lan else {
+            // All or nothing: no route without the LAN address it belongs to.
+            if !assigned.is_empty() {
+                skipped.push(Skip::NoLanDevice(lan_name.to_string()));
+            }
+            return Plan {
+                ops,
+                assigned: Vec::new(),
+                skipped,
+            };
+        };
+        for a in &assigned {
+            if let Some((subnet, addr)) = a.lan {
+                let present = addresses
+                    .iter()
+                    .find(|k| k.addr == addr && k.prefix_len == subnet.len);
+                let stale = present.is_none_or(|k| {
+                    lifetime_differs(k.valid, a.valid) || lifetime_differs(k.preferred, a.preferred)
+                });
+                if stale {
+                    ops.push(Op::SetAddress {
+                        index: *index,
+                        addr,
+                        prefix_len: subnet.len,
+                        preferred: a.preferred,
+                        valid: a.valid,
+                    });
+                }
+            }
+            if a.route {
+                let present = observed.routes.iter().find(|r| r.dst == a.delegated);
+                if present.is_none_or(|r| lifetime_differs(r.expires, a.valid)) {
+                    ops.push(Op::SetUnreachableRoute {
+                        dst: a.delegated,
+                        expires: a.valid,
+                    });
+                }
+            }
+        }
+        if !settling {
+            ops.extend(leftovers(
+                &self.settings,
+                *index,
+                addresses,
+                &observed.routes,
+                &assigned,
+            ));
+        }
+        Plan {
+            ops,
+            assigned,
+            skipped,
+        }
+    }
+}
+
+/// b4d's addresses and routes in the kernel that `assigned` does not want.
+fn leftovers(
+    settings: &Settings,
+    index: u32,
+    addresses: &[KernelAddress],
+    routes: &[KernelRoute],
+    assigned: &[Assigned],
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for k in addresses.iter().filter(|k| settings.is_ours(k)) {
+        let wanted = assigned.iter().any(|a| {
+            a.lan
+                .is_some_and(|(s, addr)| addr == k.addr && s.len == k.prefix_len)
+        });
+        if !wanted {
+            ops.push(Op::RemoveAddress {
+                index,
+                addr: k.addr,
+                prefix_len: k.prefix_len,
+            });
+        }
+    }
+    for r in routes {
+        if !assigned.iter().any(|a| a.route && a.delegated == r.dst) {
+            ops.push(Op::RemoveUnreachableRoute { dst: r.dst });
+        }
+    }
+    ops
+}
+
+/// Everything b4d made on the LAN side, for a graceful stop.
+pub fn stop(settings: &Settings, observed: &Observed) -> Vec<Op> {
+    let (index, addresses) = match &observed.lan {
+        Some((index, addresses)) => (*index, addresses.as_slice()),
+        None => (0, &[][..]),
+    };
+    leftovers(settings, index, addresses, &observed.routes, &[])
+}
+
+/// RFC 4861 §6.3.4 / Linux ip-sysctl: with forwarding on, the kernel ignores
+/// RAs unless accept_ra is 2. A router still learns its WAN default route
+/// from the ISP's RAs, so b4d raises 1 to 2 (and leaves 0, an explicit
+/// "no", alone). Returns the value to write, if any.
+pub fn accept_ra_fix(forwarding: &str, accept_ra: &str) -> Option<&'static str> {
+    (forwarding.trim() != "0" && accept_ra.trim() == "1").then_some("2")
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
