@@ -70,7 +70,10 @@ impl FakeNetifd {
     fn start(dir: &TestDir) -> FakeNetifd {
         let mut peer = UbusdReplay::listen(&dir.file("ubus.sock"));
         ubus_peer::register(&mut peer, CLIENT_ID);
-        FakeNetifd { peer, next_seq: 100 }
+        FakeNetifd {
+            peer,
+            next_seq: 100,
+        }
     }
 
     /// Answers what b4d sends; returns the first message `stop` picks (after
@@ -109,7 +112,9 @@ impl FakeNetifd {
                         ],
                     )
                     .encode();
-                    answer.extend(Message::new(MsgType::Status, seq, 0, vec![Attr::Status(0)]).encode());
+                    answer.extend(
+                        Message::new(MsgType::Status, seq, 0, vec![Attr::Status(0)]).encode(),
+                    );
                     self.peer.send(&answer);
                 }
                 Some(MsgType::Invoke) if peer == NETIFD => {
@@ -186,7 +191,8 @@ impl FakeNetifd {
         );
         let (status, _) = self
             .serve_until(secs(5), |m| {
-                m.header.kind() == Some(MsgType::Status) && (m.header.seq, m.header.peer) == (seq, CALLER)
+                m.header.kind() == Some(MsgType::Status)
+                    && (m.header.seq, m.header.peer) == (seq, CALLER)
             })
             .unwrap_or_else(|| panic!("{method}: no STATUS"));
         status.status().expect("STATUS attribute")
@@ -254,7 +260,16 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
     let names: Vec<&str> = first.iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
-        ["action", "link-up", "keep", "ip6addr", "ip6prefix", "dns", "dns_search", "interface"]
+        [
+            "action",
+            "link-up",
+            "keep",
+            "ip6addr",
+            "ip6prefix",
+            "dns",
+            "dns_search",
+            "interface"
+        ]
     );
     assert_eq!(first.get("action"), Some(&Value::Int32(0)));
     assert_eq!(first.get("link-up"), Some(&Value::Bool(true)));
@@ -266,7 +281,10 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
         panic!("one address: {first}")
     };
     let leased = address.get("ipaddr").and_then(Value::as_str).unwrap();
-    assert!(leased.starts_with("2001:db8:1::1"), "from kea's pool: {leased}");
+    assert!(
+        leased.starts_with("2001:db8:1::1"),
+        "from kea's pool: {leased}"
+    );
     assert!(kea.leases().contains(leased), "kea leased {leased}");
     assert_eq!(address.get("mask"), Some(&Value::String("128".into())));
     close_below(int(address.get("preferred")), 20, "address preferred");
@@ -274,7 +292,10 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
     let prefixes = strings(first.get("ip6prefix"));
     assert_eq!(prefixes.len(), 1, "{prefixes:?}");
     let (old_prefix, preferred, valid) = prefix_parts(&prefixes[0]);
-    assert!(old_prefix.starts_with("2001:db8:1") && old_prefix.ends_with("/56"), "{old_prefix}");
+    assert!(
+        old_prefix.starts_with("2001:db8:1") && old_prefix.ends_with("/56"),
+        "{old_prefix}"
+    );
     close_below(preferred, 20, "prefix preferred");
     close_below(valid, 30, "prefix valid");
     assert_eq!(strings(first.get("dns")), ["2001:db8::53"]);
@@ -316,7 +337,10 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
     let (deprecated, preferred, valid) = prefix_parts(&prefixes[1]);
     assert_eq!(deprecated, old_prefix);
     assert_eq!(preferred, 0, "the old prefix is deprecated");
-    assert!((1..=30).contains(&valid), "and valid for what it had left: {valid}");
+    assert!(
+        (1..=30).contains(&valid),
+        "and valid for what it had left: {valid}"
+    );
 
     // 4. The server goes away: Renew, Rebind, and at the end of the valid
     //    lifetime the lease is lost: "link-up": false, byte for byte what
@@ -335,6 +359,48 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
         .with("keep", Value::Bool(false))
         .with("interface", "wan6");
     assert_eq!(down, want);
-    assert_eq!(bytes.len(), 8 + 116, "the hand-checked size (src/netifd/report.rs)");
+    assert_eq!(
+        bytes.len(),
+        8 + 116,
+        "the hand-checked size (src/netifd/report.rs)"
+    );
     b4d.wait_for_line("lease-lost", secs(1));
+}
+
+#[test]
+fn stopping_b4d_takes_the_interface_down_before_the_connection_closes() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("netifd_mode_stop");
+    let client = Netns::new("cpe");
+    let server = Netns::new("isp");
+    veth_pair(
+        VethEnd::new(&client, "eth0").mac("02:00:00:00:b4:0a"),
+        VethEnd::new(&server, "eth0"),
+    );
+    let kea = Kea6Server::start(&server, &dir, "kea", &isp("2001:db8:100::"));
+    kea.wait_ready();
+    let b4d = client.spawn(
+        &dir,
+        "b4d",
+        env!("CARGO_BIN_EXE_b4d"),
+        &["--foreground", "--config", &b4d_config(&dir)],
+    );
+    let mut netifd = FakeNetifd::start(&dir);
+    let (up, _) = netifd.next_notify(secs(30));
+    assert_eq!(up.get("link-up"), Some(&Value::Bool(true)));
+
+    b4d.signal(Signal::Term);
+    let (down, _) = netifd
+        .serve_until(secs(5), |m| {
+            m.header.peer == NETIFD
+                && m.data().and_then(|d| d.get("link-up")) == Some(&Value::Bool(false))
+        })
+        .expect("link down at stop");
+    assert_eq!(
+        down.data().and_then(|d| d.get("interface")),
+        Some(&Value::String("wan6".into()))
+    );
+    assert!(b4d.wait_exit(secs(10)).success(), "clean exit");
 }

@@ -258,7 +258,8 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
 /// Native IPv6 on the LAN: each delegated prefix with the LAN prefix and
 /// bridge address carved from it, lifetimes counted down to `now`.
 fn ipv6_lan_table(l: &Lan6Status, now: Instant) -> Table {
-    let elapsed = l.at.map_or(0, |at| now.saturating_duration_since(at).as_secs());
+    let elapsed =
+        l.at.map_or(0, |at| now.saturating_duration_since(at).as_secs());
     let left = |s: u32| match s {
         FOREVER => Value::from("infinite"),
         s => Value::from(u64::from(s).saturating_sub(elapsed)),
