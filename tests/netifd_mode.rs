@@ -321,6 +321,7 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
     //    (Renews every 10 s send updates too; the one wanted has two prefixes.)
     config = isp("2001:db8:200::");
     kea.reload(&config);
+    let renew = Instant::now();
     b4d.signal(Signal::Usr1);
     let renumbered = loop {
         let (update, _) = netifd.next_notify(secs(15));
@@ -328,6 +329,11 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
             break update;
         }
     };
+    // Includes the Renew/Reply exchange with kea.
+    println!(
+        "measure: renumbering, renew to netifd notified of the new prefix {:.3} s",
+        renew.elapsed().as_secs_f64()
+    );
     let prefixes = strings(renumbered.get("ip6prefix"));
     assert_eq!(prefixes.len(), 2, "new and deprecated old: {prefixes:?}");
     let (new_prefix, preferred, valid) = prefix_parts(&prefixes[0]);
