@@ -207,12 +207,17 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         wan_device: config.wan.device.to_string(),
         ..Status::new(Instant::now())
     });
+    let (netifd_status, netifd_status_rx) = watch::channel(b4d::netifd::NetifdStatus {
+        interface: config.wan.netifd_interface.to_string(),
+        ..Default::default()
+    });
     let sources = b4d::status::collect::Sources {
         dhcpv6: dhcpv6_status.clone(),
         tunnel: tunnel_status,
         dns: dns_status,
         dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
         lan6: lan6_status,
+        netifd: (handoff == HandoffMode::Netifd).then_some(netifd_status_rx),
     };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
@@ -245,6 +250,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         ubus.clone(),
         dhcpv6_status.clone(),
         netifd_resync_rx,
+        netifd_status,
         shutdown.subscribe(),
         &mut tasks,
     );
@@ -540,6 +546,7 @@ fn start_netifd(
     ubus: Option<UbusHandle>,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
     resync: mpsc::Receiver<()>,
+    status: watch::Sender<b4d::netifd::NetifdStatus>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<tokio::sync::oneshot::Receiver<()>> {
@@ -547,16 +554,17 @@ fn start_netifd(
         return None;
     }
     let (Some(ubus), Some(dhcpv6)) = (ubus, dhcpv6) else {
-        warn!(
-            "IPv6 hand-off to netifd needs ubus (globals.ubus '1') and DHCPv6 \
-             (wan.dhcpv6 not 'off'); nothing is reported"
-        );
+        let why = "IPv6 hand-off to netifd needs ubus (globals.ubus '1') and DHCPv6 \
+                   (wan.dhcpv6 not 'off'); nothing is reported";
+        warn!("{why}");
+        status.send_modify(|s| s.last_error = Some(why.to_string()));
         return None;
     };
     let (done, done_rx) = tokio::sync::oneshot::channel();
     let interface = config.wan.netifd_interface.to_string();
     tasks.spawn(async move {
-        let result = b4d::netifd::driver::run(interface, ubus, dhcpv6, resync, shutdown).await;
+        let result =
+            b4d::netifd::driver::run(interface, ubus, dhcpv6, resync, shutdown, status).await;
         drop(done);
         result
     });

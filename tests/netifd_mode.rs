@@ -172,6 +172,11 @@ impl FakeNetifd {
     /// `ubus call b4 METHOD ARGS` as netifd's handler script makes it; the
     /// STATUS it got.
     fn call_b4(&mut self, method: &str, args: Table) -> i32 {
+        self.call_b4_data(method, args).0
+    }
+
+    /// `ubus call b4 METHOD ARGS`: the STATUS and the DATA (if any).
+    fn call_b4_data(&mut self, method: &str, args: Table) -> (i32, Option<Table>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.peer.send(
@@ -189,13 +194,17 @@ impl FakeNetifd {
             )
             .encode(),
         );
+        let mut data = None;
         let (status, _) = self
             .serve_until(secs(5), |m| {
-                m.header.kind() == Some(MsgType::Status)
-                    && (m.header.seq, m.header.peer) == (seq, CALLER)
+                let ours = (m.header.seq, m.header.peer) == (seq, CALLER);
+                if ours && m.header.kind() == Some(MsgType::Data) {
+                    data = m.data().cloned();
+                }
+                ours && m.header.kind() == Some(MsgType::Status)
             })
             .unwrap_or_else(|| panic!("{method}: no STATUS"));
-        status.status().expect("STATUS attribute")
+        (status.status().expect("STATUS attribute"), data)
     }
 }
 
@@ -301,6 +310,27 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
     assert_eq!(strings(first.get("dns")), ["2001:db8::53"]);
     assert_eq!(strings(first.get("dns_search")), ["example.net"]);
     assert_eq!(first.get("interface"), Some(&Value::String("wan6".into())));
+
+    // `ubus call b4 status` says so (once the reporter has the answer).
+    let deadline = Instant::now() + secs(2);
+    let section = loop {
+        let (ok, status) = netifd.call_b4_data("status", Table::new());
+        assert_eq!(ok, 0);
+        let status = status.expect("status data");
+        let Some(Value::Table(section)) = status.get("netifd") else {
+            panic!("no netifd section: {status}")
+        };
+        if section.get("reported_up") == Some(&Value::Bool(true)) || Instant::now() > deadline {
+            break section.clone();
+        }
+        std::thread::sleep(millis(50));
+    };
+    assert_eq!(
+        section.get("interface"),
+        Some(&Value::String("wan6".into()))
+    );
+    assert_eq!(section.get("reported_up"), Some(&Value::Bool(true)));
+    assert_eq!(section.get("updates"), Some(&Value::Int32(1)));
 
     // 2. netifd restarts wan6: its handler's setup asks b4d to report again,
     //    and the same state comes back at once.

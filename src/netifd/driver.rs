@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::{mpsc, watch};
 
-use super::report::{self, Reporter};
+use super::report::{self, NetifdStatus, Reporter};
 use crate::dhcpv6::ClientStatus;
 use crate::ubus::{Status, Table, UbusHandle};
 
@@ -58,6 +58,7 @@ pub async fn run(
     mut dhcpv6: watch::Receiver<ClientStatus>,
     mut resync: mpsc::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<NetifdStatus>,
 ) -> io::Result<()> {
     let mut reporter = Reporter::new(&interface);
     let mut pending: Option<PendingCall> = None;
@@ -102,6 +103,7 @@ pub async fn run(
                 pending = None;
                 let now = Instant::now();
                 reporter.handle_answer(now, result);
+                status.send_replace(reporter.status());
                 match result {
                     Ok(()) => {
                         let snapshot = reporter.snapshot(now);
@@ -124,6 +126,13 @@ pub async fn run(
                 }
             }
             _ = sleep_until(reporter.poll_timeout(Instant::now())) => {}
+        }
+    }
+    // A call still out may be the one that brings the link up: its answer
+    // decides whether there is anything to take down.
+    if let Some(call) = pending.take() {
+        if let Ok(result) = tokio::time::timeout(STOP_WAIT, call).await {
+            reporter.handle_answer(Instant::now(), result);
         }
     }
     if reporter.reported_up() {

@@ -28,4 +28,4 @@
 pub mod driver;
 pub mod report;
 
-pub use report::{notify_message, Reporter, Snapshot};
+pub use report::{notify_message, NetifdStatus, Reporter, Snapshot};

@@ -61,6 +61,17 @@ pub struct Counters {
     pub failed: u64,
 }
 
+/// What `ubus call b4 status` shows of the reporting (section `netifd`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetifdStatus {
+    pub interface: String,
+    /// netifd has the link up with b4d's addresses and prefixes.
+    pub reported_up: bool,
+    /// Why the last call failed, until one succeeds.
+    pub last_error: Option<String>,
+    pub counters: Counters,
+}
+
 #[derive(Debug)]
 pub struct Reporter {
     interface: String,
@@ -101,6 +112,15 @@ impl Reporter {
 
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    pub fn status(&self) -> NetifdStatus {
+        NetifdStatus {
+            interface: self.interface.clone(),
+            reported_up: self.reported_up(),
+            last_error: self.last_error.map(|s| s.to_string()),
+            counters: self.counters,
+        }
     }
 
     /// Whether netifd last acknowledged the link as up (with addresses or
