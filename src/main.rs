@@ -244,13 +244,15 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         ubus_shutdown_rx,
         &mut tasks,
     );
+    let reporting = (handoff == HandoffMode::Netifd).then_some(NetifdReporting {
+        resync: netifd_resync_rx,
+        status: netifd_status,
+    });
     let netifd_done = start_netifd(
         &config,
-        handoff,
+        reporting,
         ubus.clone(),
         dhcpv6_status.clone(),
-        netifd_resync_rx,
-        netifd_status,
         shutdown.subscribe(),
         &mut tasks,
     );
@@ -538,21 +540,24 @@ fn start_ubus(
     Some(handle)
 }
 
+/// The netifd reporter's channels: resync requests in (from `ubus call b4
+/// netifd_setup`), its status out.
+struct NetifdReporting {
+    resync: mpsc::Receiver<()>,
+    status: watch::Sender<b4d::netifd::NetifdStatus>,
+}
+
 /// In netifd mode, reports the DHCPv6 results to netifd over ubus; returns
 /// what ends when it has said its last word at shutdown.
 fn start_netifd(
     config: &Config,
-    handoff: HandoffMode,
+    reporting: Option<NetifdReporting>,
     ubus: Option<UbusHandle>,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
-    resync: mpsc::Receiver<()>,
-    status: watch::Sender<b4d::netifd::NetifdStatus>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-    if handoff != HandoffMode::Netifd {
-        return None;
-    }
+    let NetifdReporting { resync, status } = reporting?;
     let (Some(ubus), Some(dhcpv6)) = (ubus, dhcpv6) else {
         let why = "IPv6 hand-off to netifd needs ubus (globals.ubus '1') and DHCPv6 \
                    (wan.dhcpv6 not 'off'); nothing is reported";
