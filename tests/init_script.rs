@@ -74,31 +74,39 @@ fn stub_tools(bin: &Path, tools: &[&str]) {
 /// Runs `action` of the init script with `shell`; returns the procd calls and
 /// commands it made, one per line.
 fn run_action(dir: &TestDir, shell: &[&Path], uci: &str, action: &str) -> Vec<String> {
-    let log = dir.file(&format!("{action}.log"));
+    let config = dir.write("b4d.uci", uci);
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
+        .arg(RC_COMMON)
+        .arg(SCRIPT)
+        .arg(action)
+        .env("B4D", env!("CARGO_BIN_EXE_b4d"))
+        .env("UCI_FILE", &config);
+    // `ip` and `nft` only record what they were asked to do.
+    run_logged(
+        dir,
+        cmd,
+        &["ip", "nft"],
+        &format!("{action} with {shell:?}"),
+    )
+}
+
+/// Runs `cmd` with stand-ins for `tools` first in PATH and $RC_LOG set;
+/// checks it succeeded and returns the log's lines.
+fn run_logged(dir: &TestDir, mut cmd: Command, tools: &[&str], what: &str) -> Vec<String> {
+    let log = dir.file("run.log");
     let _ = std::fs::remove_file(&log);
     let bin = dir.path().join("bin");
-    // `ip` and `nft` only record what they were asked to do.
-    stub_tools(&bin, &["ip", "nft"]);
-    let config = dir.write("b4d.uci", uci);
+    stub_tools(&bin, tools);
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new(shell[0])
-        .args(&shell[1..])
-        .arg(RC_COMMON)
-        .arg(SCRIPT)
-        .arg(action)
-        .env("RC_LOG", &log)
-        .env("B4D", env!("CARGO_BIN_EXE_b4d"))
-        .env("UCI_FILE", &config)
-        .env("PATH", path)
-        .output()
-        .unwrap();
+    let out = cmd.env("RC_LOG", &log).env("PATH", path).output().unwrap();
     assert!(
         out.status.success(),
-        "{action} with {shell:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read_to_string(&log)
@@ -195,40 +203,23 @@ fn b4d_survives_sighup() {
 /// handlers' folder, beside netifd-proto.sh), with `ubus` and `logger`
 /// stand-ins, `ubus` exiting with `ubus_exit`; returns what was logged.
 fn run_proto_handler(dir: &TestDir, shell: &[&Path], args: &[&str], ubus_exit: u8) -> Vec<String> {
-    let log = dir.file("proto.log");
-    let _ = std::fs::remove_file(&log);
     let root = dir.path().join("lib-netifd");
     let handlers = root.join("proto");
     std::fs::create_dir_all(&handlers).unwrap();
     std::fs::copy(NETIFD_PROTO, root.join("netifd-proto.sh")).unwrap();
     std::fs::copy(PROTO_HANDLER, handlers.join("b4.sh")).unwrap();
-    let bin = dir.path().join("bin");
-    stub_tools(&bin, &["ubus", "logger"]);
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new(shell[0])
-        .args(&shell[1..])
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
         .arg("./b4.sh")
         .args(args)
         .current_dir(&handlers)
-        .env("RC_LOG", &log)
-        .env("STUB_EXIT_ubus", ubus_exit.to_string())
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} with {shell:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+        .env("STUB_EXIT_ubus", ubus_exit.to_string());
+    run_logged(
+        dir,
+        cmd,
+        &["ubus", "logger"],
+        &format!("{args:?} with {shell:?}"),
+    )
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use b4d::ubus::wire::{Attr, Message, MsgType, Table, Value};
-use support::ubus_peer::{self, CALLER, CLIENT_ID, OBJ};
+use support::ubus_peer::{self, CALLER, CLIENT_ID};
 use support::ubusd_replay::UbusdReplay;
 use support::*;
 
@@ -34,6 +34,41 @@ fn isp(pd_pool: &str) -> Kea6Config {
         preferred_lifetime: 20,
         valid_lifetime: 30,
         ..Kea6Config::default()
+    }
+}
+
+/// The CPE (b4d on `eth0`, MAC `mac`) and the ISP (kea serving `config`),
+/// with b4d started and its ubus connection taken by the fake netifd.
+struct Setup {
+    _cpe: Netns,
+    _isp: Netns,
+    kea: Kea6Server,
+    b4d: Process,
+    netifd: FakeNetifd,
+}
+
+fn setup(dir: &TestDir, mac: &str, config: &Kea6Config) -> Setup {
+    let cpe = Netns::new("cpe");
+    let isp = Netns::new("isp");
+    veth_pair(
+        VethEnd::new(&cpe, "eth0").mac(mac),
+        VethEnd::new(&isp, "eth0"),
+    );
+    let kea = Kea6Server::start(&isp, dir, "kea", config);
+    kea.wait_ready();
+    let b4d = cpe.spawn(
+        dir,
+        "b4d",
+        env!("CARGO_BIN_EXE_b4d"),
+        &["--foreground", "--config", &b4d_config(dir)],
+    );
+    let netifd = FakeNetifd::start(dir);
+    Setup {
+        _cpe: cpe,
+        _isp: isp,
+        kea,
+        b4d,
+        netifd,
     }
 }
 
@@ -179,21 +214,8 @@ impl FakeNetifd {
     fn call_b4_data(&mut self, method: &str, args: Table) -> (i32, Option<Table>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.peer.send(
-            &Message::new(
-                MsgType::Invoke,
-                seq,
-                CALLER,
-                vec![
-                    Attr::ObjId(OBJ),
-                    Attr::Method(method.into()),
-                    Attr::User("root".into()),
-                    Attr::Group("root".into()),
-                    Attr::Data(args),
-                ],
-            )
-            .encode(),
-        );
+        self.peer
+            .send(&ubus_peer::invoke_message(seq, method, args));
         let mut data = None;
         let (status, _) = self
             .serve_until(secs(5), |m| {
@@ -247,22 +269,15 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
         return;
     }
     let dir = TestDir::new("netifd_mode");
-    let client = Netns::new("cpe");
-    let server = Netns::new("isp");
-    veth_pair(
-        VethEnd::new(&client, "eth0").mac("02:00:00:00:b4:09"),
-        VethEnd::new(&server, "eth0"),
-    );
     let mut config = isp("2001:db8:100::");
-    let mut kea = Kea6Server::start(&server, &dir, "kea", &config);
-    kea.wait_ready();
-    let b4d = client.spawn(
-        &dir,
-        "b4d",
-        env!("CARGO_BIN_EXE_b4d"),
-        &["--foreground", "--config", &b4d_config(&dir)],
-    );
-    let mut netifd = FakeNetifd::start(&dir);
+    // Every part bound: what a pattern leaves out is dropped at once.
+    let Setup {
+        _cpe,
+        _isp,
+        mut kea,
+        b4d,
+        mut netifd,
+    } = setup(&dir, "02:00:00:00:b4:09", &config);
 
     // 1. Acquire: one update with everything, in proto_send_update's order.
     let (first, _) = netifd.next_notify(secs(30));
@@ -409,21 +424,13 @@ fn stopping_b4d_takes_the_interface_down_before_the_connection_closes() {
         return;
     }
     let dir = TestDir::new("netifd_mode_stop");
-    let client = Netns::new("cpe");
-    let server = Netns::new("isp");
-    veth_pair(
-        VethEnd::new(&client, "eth0").mac("02:00:00:00:b4:0a"),
-        VethEnd::new(&server, "eth0"),
-    );
-    let kea = Kea6Server::start(&server, &dir, "kea", &isp("2001:db8:100::"));
-    kea.wait_ready();
-    let b4d = client.spawn(
-        &dir,
-        "b4d",
-        env!("CARGO_BIN_EXE_b4d"),
-        &["--foreground", "--config", &b4d_config(&dir)],
-    );
-    let mut netifd = FakeNetifd::start(&dir);
+    let Setup {
+        _cpe,
+        _isp,
+        kea: _kea,
+        b4d,
+        mut netifd,
+    } = setup(&dir, "02:00:00:00:b4:0a", &isp("2001:db8:100::"));
     let (up, _) = netifd.next_notify(secs(30));
     assert_eq!(up.get("link-up"), Some(&Value::Bool(true)));
 

@@ -395,44 +395,44 @@ fn call_from_b4d(
     (result_rx, shutdown, thread)
 }
 
-#[test]
-fn b4d_calls_another_object_byte_for_byte_as_the_ubus_cli_does() {
-    let Some(dir) = ubus_traces::traces_dir() else {
-        return;
-    };
-    let test_dir = TestDir::new("b4d_as_caller");
+/// Replays connection `conn` of trace `prefix` (a CLI's `ubus call`) with
+/// b4d's driver as the caller of `path`.`method`; returns the call's result.
+fn replay_call(
+    prefix: &str,
+    conn: &str,
+    path: &'static str,
+    method: &'static str,
+) -> Option<(b4d::ubus::connection::CallResult, Vec<TraceMsg>)> {
+    let dir = ubus_traces::traces_dir()?;
+    let test_dir = TestDir::new(&format!("b4d_calls_{path}"));
     let socket = test_dir.file("ubus.sock");
-    let t02 = ubus_traces::load(&dir, "02-");
+    let trace = ubus_traces::load(&dir, prefix);
     let mut peer = UbusdReplay::listen(&socket);
-    let (result, shutdown, thread) = call_from_b4d(&socket, "b4", "status");
+    let (result, shutdown, thread) = call_from_b4d(&socket, path, method);
     peer.accept(WAIT);
-    // 02, the CLI's connection: HELLO → LOOKUP "b4" → DATA + STATUS → INVOKE
-    // "status" to the object id → DATA + STATUS.
-    replay(&mut peer, &t02, "02", "p2");
-    let reply = decode(nth(&t02, 8)).data().cloned();
-    assert_eq!(result.recv_timeout(WAIT).expect("call result"), Ok(reply));
+    replay(&mut peer, &trace, prefix, conn);
+    let result = result.recv_timeout(WAIT).expect("call result");
+    peer.expect_silence(Duration::from_millis(300), "nothing after the call");
     shutdown.send_replace(true);
     thread.join().expect("driver thread");
+    Some((result, trace))
+}
+
+#[test]
+fn b4d_calls_another_object_byte_for_byte_as_the_ubus_cli_does() {
+    // 02, the CLI's connection: HELLO → LOOKUP "b4" → DATA + STATUS → INVOKE
+    // "status" to the object id → DATA + STATUS.
+    let Some((result, t02)) = replay_call("02-", "p2", "b4", "status") else {
+        return;
+    };
+    assert_eq!(result, Ok(decode(nth(&t02, 8)).data().cloned()));
 }
 
 #[test]
 fn a_call_to_an_object_that_does_not_exist_ends_with_status_4_and_no_invoke() {
-    let Some(dir) = ubus_traces::traces_dir() else {
+    // 03c: `ubus call nosuch status`: LOOKUP answered by STATUS 4 alone.
+    let Some((result, _)) = replay_call("03c-", "p5", "nosuch", "status") else {
         return;
     };
-    let test_dir = TestDir::new("b4d_calls_nothing");
-    let socket = test_dir.file("ubus.sock");
-    let t03c = ubus_traces::load(&dir, "03c-");
-    let mut peer = UbusdReplay::listen(&socket);
-    let (result, shutdown, thread) = call_from_b4d(&socket, "nosuch", "status");
-    peer.accept(WAIT);
-    // 03c: `ubus call nosuch status`: LOOKUP answered by STATUS 4 alone.
-    replay(&mut peer, &t03c, "03c", "p5");
-    assert_eq!(
-        result.recv_timeout(WAIT).expect("call result"),
-        Err(Status::NotFound)
-    );
-    peer.expect_silence(Duration::from_millis(300), "no INVOKE after STATUS 4");
-    shutdown.send_replace(true);
-    thread.join().expect("driver thread");
+    assert_eq!(result, Err(Status::NotFound));
 }
