@@ -132,6 +132,8 @@ build_b4d() {
     install -m 0755 "$bin" "$stage/data/usr/sbin/b4d"
     install -m 0755 files/etc/init.d/b4d "$stage/data/etc/init.d/b4d"
     install -m 0600 files/etc/config/b4d "$stage/data/etc/config/b4d"
+    # netifd's protocol handler 'b4' (OpenWrt mode, src/netifd/).
+    install -D -m 0755 files/lib/netifd/proto/b4.sh "$stage/data/lib/netifd/proto/b4.sh"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.
     write_control "$stage" b4d "$arch" "kmod-ip6-tunnel, nftables" net \
         "DS-Lite B4 element (RFC 6333)" \

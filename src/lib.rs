@@ -10,6 +10,7 @@ pub mod dhcpv6;
 pub mod dns;
 pub mod lan6;
 pub mod logging;
+pub mod netifd;
 pub mod netlink;
 pub mod status;
 pub mod tunnel;

@@ -207,12 +207,17 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         wan_device: config.wan.device.to_string(),
         ..Status::new(Instant::now())
     });
+    let (netifd_status, netifd_status_rx) = watch::channel(b4d::netifd::NetifdStatus {
+        interface: config.wan.netifd_interface.to_string(),
+        ..Default::default()
+    });
     let sources = b4d::status::collect::Sources {
-        dhcpv6: dhcpv6_status,
+        dhcpv6: dhcpv6_status.clone(),
         tunnel: tunnel_status,
         dns: dns_status,
         dhcpv4: dhcpv4.as_ref().map(|d| d.status.clone()),
         lan6: lan6_status,
+        netifd: (handoff == HandoffMode::Netifd).then_some(netifd_status_rx),
     };
     tasks.spawn(b4d::status::collect::run(
         status.clone(),
@@ -220,13 +225,42 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         events.subscribe(),
         shutdown.subscribe(),
     ));
+    let (netifd_resync, netifd_resync_rx) = mpsc::channel(1);
+    let netifd = (handoff == HandoffMode::Netifd)
+        .then(|| (config.wan.netifd_interface.to_string(), netifd_resync));
     let controls = Controls {
         dhcpv6: dhcpv6.clone(),
         tunnel: tunnel.clone(),
         leases: dhcpv4.as_ref().map(|d| d.leases.clone()),
         reload: reload_tx,
+        netifd,
     };
-    let _ubus = start_ubus(&config, &status, controls, shutdown.subscribe(), &mut tasks);
+    let (ubus_shutdown, ubus_shutdown_rx) = watch::channel(false);
+    let ubus = start_ubus(
+        &config,
+        &status,
+        controls,
+        shutdown.subscribe(),
+        ubus_shutdown_rx,
+        &mut tasks,
+    );
+    let reporting = (handoff == HandoffMode::Netifd).then_some(NetifdReporting {
+        resync: netifd_resync_rx,
+        status: netifd_status,
+    });
+    let netifd_done = start_netifd(
+        &config,
+        reporting,
+        ubus.clone(),
+        dhcpv6_status.clone(),
+        shutdown.subscribe(),
+        &mut tasks,
+    );
+    tasks.spawn(stop_ubus_last(
+        shutdown.subscribe(),
+        netifd_done,
+        ubus_shutdown,
+    ));
 
     // The syslog writer keeps messages while logd is away; flush them
     // regularly even when b4d has nothing new to say.
@@ -435,15 +469,21 @@ struct Controls {
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     reload: mpsc::Sender<()>,
+    /// In netifd mode: the interface b4d reports to, and how to make it
+    /// report again (`ubus call b4 netifd_setup`).
+    netifd: Option<(String, mpsc::Sender<()>)>,
 }
 
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
-/// handle for sending ubus events. Without ubusd the driver keeps retrying.
+/// handle for sending ubus events and calls. Without ubusd the driver keeps
+/// retrying. The connection itself stays until `ubus_shutdown`, so that
+/// whoever reports through it can say goodbye after `shutdown`.
 fn start_ubus(
     config: &Config,
     status: &watch::Sender<Status>,
     controls: Controls,
     shutdown: watch::Receiver<bool>,
+    ubus_shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<UbusHandle> {
     let Controls {
@@ -451,13 +491,14 @@ fn start_ubus(
         tunnel,
         leases,
         reload,
+        netifd,
     } = controls;
     if !config.globals.ubus {
         info!("ubus is off (globals.ubus '0')");
         return None;
     }
     let (requests, requests_rx) = mpsc::channel(8);
-    let (handle, events) = ubus::driver::event_channel();
+    let (handle, events) = ubus::driver::channels();
     let backend = b4::Backend {
         status: status.subscribe(),
         leases,
@@ -466,6 +507,14 @@ fn start_ubus(
             .lan
             .dns_proxy
             .then_some((config.lan.ipaddr, config.lan.dns_port)),
+        netifd_setup: Box::new(move |interface| match &netifd {
+            // A full queue means a resync is already pending.
+            Some((ours, resync)) if ours == interface => {
+                let _ = resync.try_send(());
+                true
+            }
+            _ => false,
+        }),
         // `renew` renews the DHCPv6 lease and re-resolves the AFTR.
         renew: Box::new(move |_reason| {
             let renewed = dhcpv6
@@ -485,10 +534,66 @@ fn start_ubus(
         config.globals.ubus_socket.clone(),
         vec![object],
         events,
-        shutdown.clone(),
+        ubus_shutdown,
     ));
     tasks.spawn(b4::serve(requests_rx, handle.clone(), backend, shutdown));
     Some(handle)
+}
+
+/// The netifd reporter's channels: resync requests in (from `ubus call b4
+/// netifd_setup`), its status out.
+struct NetifdReporting {
+    resync: mpsc::Receiver<()>,
+    status: watch::Sender<b4d::netifd::NetifdStatus>,
+}
+
+/// In netifd mode, reports the DHCPv6 results to netifd over ubus; returns
+/// what ends when it has said its last word at shutdown.
+fn start_netifd(
+    config: &Config,
+    reporting: Option<NetifdReporting>,
+    ubus: Option<UbusHandle>,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let NetifdReporting { resync, status } = reporting?;
+    let (Some(ubus), Some(dhcpv6)) = (ubus, dhcpv6) else {
+        let why = "IPv6 hand-off to netifd needs ubus (globals.ubus '1') and DHCPv6 \
+                   (wan.dhcpv6 not 'off'); nothing is reported";
+        warn!("{why}");
+        status.send_modify(|s| s.last_error = Some(why.to_string()));
+        return None;
+    };
+    let (done, done_rx) = tokio::sync::oneshot::channel();
+    let interface = config.wan.netifd_interface.to_string();
+    tasks.spawn(async move {
+        let result =
+            b4d::netifd::driver::run(interface, ubus, dhcpv6, resync, shutdown, status).await;
+        drop(done);
+        result
+    });
+    Some(done_rx)
+}
+
+/// Lets the ubus connection outlive the tasks that report through it: after
+/// `shutdown`, it closes once the netifd reporter has said "link down" (or
+/// after 2 s, whichever is first).
+async fn stop_ubus_last(
+    mut shutdown: watch::Receiver<bool>,
+    netifd_done: Option<tokio::sync::oneshot::Receiver<()>>,
+    ubus_shutdown: watch::Sender<bool>,
+) -> std::io::Result<()> {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    if let Some(done) = netifd_done {
+        let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
+    }
+    ubus_shutdown.send_replace(true);
+    Ok(())
 }
 
 /// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are

@@ -1,10 +1,12 @@
-//! The procd init script `files/etc/init.d/b4d`: shellcheck-clean, and run
-//! through a stand-in for rc.common (`tests/support/openwrt/rc.common`, the
-//! documented rc.common/procd.sh behaviour, logging each procd call) under
-//! busybox ash, the shell OpenWrt runs it with, and under dash.
+//! The shell scripts b4d ships, shellcheck-clean and run under busybox ash (the
+//! shell OpenWrt runs them with) and dash: the procd init script
+//! `files/etc/init.d/b4d`, through a stand-in for rc.common
+//! (`tests/support/openwrt/rc.common`, the documented rc.common/procd.sh
+//! behaviour, logging each procd call), and the netifd protocol handler
+//! `files/lib/netifd/proto/b4.sh`, through a stand-in for netifd-proto.sh.
 //!
 //! Not run here: procd itself (respawn, the netdev and reload triggers,
-//! sending SIGHUP on reload), which needs an OpenWrt system.
+//! sending SIGHUP on reload) and netifd, which need an OpenWrt system.
 
 mod support;
 
@@ -14,6 +16,11 @@ use std::process::Command;
 use support::{find_in_path, secs, Process, Signal, TestDir};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/files/etc/init.d/b4d");
+const PROTO_HANDLER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/files/lib/netifd/proto/b4.sh");
+const NETIFD_PROTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/openwrt/netifd-proto.sh"
+);
 const RC_COMMON: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/openwrt/rc.common"
@@ -34,56 +41,72 @@ fn require(tool: &str) -> Option<PathBuf> {
 }
 
 #[test]
-fn init_script_is_shellcheck_clean() {
+fn init_script_and_proto_handler_are_shellcheck_clean() {
     let Some(shellcheck) = require("shellcheck") else {
         return;
     };
-    let out = Command::new(shellcheck).arg(SCRIPT).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    for script in [SCRIPT, PROTO_HANDLER] {
+        let out = Command::new(&shellcheck).arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
-/// Runs `action` of the init script with `shell`; returns the procd calls and
-/// commands it made, one per line.
-fn run_action(dir: &TestDir, shell: &[&Path], uci: &str, action: &str) -> Vec<String> {
-    let log = dir.file(&format!("{action}.log"));
-    let _ = std::fs::remove_file(&log);
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    // `ip` and `nft` only record what they were asked to do.
-    for tool in ["ip", "nft"] {
+/// Stand-ins in `bin` for `tools` that only log how they were called to
+/// $RC_LOG (and exit with $STUB_EXIT_<tool>, 0 by default).
+fn stub_tools(bin: &Path, tools: &[&str]) {
+    std::fs::create_dir_all(bin).unwrap();
+    for tool in tools {
         let p = bin.join(tool);
         std::fs::write(
             &p,
-            format!("#!/bin/sh\nIFS='|'; echo \"{tool}|$*\" >> \"$RC_LOG\"\n"),
+            format!("#!/bin/sh\nIFS='|'; echo \"{tool}|$*\" >> \"$RC_LOG\"\nexit \"${{STUB_EXIT_{tool}:-0}}\"\n"),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+/// Runs `action` of the init script with `shell`; returns the procd calls and
+/// commands it made, one per line.
+fn run_action(dir: &TestDir, shell: &[&Path], uci: &str, action: &str) -> Vec<String> {
     let config = dir.write("b4d.uci", uci);
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
+        .arg(RC_COMMON)
+        .arg(SCRIPT)
+        .arg(action)
+        .env("B4D", env!("CARGO_BIN_EXE_b4d"))
+        .env("UCI_FILE", &config);
+    // `ip` and `nft` only record what they were asked to do.
+    run_logged(
+        dir,
+        cmd,
+        &["ip", "nft"],
+        &format!("{action} with {shell:?}"),
+    )
+}
+
+/// Runs `cmd` with stand-ins for `tools` first in PATH and $RC_LOG set;
+/// checks it succeeded and returns the log's lines.
+fn run_logged(dir: &TestDir, mut cmd: Command, tools: &[&str], what: &str) -> Vec<String> {
+    let log = dir.file("run.log");
+    let _ = std::fs::remove_file(&log);
+    let bin = dir.path().join("bin");
+    stub_tools(&bin, tools);
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new(shell[0])
-        .args(&shell[1..])
-        .arg(RC_COMMON)
-        .arg(SCRIPT)
-        .arg(action)
-        .env("RC_LOG", &log)
-        .env("B4D", env!("CARGO_BIN_EXE_b4d"))
-        .env("UCI_FILE", &config)
-        .env("PATH", path)
-        .output()
-        .unwrap();
+    let out = cmd.env("RC_LOG", &log).env("PATH", path).output().unwrap();
     assert!(
         out.status.success(),
-        "{action} with {shell:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read_to_string(&log)
@@ -174,4 +197,61 @@ fn b4d_survives_sighup() {
     assert!(b4d.is_running(), "{}", b4d.tail(10));
     b4d.signal(Signal::Term);
     assert!(b4d.wait_exit(secs(10)).success(), "{}", b4d.tail(10));
+}
+
+/// Runs the protocol handler as netifd does (`b4.sh ARGS...` from the
+/// handlers' folder, beside netifd-proto.sh), with `ubus` and `logger`
+/// stand-ins, `ubus` exiting with `ubus_exit`; returns what was logged.
+fn run_proto_handler(dir: &TestDir, shell: &[&Path], args: &[&str], ubus_exit: u8) -> Vec<String> {
+    let root = dir.path().join("lib-netifd");
+    let handlers = root.join("proto");
+    std::fs::create_dir_all(&handlers).unwrap();
+    std::fs::copy(NETIFD_PROTO, root.join("netifd-proto.sh")).unwrap();
+    std::fs::copy(PROTO_HANDLER, handlers.join("b4.sh")).unwrap();
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
+        .arg("./b4.sh")
+        .args(args)
+        .current_dir(&handlers)
+        .env("STUB_EXIT_ubus", ubus_exit.to_string());
+    run_logged(
+        dir,
+        cmd,
+        &["ubus", "logger"],
+        &format!("{args:?} with {shell:?}"),
+    )
+}
+
+#[test]
+fn the_proto_handler_has_no_task_and_its_setup_only_asks_b4d_to_report_again() {
+    let dir = TestDir::new("proto_handler");
+    for shell in shells() {
+        let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        assert_eq!(
+            run_proto_handler(&dir, &shell, &["", "dump"], 0),
+            ["dump|name=b4|no_device=0|no_proto_task=1|available=0|renew_handler=0"],
+            "{shell:?}"
+        );
+        assert_eq!(
+            run_proto_handler(&dir, &shell, &["b4", "setup", "wan6", "{}", "wan"], 0),
+            [
+                "setup|wan6|wan",
+                r#"ubus|-t|5|call|b4|netifd_setup|{"interface":"wan6"}"#
+            ],
+            "{shell:?}"
+        );
+        // b4d not running yet: said in the log, and setup still succeeds (b4d
+        // reports on its own once it has a lease).
+        let log = run_proto_handler(&dir, &shell, &["b4", "setup", "wan6", "{}", "wan"], 1);
+        assert_eq!(log.len(), 3, "{log:?}");
+        assert!(
+            log[2].starts_with("logger|-t|b4d|netifd: b4d is not answering yet"),
+            "{log:?}"
+        );
+        assert_eq!(
+            run_proto_handler(&dir, &shell, &["b4", "teardown", "wan6", "{}", "wan"], 0),
+            ["teardown|wan6|wan"],
+            "teardown stops nothing ({shell:?})"
+        );
+    }
 }

@@ -89,7 +89,7 @@ struct ServerUnderTest {
 impl ServerUnderTest {
     fn start(socket: &Path, spec: ObjectSpec, answers: Vec<(String, Reply)>) -> ServerUnderTest {
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (events, events_rx) = driver::event_channel();
+        let (events, events_rx) = driver::channels();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&calls);
         let socket = socket.to_path_buf();
@@ -350,4 +350,89 @@ fn a_call_through_uhttpd_and_rpcd_with_its_session_argument_replays_byte_exact()
     let _server = ServerUnderTest::start(&socket, spec, answers);
     peer.accept(WAIT);
     replay(&mut peer, &full, "99", "p21");
+}
+
+/// b4d's ubus driver with no object of its own, calling `b4 status` from a
+/// thread of its own; the result comes back on the returned channel.
+fn call_from_b4d(
+    socket: &Path,
+    path: &'static str,
+    method: &'static str,
+) -> (
+    std::sync::mpsc::Receiver<b4d::ubus::connection::CallResult>,
+    watch::Sender<bool>,
+    JoinHandle<()>,
+) {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (result_tx, result_rx) = std::sync::mpsc::channel();
+    let socket = socket.to_path_buf();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (handle, ends) = driver::channels();
+            tokio::spawn(async move {
+                // The first attempts may find the connection not up yet (10).
+                loop {
+                    match handle.call(path, method, Table::new()).await {
+                        Err(Status::ConnectionFailed) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                        result => {
+                            let _ = result_tx.send(result);
+                            break;
+                        }
+                    }
+                }
+            });
+            driver::run(socket, Vec::new(), ends, shutdown_rx)
+                .await
+                .expect("driver");
+        });
+    });
+    (result_rx, shutdown, thread)
+}
+
+/// Replays connection `conn` of trace `prefix` (a CLI's `ubus call`) with
+/// b4d's driver as the caller of `path`.`method`; returns the call's result.
+fn replay_call(
+    prefix: &str,
+    conn: &str,
+    path: &'static str,
+    method: &'static str,
+) -> Option<(b4d::ubus::connection::CallResult, Vec<TraceMsg>)> {
+    let dir = ubus_traces::traces_dir()?;
+    let test_dir = TestDir::new(&format!("b4d_calls_{path}"));
+    let socket = test_dir.file("ubus.sock");
+    let trace = ubus_traces::load(&dir, prefix);
+    let mut peer = UbusdReplay::listen(&socket);
+    let (result, shutdown, thread) = call_from_b4d(&socket, path, method);
+    peer.accept(WAIT);
+    replay(&mut peer, &trace, prefix, conn);
+    let result = result.recv_timeout(WAIT).expect("call result");
+    peer.expect_silence(Duration::from_millis(300), "nothing after the call");
+    shutdown.send_replace(true);
+    thread.join().expect("driver thread");
+    Some((result, trace))
+}
+
+#[test]
+fn b4d_calls_another_object_byte_for_byte_as_the_ubus_cli_does() {
+    // 02, the CLI's connection: HELLO → LOOKUP "b4" → DATA + STATUS → INVOKE
+    // "status" to the object id → DATA + STATUS.
+    let Some((result, t02)) = replay_call("02-", "p2", "b4", "status") else {
+        return;
+    };
+    assert_eq!(result, Ok(decode(nth(&t02, 8)).data().cloned()));
+}
+
+#[test]
+fn a_call_to_an_object_that_does_not_exist_ends_with_status_4_and_no_invoke() {
+    // 03c: `ubus call nosuch status`: LOOKUP answered by STATUS 4 alone.
+    let Some((result, _)) = replay_call("03c-", "p5", "nosuch", "status") else {
+        return;
+    };
+    assert_eq!(result, Err(Status::NotFound));
 }

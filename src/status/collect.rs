@@ -11,6 +11,7 @@ use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::{ClientStatus, Event};
 use crate::dns::ProxyStatus;
 use crate::lan6::Lan6Status;
+use crate::netifd::NetifdStatus;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The overall state and its reason, from the subsystems' own status.
@@ -118,6 +119,7 @@ pub struct Sources {
     pub dns: Option<watch::Receiver<ProxyStatus>>,
     pub dhcpv4: Option<watch::Receiver<ServerStatus>>,
     pub lan6: Option<watch::Receiver<Lan6Status>>,
+    pub netifd: Option<watch::Receiver<NetifdStatus>>,
 }
 
 /// Runs until shutdown.
@@ -133,6 +135,7 @@ pub async fn run(
         mut dns,
         mut dhcpv4,
         mut lan6,
+        mut netifd,
     } = sources;
     loop {
         let snapshot_d = dhcpv6.as_ref().map(|r| r.borrow().clone());
@@ -140,13 +143,15 @@ pub async fn run(
         let counters_dns = dns.as_ref().map(|r| r.borrow().clone());
         let counters_dhcpv4 = dhcpv4.as_ref().map(|r| r.borrow().clone());
         let snapshot_l = lan6.as_ref().map(|r| r.borrow().clone());
+        let snapshot_n = netifd.as_ref().map(|r| r.borrow().clone());
         status.send_if_modified(|s| {
             // Counters change all the time: they are read on demand, never a
             // reason to notify.
             s.dns = counters_dns;
             s.dhcpv4 = counters_dhcpv4;
-            let lan6_changed = s.ipv6_lan != snapshot_l;
+            let lan6_changed = s.ipv6_lan != snapshot_l || s.netifd != snapshot_n;
             s.ipv6_lan = snapshot_l;
+            s.netifd = snapshot_n;
             absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t) || lan6_changed
         });
         tokio::select! {
@@ -155,6 +160,7 @@ pub async fn run(
             _ = changed(&mut dns) => {}
             _ = changed(&mut dhcpv4) => {}
             _ = changed(&mut lan6) => {}
+            _ = changed(&mut netifd) => {}
             event = events.recv() => match event {
                 Ok(event) => status.send_modify(|s| {
                     s.last_event = Some(Stamped { at: SystemTime::now(), text: event.to_string() });

@@ -16,6 +16,7 @@ use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::ClientStatus;
 use crate::dns::ProxyStatus;
 use crate::lan6::Lan6Status;
+use crate::netifd::NetifdStatus;
 use crate::tunnel::driver::TunnelStatus;
 
 /// The B4's overall state.
@@ -83,6 +84,8 @@ pub struct Status {
     pub dhcpv4: Option<ServerStatus>,
     /// Native IPv6 on the LAN (`None`: not in standalone mode).
     pub ipv6_lan: Option<Lan6Status>,
+    /// Reporting to netifd (`None`: not in netifd mode).
+    pub netifd: Option<NetifdStatus>,
 }
 
 impl Status {
@@ -101,6 +104,7 @@ impl Status {
             dns: None,
             dhcpv4: None,
             ipv6_lan: None,
+            netifd: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The `b4` ubus object: `status`, `leases`, `renew`, `check`, `reload`, and the
-//! `b4.state` event.
+//! The `b4` ubus object: `status`, `leases`, `renew`, `check`, `reload`,
+//! `netifd_setup`, and the `b4.state` event.
 //!
 //! [`serve`] answers the calls the driver hands over, reading the shared
 //! [`Status`] model, and sends `b4.state` whenever the overall state or its
@@ -36,6 +36,9 @@ pub fn object() -> ObjectSpec {
             MethodSpec::new("renew", &[("reason", BlobType::String)]),
             MethodSpec::new("check", &[]),
             MethodSpec::new("reload", &[]),
+            // Called by netifd's protocol handler (/lib/netifd/proto/b4.sh)
+            // when it (re)starts the interface; not in LuCI's ACL.
+            MethodSpec::new("netifd_setup", &[("interface", BlobType::String)]),
         ],
     }
 }
@@ -52,6 +55,9 @@ pub struct Backend {
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
+    /// netifd (re)started interface `name` with proto 'b4': report to it again.
+    /// Returns false when b4d does not report to netifd, or to another interface.
+    pub netifd_setup: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 pub use super::status_table::status_table;
@@ -141,6 +147,22 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
             Reply::ok(Table::new().with("reloading", true))
         }
         "reload" => Reply::error(UbusStatus::UnknownError),
+        "netifd_setup" => {
+            let interface = request
+                .args
+                .get("interface")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if (backend.netifd_setup)(interface) {
+                Reply::ok(Table::new().with("interface", interface))
+            } else {
+                info!(
+                    "ubus: netifd set up interface '{interface}' with proto 'b4', \
+                     but b4d does not report to it (globals.ipv6_handoff, wan.netifd_interface)"
+                );
+                Reply::error(UbusStatus::NotSupported)
+            }
+        }
         _ => Reply::error(UbusStatus::MethodNotFound),
     }
 }
@@ -204,7 +226,7 @@ mod tests {
     use super::*;
     use crate::status::Stamped;
     use crate::status::State;
-    use crate::ubus::driver::event_channel;
+    use crate::ubus::driver::channels;
     use std::time::{SystemTime, UNIX_EPOCH};
     use tokio::sync::oneshot;
 
@@ -219,6 +241,7 @@ mod tests {
             leases: None,
             dns_proxy: None,
             reload: Box::new(|| true),
+            netifd_setup: Box::new(|name| name == "wan6"),
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works
@@ -263,6 +286,23 @@ mod tests {
     }
 
     #[test]
+    fn netifd_setup_is_accepted_only_for_the_interface_b4d_reports_to() {
+        let (_tx, rx) = watch::channel(Status::new(Instant::now()));
+        let (b, _) = backend(rx, true);
+        let now = Instant::now();
+        let (req, _) = request("netifd_setup", Table::new().with("interface", "wan6"));
+        assert_eq!(
+            answer(&b, &req, now),
+            Reply::ok(Table::new().with("interface", "wan6"))
+        );
+        let (req, _) = request("netifd_setup", Table::new().with("interface", "wan"));
+        assert_eq!(
+            answer(&b, &req, now),
+            Reply::error(UbusStatus::NotSupported)
+        );
+    }
+
+    #[test]
     fn renew_passes_the_reason_on_and_says_so_or_is_not_supported() {
         let (_tx, rx) = watch::channel(Status::new(Instant::now()));
         let (b, renewed) = backend(rx.clone(), true);
@@ -293,7 +333,7 @@ mod tests {
         rt.block_on(async {
             let t0 = Instant::now();
             let (status_tx, status_rx) = watch::channel(Status::new(t0));
-            let (handle, mut events) = event_channel();
+            let (handle, mut ends) = channels();
             let (requests_tx, requests_rx) = mpsc::channel(4);
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let (b, _) = backend(status_rx, true);
@@ -308,7 +348,7 @@ mod tests {
             );
 
             status_tx.send_if_modified(|s| s.set_state(t0, State::Up, "tunnel up"));
-            let (name, data) = events.recv().await.unwrap();
+            let (name, data) = ends.events.recv().await.unwrap();
             assert_eq!(name, STATE_EVENT);
             assert_eq!(data.to_string(), r#"{"state":"up","reason":"tunnel up"}"#);
 
@@ -320,7 +360,7 @@ mod tests {
                 })
             });
             status_tx.send_if_modified(|s| s.set_state(t0, State::Down, "AFTR unreachable"));
-            let (_, data) = events.recv().await.unwrap();
+            let (_, data) = ends.events.recv().await.unwrap();
             assert_eq!(
                 data.to_string(),
                 r#"{"state":"down","reason":"AFTR unreachable"}"#
@@ -328,7 +368,7 @@ mod tests {
 
             shutdown_tx.send_replace(true);
             task.await.unwrap().unwrap();
-            assert!(events.try_recv().is_err(), "no other event");
+            assert!(ends.events.try_recv().is_err(), "no other event");
         });
     }
 

@@ -13,7 +13,11 @@
 //! {OBJID, OBJTYPE} + STATUS 0; a call arrives as INVOKE {OBJID, METHOD, USER,
 //! GROUP, DATA} with the caller's seq and client id, and is answered with zero or
 //! one DATA {OBJID, DATA} and one STATUS {STATUS, OBJID} carrying the same seq and
-//! peer. Events are INVOKE "send" to ubusd's built-in object 1. When ubusd goes
+//! peer. Events are INVOKE "send" to ubusd's built-in object 1. b4d also calls
+//! other objects (netifd's `network.interface`), the way the ubus CLI does in
+//! trace 02: LOOKUP {OBJPATH} answered by DATA {OBJPATH, OBJID, OBJTYPE,
+//! SIGNATURE} + STATUS, then INVOKE {OBJID, METHOD, DATA} to peer = the object
+//! id, answered by zero or one DATA and one STATUS with that seq. When ubusd goes
 //! away every id is void: reconnect with backoff, and register again from scratch.
 
 use std::collections::VecDeque;
@@ -112,6 +116,15 @@ pub struct Call {
     pub group: Option<String>,
 }
 
+/// Identifies a call b4d makes to another object ([`Connection::call`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutgoingId(u64);
+
+/// How a call to another object ended: the DATA it answered (if any) with
+/// STATUS 0, or the failing status (4 when no such object exists, 10 when ubusd
+/// is not connected or went away meanwhile, 7 after [`CALL_TIMEOUT`]).
+pub type CallResult = Result<Option<Table>, Status>;
+
 /// What the daemon answers to a call: optional data, then a status. Both at once
 /// is legal (trace 03e: DATA then STATUS 7, the CLI prints the data and fails).
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +176,8 @@ pub enum Action {
     RegistrationFailed { object: usize, status: Status },
     /// A call for the daemon.
     Call(Call),
+    /// A call b4d made to another object ended.
+    Answered { id: OutgoingId, result: CallResult },
 }
 
 /// Why the core gave up a connection.
@@ -235,6 +250,26 @@ struct PendingCall {
     deadline: Instant,
 }
 
+/// A call to another object, from LOOKUP to the INVOKE's STATUS.
+#[derive(Debug, Clone)]
+struct OutgoingCall {
+    id: OutgoingId,
+    /// The seq of the message whose answer is awaited.
+    seq: u16,
+    stage: Stage,
+    method: String,
+    args: Table,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    /// LOOKUP sent; the object id once its DATA arrived.
+    Lookup { object: Option<u32> },
+    /// INVOKE sent to `object`; its DATA once it arrived.
+    Invoke { object: u32, data: Option<Table> },
+}
+
 /// One ubus client connection, across reconnects.
 #[derive(Debug)]
 pub struct Connection {
@@ -252,6 +287,8 @@ pub struct Connection {
     pending: Vec<PendingCall>,
     /// seqs of event sends awaiting their STATUS.
     events_in_flight: VecDeque<u16>,
+    outgoing: Vec<OutgoingCall>,
+    next_outgoing: u64,
     backoff: Duration,
     counters: Counters,
 }
@@ -271,6 +308,8 @@ impl Connection {
             actions: VecDeque::new(),
             pending: Vec::new(),
             events_in_flight: VecDeque::new(),
+            outgoing: Vec::new(),
+            next_outgoing: 0,
             backoff: RECONNECT_MIN,
             counters: Counters::default(),
         }
@@ -311,7 +350,12 @@ impl Connection {
             Phase::AwaitHello { deadline } | Phase::Registering { deadline, .. } => Some(deadline),
             Phase::Connecting | Phase::Ready => None,
         };
-        let call = self.pending.iter().map(|p| p.deadline).min();
+        let call = self
+            .pending
+            .iter()
+            .map(|p| p.deadline)
+            .chain(self.outgoing.iter().map(|o| o.deadline))
+            .min();
         match (phase, call) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -339,6 +383,12 @@ impl Connection {
             self.counters.timed_out += 1;
             self.send_status(call.id, Status::Timeout);
         }
+        let (expired, alive): (Vec<_>, Vec<_>) =
+            self.outgoing.drain(..).partition(|o| now >= o.deadline);
+        self.outgoing = alive;
+        for call in expired {
+            self.answer(call.id, Err(Status::Timeout));
+        }
     }
 
     /// The socket is open.
@@ -350,6 +400,7 @@ impl Connection {
         self.registered.iter_mut().for_each(|r| *r = None);
         self.pending.clear();
         self.events_in_flight.clear();
+        self.fail_outgoing();
         self.phase = Phase::AwaitHello {
             deadline: now + HANDSHAKE_TIMEOUT,
         };
@@ -458,6 +509,109 @@ impl Connection {
         true
     }
 
+    /// Calls `method` of the object at `path` with `args`, as `ubus call` does.
+    /// The outcome comes back as [`Action::Answered`] with the returned id; when
+    /// ubusd is not connected (or b4d's own objects are not published yet) that
+    /// is at once STATUS 10, for the caller to retry later.
+    pub fn call(&mut self, now: Instant, path: &str, method: &str, args: Table) -> OutgoingId {
+        let id = OutgoingId(self.next_outgoing);
+        self.next_outgoing += 1;
+        if self.phase != Phase::Ready || self.outgoing.len() >= MAX_PENDING_CALLS {
+            self.answer(id, Err(Status::ConnectionFailed));
+            return id;
+        }
+        let seq = self.take_seq();
+        let lookup = Message::new(MsgType::Lookup, seq, 0, vec![Attr::ObjPath(path.into())]);
+        self.outgoing.push(OutgoingCall {
+            id,
+            seq,
+            stage: Stage::Lookup { object: None },
+            method: method.to_string(),
+            args,
+            deadline: now + CALL_TIMEOUT,
+        });
+        self.send(lookup.encode());
+        id
+    }
+
+    /// Whether `msg` answers one of our calls to other objects; handles it if so.
+    fn handle_answer(&mut self, msg: &Message) -> bool {
+        let Some(pos) = self.outgoing.iter().position(|o| o.seq == msg.header.seq) else {
+            return false;
+        };
+        match (msg.header.kind(), &mut self.outgoing[pos].stage) {
+            // LOOKUP answers come from ubusd itself (peer 0).
+            (Some(MsgType::Data), Stage::Lookup { object }) if msg.header.peer == 0 => {
+                *object = msg.obj_id();
+            }
+            (Some(MsgType::Data), Stage::Invoke { object, data }) if msg.header.peer == *object => {
+                *data = msg.data().cloned();
+            }
+            (Some(MsgType::Status), Stage::Lookup { object }) if msg.header.peer == 0 => {
+                let status = Status::from_code(msg.status().unwrap_or(Status::UnknownError.code()));
+                match (status, *object) {
+                    (Status::Ok, Some(object)) => self.invoke(pos, object),
+                    (Status::Ok, None) => self.finish(pos, Err(Status::NotFound)),
+                    (status, _) => self.finish(pos, Err(status)),
+                }
+            }
+            (Some(MsgType::Status), Stage::Invoke { object, data })
+                if msg.header.peer == *object =>
+            {
+                let data = data.take();
+                let result =
+                    match Status::from_code(msg.status().unwrap_or(Status::UnknownError.code())) {
+                        Status::Ok => Ok(data),
+                        status => Err(status),
+                    };
+                self.finish(pos, result);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The object was found: INVOKE it, addressed to it as the CLI does.
+    fn invoke(&mut self, pos: usize, object: u32) {
+        let seq = self.take_seq();
+        let call = &mut self.outgoing[pos];
+        call.seq = seq;
+        call.stage = Stage::Invoke { object, data: None };
+        let msg = Message::new(
+            MsgType::Invoke,
+            seq,
+            object,
+            vec![
+                Attr::ObjId(object),
+                Attr::Method(call.method.clone()),
+                Attr::Data(std::mem::take(&mut call.args)),
+            ],
+        );
+        let bytes = msg.encode();
+        if bytes.len() > MAX_MSG_LEN {
+            self.counters.oversized += 1;
+            self.finish(pos, Err(Status::InvalidArgument));
+            return;
+        }
+        self.send(bytes);
+    }
+
+    fn finish(&mut self, pos: usize, result: CallResult) {
+        let call = self.outgoing.swap_remove(pos);
+        self.answer(call.id, result);
+    }
+
+    fn answer(&mut self, id: OutgoingId, result: CallResult) {
+        self.actions.push_back(Action::Answered { id, result });
+    }
+
+    /// The connection is gone, and with it every object id and seq.
+    fn fail_outgoing(&mut self) {
+        for call in std::mem::take(&mut self.outgoing) {
+            self.answer(call.id, Err(Status::ConnectionFailed));
+        }
+    }
+
     fn connected(&self) -> bool {
         matches!(
             self.phase,
@@ -482,7 +636,9 @@ impl Connection {
     }
 
     fn give_up_at_next_poll(&mut self) {
-        self.actions.clear();
+        // Outcomes already decided still reach their callers.
+        self.actions
+            .retain(|a| matches!(a, Action::Answered { .. }));
         self.actions
             .push_back(Action::Disconnect(Disconnect::Backlog));
         // Not connected any more; the driver's handle_closed schedules the retry.
@@ -499,6 +655,7 @@ impl Connection {
         self.rx.clear();
         self.pending.clear();
         self.events_in_flight.clear();
+        self.fail_outgoing();
         self.registered.iter_mut().for_each(|r| *r = None);
     }
 
@@ -552,6 +709,9 @@ impl Connection {
     fn handle_message(&mut self, now: Instant, msg: Message) {
         if msg.header.version != 0 {
             self.counters.bad_version += 1;
+            return;
+        }
+        if self.phase == Phase::Ready && self.handle_answer(&msg) {
             return;
         }
         match (self.phase, msg.header.kind()) {

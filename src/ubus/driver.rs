@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::connection::{Action, Call, CallId, Connection, ObjectSpec, Reply, RECONNECT_MAX};
+use super::connection::{
+    Action, Call, CallId, CallResult, Connection, ObjectSpec, OutgoingId, Reply, RECONNECT_MAX,
+};
 use super::wire::{Status, Table};
 
 /// Where OpenWrt's ubusd listens (`UBUS_UNIX_SOCKET`).
@@ -36,10 +38,21 @@ pub struct Published {
     pub requests: mpsc::Sender<UbusRequest>,
 }
 
-/// Lets the rest of the daemon send ubus events. Cheap to clone.
+/// A call the daemon makes to another object (e.g. netifd's).
+#[derive(Debug)]
+pub struct OutgoingRequest {
+    pub path: String,
+    pub method: String,
+    pub args: Table,
+    pub result: oneshot::Sender<CallResult>,
+}
+
+/// Lets the rest of the daemon send ubus events and call other objects. Cheap
+/// to clone.
 #[derive(Debug, Clone)]
 pub struct UbusHandle {
     events: mpsc::Sender<(String, Table)>,
+    calls: mpsc::Sender<OutgoingRequest>,
 }
 
 impl UbusHandle {
@@ -49,13 +62,42 @@ impl UbusHandle {
     pub fn publish_event(&self, name: &str, data: Table) -> bool {
         self.events.try_send((name.to_string(), data)).is_ok()
     }
+
+    /// `ubus call PATH METHOD ARGS`: the DATA answered, or the failing status
+    /// (10 when ubusd is not connected or the driver is gone).
+    pub async fn call(&self, path: &str, method: &str, args: Table) -> CallResult {
+        let (tx, rx) = oneshot::channel();
+        let request = OutgoingRequest {
+            path: path.to_string(),
+            method: method.to_string(),
+            args,
+            result: tx,
+        };
+        if self.calls.send(request).await.is_err() {
+            return Err(Status::ConnectionFailed);
+        }
+        rx.await.unwrap_or(Err(Status::ConnectionFailed))
+    }
 }
 
-/// The channel ends of a driver: give `handle` to publishers and run the driver
-/// with `events`.
-pub fn event_channel() -> (UbusHandle, mpsc::Receiver<(String, Table)>) {
-    let (events, rx) = mpsc::channel(32);
-    (UbusHandle { events }, rx)
+/// The driver's ends of the channels behind a [`UbusHandle`].
+pub struct HandleEnds {
+    pub events: mpsc::Receiver<(String, Table)>,
+    pub calls: mpsc::Receiver<OutgoingRequest>,
+}
+
+/// The channels of a driver: give `handle` to publishers and callers, and run
+/// the driver with the ends.
+pub fn channels() -> (UbusHandle, HandleEnds) {
+    let (events, events_rx) = mpsc::channel(32);
+    let (calls, calls_rx) = mpsc::channel(8);
+    (
+        UbusHandle { events, calls },
+        HandleEnds {
+            events: events_rx,
+            calls: calls_rx,
+        },
+    )
 }
 
 async fn wait_reply(id: CallId, rx: oneshot::Receiver<Reply>) -> (CallId, Reply) {
@@ -74,9 +116,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub async fn run(
     socket: PathBuf,
     objects: Vec<Published>,
-    mut events: mpsc::Receiver<(String, Table)>,
+    ends: HandleEnds,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    let HandleEnds {
+        mut events,
+        mut calls,
+    } = ends;
+    let mut calls_open = true;
+    let mut callers: Vec<(OutgoingId, oneshot::Sender<CallResult>)> = Vec::new();
     let names: Vec<String> = objects.iter().map(|o| o.spec.name.clone()).collect();
     let mut core = Connection::new(
         objects.iter().map(|o| o.spec.clone()).collect(),
@@ -177,6 +225,13 @@ pub async fn run(
                         replies.push(wait_reply(id, rx));
                     }
                 }
+                Action::Answered { id, result } => {
+                    if let Some(pos) = callers.iter().position(|(c, _)| *c == id) {
+                        let (_, caller) = callers.swap_remove(pos);
+                        // The caller may have given up waiting; nothing to do then.
+                        let _ = caller.send(result);
+                    }
+                }
             }
         }
         if *shutdown.borrow() {
@@ -210,6 +265,14 @@ pub async fn run(
                     }
                 }
                 None => events_open = false,
+            },
+            request = calls.recv(), if calls_open => match request {
+                Some(OutgoingRequest { path, method, args, result }) => {
+                    debug!("ubus: calling {path}.{method} {args}");
+                    let id = core.call(Instant::now(), &path, &method, args);
+                    callers.push((id, result));
+                }
+                None => calls_open = false,
             },
         }
     }

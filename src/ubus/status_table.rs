@@ -14,6 +14,7 @@ use crate::dhcpv6::ClientStatus;
 use crate::dns::ProxyStatus;
 use crate::lan6::plan::FOREVER;
 use crate::lan6::Lan6Status;
+use crate::netifd::NetifdStatus;
 use crate::status::{Stamped, Status};
 use crate::tunnel::aftr::AftrStatus;
 use crate::tunnel::driver::TunnelStatus;
@@ -288,6 +289,20 @@ fn ipv6_lan_table(l: &Lan6Status, now: Instant) -> Table {
     t
 }
 
+/// Reporting to netifd: the interface, whether netifd has it up with b4d's
+/// addresses, the last failure in words, and the call counts.
+fn netifd_table(n: &NetifdStatus) -> Table {
+    let mut t = Table::new()
+        .with("interface", n.interface.as_str())
+        .with("reported_up", n.reported_up)
+        .with("updates", n.counters.sent)
+        .with("failed_calls", n.counters.failed);
+    if let Some(error) = &n.last_error {
+        t.push("last_error", error.as_str());
+    }
+    t
+}
+
 /// The whole `status` reply.
 pub fn status_table(status: &Status, now: Instant) -> Table {
     let mut t = Table::new()
@@ -328,6 +343,9 @@ pub fn status_table(status: &Status, now: Instant) -> Table {
     }
     if let Some(lan6) = &status.ipv6_lan {
         t.push("ipv6_lan", ipv6_lan_table(lan6, now));
+    }
+    if let Some(netifd) = &status.netifd {
+        t.push("netifd", netifd_table(netifd));
     }
     t
 }

@@ -677,3 +677,167 @@ fn replies_and_events_too_big_for_one_message_are_not_sent() {
     assert!(actions(&mut c).is_empty());
     assert_eq!(c.counters().oversized, 2);
 }
+
+// Calls to other objects (b4d as a caller, like `ubus call`).
+
+const NETIFD: u32 = 0x1b2c_3d4e;
+
+fn lookup_answer(seq: u16, path: &str, object: u32) -> Vec<u8> {
+    let mut b = msg(
+        MsgType::Data,
+        seq,
+        0,
+        vec![
+            Attr::ObjPath(path.into()),
+            Attr::ObjId(object),
+            Attr::ObjType(TYPE),
+            Attr::Signature(Table::new()),
+        ],
+    );
+    b.extend(msg(MsgType::Status, seq, 0, vec![Attr::Status(0)]));
+    b
+}
+
+fn answered(actions: &[Action]) -> Vec<(OutgoingId, CallResult)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Answered { id, result } => Some((*id, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_to_another_object_is_lookup_then_invoke_to_its_id_and_returns_its_data() {
+    let t0 = Instant::now();
+    let mut c = ready(t0);
+    let args = Table::new().with("action", 0).with("interface", "wan6");
+    let id = c.call(t0, "network.interface", "notify_proto", args.clone());
+    let acts = actions(&mut c);
+    assert_eq!(
+        sent(&acts),
+        vec![Message::new(
+            MsgType::Lookup,
+            2,
+            0,
+            vec![Attr::ObjPath("network.interface".into())]
+        )]
+    );
+    c.handle_bytes(t0, &lookup_answer(2, "network.interface", NETIFD));
+    let acts = actions(&mut c);
+    assert_eq!(
+        sent(&acts),
+        vec![Message::new(
+            MsgType::Invoke,
+            3,
+            NETIFD,
+            vec![
+                Attr::ObjId(NETIFD),
+                Attr::Method("notify_proto".into()),
+                Attr::Data(args)
+            ]
+        )]
+    );
+    let reply = Table::new().with("ok", true);
+    let mut answer = msg(
+        MsgType::Data,
+        3,
+        NETIFD,
+        vec![Attr::ObjId(NETIFD), Attr::Data(reply.clone())],
+    );
+    answer.extend(msg(
+        MsgType::Status,
+        3,
+        NETIFD,
+        vec![Attr::Status(0), Attr::ObjId(NETIFD)],
+    ));
+    c.handle_bytes(t0, &answer);
+    assert_eq!(answered(&actions(&mut c)), vec![(id, Ok(Some(reply)))]);
+    assert_eq!(c.poll_timeout(), None, "nothing left to wait for");
+}
+
+#[test]
+fn a_missing_object_or_a_refused_call_ends_the_call_with_that_status() {
+    let t0 = Instant::now();
+    let mut c = ready(t0);
+    let missing = c.call(t0, "network.interface", "notify_proto", Table::new());
+    let _ = actions(&mut c);
+    // Trace 03c: an unknown path is STATUS 4 without DATA, and no INVOKE follows.
+    c.handle_bytes(t0, &msg(MsgType::Status, 2, 0, vec![Attr::Status(4)]));
+    let acts = actions(&mut c);
+    assert!(sent(&acts).is_empty());
+    assert_eq!(answered(&acts), vec![(missing, Err(Status::NotFound))]);
+
+    let refused = c.call(t0, "network.interface", "notify_proto", Table::new());
+    let _ = actions(&mut c);
+    c.handle_bytes(t0, &lookup_answer(3, "network.interface", NETIFD));
+    let _ = actions(&mut c);
+    // netifd answers 6 when the interface is being torn down.
+    c.handle_bytes(
+        t0,
+        &msg(
+            MsgType::Status,
+            4,
+            NETIFD,
+            vec![Attr::Status(6), Attr::ObjId(NETIFD)],
+        ),
+    );
+    assert_eq!(
+        answered(&actions(&mut c)),
+        vec![(refused, Err(Status::PermissionDenied))]
+    );
+}
+
+#[test]
+fn answers_from_the_wrong_peer_or_seq_are_not_taken_for_ours() {
+    let t0 = Instant::now();
+    let mut c = ready(t0);
+    let id = c.call(t0, "network.interface", "notify_proto", Table::new());
+    let _ = actions(&mut c);
+    c.handle_bytes(t0, &lookup_answer(2, "network.interface", NETIFD));
+    let _ = actions(&mut c);
+    // A STATUS with our seq from another peer, and one with another seq.
+    c.handle_bytes(t0, &msg(MsgType::Status, 3, CALLER, vec![Attr::Status(0)]));
+    c.handle_bytes(t0, &msg(MsgType::Status, 9, NETIFD, vec![Attr::Status(0)]));
+    assert!(answered(&actions(&mut c)).is_empty());
+    assert_eq!(c.counters().unexpected, 2);
+    c.handle_bytes(t0, &msg(MsgType::Status, 3, NETIFD, vec![Attr::Status(0)]));
+    assert_eq!(answered(&actions(&mut c)), vec![(id, Ok(None))]);
+}
+
+#[test]
+fn a_call_without_ubusd_fails_at_once_and_one_in_flight_fails_when_ubusd_goes() {
+    let t0 = Instant::now();
+    let mut c = Connection::new(vec![spec()], t0);
+    let early = c.call(t0, "network.interface", "notify_proto", Table::new());
+    assert_eq!(
+        answered(&actions(&mut c)),
+        vec![(early, Err(Status::ConnectionFailed))]
+    );
+
+    let mut c = ready(t0);
+    let in_flight = c.call(t0, "network.interface", "notify_proto", Table::new());
+    let _ = actions(&mut c);
+    c.handle_closed(t0);
+    assert_eq!(
+        answered(&actions(&mut c)),
+        vec![(in_flight, Err(Status::ConnectionFailed))]
+    );
+}
+
+#[test]
+fn an_unanswered_outgoing_call_times_out_at_its_deadline() {
+    let t0 = Instant::now();
+    let mut c = ready(t0);
+    let id = c.call(t0, "network.interface", "notify_proto", Table::new());
+    let _ = actions(&mut c);
+    assert_eq!(c.poll_timeout(), Some(t0 + CALL_TIMEOUT));
+    c.handle_timeout(t0 + CALL_TIMEOUT - Duration::from_millis(1));
+    assert!(answered(&actions(&mut c)).is_empty());
+    c.handle_timeout(t0 + CALL_TIMEOUT);
+    assert_eq!(answered(&actions(&mut c)), vec![(id, Err(Status::Timeout))]);
+    // A late answer is someone else's business now.
+    c.handle_bytes(t0, &lookup_answer(2, "network.interface", NETIFD));
+    assert!(sent(&actions(&mut c)).is_empty());
+}

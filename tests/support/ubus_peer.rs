@@ -30,6 +30,23 @@ pub fn register(peer: &mut UbusdReplay, client_id: u32) -> Message {
     add
 }
 
+/// The INVOKE ubusd sends b4d for a call of `b4`'s `method` by root.
+pub fn invoke_message(seq: u16, method: &str, args: Table) -> Vec<u8> {
+    Message::new(
+        MsgType::Invoke,
+        seq,
+        CALLER,
+        vec![
+            Attr::ObjId(OBJ),
+            Attr::Method(method.into()),
+            Attr::User("root".into()),
+            Attr::Group("root".into()),
+            Attr::Data(args),
+        ],
+    )
+    .encode()
+}
+
 /// Calls `method` on `b4` as root and returns every reply up to the STATUS.
 pub fn invoke(peer: &mut UbusdReplay, seq: u16, method: &str, args: Table) -> Vec<Message> {
     invoke_within(peer, seq, method, args, Duration::from_secs(5))
@@ -42,21 +59,7 @@ pub fn invoke_within(
     args: Table,
     timeout: Duration,
 ) -> Vec<Message> {
-    peer.send(
-        &Message::new(
-            MsgType::Invoke,
-            seq,
-            CALLER,
-            vec![
-                Attr::ObjId(OBJ),
-                Attr::Method(method.into()),
-                Attr::User("root".into()),
-                Attr::Group("root".into()),
-                Attr::Data(args),
-            ],
-        )
-        .encode(),
-    );
+    peer.send(&invoke_message(seq, method, args));
     let mut replies = Vec::new();
     loop {
         let bytes = peer

@@ -1,0 +1,146 @@
+//! The tokio task around [`Reporter`]: feeds it the DHCPv6 status, resync
+//! requests and the time, and makes the `notify_proto` calls it asks for over
+//! b4d's ubus connection.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use tokio::sync::{mpsc, watch};
+
+use super::report::{self, NetifdStatus, Reporter};
+use crate::dhcpv6::ClientStatus;
+use crate::ubus::{Status, Table, UbusHandle};
+
+/// How long b4d waits at shutdown for netifd to take "link-up": false.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+type PendingCall = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
+
+fn call(ubus: &UbusHandle, message: Table) -> PendingCall {
+    let ubus = ubus.clone();
+    Box::pin(async move {
+        ubus.call(report::OBJECT, report::METHOD, message)
+            .await
+            .map(|_| ())
+    })
+}
+
+/// What a failed call most likely means, for the log.
+fn explain(interface: &str, status: Status) -> String {
+    let hint = match status {
+        Status::NotFound => format!(
+            "netifd is not running, or has no interface '{interface}' \
+             (configure it with proto 'b4')"
+        ),
+        Status::NotSupported => format!("interface '{interface}' is not proto 'b4'"),
+        Status::PermissionDenied => format!("interface '{interface}' is being torn down"),
+        Status::ConnectionFailed => "ubusd is not reachable".to_string(),
+        _ => "netifd refused the update".to_string(),
+    };
+    format!("status {status}: {hint}")
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reports to netifd's `interface` until `shutdown`, then says the link is
+/// down (best effort: netifd keeps lifetimes of its own if b4d is killed).
+pub async fn run(
+    interface: String,
+    ubus: UbusHandle,
+    mut dhcpv6: watch::Receiver<ClientStatus>,
+    mut resync: mpsc::Receiver<()>,
+    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<NetifdStatus>,
+) -> io::Result<()> {
+    let mut reporter = Reporter::new(&interface);
+    let mut pending: Option<PendingCall> = None;
+    let mut dhcpv6_open = true;
+    let mut resync_open = true;
+    // Log the first failure of a series, and the recovery.
+    let mut failing = false;
+    {
+        let status = dhcpv6.borrow_and_update();
+        reporter.handle_lease(Instant::now(), status.lease.as_ref(), &status.info);
+    }
+    info!("netifd: reporting the DHCPv6 results to interface '{interface}'");
+    loop {
+        let now = Instant::now();
+        if pending.is_none() {
+            if let Some(message) = reporter.poll_send(now) {
+                pending = Some(call(&ubus, message));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() || shutdown.has_changed().is_err() {
+                    break;
+                }
+            }
+            changed = dhcpv6.changed(), if dhcpv6_open => {
+                if changed.is_err() {
+                    dhcpv6_open = false;
+                    continue;
+                }
+                let status = dhcpv6.borrow_and_update();
+                reporter.handle_lease(Instant::now(), status.lease.as_ref(), &status.info);
+            }
+            request = resync.recv(), if resync_open => match request {
+                Some(()) => {
+                    info!("netifd: interface '{interface}' (re)started, reporting again");
+                    reporter.handle_resync();
+                }
+                None => resync_open = false,
+            },
+            result = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                pending = None;
+                let now = Instant::now();
+                reporter.handle_answer(now, result);
+                status.send_replace(reporter.status());
+                match result {
+                    Ok(()) => {
+                        let snapshot = reporter.snapshot(now);
+                        info!(
+                            "netifd: interface '{interface}' updated: {} address(es), {} prefix(es){}",
+                            snapshot.addresses.len(),
+                            snapshot.prefixes.len(),
+                            if snapshot.is_down() { " (link down)" } else { "" }
+                        );
+                        failing = false;
+                    }
+                    Err(status) if !failing => {
+                        warn!(
+                            "netifd: cannot update interface '{interface}': {}; retrying",
+                            explain(&interface, status)
+                        );
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            _ = sleep_until(reporter.poll_timeout(Instant::now())) => {}
+        }
+    }
+    // A call still out may be the one that brings the link up: its answer
+    // decides whether there is anything to take down.
+    if let Some(call) = pending.take() {
+        if let Ok(result) = tokio::time::timeout(STOP_WAIT, call).await {
+            reporter.handle_answer(Instant::now(), result);
+        }
+    }
+    if reporter.reported_up() {
+        let down = report::link_down_message(&interface);
+        let said = tokio::time::timeout(STOP_WAIT, call(&ubus, down)).await;
+        if !matches!(said, Ok(Ok(()))) {
+            warn!("netifd: could not tell interface '{interface}' that b4d stops");
+        }
+    }
+    Ok(())
+}
