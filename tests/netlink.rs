@@ -12,7 +12,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use b4d::netlink::wire::{
-    AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFF_UP, RTN_UNREACHABLE, RT_TABLE_MAIN,
+    AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFF_UP, RTN_UNREACHABLE, RTPROT_STATIC,
+    RT_TABLE_MAIN,
 };
 use b4d::netlink::{
     Lifetimes, Netlink, NewAddress, RouteKind, RouteSpec, Subscription, RTNLGRP_IPV6_IFADDR,
@@ -116,6 +117,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
             oif: None,
             gateway: None,
             metric: 2_147_483_647,
+            protocol: RTPROT_STATIC,
         };
         netlink.add_route(&unreachable).await.unwrap();
         let again = netlink.add_route(&unreachable).await.unwrap_err();
@@ -146,6 +148,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
             oif: Some(index),
             gateway: Some("192.0.0.1".parse().unwrap()),
             metric: 10,
+            protocol: RTPROT_STATIC,
         };
         netlink.add_route(&default).await.unwrap();
         let routes = netlink.routes(AF_INET).await.unwrap();
@@ -184,6 +187,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
             oif: None,
             gateway: None,
             metric: 2_147_483_647,
+            protocol: RTPROT_STATIC,
         };
         netlink.delete_route(&unreachable).await.unwrap();
         let default = RouteSpec {
@@ -193,6 +197,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
             oif: Some(index),
             gateway: None,
             metric: 10,
+            protocol: RTPROT_STATIC,
         };
         netlink.delete_route(&default).await.unwrap();
         netlink

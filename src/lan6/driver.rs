@@ -252,11 +252,8 @@ pub async fn run(
         this.reconcile(now).await;
         let edge = this.core.poll_timeout(Instant::now());
         tokio::select! {
-            result = changed(&mut notifications), if this.retry_at.is_none() => {
-                result?;
-                // Coalesce a burst (our own operations cause several).
-                while notifications.try_recv().is_ok() {}
-            }
+            // A burst (our own operations cause several) is one wake-up.
+            result = changed(&mut notifications), if this.retry_at.is_none() => result?,
             result = async {
                 match this.dhcpv6.as_mut() {
                     Some(rx) => rx.changed().await,
@@ -271,9 +268,7 @@ pub async fn run(
                 }
             }
             _ = sleep_until(edge) => {}
-            _ = sleep_until(this.retry_at) => {
-                while notifications.try_recv().is_ok() {}
-            }
+            _ = sleep_until(this.retry_at) => notifications.drain(),
             _ = sleep_until(this.settling_until) => this.settling_until = None,
             result = shutdown.changed() => {
                 if result.is_err() || *shutdown.borrow_and_update() {

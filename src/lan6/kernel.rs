@@ -1,97 +1,49 @@
-//! The LAN side's few kernel operations over rtnetlink, kept in one small
-//! file with a narrow API so that it can move to another netlink codec
-//! without touching the plan:
+//! The LAN side's few kernel operations, over b4d's own rtnetlink code
+//! (src/netlink/), kept in one small file with a narrow API:
 //! - [`Kernel::observe`]: the LAN device's index and IPv6 addresses, and
 //!   b4d's unreachable routes;
 //! - [`Kernel::apply`]: add/replace an address with lifetimes, delete an
-//!   address, add/replace an unreachable route, delete one.
+//!   address, add an unreachable route, delete one.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
-
-use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
-};
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{
-    new_connection, new_multicast_connection, Handle, MulticastGroup, RouteMessageBuilder,
-};
+use std::net::IpAddr;
 
 use super::plan::{KernelAddress, KernelRoute, Net, Observed, Op, FOREVER, ROUTE_PROTOCOL};
-use crate::netlink::address_of;
+use crate::netlink::wire::{AF_INET6, RTN_UNREACHABLE, RT_TABLE_MAIN};
+use crate::netlink::{
+    Address, Lifetimes, Netlink, NewAddress, Route, RouteKind, RouteSpec, Subscription,
+    RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+};
 use crate::tunnel::kernel::{Notifications, OpError};
 
-const MAIN_TABLE: u8 = 254;
-
-fn io_error(e: rtnetlink::Error) -> io::Error {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.to_io(),
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 pub struct Kernel {
-    handle: Handle,
+    netlink: Netlink,
 }
 
 impl Kernel {
-    /// Opens a request connection and a notification socket for links,
+    /// Opens a request socket and a notification subscription for links,
     /// IPv6 addresses and IPv6 routes (someone deleting our address or
     /// route wakes the driver). Must run inside a tokio runtime.
     pub fn open() -> io::Result<(Kernel, Notifications)> {
-        let (conn, handle, _) = new_connection()?;
-        tokio::spawn(conn);
-        let (events, _, notifications) = new_multicast_connection(&[
-            MulticastGroup::Link,
-            MulticastGroup::Ipv6Ifaddr,
-            MulticastGroup::Ipv6Route,
-        ])?;
-        tokio::spawn(events);
-        Ok((Kernel { handle }, notifications))
+        let netlink = Netlink::open()?;
+        let notifications =
+            Subscription::open(&[RTNLGRP_LINK, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE])?;
+        Ok((Kernel { netlink }, notifications))
     }
 
     /// The LAN device's IPv6 addresses and b4d's unreachable routes.
     pub async fn observe(&self, lan: &str) -> io::Result<Observed> {
-        let link = self
-            .handle
-            .link()
-            .get()
-            .match_name(lan.to_string())
-            .execute()
-            .try_next()
-            .await;
-        let index = match link {
-            Ok(Some(link)) => Some(link.header.index),
-            Ok(None) => None,
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => None,
-            Err(e) => return Err(io::Error::other(format!("link dump for {lan}: {e}"))),
-        };
-        let lan = match index {
-            Some(index) => {
-                let messages: Vec<AddressMessage> = self
-                    .handle
-                    .address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect()
-                    .await
-                    .map_err(|e| io::Error::other(format!("address dump for {lan}: {e}")))?;
-                Some((index, messages.iter().filter_map(kernel_address).collect()))
+        let lan = match self.netlink.link(lan).await? {
+            Some(link) => {
+                let addresses = self.netlink.addresses(AF_INET6, link.index).await?;
+                Some((
+                    link.index,
+                    addresses.iter().filter_map(kernel_address).collect(),
+                ))
             }
             None => None,
         };
-        let request = RouteMessageBuilder::<Ipv6Addr>::new().build();
-        let routes: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(request)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| io::Error::other(format!("IPv6 route dump: {e}")))?;
+        let routes = self.netlink.routes(AF_INET6).await?;
         Ok(Observed {
             lan,
             routes: routes.iter().filter_map(kernel_route).collect(),
@@ -106,7 +58,6 @@ impl Kernel {
     }
 
     async fn execute(&self, op: &Op) -> io::Result<()> {
-        let handle = &self.handle;
         match op {
             Op::SetAddress {
                 index,
@@ -115,98 +66,81 @@ impl Kernel {
                 preferred,
                 valid,
             } => {
-                let mut request = handle
-                    .address()
-                    .add(*index, IpAddr::V6(*addr), *prefix_len)
-                    .replace();
-                let mut lifetimes = CacheInfo::default();
-                lifetimes.ifa_preferred = *preferred;
-                lifetimes.ifa_valid = *valid;
-                request
-                    .message_mut()
-                    .attributes
-                    .push(AddressAttribute::CacheInfo(lifetimes));
-                request.execute().await.map_err(io_error)
+                // Replaces an existing one (new lifetimes); the prefix route
+                // stays, so the LAN /64 is on-link.
+                self.netlink
+                    .add_address(&NewAddress {
+                        index: *index,
+                        addr: IpAddr::V6(*addr),
+                        prefix_len: *prefix_len,
+                        flags: 0,
+                        lifetimes: Some(Lifetimes {
+                            preferred: *preferred,
+                            valid: *valid,
+                        }),
+                    })
+                    .await
             }
             Op::RemoveAddress {
                 index,
                 addr,
                 prefix_len,
             } => {
-                let mut message = AddressMessage::default();
-                message.header.index = *index;
-                message.header.prefix_len = *prefix_len;
-                message.header.family = AddressFamily::Inet6;
-                message
-                    .attributes
-                    .push(AddressAttribute::Address(IpAddr::V6(*addr)));
-                handle
-                    .address()
-                    .del(message)
-                    .execute()
+                self.netlink
+                    .delete_address(*index, IpAddr::V6(*addr), *prefix_len)
                     .await
-                    .map_err(io_error)
             }
-            Op::AddUnreachableRoute { dst } => handle
-                .route()
-                .add(unreachable_route(*dst).build())
-                .replace()
-                .execute()
-                .await
-                .map_err(io_error),
-            Op::RemoveUnreachableRoute { dst } => handle
-                .route()
-                .del(unreachable_route(*dst).build())
-                .execute()
-                .await
-                .map_err(io_error),
+            Op::AddUnreachableRoute { dst } => {
+                match self.netlink.add_route(&unreachable_route(*dst)).await {
+                    // Already there (added by a b4d killed before it could
+                    // see it): what the plan wanted.
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+                    other => other,
+                }
+            }
+            Op::RemoveUnreachableRoute { dst } => {
+                self.netlink.delete_route(&unreachable_route(*dst)).await
+            }
         }
     }
 }
 
-fn unreachable_route(dst: Net) -> RouteMessageBuilder<Ipv6Addr> {
-    RouteMessageBuilder::<Ipv6Addr>::new()
-        .destination_prefix(dst.addr, dst.len)
-        .kind(RouteType::Unreachable)
-        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
+fn unreachable_route(dst: Net) -> RouteSpec {
+    RouteSpec {
+        dst: IpAddr::V6(dst.addr),
+        dst_len: dst.len,
+        kind: RouteKind::Unreachable,
+        oif: None,
+        gateway: None,
+        metric: 0,
+        protocol: ROUTE_PROTOCOL,
+    }
 }
 
-fn kernel_address(msg: &AddressMessage) -> Option<KernelAddress> {
-    if msg.header.family != AddressFamily::Inet6 {
-        return None;
-    }
-    let Some(IpAddr::V6(addr)) = address_of(msg) else {
+fn kernel_address(a: &Address) -> Option<KernelAddress> {
+    let Some(IpAddr::V6(addr)) = a.addr() else {
         return None;
     };
-    let (valid, preferred) = msg
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            AddressAttribute::CacheInfo(c) => Some((c.ifa_valid, c.ifa_preferred)),
-            _ => None,
-        })
-        .unwrap_or((FOREVER, FOREVER));
+    let lifetimes = a.lifetimes.unwrap_or(Lifetimes {
+        preferred: FOREVER,
+        valid: FOREVER,
+    });
     Some(KernelAddress {
         addr,
-        prefix_len: msg.header.prefix_len,
-        valid,
-        preferred,
+        prefix_len: a.prefix_len,
+        valid: lifetimes.valid,
+        preferred: lifetimes.preferred,
     })
 }
 
-fn kernel_route(msg: &RouteMessage) -> Option<KernelRoute> {
-    let h = &msg.header;
-    let ours = h.kind == RouteType::Unreachable
-        && h.protocol == RouteProtocol::Other(ROUTE_PROTOCOL)
-        && h.table == MAIN_TABLE;
-    if !ours {
-        return None;
-    }
-    let dst = msg.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(RouteAddress::Inet6(addr)) => Some(*addr),
+fn kernel_route(r: &Route) -> Option<KernelRoute> {
+    let ours = r.kind == RTN_UNREACHABLE
+        && r.protocol == ROUTE_PROTOCOL
+        && r.table == u32::from(RT_TABLE_MAIN);
+    match (ours, r.dst) {
+        (true, Some(IpAddr::V6(dst))) => Some(KernelRoute {
+            dst: Net::new(dst, r.dst_len),
+        }),
         _ => None,
-    })?;
-    Some(KernelRoute {
-        dst: Net::new(dst, h.destination_prefix_length),
-    })
+    }
 }

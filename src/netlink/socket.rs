@@ -239,10 +239,11 @@ impl Subscription {
         Ok(())
     }
 
-    /// Reads whatever is queued without waiting; at most
+    /// Reads whatever is queued without waiting (e.g. what piled up while
+    /// the caller backed off); at most
     /// [`MAX_DRAIN`] datagrams, so that a flood cannot keep the task here
     /// (what is left wakes the next `changed` at once).
-    fn drain(&mut self) {
+    pub fn drain(&mut self) {
         for _ in 0..MAX_DRAIN {
             match recv_from_kernel(self.fd.get_ref(), &mut self.buf) {
                 Ok(_) => continue,

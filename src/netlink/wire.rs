@@ -746,6 +746,10 @@ pub struct RouteSpec {
     pub oif: Option<u32>,
     pub gateway: Option<IpAddr>,
     pub metric: u32,
+    /// RTPROT_*: who made the route ([`RTPROT_STATIC`] for an administrator's
+    /// routes; b4d's LAN prefix routes carry a number of their own so they
+    /// are found again after a restart).
+    pub protocol: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -766,7 +770,7 @@ fn route_request(kind: u16, flags: u16, route: &RouteSpec) -> Request {
         family,
         dst_len: route.dst_len,
         table: RT_TABLE_MAIN,
-        protocol: RTPROT_STATIC,
+        protocol: route.protocol,
         scope: RT_SCOPE_UNIVERSE,
         kind: match route.kind {
             RouteKind::Unicast => RTN_UNICAST,

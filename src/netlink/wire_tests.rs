@@ -232,6 +232,7 @@ fn route_golden_bytes() {
         oif: Some(6),
         gateway: Some("192.0.0.1".parse().unwrap()),
         metric: 10,
+        protocol: RTPROT_STATIC,
     })
     .finish(3);
     let body = [
@@ -255,6 +256,7 @@ fn route_golden_bytes() {
         oif: None,
         gateway: None,
         metric: 2_147_483_647,
+        protocol: RTPROT_STATIC,
     })
     .finish(4);
     let body = [
@@ -529,7 +531,7 @@ proptest! {
         metric in any::<u32>(),
     ) {
         let kind = if unreachable { RouteKind::Unreachable } else { RouteKind::Unicast };
-        let spec = RouteSpec { dst, dst_len, kind, oif, gateway, metric };
+        let spec = RouteSpec { dst, dst_len, kind, oif, gateway, metric, protocol: RTPROT_STATIC };
         let decoded = Route::decode(&payload_of(&add_route(&spec).finish(1))).unwrap();
         prop_assert_eq!(decoded.dst_len, dst_len);
         prop_assert_eq!(decoded.dst, (dst_len > 0).then_some(dst));

@@ -11,7 +11,7 @@ use super::nft;
 use super::plan::{KernelAddress, MssClamp, Observed, Op, TunnelDevice, TunnelSpec, WanDevice};
 use crate::netlink::wire::{
     AF_INET, AF_UNSPEC, IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_NOPREFIXROUTE, IFA_F_OPTIMISTIC,
-    IFA_F_SECONDARY, IFA_F_TENTATIVE, IFF_UP, RT_TABLE_MAIN,
+    IFA_F_SECONDARY, IFA_F_TENTATIVE, IFF_UP, RTPROT_STATIC, RT_TABLE_MAIN,
 };
 use crate::netlink::{
     Address, Ip6TunnelSpec, Lifetimes, Link, Netlink, NewAddress, RouteKind, RouteSpec,
@@ -197,6 +197,7 @@ fn default_route(index: u32, gateway: Option<Ipv4Addr>, metric: u32) -> RouteSpe
         oif: Some(index),
         gateway: gateway.map(IpAddr::V4),
         metric,
+        protocol: RTPROT_STATIC,
     }
 }
 
