@@ -13,5 +13,6 @@ pub mod logging;
 pub mod netifd;
 pub mod netlink;
 pub mod status;
+pub mod timer;
 pub mod tunnel;
 pub mod ubus;

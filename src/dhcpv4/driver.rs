@@ -2,6 +2,7 @@
 //! device, the lease file and the clock, feeds the core and executes what it
 //! returns. No protocol decisions are made here.
 
+use crate::timer::sleep_until;
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
@@ -337,13 +338,5 @@ async fn send(socket: &UdpSocket, device: &str, to: Destination, bytes: &[u8]) {
     };
     if let Err(e) = socket.send_to(bytes, SocketAddrV4::new(ip, port)).await {
         warn!("DHCPv4 send to {ip} on {device}: {e}");
-    }
-}
-
-/// Sleeps until `at`, or forever when there is no deadline.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -2,6 +2,7 @@
 //! port 546 and the link watch, feeds the core with time and packets, and
 //! executes what it returns. No protocol decisions are made here.
 
+use crate::timer::sleep_until;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
@@ -185,14 +186,6 @@ pub async fn run(
                 return Ok(());
             }
         };
-    }
-}
-
-/// Sleeps until `at`, or forever when there is no deadline.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

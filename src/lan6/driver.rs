@@ -4,6 +4,7 @@
 //! observes the kernel, plans and applies until the kernel matches. No
 //! decisions are made here.
 
+use crate::timer::sleep_until;
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -217,13 +218,6 @@ impl Loop {
             }
             Err(e) => warn!("LAN IPv6: at stop: observe: {e}"),
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 

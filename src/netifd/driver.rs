@@ -2,6 +2,7 @@
 //! requests and the time, and makes the `notify_proto` calls it asks for over
 //! b4d's ubus connection.
 
+use crate::timer::sleep_until;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -41,13 +42,6 @@ fn explain(interface: &str, status: Status) -> String {
         _ => "netifd refused the update".to_string(),
     };
     format!("status {status}: {hint}")
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Reports to netifd's `interface` until `shutdown`, then says the link is

@@ -3,6 +3,7 @@
 //! and lookups, and on requests; then it observes the kernel, plans, and
 //! applies the plan until the kernel matches. Nothing here polls.
 
+use crate::timer::sleep_until;
 use std::io;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -430,13 +431,6 @@ impl Loop {
             }
             Err(e) => warn!("tunnel: at stop: observe: {e}"),
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! core bytes and time, executes its actions, and hands calls to the daemon over
 //! channels. Nothing protocol-related is decided here.
 
+use crate::timer::sleep_until;
 use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -102,13 +103,6 @@ pub fn channels() -> (UbusHandle, HandleEnds) {
 
 async fn wait_reply(id: CallId, rx: oneshot::Receiver<Reply>) -> (CallId, Reply) {
     (id, rx.await.unwrap_or(Reply::error(Status::UnknownError)))
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Runs until `shutdown` turns true (or its sender is gone). ubusd being absent
