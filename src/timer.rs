@@ -8,3 +8,74 @@ pub async fn sleep_until<T: Into<tokio::time::Instant>>(deadline: Option<T>) {
         None => std::future::pending().await,
     }
 }
+
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+/// When to try again after kernel operations failed: 1 s after the first
+/// failure, doubling up to 60 s (EBUSY, or a racing netifd, settle by
+/// themselves). The first failure of a series and the recovery are logged
+/// once each, so a lasting problem does not flood the log.
+#[derive(Debug, Default)]
+pub struct Retry {
+    failures: u32,
+    at: Option<Instant>,
+}
+
+impl Retry {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(60);
+
+    /// When the next attempt is due; `None` while things work.
+    pub fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// The outcome of a round of operations: the error in words, or `None`
+    /// when all succeeded. `who` starts the log lines ("tunnel", ...).
+    pub fn settle(&mut self, now: Instant, error: Option<&str>, who: &str) {
+        match error {
+            Some(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = Retry::FIRST
+                    .saturating_mul(1 << (self.failures - 1).min(10))
+                    .min(Retry::MAX);
+                if self.failures == 1 {
+                    warn!("{who}: {e} (retrying, next in {}s)", delay.as_secs());
+                }
+                self.at = Some(now + delay);
+            }
+            None => {
+                if self.failures > 0 {
+                    info!("{who}: kernel operations succeed again");
+                }
+                self.failures = 0;
+                self.at = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_one_second_up_to_a_minute_and_success_resets() {
+        let t0 = Instant::now();
+        let mut retry = Retry::default();
+        assert_eq!(retry.at(), None);
+        let delays: Vec<u64> = (0..9)
+            .map(|_| {
+                retry.settle(t0, Some("EBUSY"), "test");
+                (retry.at().unwrap() - t0).as_secs()
+            })
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        retry.settle(t0, None, "test");
+        assert_eq!(retry.at(), None);
+        retry.settle(t0, Some("EBUSY"), "test");
+        assert_eq!(retry.at(), Some(t0 + Retry::FIRST));
+    }
+}

@@ -4,7 +4,7 @@
 //! observes the kernel, plans and applies until the kernel matches. No
 //! decisions are made here.
 
-use crate::timer::sleep_until;
+use crate::timer::{sleep_until, Retry};
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,10 +17,6 @@ use super::plan::{self, accept_ra_fix, Assigned, Lan6, Skip};
 use crate::dhcpv6::ClientStatus;
 use crate::tunnel::kernel::changed;
 
-/// Failed kernel operations are retried after this, doubling up to
-/// [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(60);
 /// After a start, how long b4d keeps what a previous run left on the LAN
 /// while DHCPv6 has not answered (kill -9, restart: adopted, not flapped).
 const STARTUP_GRACE: Duration = Duration::from_secs(30);
@@ -55,8 +51,7 @@ struct Loop {
     core: Lan6,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
     settling_until: Option<Instant>,
-    failures: u32,
-    retry_at: Option<Instant>,
+    retry: Retry,
     last_skipped: Vec<Skip>,
     status: watch::Sender<Lan6Status>,
 }
@@ -148,25 +143,7 @@ impl Loop {
     }
 
     fn settle(&mut self, now: Instant, plan: Option<plan::Plan>, error: Option<String>) {
-        match &error {
-            Some(e) => {
-                self.failures = self.failures.saturating_add(1);
-                let delay = FIRST_RETRY
-                    .saturating_mul(1 << (self.failures - 1).min(10))
-                    .min(MAX_RETRY);
-                if self.failures == 1 {
-                    warn!("LAN IPv6: {e} (retrying, next in {}s)", delay.as_secs());
-                }
-                self.retry_at = Some(now + delay);
-            }
-            None => {
-                if self.failures > 0 {
-                    info!("LAN IPv6: kernel operations succeed again");
-                }
-                self.failures = 0;
-                self.retry_at = None;
-            }
-        }
+        self.retry.settle(now, error.as_deref(), "LAN IPv6");
         let plan = plan.unwrap_or_default();
         if plan.skipped != self.last_skipped {
             for skip in plan
@@ -235,8 +212,7 @@ pub async fn run(
         kernel,
         dhcpv6,
         settling_until: Some(Instant::now() + STARTUP_GRACE),
-        failures: 0,
-        retry_at: None,
+        retry: Retry::default(),
         last_skipped: Vec::new(),
         status,
     };
@@ -247,7 +223,7 @@ pub async fn run(
         let edge = this.core.poll_timeout(Instant::now());
         tokio::select! {
             // A burst (our own operations cause several) is one wake-up.
-            result = changed(&mut notifications), if this.retry_at.is_none() => result?,
+            result = changed(&mut notifications), if this.retry.at().is_none() => result?,
             result = async {
                 match this.dhcpv6.as_mut() {
                     Some(rx) => rx.changed().await,
@@ -262,7 +238,7 @@ pub async fn run(
                 }
             }
             _ = sleep_until(edge) => {}
-            _ = sleep_until(this.retry_at) => notifications.drain(),
+            _ = sleep_until(this.retry.at()) => notifications.drain(),
             _ = sleep_until(this.settling_until) => this.settling_until = None,
             result = shutdown.changed() => {
                 if result.is_err() || *shutdown.borrow_and_update() {

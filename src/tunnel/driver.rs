@@ -3,7 +3,7 @@
 //! and lookups, and on requests; then it observes the kernel, plans, and
 //! applies the plan until the kernel matches. Nothing here polls.
 
-use crate::timer::sleep_until;
+use crate::timer::{sleep_until, Retry};
 use std::io;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -20,10 +20,6 @@ use crate::config::Tunnel;
 use crate::dhcpv6::lease::{remaining, Deadline};
 use crate::dhcpv6::ClientStatus;
 
-/// A plan whose operations keep failing is retried after this, doubling up
-/// to [`MAX_RETRY`] (EBUSY or a racing netifd settle by themselves).
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(60);
 /// After a start, how long b4d waits at most for DHCPv6 and the AFTR lookup
 /// before it removes a tunnel found at start that it cannot confirm.
 const STARTUP_GRACE: Duration = Duration::from_secs(30);
@@ -106,8 +102,7 @@ struct Loop {
     mss_clamp: Option<MssClamp>,
     /// The verdict last logged, so that only changes are logged.
     last_verdict: Option<Result<TunnelSpec, Down>>,
-    failures: u32,
-    retry_at: Option<Instant>,
+    retry: Retry,
     status: watch::Sender<TunnelStatus>,
     own_addresses: Vec<Ipv6Addr>,
     /// Set at start: see `Knowledge::settling`.
@@ -357,25 +352,7 @@ impl Loop {
         verdict: Option<Result<TunnelSpec, Down>>,
         error: Option<String>,
     ) {
-        match &error {
-            Some(e) => {
-                self.failures = self.failures.saturating_add(1);
-                let delay = FIRST_RETRY
-                    .saturating_mul(1 << (self.failures - 1).min(10))
-                    .min(MAX_RETRY);
-                if self.failures == 1 {
-                    warn!("tunnel: {e} (retrying, next in {}s)", delay.as_secs());
-                }
-                self.retry_at = Some(now + delay);
-            }
-            None => {
-                if self.failures > 0 {
-                    info!("tunnel: kernel operations succeed again");
-                }
-                self.failures = 0;
-                self.retry_at = None;
-            }
-        }
+        self.retry.settle(now, error.as_deref(), "tunnel");
         if let Some(verdict) = verdict {
             if self.last_verdict.as_ref() != Some(&verdict) && error.is_none() {
                 match &verdict {
@@ -453,8 +430,7 @@ pub async fn run(
         dhcpv6,
         mss_clamp: None,
         last_verdict: None,
-        failures: 0,
-        retry_at: None,
+        retry: Retry::default(),
         status,
         own_addresses: Vec::new(),
         settling_until: Some(Instant::now() + STARTUP_GRACE),
@@ -503,7 +479,7 @@ pub async fn run(
                 }
             }
             _ = sleep_until(wake) => this.resolver.handle(Instant::now(), aftr::Input::Timeout),
-            _ = sleep_until(this.retry_at) => {}
+            _ = sleep_until(this.retry.at()) => {}
             _ = sleep_until(this.settling_until) => this.settling_until = None,
             Some(request) = control.recv() => match request {
                 Control::Refresh => this.resolver.handle(Instant::now(), aftr::Input::Refresh),
