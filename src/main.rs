@@ -200,6 +200,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         &config,
         events.subscribe(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
+        tunnel.clone(),
         shutdown.subscribe(),
         &mut tasks,
     );
@@ -604,6 +605,7 @@ fn start_dns_proxy(
     config: &Config,
     mut events: broadcast::Receiver<Event>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<watch::Receiver<ProxyStatus>> {
@@ -663,6 +665,11 @@ fn start_dns_proxy(
         clients: (config.lan.network(), config.lan.prefix_len()),
         cache_size: config.lan.dns_cache_size as usize,
         seed: rand::random(),
+        on_upstream_recovered: Box::new(move || {
+            if let Some(tunnel) = &tunnel {
+                let _ = tunnel.try_send(tunnel::driver::Control::DnsRecovered);
+            }
+        }),
     };
     tasks.spawn(dns::driver::run(
         driver_config,

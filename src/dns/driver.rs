@@ -48,6 +48,10 @@ pub struct DriverConfig {
     pub cache_size: usize,
     /// Seeds the ID generator.
     pub seed: u64,
+    /// Called when an upstream that had stopped answering answers again (the
+    /// tunnel then retries a failing AFTR lookup at once, instead of at the
+    /// end of its backoff).
+    pub on_upstream_recovered: Box<dyn Fn() + Send>,
 }
 
 enum Event {
@@ -157,6 +161,7 @@ pub async fn run(
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     let mut batch = mmsg::RecvBatch::default();
+    let mut recoveries = 0;
     // One timer, moved when the core's next deadline moves.
     let timer = sleep(Duration::ZERO);
     tokio::pin!(timer);
@@ -219,6 +224,10 @@ pub async fn run(
             }
         }
         driver.flush_answers().await;
+        if driver.proxy.upstream_recoveries() != recoveries {
+            recoveries = driver.proxy.upstream_recoveries();
+            (config.on_upstream_recovered)();
+        }
     }
     for (_, attempt) in driver.attempts.drain() {
         attempt.waiter.abort();

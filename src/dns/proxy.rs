@@ -178,6 +178,11 @@ impl Proxy {
         }
     }
 
+    /// How many times an upstream that had stopped answering answered again.
+    pub fn upstream_recoveries(&self) -> u64 {
+        self.upstreams.recoveries()
+    }
+
     pub fn set_upstreams(&mut self, servers: &[SocketAddr]) {
         self.upstreams.set(servers);
     }

@@ -48,6 +48,8 @@ impl Upstream {
 #[derive(Debug, Default)]
 pub struct Upstreams {
     servers: Vec<Upstream>,
+    /// How many times a server that had stopped answering answered again.
+    recoveries: u64,
 }
 
 impl Upstreams {
@@ -86,6 +88,12 @@ impl Upstreams {
         self.servers.iter_mut().find(|s| s.addr == addr)
     }
 
+    /// How many times a server that had stopped answering answered again:
+    /// the driver passes each one on (a failing AFTR lookup retries then).
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+
     /// How long to wait for `addr` before trying the next server.
     pub fn attempt_timeout(&self, addr: SocketAddr) -> Duration {
         let srtt = self
@@ -108,20 +116,22 @@ impl Upstreams {
     }
 
     pub fn answered(&mut self, addr: SocketAddr, rtt: Duration) {
-        if let Some(s) = self.get(addr) {
-            if s.failures_in_a_row >= DOWN_AFTER {
-                info!("upstream {addr} answers again");
-            }
-            s.failures_in_a_row = 0;
-            s.answers += 1;
-            s.srtt = if s.measured {
-                (s.srtt * 7 + rtt) / 8
-            } else {
-                rtt
-            }
-            .min(MAX_SRTT);
-            s.measured = true;
+        let Some(s) = self.servers.iter_mut().find(|s| s.addr == addr) else {
+            return;
+        };
+        if s.failures_in_a_row >= DOWN_AFTER {
+            info!("upstream {addr} answers again");
+            self.recoveries += 1;
         }
+        s.failures_in_a_row = 0;
+        s.answers += 1;
+        s.srtt = if s.measured {
+            (s.srtt * 7 + rtt) / 8
+        } else {
+            rtt
+        }
+        .min(MAX_SRTT);
+        s.measured = true;
     }
 
     /// A timeout, SERVFAIL or REFUSED.
@@ -136,5 +146,27 @@ impl Upstreams {
                 s.srtt = (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_answering_after_it_was_down_counts_as_one_recovery() {
+        let server: SocketAddr = "[2001:db8::53]:53".parse().unwrap();
+        let mut upstreams = Upstreams::default();
+        upstreams.set(&[server]);
+        let rtt = Duration::from_millis(5);
+        upstreams.failed(server, true);
+        upstreams.answered(server, rtt);
+        assert_eq!(upstreams.recoveries(), 0, "one timeout is not down");
+        for _ in 0..DOWN_AFTER {
+            upstreams.failed(server, true);
+        }
+        upstreams.answered(server, rtt);
+        upstreams.answered(server, rtt);
+        assert_eq!(upstreams.recoveries(), 1);
     }
 }

@@ -80,6 +80,10 @@ pub enum Input {
     },
     /// Re-resolve now (ubus `renew`, SIGUSR1), resetting the backoff.
     Refresh,
+    /// The LAN DNS proxy saw a resolver answer again after it had stopped
+    /// answering: if lookups are failing, try now rather than at the end of
+    /// the backoff (the backoff itself stays, should this one fail too).
+    DnsRecovered,
     Timeout,
 }
 
@@ -298,6 +302,11 @@ impl AftrResolver {
             Input::Refresh => {
                 self.status.failures = 0;
                 self.ask();
+            }
+            Input::DnsRecovered => {
+                if self.status.failures > 0 && self.in_flight.is_none() {
+                    self.ask();
+                }
             }
             Input::Timeout => {
                 if self.stale_until.is_some_and(|t| now >= t) {

@@ -315,6 +315,32 @@ fn refresh_asks_now_and_resets_the_backoff() {
 }
 
 #[test]
+fn a_dns_server_answering_again_cuts_a_failing_backoff_short() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, failed());
+    let (t1, again) = next_lookup(&mut r);
+    complete(&mut r, t1, &again, failed());
+    let backoff_end = r.poll_timeout().expect("a retry is scheduled");
+    assert!(backoff_end > t1 + Duration::from_secs(1));
+    // The LAN proxy's resolver answers again half a second later.
+    let t2 = t1 + Duration::from_millis(500);
+    r.handle(t2, Input::DnsRecovered);
+    let now = r
+        .poll_lookup()
+        .expect("asked at once, not at the backoff's end");
+    assert_eq!(now.name, "aftr.example.net");
+    assert_eq!(r.status().failures, 2, "the backoff is not reset");
+    // While that lookup is out, another hint does not start a second one.
+    r.handle(t2, Input::DnsRecovered);
+    assert_eq!(r.poll_lookup(), None);
+    complete(&mut r, t2, &now, answer(&[AFTR1], 300));
+    // Working lookups are left alone.
+    r.handle(t2, Input::DnsRecovered);
+    assert_eq!(r.poll_lookup(), None);
+}
+
+#[test]
 fn configured_name_ignores_option_64() {
     let t0 = Instant::now();
     let mut r = AftrResolver::new(AftrSource::ConfiguredName("mine.example.net".into()), 1);

@@ -32,6 +32,9 @@ const MAX_ROUNDS: usize = 4;
 pub enum Control {
     /// Re-resolve the AFTR now (ubus `renew`, SIGUSR1).
     Refresh,
+    /// A DNS server the LAN proxy uses answers again after it had stopped:
+    /// a failing AFTR lookup is retried at once.
+    DnsRecovered,
 }
 
 /// The tunnel as the status report shows it.
@@ -483,6 +486,9 @@ pub async fn run(
             _ = sleep_until(this.settling_until) => this.settling_until = None,
             Some(request) = control.recv() => match request {
                 Control::Refresh => this.resolver.handle(Instant::now(), aftr::Input::Refresh),
+                Control::DnsRecovered => {
+                    this.resolver.handle(Instant::now(), aftr::Input::DnsRecovered)
+                }
             },
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow_and_update() {
