@@ -20,6 +20,21 @@ pub fn deadline(now: Instant, seconds: u32) -> Deadline {
     }
 }
 
+/// How long an address or prefix that left the lease (renumbering, or the
+/// server sending valid 0) stays usable, deprecated, on the LAN and in what
+/// b4d reports: what it had left, at most two hours (RFC 7084 L-13, RFC 9096
+/// §3, the two hours of RFC 4862 §5.5.3 e), so hosts move to the new prefix
+/// without losing running connections at once.
+pub const RETIRED_VALID_AT_MOST: Duration = Duration::from_secs(2 * 3600);
+
+/// The valid-lifetime end of something that left the lease at `now` with
+/// `valid_until`; `None` when nothing of it is left.
+pub fn retired_valid_until(valid_until: Deadline, now: Instant) -> Deadline {
+    let cap = now + RETIRED_VALID_AT_MOST;
+    let until = valid_until.map_or(cap, |t| t.min(cap));
+    (until > now).then_some(until)
+}
+
 /// Seconds left until `deadline` at `now`; `None` for infinity.
 pub fn remaining(deadline: Deadline, now: Instant) -> Option<u64> {
     deadline.map(|d| d.saturating_duration_since(now).as_secs())

@@ -23,15 +23,11 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::Lan;
-use crate::dhcpv6::lease::{remaining, Deadline, DelegatedPrefix};
+use crate::dhcpv6::lease::{remaining, retired_valid_until, Deadline, DelegatedPrefix};
 use crate::tunnel::plan::lifetime_differs;
-
-/// RFC 4862 §5.5.3 e: the two hours a valid lifetime may be cut to; also
-/// what a prefix that left the lease keeps at most (RFC 9096 §3).
-pub const RENUMBERED_VALID_CAP: Duration = Duration::from_secs(2 * 3600);
 
 /// The `rtm_protocol` b4d marks its routes with, so that it finds (and
 /// adopts or removes) them and nobody else's. Not taken in
@@ -374,24 +370,20 @@ impl Lan6 {
                 next.push(t.clone());
                 continue;
             }
-            // RFC 7084 L-13, RFC 9096 §3: deprecate now, keep valid for what
-            // was left before, at most two hours (RFC 4862 §5.5.3 e), also
-            // when the server sent valid 0: hosts with addresses from it move
-            // to the new prefix instead of losing them at once.
-            let cap = now + RENUMBERED_VALID_CAP;
-            let valid_until = Some(t.valid_until.map_or(cap, |v| v.min(cap)));
-            if !alive(valid_until, now) {
+            // Deprecated now, valid for what was left, also when the server
+            // sent valid 0 (see RETIRED_VALID_AT_MOST).
+            let Some(valid_until) = retired_valid_until(t.valid_until, now) else {
                 continue;
-            }
+            };
             notes.push(format!(
                 "delegated prefix {} left the lease: LAN prefix deprecated, removed in {}s",
                 t.prefix,
-                seconds(valid_until, now)
+                seconds(Some(valid_until), now)
             ));
             next.push(Tracked {
                 prefix: t.prefix,
                 preferred_until: Some(now),
-                valid_until,
+                valid_until: Some(valid_until),
                 withdrawn: true,
             });
         }

@@ -17,19 +17,15 @@
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use crate::dhcpv6::lease::{DelegatedPrefix, Lease, LeasedAddress, NetworkInfo};
+use crate::dhcpv6::lease::{
+    retired_valid_until, DelegatedPrefix, Lease, LeasedAddress, NetworkInfo,
+};
 use crate::ubus::{Status, Table, Value};
 
 /// netifd's object for interface calls; the interface is named in the message
 /// (`_proto_notify` in netifd-proto.sh does the same).
 pub const OBJECT: &str = "network.interface";
 pub const METHOD: &str = "notify_proto";
-
-/// How long an address or prefix that left the lease stays announced as
-/// deprecated (preferred 0): at most two hours, as RFC 4862 §5.5.3 e) caps
-/// what an unauthenticated RA may leave of a valid lifetime, and RFC 9096 §3.1
-/// recommends for stale prefixes; never past its own valid lifetime.
-pub const RETIRE_AT_MOST: Duration = Duration::from_secs(2 * 3600);
 
 /// First retry after a failed call; doubles up to [`RETRY_MAX`]. netifd
 /// answers in milliseconds when it is there; a failure means it is not (yet),
@@ -288,7 +284,8 @@ impl Reporter {
 }
 
 /// Moves what was in `before` and is not in `after` to `retiring` (preferred
-/// now, valid for at most [`RETIRE_AT_MOST`] more), and takes back out of
+/// now, valid for at most
+/// [`RETIRED_VALID_AT_MOST`](crate::dhcpv6::lease::RETIRED_VALID_AT_MOST) more), and takes back out of
 /// `retiring` whatever the lease carries again.
 fn retire<T, K: PartialEq>(
     now: Instant,
@@ -307,10 +304,8 @@ fn retire<T, K: PartialEq>(
         if retiring.iter().any(|r| key(r) == key(gone)) {
             continue;
         }
-        let cap = now + RETIRE_AT_MOST;
-        let valid_until = Some(gone.valid_until().map_or(cap, |t| t.min(cap)));
-        if valid_until.is_some_and(|t| t > now) {
-            retiring.push(gone.deprecated(now, valid_until));
+        if let Some(valid_until) = retired_valid_until(gone.valid_until(), now) {
+            retiring.push(gone.deprecated(now, Some(valid_until)));
         }
     }
 }
@@ -633,7 +628,7 @@ mod tests {
         assert_eq!(
             strings(msg.get("ip6prefix"))[1],
             "2001:db8:100::/56,0,7200",
-            "capped at RETIRE_AT_MOST"
+            "capped at RETIRED_VALID_AT_MOST"
         );
         r.handle_answer(t0, Ok(()));
         r.handle_lease(t0, Some(&lease(t0, vec![], vec![b, a()])), &info());
