@@ -109,25 +109,16 @@ fn reach_server(lab: &Lab, index: usize, source: &str) -> Result<String, String>
             String::from_utf8_lossy(&ping.stdout)
         ));
     }
-    let out = host.try_exec(
-        "python3",
-        &[
-            "-c",
-            &format!(
-                "import http.client as h\n\
-                 c = h.HTTPConnection('{SERVER6}', {WEB6_PORT}, timeout=3, source_address=('{source}', 0))\n\
-                 c.request('GET', '/')\n\
-                 r = c.getresponse()\n\
-                 print(r.status, len(r.read()))"
-            ),
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() && text.starts_with("200 ") {
-        Ok(text)
-    } else {
-        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-    }
+    http_fetch_in(
+        host,
+        &format!(
+            "import http.client as h\n\
+             c = h.HTTPConnection('{SERVER6}', {WEB6_PORT}, timeout=3, source_address=('{source}', 0))\n\
+             c.request('GET', '/')\n\
+             r = c.getresponse()\n\
+             print(r.status, len(r.read()))"
+        ),
+    )
 }
 
 fn wait_to_reach_server(lab: &Lab, index: usize, source: &str) {

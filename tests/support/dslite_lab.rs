@@ -429,24 +429,15 @@ impl Lab {
         if addr.parse::<std::net::Ipv4Addr>().is_err() {
             return Err(format!("{WEB_NAME} did not resolve: {answer:?}"));
         }
-        let out = self.lan_hosts[index].try_exec(
-            "python3",
-            &[
-                "-c",
-                &format!(
-                    "import urllib.request as u\n\
-                     q = u.Request('http://{addr}:8080/', headers={{'Host': '{WEB_NAME}:8080'}})\n\
-                     r = u.urlopen(q, timeout=2)\n\
-                     print(r.status, len(r.read()))"
-                ),
-            ],
-        );
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && text.starts_with("200 ") {
-            Ok(text)
-        } else {
-            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-        }
+        http_fetch_in(
+            &self.lan_hosts[index],
+            &format!(
+                "import urllib.request as u\n\
+                 q = u.Request('http://{addr}:8080/', headers={{'Host': '{WEB_NAME}:8080'}})\n\
+                 r = u.urlopen(q, timeout=2)\n\
+                 print(r.status, len(r.read()))"
+            ),
+        )
     }
 
     /// Retries [`Lab::fetch_web_by_name`] until it works; how long that took.
@@ -602,6 +593,18 @@ pub fn ubus_socket(test: &str) -> String {
 /// A `measure:` line, read by the bench scripts.
 pub fn measure(what: &str, took: Duration) {
     println!("measure: {what} {:.3} s", took.as_secs_f64());
+}
+
+/// Runs the python3 `script` in `ns`; it prints "<status> <bytes>" of an
+/// HTTP fetch. `Ok` with that line for a 200, else what went wrong.
+pub fn http_fetch_in(ns: &Netns, script: &str) -> Result<String, String> {
+    let out = ns.try_exec("python3", &["-c", script]);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && text.starts_with("200 ") {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
 /// What the prober runs on a LAN host: every `interval` s, resolve the name
