@@ -51,6 +51,19 @@ fn veth(ns: &Netns) -> u32 {
     index.trim().parse().unwrap()
 }
 
+/// The unreachable /56 both tests add and remove (RFC 7084 WPD-5).
+fn unreachable_56() -> RouteSpec {
+    RouteSpec {
+        dst: "2001:db8:5500::".parse().unwrap(),
+        dst_len: 56,
+        kind: RouteKind::Unreachable,
+        oif: None,
+        gateway: None,
+        metric: 2_147_483_647,
+        protocol: RTPROT_STATIC,
+    }
+}
+
 #[test]
 fn links_addresses_and_routes_through_our_own_netlink() {
     if !require_root_and_tools() {
@@ -110,15 +123,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
         assert!(lifetimes.preferred > 100 && lifetimes.preferred <= 1000);
 
         // An unreachable route (RFC 7084 WPD-5) and its errors.
-        let unreachable = RouteSpec {
-            dst: "2001:db8:5500::".parse().unwrap(),
-            dst_len: 56,
-            kind: RouteKind::Unreachable,
-            oif: None,
-            gateway: None,
-            metric: 2_147_483_647,
-            protocol: RTPROT_STATIC,
-        };
+        let unreachable = unreachable_56();
         netlink.add_route(&unreachable).await.unwrap();
         let again = netlink.add_route(&unreachable).await.unwrap_err();
         assert_eq!(again.raw_os_error(), Some(libc::EEXIST), "{again}");
@@ -180,15 +185,7 @@ fn links_addresses_and_routes_through_our_own_netlink() {
     // Everything removed again through the API.
     in_namespace(&ns, move || async move {
         let netlink = Netlink::open().unwrap();
-        let unreachable = RouteSpec {
-            dst: "2001:db8:5500::".parse().unwrap(),
-            dst_len: 56,
-            kind: RouteKind::Unreachable,
-            oif: None,
-            gateway: None,
-            metric: 2_147_483_647,
-            protocol: RTPROT_STATIC,
-        };
+        let unreachable = unreachable_56();
         netlink.delete_route(&unreachable).await.unwrap();
         let default = RouteSpec {
             dst: "0.0.0.0".parse().unwrap(),
