@@ -13,6 +13,7 @@ pub mod logging;
 pub mod netifd;
 pub mod netlink;
 pub mod status;
+pub mod sysctl;
 pub mod timer;
 pub mod tunnel;
 pub mod ubus;

@@ -358,6 +358,7 @@ fn start_dhcpv6(
         iaid: 1,
         extra_oro: config.wan.request_option.clone(),
         release_on_stop: config.wan.release_on_stop,
+        rapid_commit: config.wan.rapid_commit,
         sol_max_rt: config.wan.solicit_max_rt,
     };
     let (status, status_rx) = watch::channel(ClientStatus::default());
@@ -431,7 +432,7 @@ fn start_lan6(
         lan: config.lan.device.to_string(),
         wan: config.wan.device.to_string(),
         plan: b4d::lan6::plan::Settings::from_config(&config.lan),
-        sysctl_root: "/proc/sys/net/ipv6/conf".into(),
+        sysctl_root: b4d::sysctl::IPV6_CONF.into(),
     };
     let (status, status_rx) = watch::channel(b4d::lan6::Lan6Status::default());
     tasks.spawn(b4d::lan6::driver::run(settings, dhcpv6, shutdown, status));

@@ -104,6 +104,57 @@ fn kea_lease_prefix_dns_and_aftr_then_release_at_shutdown() {
 }
 
 #[test]
+fn kea_with_rapid_commit_binds_in_two_messages() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("kea_with_rapid_commit_binds_in_two_messages");
+    let (client, server) = client_and_server();
+    let kea = Kea6Server::start(
+        &server,
+        &dir,
+        "kea",
+        &Kea6Config {
+            rapid_commit: true,
+            ..isp_kea()
+        },
+    );
+    kea.wait_ready();
+    let capture = Capture::dhcpv6(&client, &dir, "wan", "eth0");
+    let b4d = start_b4d(&client, &dir, "b4d", &b4d_config(&dir, ""));
+    b4d.wait_for_line("rapid commit from", secs(20));
+    b4d.wait_for_line("event: lease-acquired", secs(2));
+    b4d.wait_for_line("event: aftr-name-changed aftr.example.net", secs(2));
+    kea.process().wait_for_line("DHCP6_PD_LEASE_ALLOC", secs(5));
+    capture.wait_for_packets("dhcp6 reply", 1, secs(5));
+    assert!(
+        capture.matching("dhcp6 solicit")[0]
+            .text
+            .contains("rapid-commit"),
+        "the Solicit offers Rapid Commit"
+    );
+    assert!(
+        capture.matching("dhcp6 advertise").is_empty()
+            && capture.matching("dhcp6 request").is_empty(),
+        "Solicit and Reply only: {:?}",
+        capture.packets().iter().map(|p| &p.text).collect::<Vec<_>>()
+    );
+
+    // Off in the config: the four-message exchange, even with kea willing.
+    drop(b4d);
+    let dir2 = TestDir::new("kea_with_rapid_commit_off_in_config");
+    let again = start_b4d(
+        &client,
+        &dir2,
+        "b4d-no-rapid",
+        &b4d_config(&dir2, "\toption rapid_commit '0'\n"),
+    );
+    again.wait_for_line("event: lease-acquired", secs(20));
+    assert!(again.lines_matching("rapid commit from").is_empty());
+    capture.wait_for_packets("dhcp6 request", 1, secs(5));
+}
+
+#[test]
 fn kea_renew_carries_a_changed_aftr_name_through() {
     if !require_root_and_tools() {
         return;

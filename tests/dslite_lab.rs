@@ -189,6 +189,56 @@ fn pretty_json(text: &str) -> String {
     }
 }
 
+/// Where the bring-up time goes: every line b4d, udhcpc and the prober
+/// printed during bring-up, with its time since b4d was spawned. Printed,
+/// not asserted (scripts/bench-e2e.sh runs it with --nocapture).
+#[test]
+#[ignore = "a breakdown for scripts/bench-e2e.sh"]
+fn bring_up_timeline() {
+    let Some(_vm) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::with_lan_services("timeline");
+    let host = lab.add_lan_host("lanhost");
+    let prober = lab.start_prober(host);
+    // ICMP and ND on the CPE: what the kernel says while the path forms.
+    let icmp = lab.b4.spawn(
+        &lab.dir,
+        "icmp",
+        "tcpdump",
+        &["-l", "-n", "-i", "any", "icmp or icmp6"],
+    );
+    std::thread::sleep(secs(1));
+    lab.start_b4d("b4d");
+    let udhcpc = lab.udhcpc(host, "udhcpc");
+    prober.recovery_after(0.0, secs(30));
+    let started = lab.b4d().started();
+    let mut lines: Vec<(Duration, String, String)> = Vec::new();
+    for (who, process) in [("b4d", lab.b4d()), ("udhcpc", &udhcpc), ("icmp", &icmp)] {
+        for line in process.lines() {
+            let at = line.at.saturating_duration_since(started);
+            lines.push((at, who.to_string(), line.text));
+        }
+    }
+    // Each kind of prober result once in a row: what failed, and until when.
+    let mut last_kind = String::new();
+    for line in prober.lines() {
+        let kind: Vec<&str> = line.text.split_whitespace().collect();
+        let kind = [&kind[..2.min(kind.len())], kind.get(3..).unwrap_or(&[])]
+            .concat()
+            .join(" ");
+        if kind != last_kind {
+            let at = line.at.saturating_duration_since(started);
+            lines.push((at, "prober".to_string(), line.text));
+            last_kind = kind;
+        }
+    }
+    lines.sort_by_key(|(at, _, _)| *at);
+    for (at, who, text) in lines {
+        println!("timeline: {:7.3} {who:6} {text}", at.as_secs_f64());
+    }
+}
+
 #[test]
 fn isp_side_faults_each_recover() {
     let Some(_vm) = vm::in_kernel_lab() else {

@@ -23,6 +23,7 @@
 //! | `wan` `request_option` | list of 1..=65535 | empty |
 //! | `wan` `aftr` | IPv6 address or FQDN | unset (DHCPv6 option 64) |
 //! | `wan` `release_on_stop` | bool | 1 |
+//! | `wan` `rapid_commit` | bool | 1 |
 //! | `wan` `duid` | hex, 3..=130 octets | unset (generated) |
 //! | `wan` `reconfigure` | bool | 0 |
 //! | `wan` `solicit_max_rt` | duration 60s..=86400s | 3600 |
@@ -262,6 +263,9 @@ pub struct Wan {
     pub aftr: Option<AftrOverride>,
     /// Send a Release on shutdown.
     pub release_on_stop: bool,
+    /// Offer the two-message exchange (RFC 8415 §18.2.1, §21.14): a server
+    /// that allows it answers the Solicit with a Reply at once.
+    pub rapid_commit: bool,
     /// DUID override; `None` means generate one and persist it in `state_dir`.
     pub duid: Option<Duid>,
     /// Accept Reconfigure messages (authenticated with RKAP, RFC 8415 §20.4); when false
@@ -285,6 +289,7 @@ impl Default for Wan {
             request_option: Vec::new(),
             aftr: None,
             release_on_stop: true,
+            rapid_commit: true,
             duid: None,
             reconfigure: false,
             solicit_max_rt: Duration::from_secs(3600),

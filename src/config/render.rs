@@ -84,6 +84,7 @@ pub(super) fn render(c: &Config) -> String {
         "learned from DHCPv6 option 64 (RFC 6334)",
     );
     out.flag("release_on_stop", w.release_on_stop);
+    out.flag("rapid_commit", w.rapid_commit);
     out.optional(
         "duid",
         w.duid.as_ref(),

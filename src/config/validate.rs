@@ -35,6 +35,7 @@ pub(super) const WAN_OPTIONS: &[&str] = &[
     "request_option",
     "aftr",
     "release_on_stop",
+    "rapid_commit",
     "duid",
     "reconfigure",
     "solicit_max_rt",
@@ -454,6 +455,7 @@ fn wan(o: &mut Opts, errs: &mut Errors) -> Wan {
         }),
         aftr: o.get(errs, "aftr", parse_aftr).or(d.aftr),
         release_on_stop: bool_opt(o, errs, "release_on_stop", d.release_on_stop),
+        rapid_commit: bool_opt(o, errs, "rapid_commit", d.rapid_commit),
         duid: o.get(errs, "duid", str::parse).or(d.duid),
         reconfigure: bool_opt(o, errs, "reconfigure", d.reconfigure),
         // RFC 8415 §21.24: SOL_MAX_RT values outside 60..=86400 must be ignored.

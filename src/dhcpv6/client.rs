@@ -40,6 +40,9 @@ pub struct ClientConfig {
     /// Option codes requested on top of the ones b4d needs.
     pub extra_oro: Vec<u16>,
     pub release_on_stop: bool,
+    /// Include Rapid Commit in Solicit and take a Reply to it as the
+    /// binding (RFC 8415 §18.2.1).
+    pub rapid_commit: bool,
     /// SOL_MAX_RT before any server overrides it (§21.24).
     pub sol_max_rt: Duration,
 }
@@ -847,6 +850,15 @@ impl Client {
             (State::Soliciting { .. }, wire::MSG_ADVERTISE) => {
                 self.on_advertise(now, from, server_id, &msg)
             }
+            // §18.2.1, §18.2.10: we offered Rapid Commit and the server
+            // committed the binding in its Reply to the Solicit. A Reply to
+            // a Solicit without Rapid Commit is not one (dropped below).
+            (State::Soliciting { .. }, wire::MSG_REPLY)
+                if self.config.rapid_commit && msg.rapid_commit =>
+            {
+                info!("DHCPv6: rapid commit from {from}");
+                self.on_binding_reply(now, from, server_id, &msg)
+            }
             (State::Requesting { .. }, wire::MSG_REPLY)
             | (State::Renewing { .. }, wire::MSG_REPLY)
             | (State::Rebinding { .. }, wire::MSG_REPLY) => {
@@ -1301,6 +1313,7 @@ impl Client {
             oro: &oro,
             ias,
             iaid: self.config.iaid,
+            rapid_commit: msg_type == wire::MSG_SOLICIT && self.config.rapid_commit,
         });
         self.counters.sent += 1;
         self.actions.push(Action::Send { bytes });

@@ -34,6 +34,7 @@ fn config(mode: Mode) -> ClientConfig {
         iaid: 1,
         extra_oro: vec![],
         release_on_stop: true,
+        rapid_commit: true,
         sol_max_rt: secs(3600),
     }
 }
@@ -269,6 +270,13 @@ impl ServerReply {
     fn reply(&self, xid: [u8; 3], server: &[u8]) -> Vec<u8> {
         build_server_message(wire::MSG_REPLY, xid, self.options(server))
     }
+
+    /// A Reply to Solicit committing the binding (RFC 8415 §18.3.1).
+    fn rapid_reply(&self, xid: [u8; 3], server: &[u8]) -> Vec<u8> {
+        let mut opts = self.options(server);
+        opts.push(DhcpOption::RapidCommit);
+        build_server_message(wire::MSG_REPLY, xid, opts)
+    }
 }
 
 #[test]
@@ -282,7 +290,7 @@ fn first_solicit_is_delayed_and_asks_for_everything() {
     assert_eq!(u8::from(solicit.msg_type()), wire::MSG_SOLICIT);
     assert_eq!(oro(&solicit), vec![23, 24, 64, 82]);
     let codes = option_codes(&solicit);
-    for code in [1, 3, 6, 8, 25] {
+    for code in [1, 3, 6, 8, 14, 25] {
         assert!(codes.contains(&code), "option {code} in Solicit: {codes:?}");
     }
     assert!(server_id(&solicit).is_none());
@@ -293,6 +301,73 @@ fn first_solicit_is_delayed_and_asks_for_everything() {
         },
         other => panic!("no IA_PD: {other:?}"),
     }
+}
+
+#[test]
+fn a_rapid_commit_reply_to_solicit_binds_at_once_without_request() {
+    let mut lab = Lab::new(stateful());
+    lab.feed(Input::LinkUp);
+    let solicit = lab.next_sent();
+    let solicited_at = lab.now;
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().rapid_reply(solicit.xid(), &SERVER_A),
+    );
+    assert_eq!(lab.client.state_name(), "bound");
+    assert_eq!(lab.now, solicited_at, "no Advertise collection (§18.2.1)");
+    assert_eq!(lab.sent.len(), 1, "no Request after a rapid commit");
+    let lease = lab.client.lease().expect("a lease");
+    assert_eq!(lease.addresses[0].addr, addr("2001:db8:1::100"));
+    assert_eq!(lease.prefixes[0].prefix, addr("2001:db8:100::"));
+    assert!(lab
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::LeaseAcquired { .. })));
+}
+
+#[test]
+fn a_reply_to_solicit_without_rapid_commit_is_no_binding() {
+    let mut lab = Lab::new(stateful());
+    lab.feed(Input::LinkUp);
+    let solicit = lab.next_sent();
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().reply(solicit.xid(), &SERVER_A),
+    );
+    assert_eq!(lab.client.state_name(), "soliciting");
+    assert!(lab.client.lease().is_none());
+    assert_eq!(lab.client.counters().dropped(Drop::UnexpectedType), 1);
+}
+
+#[test]
+fn with_rapid_commit_off_the_solicit_does_not_offer_it_and_a_rapid_reply_is_dropped() {
+    let mut lab = Lab::new(stateful());
+    lab.client = Client::new(
+        ClientConfig {
+            rapid_commit: false,
+            ..config(stateful())
+        },
+        42,
+    );
+    lab.feed(Input::LinkUp);
+    let solicit = lab.next_sent();
+    assert!(!option_codes(&solicit).contains(&14));
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().rapid_reply(solicit.xid(), &SERVER_A),
+    );
+    assert_eq!(lab.client.state_name(), "soliciting");
+}
+
+#[test]
+fn rapid_commit_is_offered_in_solicit_only() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    let request = lab.sent[1].1.clone();
+    assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
+    assert!(!option_codes(&request).contains(&14));
+    lab.feed(Input::ForceRenew);
+    assert!(!option_codes(lab.last_sent()).contains(&14));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use crate::timer::sleep_until;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -16,6 +17,7 @@ use super::client::{Action, Client, ClientConfig, ClientStatus, Input};
 use super::events::Event;
 use super::lease::WithLifetimes;
 use crate::netlink::{LinkState, LinkWatch};
+use crate::sysctl::{Ipv6Conf, OptimisticDad, IPV6_CONF};
 
 /// RFC 8415 §7.1: All_DHCP_Relay_Agents_and_Servers.
 pub const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
@@ -87,6 +89,20 @@ fn log_action_event(event: &Event, client: &Client) {
     }
 }
 
+/// RFC 4429 on the WAN: after a link flap its link-local address, and any
+/// address b4d adds, can be used at once (see
+/// [`Ipv6Conf::enable_optimistic_dad`]). Called when the device appears.
+fn use_optimistic_dad(device: &str) {
+    match Ipv6Conf::new(Path::new(IPV6_CONF), device).enable_optimistic_dad() {
+        OptimisticDad::TurnedOn => info!("WAN {device}: optimistic DAD on (RFC 4429)"),
+        OptimisticDad::AlreadyOn => {}
+        OptimisticDad::Unsupported => info!(
+            "WAN {device}: kernel without optimistic DAD; new WAN addresses are usable after DAD (~1 s)"
+        ),
+        OptimisticDad::Failed(e) => warn!("WAN {device}: cannot turn on optimistic DAD: {e}"),
+    }
+}
+
 /// Runs the client on `device` until a `Control::Shutdown` has been handled.
 pub async fn run(
     device: String,
@@ -114,6 +130,7 @@ pub async fn run(
         match &state {
             Some(s) if socket.as_ref().is_none_or(|(idx, _)| *idx != s.index) => {
                 socket = Some((s.index, open_socket(&device, s.index)?));
+                use_optimistic_dad(&device);
             }
             None if !announced_wait => {
                 info!("waiting for WAN device {device} to appear");

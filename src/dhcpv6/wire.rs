@@ -173,6 +173,8 @@ pub struct Received {
     pub information_refresh: Option<u32>,
     /// RFC 8415 §21.19: which exchange a Reconfigure asks for.
     pub reconfigure_msg: Option<u8>,
+    /// RFC 8415 §21.14: a Reply to Solicit that commits the binding.
+    pub rapid_commit: bool,
 }
 
 impl Received {
@@ -385,12 +387,14 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
         // dhcproto 0.15 encodes option 32 but decodes it as Unknown.
         information_refresh: u32_option(opts, OPT_INFORMATION_REFRESH_TIME),
         reconfigure_msg: None,
+        rapid_commit: false,
     };
     for opt in opts.iter() {
         match opt {
             DhcpOption::ClientId(id) => received.client_id = Some(id.clone()),
             DhcpOption::ServerId(id) => received.server_id = Some(id.clone()),
             DhcpOption::Preference(p) => received.preference = *p,
+            DhcpOption::RapidCommit => received.rapid_commit = true,
             DhcpOption::IANA(ia) => {
                 received
                     .ia_na
@@ -459,6 +463,8 @@ pub struct Outgoing<'a> {
     pub oro: &'a [u16],
     pub ias: OutgoingIas,
     pub iaid: u32,
+    /// Rapid Commit option (RFC 8415 §21.14), Solicit only.
+    pub rapid_commit: bool,
 }
 
 /// Encodes a client message. The lifetimes and T1/T2 the client sends are 0:
@@ -471,6 +477,9 @@ pub fn encode(out: &Outgoing<'_>) -> Vec<u8> {
         opts.insert(DhcpOption::ServerId(server_id.to_vec()));
     }
     opts.insert(DhcpOption::ElapsedTime(out.elapsed_centis));
+    if out.rapid_commit {
+        opts.insert(DhcpOption::RapidCommit);
+    }
     if !out.oro.is_empty() {
         opts.insert(DhcpOption::ORO(ORO {
             opts: out.oro.iter().map(|c| OptionCode::from(*c)).collect(),
@@ -734,8 +743,14 @@ mod tests {
                 prefix_hint: 56,
             },
             iaid: 1,
+            rapid_commit: true,
         };
         let bytes = encode(&out);
+        let msg = Message::from_bytes(&bytes).unwrap();
+        assert!(matches!(
+            msg.opts().get(OptionCode::RapidCommit),
+            Some(DhcpOption::RapidCommit)
+        ));
         let msg = Message::from_bytes(&bytes).unwrap();
         assert_eq!(u8::from(msg.msg_type()), MSG_SOLICIT);
         match msg.opts().get(OptionCode::ORO) {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::kernel::Kernel;
 use super::plan::{self, accept_ra_fix, Assigned, Lan6, Skip};
 use crate::dhcpv6::ClientStatus;
+use crate::sysctl::Ipv6Conf;
 use crate::tunnel::kernel::changed;
 
 /// After a start, how long b4d keeps what a previous run left on the LAN
@@ -27,7 +28,7 @@ pub struct Settings {
     pub lan: String,
     pub wan: String,
     pub plan: plan::Settings,
-    /// /proc/sys/net/ipv6/conf, where accept_ra and forwarding live.
+    /// [`crate::sysctl::IPV6_CONF`], where accept_ra and forwarding live.
     pub sysctl_root: PathBuf,
 }
 
@@ -80,13 +81,13 @@ impl Loop {
     /// RFC 4861 §6.3.4: keep learning the WAN default route from RAs while
     /// forwarding (see [`accept_ra_fix`]).
     fn fix_accept_ra(&self) {
-        let dir = self.settings.sysctl_root.join(&self.settings.wan);
-        let read = |name| std::fs::read_to_string(dir.join(name));
-        let (Ok(forwarding), Ok(accept_ra)) = (read("forwarding"), read("accept_ra")) else {
+        let conf = Ipv6Conf::new(&self.settings.sysctl_root, &self.settings.wan);
+        let (Ok(forwarding), Ok(accept_ra)) = (conf.read("forwarding"), conf.read("accept_ra"))
+        else {
             return; // no WAN device yet
         };
         if let Some(value) = accept_ra_fix(&forwarding, &accept_ra) {
-            match std::fs::write(dir.join("accept_ra"), value) {
+            match conf.write("accept_ra", value) {
                 Ok(()) => info!(
                     "LAN IPv6: {} forwards IPv6, so accept_ra set to {value} to keep the RA default route",
                     self.settings.wan

@@ -39,7 +39,10 @@ pub use wire::{
 };
 
 use socket::RequestSocket;
-use wire::{AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
+use wire::{
+    AF_INET6, IFA_F_DADFAILED, IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, RTM_NEWADDR, RTM_NEWLINK,
+    RTM_NEWROUTE,
+};
 
 /// The request side of rtnetlink.
 pub struct Netlink {
@@ -152,9 +155,9 @@ pub struct LinkState {
     pub up: bool,
     pub mac: Option<[u8; 6]>,
     pub mtu: Option<u32>,
-    /// A link-local address that is neither tentative nor failed DAD.
+    /// A link-local address that is usable: DAD done, or optimistic (RFC 4429).
     pub link_local: Option<Ipv6Addr>,
-    /// Global IPv6 addresses whose DAD has finished.
+    /// Global IPv6 addresses whose DAD has finished or that are optimistic.
     pub global: Vec<Ipv6Addr>,
 }
 
@@ -179,7 +182,11 @@ pub fn link_state(link: &Link, addresses: &[Address]) -> LinkState {
         if address.index != link.index || address.family != AF_INET6 {
             continue;
         }
-        if address.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0 {
+        // RFC 4429 §3.3: an optimistic address may source packets while its
+        // DAD runs; a merely tentative one may not.
+        let tentative = address.flags & IFA_F_TENTATIVE != 0;
+        let optimistic = address.flags & IFA_F_OPTIMISTIC != 0;
+        if address.flags & IFA_F_DADFAILED != 0 || (tentative && !optimistic) {
             continue;
         }
         let Some(IpAddr::V6(addr)) = address.addr() else {
@@ -277,6 +284,21 @@ mod tests {
         assert_eq!(
             state.global,
             vec!["2001:db8::2".parse::<Ipv6Addr>().unwrap()]
+        );
+        assert!(state.ready_for_dhcpv6());
+    }
+
+    #[test]
+    fn an_optimistic_link_local_is_usable_at_once() {
+        let optimistic = IFA_F_TENTATIVE | IFA_F_OPTIMISTIC;
+        let state = link_state(
+            &link(wire::IFF_UP | wire::IFF_LOWER_UP),
+            &[v6("fe80::1", optimistic), v6("2001:db8::1", optimistic)],
+        );
+        assert_eq!(state.link_local, Some("fe80::1".parse().unwrap()));
+        assert_eq!(
+            state.global,
+            vec!["2001:db8::1".parse::<Ipv6Addr>().unwrap()]
         );
         assert!(state.ready_for_dhcpv6());
     }

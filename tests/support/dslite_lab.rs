@@ -67,6 +67,10 @@ pub fn kea_config(pool_address: &str, aftr_name: &str) -> Kea6Config {
         pd_pool: Some(("2001:db8:100::".into(), 40, 56)),
         dns_servers: vec![v6(DNS)],
         aftr_name: Some(aftr_name.into()),
+        // The ISP allows the two-message exchange (RFC 8415 §18.3.1), as
+        // BNG DHCPv6 servers commonly do; tests/dhcpv6_servers.rs covers
+        // the four-message one.
+        rapid_commit: true,
         ..Kea6Config::default()
     }
 }
@@ -746,6 +750,11 @@ impl Prober {
             .collect();
         gaps.sort_by(f64::total_cmp);
         gaps.get(gaps.len() / 2).copied()
+    }
+
+    /// The prober's output lines, with when the harness read them.
+    pub fn lines(&self) -> Vec<process::Line> {
+        self.0.lines()
     }
 
     /// The prober's own output, for failure messages.

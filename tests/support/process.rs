@@ -170,6 +170,11 @@ impl Process {
         }
     }
 
+    /// When the harness spawned it.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The name given at spawn (also the log file stem).
     pub fn name(&self) -> &str {
         &self.name
