@@ -14,10 +14,12 @@ shift 2
 ./scripts/vm.sh setup >/dev/null
 
 out="${MEASURE_LOG_DIR:-$(mktemp -d)}"
-cargo test --test "$test_file" --no-run >/dev/null 2>&1
+# The release build is what ships (opt-level z, LTO); a debug b4d starts
+# about half a second slower in the emulated VM and skews every figure.
+cargo test --release --test "$test_file" --no-run >/dev/null 2>&1
 for i in $(seq 1 "$runs"); do
     echo "measure-runs: $test_file, run $i of $runs" >&2
-    cargo test --test "$test_file" -- --nocapture --test-threads=1 "$@" >"$out/run$i.log" 2>&1 || {
+    cargo test --release --test "$test_file" -- --nocapture --test-threads=1 "$@" >"$out/run$i.log" 2>&1 || {
         echo "measure-runs: run $i failed, see its log:" >&2
         tail -40 "$out/run$i.log" >&2
         exit 1

@@ -56,6 +56,12 @@ fn lab_with_working_lan_host(test: &str) -> (Lab, Process, String, Prober) {
         t0,
         secs(20),
     );
+    // Part of the bring-up that is the RFC's, not b4d's: the first Solicit
+    // waits a random 0..1 s (RFC 8415 §18.2.1, SOL_MAX_DELAY).
+    measure(
+        "  of which the random Solicit delay (RFC 8415 §18.2.1)",
+        between(lab.b4d(), "is up with link-local", "sent message type 1 "),
+    );
     (lab, udhcpc, field(&bound, "ip").to_string(), prober)
 }
 
