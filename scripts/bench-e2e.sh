@@ -12,7 +12,7 @@
 #     VM and the same run, side by side with the ratio.
 # The VM is software-emulated (TCG): absolute times and throughput are
 # pessimistic; the ratio is what compares.
-#   - one bring-up line by line (b4d's log, udhcpc, ICMP on the CPE), to
+#   - one bring-up and one WAN flap line by line (b4d's log, udhcpc, ICMP on the CPE), to
 #     show where the time goes;
 # Usage: scripts/bench-e2e.sh [RUNS]
 set -euo pipefail
@@ -25,15 +25,15 @@ echo "re-convergence (LAN host HTTP fetch by name works again):"
 MEASURE_LOG_DIR="$out" ./scripts/measure-runs.sh dslite_lab "$RUNS"
 
 echo "bench-e2e: one bring-up, line by line" >&2
-cargo test --release --test dslite_lab -- --ignored --nocapture --exact bring_up_timeline \
+cargo test --release --test dslite_lab -- --ignored --nocapture --exact bring_up_and_wan_flap_timelines \
     >"$out/timeline.log" 2>&1 || {
     echo "bench-e2e: timeline run failed:" >&2
     tail -40 "$out/timeline.log" >&2
     exit 1
 }
 echo
-echo "where one bring-up's time goes (seconds since b4d was spawned; ICMP seen on the CPE):"
-grep -o "timeline: .*" "$out/timeline.log" | grep -v "ubus::" | cut -c11-200 || true
+echo "where the time goes (seconds; b4d log, udhcpc, ICMP/ND/TCP seen on the CPE, prober):"
+sed -n "s/.*\] timeline: //p" "$out/timeline.log" | grep -v "ubus::" | cut -c1-190 || true
 
 echo "bench-e2e: iperf3, tunnel vs plain IPv6" >&2
 cargo test --release --test dslite_lab -- --ignored --nocapture --exact throughput_tunnel_vs_plain_ipv6 \

@@ -137,7 +137,11 @@ fn kea_with_rapid_commit_binds_in_two_messages() {
         capture.matching("dhcp6 advertise").is_empty()
             && capture.matching("dhcp6 request").is_empty(),
         "Solicit and Reply only: {:?}",
-        capture.packets().iter().map(|p| &p.text).collect::<Vec<_>>()
+        capture
+            .packets()
+            .iter()
+            .map(|p| &p.text)
+            .collect::<Vec<_>>()
     );
 
     // Off in the config: the four-message exchange, even with kea willing.

@@ -195,54 +195,72 @@ fn pretty_json(text: &str) -> String {
     }
 }
 
-/// Where the bring-up time goes: every line b4d, udhcpc and the prober
-/// printed during bring-up, with its time since b4d was spawned. Printed,
+/// Where the time goes: the lines b4d, udhcpc, the CPE's ICMP/ND/TCP
+/// capture and the prober printed from `since` on, with their time since
+/// `since` (each kind of prober result once in a row).
+fn print_timeline(what: &str, since: Instant, processes: &[(&str, &Process)], prober: &Prober) {
+    let mut lines: Vec<(Duration, String, String)> = Vec::new();
+    let mut keep = |who: &str, line: support::process::Line| {
+        if line.at >= since {
+            lines.push((line.at - since, who.to_string(), line.text));
+        }
+    };
+    for (who, process) in processes {
+        for line in process.lines() {
+            keep(who, line);
+        }
+    }
+    let mut last_kind = String::new();
+    for line in prober.lines() {
+        let words: Vec<&str> = line.text.split_whitespace().collect();
+        let kind = [&words[..2.min(words.len())], words.get(3..).unwrap_or(&[])]
+            .concat()
+            .join(" ");
+        if kind != last_kind {
+            last_kind = kind;
+            keep("prober", line);
+        }
+    }
+    lines.sort_by_key(|(at, _, _)| *at);
+    println!("timeline: == {what}");
+    for (at, who, text) in lines {
+        println!("timeline: {:7.3} {who:6} {text}", at.as_secs_f64());
+    }
+}
+
+/// Where the bring-up and a WAN flap's time goes, line by line. Printed,
 /// not asserted (scripts/bench-e2e.sh runs it with --nocapture).
 #[test]
 #[ignore = "a breakdown for scripts/bench-e2e.sh"]
-fn bring_up_timeline() {
+fn bring_up_and_wan_flap_timelines() {
     let Some(_vm) = vm::in_kernel_lab() else {
         return;
     };
     let mut lab = Lab::with_lan_services("timeline");
     let host = lab.add_lan_host("lanhost");
     let prober = lab.start_prober(host);
-    // ICMP and ND on the CPE: what the kernel says while the path forms.
-    let icmp = lab.b4.spawn(
+    let capture = lab.b4.spawn(
         &lab.dir,
-        "icmp",
+        "capture",
         "tcpdump",
-        &["-l", "-n", "-i", "any", "icmp or icmp6"],
+        &["-l", "-n", "-i", "any", "icmp or icmp6 or tcp port 8080"],
     );
     std::thread::sleep(secs(1));
     lab.start_b4d("b4d");
     let udhcpc = lab.udhcpc(host, "udhcpc");
     prober.recovery_after(0.0, secs(30));
-    let started = lab.b4d().started();
-    let mut lines: Vec<(Duration, String, String)> = Vec::new();
-    for (who, process) in [("b4d", lab.b4d()), ("udhcpc", &udhcpc), ("icmp", &icmp)] {
-        for line in process.lines() {
-            let at = line.at.saturating_duration_since(started);
-            lines.push((at, who.to_string(), line.text));
-        }
-    }
-    // Each kind of prober result once in a row: what failed, and until when.
-    let mut last_kind = String::new();
-    for line in prober.lines() {
-        let kind: Vec<&str> = line.text.split_whitespace().collect();
-        let kind = [&kind[..2.min(kind.len())], kind.get(3..).unwrap_or(&[])]
-            .concat()
-            .join(" ");
-        if kind != last_kind {
-            let at = line.at.saturating_duration_since(started);
-            lines.push((at, "prober".to_string(), line.text));
-            last_kind = kind;
-        }
-    }
-    lines.sort_by_key(|(at, _, _)| *at);
-    for (at, who, text) in lines {
-        println!("timeline: {:7.3} {who:6} {text}", at.as_secs_f64());
-    }
+    let spawned = lab.b4d().started();
+    let processes = [("b4d", lab.b4d()), ("udhcpc", &udhcpc), ("pcap", &capture)];
+    print_timeline("bring-up, from b4d's spawn", spawned, &processes, &prober);
+
+    lab.wan_cable_out(true);
+    std::thread::sleep(secs(2));
+    let back = Instant::now();
+    let t0 = monotonic_now();
+    lab.wan_cable_out(false);
+    prober.recovery_after(t0, secs(30));
+    std::thread::sleep(secs(1));
+    print_timeline("WAN cable back after 2 s out", back, &processes, &prober);
 }
 
 #[test]
@@ -328,15 +346,37 @@ fn dns_server_down_at_boot_then_back_then_a_wan_flap() {
         between(lab.b4d(), "AFTR: aftr.example.net is", "tunnel up: ds-b4"),
     );
 
-    // The WAN link goes down for 2 s and comes back (the ISP's RA restores
-    // the default route; here the test does).
+    // The WAN link is set down for 2 s and up again on the CPE (ifdown /
+    // ifup): the kernel drops its IPv6 addresses and routes; the ISP's RA
+    // restores the default route once the link-local address has passed
+    // DAD (the kernel sends its Router Solicitation then); here the test
+    // does.
     let mark = lab.b4d().mark();
     lab.b4.link_down("wan0");
     std::thread::sleep(secs(2));
     let t0 = monotonic_now();
     lab.b4.link_up("wan0");
     lab.restore_wan_route();
-    recovered(&lab, &prober, "WAN link down 2 s and up", t0, secs(30));
+    recovered(
+        &lab,
+        &prober,
+        "WAN link set down 2 s and up on the CPE (ifdown/ifup; includes the kernel's ~1 s to the RA route)",
+        t0,
+        secs(30),
+    );
+
+    // The WAN cable is pulled for 2 s: carrier lost, addresses kept.
+    lab.wan_cable_out(true);
+    std::thread::sleep(secs(2));
+    let t0 = monotonic_now();
+    lab.wan_cable_out(false);
+    recovered(
+        &lab,
+        &prober,
+        "WAN cable out 2 s and back (carrier lost)",
+        t0,
+        secs(30),
+    );
     println!(
         "b4d after the WAN flap:\n{}",
         lab.b4d()

@@ -108,6 +108,10 @@ impl Lab {
             ns.ip(&["link", "set", dev, "mtu", &wan_mtu.to_string()]);
         }
         b4.sysctl("net.ipv4.ip_forward", "1");
+        // The ISP's port keeps its addresses when its link bounces, as a
+        // BNG's does ([`Lab::wan_cable_out`]).
+        isp.sysctl("net.ipv6.conf.eth0.keep_addr_on_down", "1");
+        isp.sysctl("net.ipv6.conf.eth0.accept_dad", "0");
         isp.add_addr_nodad("eth0", "2001:db8:1::1/64");
         isp.add_addr_nodad("lo", &format!("{DNS}/128"));
         isp.add_addr_nodad("lo", &format!("{AFTR1}/128"));
@@ -207,6 +211,17 @@ impl Lab {
         lab.host.add_addr("eth0", "192.168.1.10/24");
         lab.host.ip(&["route", "add", "default", "via", LAN_ADDR]);
         lab
+    }
+
+    /// The cable between the CPE's WAN port and the ISP is pulled (`out`)
+    /// or plugged back: the CPE sees its carrier go and come back; its
+    /// addresses and routes stay, as they do when a real cable or ONT goes.
+    pub fn wan_cable_out(&self, out: bool) {
+        if out {
+            self.isp.link_down("eth0");
+        } else {
+            self.isp.link_up("eth0");
+        }
     }
 
     /// Re-adds the B4's IPv6 default route (gone when wan0 went down),
