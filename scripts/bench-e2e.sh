@@ -43,4 +43,4 @@ cargo test --release --test dslite_lab -- --ignored --nocapture --exact throughp
     exit 1
 }
 echo
-grep -o "throughput: .*" "$out/iperf3.log" || echo "throughput: no result"
+grep -o "throughput: .*" "$out/iperf3.log" | sed 's/^\[vm\] //' || echo "throughput: no result"
