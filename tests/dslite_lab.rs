@@ -332,12 +332,11 @@ fn dns_server_down_at_boot_then_back_then_a_wan_flap() {
         "a tunnel without an AFTR address"
     );
     assert!(lab.fetch_web_by_name(host).is_err());
-    let t0 = monotonic_now();
-    lab.start_dns("dns-back");
+    let t0 = lab.start_dns("dns-back");
     recovered(
         &lab,
         &prober,
-        "DNS server down at boot, then back (DNS start to LAN fetch)",
+        "DNS server down at boot, then back (DNS serving to LAN fetch)",
         t0,
         secs(30),
     );

@@ -556,12 +556,7 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
     }
 }
 
-fn plan_tunnel(
-    spec: &TunnelSpec,
-    tunnel: Option<&TunnelDevice>,
-    mss_clamp: Option<&MssClamp>,
-    ops: &mut Vec<Op>,
-) {
+fn plan_tunnel(spec: &TunnelSpec, tunnel: Option<&TunnelDevice>, ops: &mut Vec<Op>) {
     let Some(t) = tunnel else {
         ops.push(Op::CreateTunnel(spec.clone()));
         return;
@@ -620,15 +615,24 @@ fn plan_tunnel(
             });
         }
     }
-    let wanted = MssClamp {
-        tunnel: spec.name.clone(),
-        mss: spec.mtu.saturating_sub(IPV4_TCP_HEADERS),
-    };
-    match (spec.mss_clamp, mss_clamp) {
-        (true, Some(loaded)) if *loaded == wanted => {}
-        (true, _) => ops.push(Op::LoadMssClamp(wanted)),
-        (false, Some(_)) => ops.push(Op::RemoveMssClamp),
-        (false, None) => {}
+}
+
+/// The MSS clamp depends only on the tunnel's name and MTU, so it is loaded
+/// as soon as the WAN is known, before the AFTR answers and off the
+/// bring-up path, and it stays while the tunnel is down or rebuilt: its
+/// rules match the tunnel by name, and nothing matches while it is absent.
+/// Rebuilds then cost no `nft` run, and a rebuilt tunnel never carries a
+/// SYN unclamped. `enabled '0'`, `mss_clamp '0'` and stop remove it.
+fn plan_mss_clamp(config: &Tunnel, wan: &WanDevice, loaded: Option<&MssClamp>, ops: &mut Vec<Op>) {
+    let wanted = (config.enabled && config.mss_clamp).then(|| MssClamp {
+        tunnel: config.name.to_string(),
+        mss: tunnel_mtu(config, wan.mtu).saturating_sub(IPV4_TCP_HEADERS),
+    });
+    match (wanted, loaded) {
+        (Some(wanted), Some(loaded)) if wanted == *loaded => {}
+        (Some(wanted), _) => ops.push(Op::LoadMssClamp(wanted)),
+        (None, Some(_)) => ops.push(Op::RemoveMssClamp),
+        (None, None) => {}
     }
 }
 
@@ -638,6 +642,7 @@ pub fn plan(config: &Tunnel, wan_name: &str, known: &Knowledge, observed: &Obser
     let mut ops = Vec::new();
     if let Some(wan) = &observed.wan {
         plan_wan(config, known, wan, &mut ops);
+        plan_mss_clamp(config, wan, observed.mss_clamp.as_ref(), &mut ops);
     }
     let verdict = verdict(config, wan_name, known, observed);
     let waiting = matches!(verdict, Err(Down::NoAftr(_) | Down::NoLocalAddress(_)));
@@ -648,12 +653,7 @@ pub fn plan(config: &Tunnel, wan_name: &str, known: &Knowledge, observed: &Obser
         };
     }
     match &verdict {
-        Ok(spec) => plan_tunnel(
-            spec,
-            observed.tunnel.as_ref(),
-            observed.mss_clamp.as_ref(),
-            &mut ops,
-        ),
+        Ok(spec) => plan_tunnel(spec, observed.tunnel.as_ref(), &mut ops),
         Err(Down::NameTaken(_)) => {}
         Err(_) => ops.extend(teardown(observed)),
     }
@@ -661,16 +661,14 @@ pub fn plan(config: &Tunnel, wan_name: &str, known: &Knowledge, observed: &Obser
 }
 
 /// What removes the B4 from the kernel whenever it must stand down.
-/// Deleting the device takes its addresses and routes with it.
+/// Deleting the device takes its addresses and routes with it; the MSS
+/// clamp stays (see [`plan_mss_clamp`]).
 pub fn teardown(observed: &Observed) -> Vec<Op> {
     let mut ops = Vec::new();
     if let Some(t) = &observed.tunnel {
         if t.kind == "ip6tnl" {
             ops.push(Op::DeleteTunnel { index: t.index });
         }
-    }
-    if observed.mss_clamp.is_some() {
-        ops.push(Op::RemoveMssClamp);
     }
     ops
 }
@@ -680,6 +678,9 @@ pub fn teardown(observed: &Observed) -> Vec<Op> {
 /// are netifd's).
 pub fn stop(observed: &Observed, install_wan_addresses: bool) -> Vec<Op> {
     let mut ops = teardown(observed);
+    if observed.mss_clamp.is_some() {
+        ops.push(Op::RemoveMssClamp);
+    }
     if let Some(wan) = &observed.wan {
         plan_wan(
             &Tunnel {

@@ -119,7 +119,17 @@ fn fresh_start_creates_the_tunnel_as_rfc_6333_wants_it() {
         },
     );
     let spec = p.verdict.clone().unwrap();
-    assert_eq!(p.ops, vec![Op::CreateTunnel(spec.clone())]);
+    // The clamp first: no SYN crosses the new tunnel unclamped.
+    assert_eq!(
+        p.ops,
+        vec![
+            Op::LoadMssClamp(MssClamp {
+                tunnel: "ds-b4".into(),
+                mss: 1420
+            }),
+            Op::CreateTunnel(spec.clone())
+        ]
+    );
     assert_eq!(spec.name, "ds-b4");
     assert_eq!(spec.local, ia_na());
     assert_eq!(spec.remote, aftr());
@@ -156,6 +166,10 @@ fn a_new_bare_tunnel_gets_up_address_route_and_mss_clamp() {
     assert_eq!(
         p.ops,
         vec![
+            Op::LoadMssClamp(MssClamp {
+                tunnel: "ds-b4".into(),
+                mss: 1420
+            }),
             Op::SetTunnelUp { index: TUN },
             Op::AddTunnelAddress {
                 index: TUN,
@@ -167,10 +181,6 @@ fn a_new_bare_tunnel_gets_up_address_route_and_mss_clamp() {
                 gateway: Ipv4Addr::new(192, 0, 0, 1),
                 metric: 0
             },
-            Op::LoadMssClamp(MssClamp {
-                tunnel: "ds-b4".into(),
-                mss: 1420
-            }),
         ]
     );
 }
@@ -283,7 +293,14 @@ fn dad_failed_address_is_not_used() {
     o.wan.as_mut().unwrap().addresses[1].dad_failed = true;
     let p = run(&config(), &known(), &o);
     assert!(matches!(p.verdict, Err(Down::NoLocalAddress(_))));
-    assert!(p.ops.is_empty(), "{:?}", p.ops);
+    assert_eq!(
+        p.ops,
+        vec![Op::LoadMssClamp(MssClamp {
+            tunnel: "ds-b4".into(),
+            mss: 1420
+        })],
+        "no tunnel; only the clamp, which needs no local address"
+    );
 }
 
 #[test]
@@ -325,14 +342,11 @@ fn foreign_wan_addresses_are_never_removed() {
 }
 
 #[test]
-fn aftr_withdrawn_tears_down_tunnel_and_nftables() {
+fn aftr_withdrawn_tears_down_the_tunnel_and_keeps_the_clamp_for_its_return() {
     let mut k = known();
     k.aftr = Err("no AFTR name (DHCPv6 option 64 absent, none configured)".into());
     let p = run(&config(), &k, &observed(Some(built(&spec()))));
-    assert_eq!(
-        p.ops,
-        vec![Op::DeleteTunnel { index: TUN }, Op::RemoveMssClamp]
-    );
+    assert_eq!(p.ops, vec![Op::DeleteTunnel { index: TUN }]);
     assert!(p.verdict.unwrap_err().to_string().contains("option 64"));
 }
 
@@ -353,7 +367,6 @@ fn lease_lost_removes_the_address_and_the_tunnel() {
                 prefix_len: 128
             },
             Op::DeleteTunnel { index: TUN },
-            Op::RemoveMssClamp
         ]
     );
 }
@@ -367,10 +380,7 @@ fn native_ipv4_makes_the_b4_stand_down_unless_configured_otherwise() {
         p.verdict,
         Err(Down::NativeIpv4(Ipv4Addr::new(198, 51, 100, 7)))
     );
-    assert_eq!(
-        p.ops,
-        vec![Op::DeleteTunnel { index: TUN }, Op::RemoveMssClamp]
-    );
+    assert_eq!(p.ops, vec![Op::DeleteTunnel { index: TUN }]);
     let keep = Tunnel {
         disable_on_native_ipv4: false,
         ..config()
@@ -416,7 +426,7 @@ fn disabled_removes_what_exists() {
     assert_eq!(p.verdict, Err(Down::Disabled));
     assert_eq!(
         p.ops,
-        vec![Op::DeleteTunnel { index: TUN }, Op::RemoveMssClamp]
+        vec![Op::RemoveMssClamp, Op::DeleteTunnel { index: TUN }]
     );
 }
 
@@ -461,14 +471,14 @@ fn wan_mtu_change_is_followed() {
     assert_eq!(
         run(&config(), &known(), &o).ops,
         vec![
+            Op::LoadMssClamp(MssClamp {
+                tunnel: "ds-b4".into(),
+                mss: 1460
+            }),
             Op::SetTunnelMtu {
                 index: TUN,
                 mtu: 1500
             },
-            Op::LoadMssClamp(MssClamp {
-                tunnel: "ds-b4".into(),
-                mss: 1460
-            })
         ]
     );
 }
@@ -718,10 +728,7 @@ fn netifd_known() -> Knowledge {
 
 #[test]
 fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
-    let mut o = Observed {
-        mss_clamp: None,
-        ..observed(None)
-    };
+    let mut o = observed(None);
     o.wan
         .as_mut()
         .unwrap()

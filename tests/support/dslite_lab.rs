@@ -362,8 +362,18 @@ impl Lab {
     }
 
     /// Starts the ISP's DNS server again, logging to `log`.
-    pub fn start_dns(&mut self, log: &str) {
+    /// Starts the ISP's DNS server again; returns when it said it serves,
+    /// as a [`monotonic_now`] reading of that moment (its own start-up,
+    /// about a second in the emulated VM, is not part of what it returns).
+    pub fn start_dns(&mut self, log: &str) -> f64 {
         self.dns = spawn_dns(&self.isp, &self.dir, log);
+        let started = self
+            .dns
+            .lines()
+            .into_iter()
+            .find(|l| l.text.contains("started, version"))
+            .expect("spawn_dns waited for it");
+        monotonic_now() - started.at.elapsed().as_secs_f64()
     }
 
     /// A new LAN host (no address yet: run [`Lab::udhcpc`]); its index.
