@@ -263,9 +263,10 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         ubus_shutdown,
     ));
 
-    // The syslog writer keeps messages while logd is away; flush them
-    // regularly even when b4d has nothing new to say.
-    let mut flush = tokio::time::interval(Duration::from_secs(5));
+    // The syslog writer keeps messages while logd is away; deliver them
+    // soon after it is back even when b4d has nothing new to say: a quick
+    // retry while messages wait, no wake-ups otherwise.
+    let mut next_flush = None;
     let stop = |why: &str| {
         info!("{why}: stopping");
         shutdown.send_replace(true);
@@ -276,6 +277,9 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     loop {
         if *shutdown.borrow() && tasks.is_empty() {
             return Ok(Exit::Stopped);
+        }
+        if next_flush.is_none() && b4d::logging::waiting_for_syslog() {
+            next_flush = Some(Instant::now() + b4d::logging::SYSLOG_RETRY);
         }
         tokio::select! {
             finished = tasks.join_next(), if !tasks.is_empty() => match finished {
@@ -309,7 +313,11 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                     return Ok(Exit::Reload);
                 }
             }
-            _ = flush.tick() => log::logger().flush(),
+            _ = b4d::logging::syslog_started_waiting(), if next_flush.is_none() => {}
+            _ = b4d::timer::sleep_until(next_flush) => {
+                log::logger().flush();
+                next_flush = None;
+            }
         }
     }
 }

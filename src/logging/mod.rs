@@ -24,6 +24,7 @@ mod tests;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,35 @@ use syslog::SyslogSink;
 
 pub use backlog::DEFAULT_CAPACITY as DEFAULT_BACKLOG_CAPACITY;
 pub use syslog::DEFAULT_RECONNECT_INTERVAL;
+
+/// How soon the daemon retries delivering waiting messages (see
+/// [`waiting_for_syslog`]): logd back after a restart sees them within this.
+pub const SYSLOG_RETRY: Duration = Duration::from_millis(250);
+
+/// Whether messages wait for syslog (logd away or busy).
+static WAITING: AtomicBool = AtomicBool::new(false);
+/// Woken when messages start waiting, so the daemon's loop schedules a retry
+/// without waking up periodically while syslog is fine.
+static STARTED_WAITING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// True while messages wait for syslog; the daemon then calls
+/// `log::logger().flush()` every [`SYSLOG_RETRY`]: without it they would
+/// wait for b4d's next message, which may be minutes away.
+pub fn waiting_for_syslog() -> bool {
+    WAITING.load(Ordering::Relaxed)
+}
+
+/// Resolves when messages start waiting for syslog.
+pub async fn syslog_started_waiting() {
+    STARTED_WAITING.notified().await
+}
+
+fn note_waiting(sink: &SyslogSink) {
+    let waiting = sink.is_waiting();
+    if WAITING.swap(waiting, Ordering::Relaxed) != waiting && waiting {
+        STARTED_WAITING.notify_one();
+    }
+}
 
 /// The syslog socket on OpenWrt (logd) and most Linux systems.
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
@@ -159,7 +189,9 @@ impl Log for Logger {
                 let stamp = local_stamp();
                 let datagram =
                     format::syslog_datagram(record.level(), &stamp, &self.ident, self.pid, &text);
-                lock(sink).submit(Instant::now(), &stamp, datagram);
+                let mut sink = lock(sink);
+                sink.submit(Instant::now(), &stamp, datagram);
+                note_waiting(&sink);
             }
         }
     }
@@ -170,7 +202,11 @@ impl Log for Logger {
             Sink::Stderr => {
                 let _ = std::io::stderr().lock().flush();
             }
-            Sink::Syslog(sink) => lock(sink).flush(Instant::now(), &local_stamp()),
+            Sink::Syslog(sink) => {
+                let mut sink = lock(sink);
+                sink.flush(Instant::now(), &local_stamp());
+                note_waiting(&sink);
+            }
         }
     }
 }

@@ -162,6 +162,11 @@ impl SyslogSink {
         Ok(())
     }
 
+    /// Messages wait: no socket, a backlog, or a "lost" notice to send.
+    pub fn is_waiting(&self) -> bool {
+        !self.backlog.is_empty() || self.backlog.dropped() > 0
+    }
+
     #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.backlog.len()
@@ -255,6 +260,21 @@ mod tests {
         }
         assert_eq!(sink.pending(), 0);
         assert!(sink.is_connected());
+    }
+
+    #[test]
+    fn waiting_lasts_from_the_first_undelivered_message_to_the_flush_that_delivers_it() {
+        let dir = TempDir::new("waiting");
+        let t0 = Instant::now();
+        let mut sink = SyslogSink::new(dir.socket(), "t", 1);
+        assert!(!sink.is_waiting());
+        sink.submit(t0, &STAMP, line("a"));
+        assert!(sink.is_waiting(), "syslog absent: the message waits");
+        let rx = listen(&dir.socket());
+        // No new message: the daemon's retry flush delivers it.
+        sink.flush(t0 + Duration::from_millis(10), &STAMP);
+        assert_eq!(recv(&rx), line("a"));
+        assert!(!sink.is_waiting());
     }
 
     #[test]
