@@ -6,7 +6,8 @@
 #     it over HTTP through the softwire;
 #   - every fault drill's re-convergence: from the fault's end (or the
 #     signal that makes b4d notice it) to that HTTP fetch working again;
-#   medians, min and max over RUNS runs (default 3) of the drills;
+#   medians, min and max over RUNS runs (default 3) of the drills, and of
+#     tests/tunnel.rs's renumbering / AAAA / option 64 drills;
 #   - TCP throughput with iperf3 through the tunnel (LAN host -> B4 ->
 #     AFTR -> IPv4 server) vs the plain IPv6 path (B4 -> ISP) in the same
 #     VM and the same run, side by side with the ratio.
@@ -23,6 +24,10 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 echo "re-convergence (LAN host HTTP fetch by name works again):"
 MEASURE_LOG_DIR="$out" ./scripts/measure-runs.sh dslite_lab "$RUNS"
+echo
+echo "the WAN renumbering, AFTR AAAA change and option 64 change drills (tests/tunnel.rs; IPv4 working = ping through the tunnel):"
+mkdir -p "$out/tunnel"
+MEASURE_LOG_DIR="$out/tunnel" ./scripts/measure-runs.sh tunnel "$RUNS" wan_address_aftr_record
 
 echo "bench-e2e: one bring-up, line by line" >&2
 cargo test --release --test dslite_lab -- --ignored --nocapture --exact bring_up_and_wan_flap_timelines \
