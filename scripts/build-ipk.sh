@@ -106,6 +106,11 @@ if [ -n "\${IPKG_INSTROOT}" ]; then
 	ln -sf ../init.d/b4d "\${IPKG_INSTROOT}/etc/rc.d/S${start}b4d"
 	exit 0
 fi
+defaults=/etc/uci-defaults/90-b4d-firewall
+if [ -f "\$defaults" ]; then
+	( . "\$defaults" ) && rm -f "\$defaults"
+	[ -x /etc/init.d/firewall ] && /etc/init.d/firewall reload
+fi
 /etc/init.d/b4d enable
 /etc/init.d/b4d restart
 exit 0
@@ -134,6 +139,10 @@ build_b4d() {
     install -m 0600 files/etc/config/b4d "$stage/data/etc/config/b4d"
     # netifd's protocol handler 'b4' (OpenWrt mode, src/netifd/).
     install -D -m 0755 files/lib/netifd/proto/b4.sh "$stage/data/lib/netifd/proto/b4.sh"
+    # A firewall zone for the tunnel (fw4 drops traffic to a device in none),
+    # run once by OpenWrt at first boot, or by postinst on a live system.
+    install -D -m 0644 files/etc/uci-defaults/90-b4d-firewall \
+        "$stage/data/etc/uci-defaults/90-b4d-firewall"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.
     write_control "$stage" b4d "$arch" "kmod-ip6-tunnel, nftables" net \
         "DS-Lite B4 element (RFC 6333)" \

@@ -17,6 +17,11 @@ use support::{find_in_path, secs, Process, Signal, TestDir};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/files/etc/init.d/b4d");
 const PROTO_HANDLER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/files/lib/netifd/proto/b4.sh");
+const UCI_DEFAULTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/files/etc/uci-defaults/90-b4d-firewall"
+);
+const UCI_STAND_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/openwrt/uci");
 const NETIFD_PROTO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/openwrt/netifd-proto.sh"
@@ -41,11 +46,11 @@ fn require(tool: &str) -> Option<PathBuf> {
 }
 
 #[test]
-fn init_script_and_proto_handler_are_shellcheck_clean() {
+fn shipped_shell_scripts_are_shellcheck_clean() {
     let Some(shellcheck) = require("shellcheck") else {
         return;
     };
-    for script in [SCRIPT, PROTO_HANDLER] {
+    for script in [SCRIPT, PROTO_HANDLER, UCI_DEFAULTS, UCI_STAND_IN] {
         let out = Command::new(&shellcheck).arg(script).output().unwrap();
         assert!(
             out.status.success(),
@@ -253,5 +258,70 @@ fn the_proto_handler_has_no_task_and_its_setup_only_asks_b4d_to_report_again() {
             ["teardown|wan6|wan"],
             "teardown stops nothing ({shell:?})"
         );
+    }
+}
+
+/// Runs the uci-defaults script with `shell` on the configuration in
+/// `state` (`uci show` lines); returns the uci calls and the configuration
+/// afterwards.
+fn run_uci_defaults(dir: &TestDir, shell: &[&Path], state: &Path) -> (Vec<String>, String) {
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(UCI_STAND_IN, bin.join("uci")).unwrap();
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
+        .arg(UCI_DEFAULTS)
+        .env("UCI_STATE", state);
+    let calls = run_logged(dir, cmd, &[], &format!("uci-defaults with {shell:?}"));
+    (calls, std::fs::read_to_string(state).unwrap())
+}
+
+/// fw4 drops forwarded traffic to a device in no zone: the package gives
+/// the tunnel one, without masquerading (RFC 6333: the AFTR NATs), once.
+#[test]
+fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
+    let dir = TestDir::new("uci_defaults");
+    for shell in shells() {
+        let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        let state = dir.write(
+            "uci.state",
+            "b4d.tunnel.name='dslite0'\nfirewall.lan=zone\nfirewall.lan.device='br-lan'\n",
+        );
+        let (calls, config) = run_uci_defaults(&dir, &shell, &state);
+        for line in [
+            "firewall.b4d_dslite='zone'",
+            "firewall.b4d_dslite.name='dslite'",
+            "firewall.b4d_dslite.device='dslite0'",
+            "firewall.b4d_dslite.input='REJECT'",
+            "firewall.b4d_dslite.forward='REJECT'",
+            "firewall.b4d_dslite.masq='0'",
+            "firewall.b4d_dslite.mtu_fix='0'",
+            "firewall.b4d_lan_dslite='forwarding'",
+            "firewall.b4d_lan_dslite.src='lan'",
+            "firewall.b4d_lan_dslite.dest='dslite'",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line} missing:\n{config}"
+            );
+        }
+        assert!(
+            calls.contains(&"uci-commit|firewall".to_string()),
+            "{calls:?}"
+        );
+
+        // Run again (an upgrade, a second first boot): nothing changes.
+        let (calls, again) = run_uci_defaults(&dir, &shell, &state);
+        assert_eq!(again, config, "{shell:?}");
+        assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
+
+        // A tunnel the user already put in a zone (default name) is left alone.
+        let state = dir.write(
+            "uci.state",
+            "firewall.wan=zone\nfirewall.wan.device='eth1' 'ds-b4'\n",
+        );
+        let (calls, config) = run_uci_defaults(&dir, &shell, &state);
+        assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
+        assert!(!config.contains("b4d_dslite"), "{config}");
     }
 }

@@ -164,11 +164,13 @@ def check_b4d(path, arch, version, license_):
     for script in ("./postinst", "./prerm"):
         check(control.getmember(script).mode & 0o777 == 0o755, f"{name}: {script} is 0755")
     files = {m.name: m for m in data.getmembers() if m.isfile()}
-    check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d", "./lib/netifd/proto/b4.sh",
+    check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d",
+                            "./etc/uci-defaults/90-b4d-firewall", "./lib/netifd/proto/b4.sh",
                             "./usr/sbin/b4d"],
           f"{name}: data files {sorted(files)}")
     check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
     for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755),
+                      ("etc/uci-defaults/90-b4d-firewall", 0o644),
                       ("lib/netifd/proto/b4.sh", 0o755)):
         check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
         with open(os.path.join(ROOT, "files", rel), "rb") as f:
