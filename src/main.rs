@@ -375,6 +375,7 @@ fn start_dhcpv6(
         device,
         client_config,
         rand::random(),
+        config.wan.lease_file.clone(),
         control_rx,
         Outputs { events, status },
     ));
