@@ -68,10 +68,12 @@ fn open_socket(device: &str, ifindex: u32) -> io::Result<UdpSocket> {
 
 fn log_action_event(event: &Event, client: &Client) {
     info!("event: {event}");
+    // A restored binding has had its own line ("restored DHCPv6 lease").
     if matches!(
         event,
         Event::LeaseAcquired { .. } | Event::LeaseRenewed { .. }
-    ) {
+    ) && !client.status().restored
+    {
         if let Some(lease) = client.lease() {
             let now = Instant::now();
             let t = |d: Option<Instant>| match d {
