@@ -2,6 +2,7 @@
 //!
 //! Each subsystem lives in its own folder; `main.rs` only wires them together.
 
+pub mod atomic_file;
 pub mod check;
 pub mod cli;
 pub mod config;

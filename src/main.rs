@@ -91,7 +91,7 @@ fn run(args: &Args) -> ExitCode {
         Ok(Exit::Reload) => {
             // Leave without tearing anything down: the tunnel is adopted,
             // DHCPv4 leases come back from the lease file, the DHCPv6
-            // binding is asked for again with the same DUID.
+            // binding from wan.lease_file (and is Rebound).
             drop(runtime);
             log::logger().flush();
             let error = reexec();
@@ -375,6 +375,7 @@ fn start_dhcpv6(
         device,
         client_config,
         rand::random(),
+        config.wan.lease_file.clone(),
         control_rx,
         Outputs { events, status },
     ));

@@ -19,8 +19,10 @@ fn b4d_config(dir: &TestDir, wan_extra: &str) -> String {
          \toption dns_proxy '0'\n\
          \toption dhcp '0'\n\n\
          config wan 'wan'\n\
-         \toption device 'eth0'\n{wan_extra}",
-        state.display()
+         \toption device 'eth0'\n\
+         \toption lease_file '{}'\n{wan_extra}",
+        state.display(),
+        dir.file("b4d.dhcpv6").display()
     );
     dir.write("b4d.uci", text).display().to_string()
 }

@@ -74,13 +74,14 @@ impl Lab {
     fn b4d_with(&self, wan: &str, lan: &str) -> Process {
         let config = format!(
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
-             config wan 'wan'\n\toption device 'eth0'\n{wan}\n\
+             config wan 'wan'\n\toption device 'eth0'\n\toption lease_file '{dhcpv6}'\n{wan}\n\
              config tunnel 'tunnel'\n\toption enabled '0'\n\n\
              config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n\
              \toption lease_file '{leases}'\n{lan}\n\
              config host\n\toption mac '02:00:00:00:00:10'\n\toption ip '192.168.1.10'\n\toption name 'laptop'\n",
             self.dir.file("state").display(),
             leases = self.dir.file("b4d.leases").display(),
+            dhcpv6 = self.dir.file("b4d.dhcpv6").display(),
         );
         let path = self.dir.write("b4d.uci", config);
         let b4d = self.router.spawn(

@@ -355,7 +355,8 @@ fn host_setup(
          \toption state_dir '{state}'\n{globals_extra}\n\
          config wan 'wan'\n\
          \toption device 'wan0'\n\
-         \toption aftr '2001:db8:af::1'\n\n\
+         \toption aftr '2001:db8:af::1'\n\
+         \toption lease_file '{dhcpv6}'\n\n\
          {tunnel}\
          config lan 'lan'\n\
          \toption device 'br-lan'\n\
@@ -364,6 +365,7 @@ fn host_setup(
          \toption lease_file '{leases}'\n",
         state = dir.file("state").display(),
         leases = dir.file("b4d.leases").display(),
+        dhcpv6 = dir.file("b4d.dhcpv6").display(),
     );
     let config = dir.write("b4d.uci", config).display().to_string();
     (dir, cpe, isp, kea, config)

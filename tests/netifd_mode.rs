@@ -82,7 +82,8 @@ fn b4d_config(dir: &TestDir) -> String {
          \toption ipv6_handoff 'netifd'\n\n\
          config wan 'wan'\n\
          \toption device 'eth0'\n\
-         \toption netifd_interface 'wan6'\n\n\
+         \toption netifd_interface 'wan6'\n\
+         \toption lease_file '{dhcpv6}'\n\n\
          config tunnel 'tunnel'\n\
          \toption enabled '0'\n\n\
          config lan 'lan'\n\
@@ -90,6 +91,7 @@ fn b4d_config(dir: &TestDir) -> String {
          \toption dhcp '0'\n",
         state = dir.path().display(),
         socket = dir.file("ubus.sock").display(),
+        dhcpv6 = dir.file("b4d.dhcpv6").display(),
     );
     dir.write("b4d.uci", text).display().to_string()
 }

@@ -28,6 +28,7 @@
 //! | `wan` `reconfigure` | bool | 0 |
 //! | `wan` `solicit_max_rt` | duration 60s..=86400s | 3600 |
 //! | `wan` `netifd_interface` | interface name | wan6 |
+//! | `wan` `lease_file` | absolute file path | /tmp/b4d.dhcpv6 |
 //! | `tunnel` `enabled` | bool | 1 |
 //! | `tunnel` `name` | interface name | ds-b4 |
 //! | `tunnel` `mtu` | 1280..=1500 | unset (WAN MTU - 40) |
@@ -276,6 +277,9 @@ pub struct Wan {
     /// The netifd interface (a section of /etc/config/network) b4d reports
     /// addresses and prefixes to in netifd mode.
     pub netifd_interface: InterfaceName,
+    /// Where the DHCPv6 binding is kept across a restart (kill -9, crash);
+    /// RAM (tmpfs) like `lan.lease_file`, so no flash wear.
+    pub lease_file: PathBuf,
 }
 
 impl Default for Wan {
@@ -294,6 +298,7 @@ impl Default for Wan {
             reconfigure: false,
             solicit_max_rt: Duration::from_secs(3600),
             netifd_interface: InterfaceName::from_static("wan6"),
+            lease_file: PathBuf::from("/tmp/b4d.dhcpv6"),
         }
     }
 }

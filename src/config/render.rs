@@ -93,6 +93,7 @@ pub(super) fn render(c: &Config) -> String {
     out.flag("reconfigure", w.reconfigure);
     out.option("solicit_max_rt", render_duration(w.solicit_max_rt));
     out.option("netifd_interface", &w.netifd_interface);
+    out.option("lease_file", w.lease_file.display());
 
     let t = &c.tunnel;
     out.section("tunnel", Some("tunnel"));

@@ -372,6 +372,7 @@ fn every_single_value_rule_rejects_a_bad_value() {
         ),
         ("lan", "lease_file", "b4d.leases", "an absolute file path"),
         ("lan", "lease_file", "/tmp/", "an absolute file path"),
+        ("wan", "lease_file", "b4d.dhcpv6", "an absolute file path"),
         ("lan", "domain", "my_lan", "a DNS domain"),
         (
             "globals",
@@ -914,7 +915,8 @@ fn sample_values(section: &str, option: &str) -> &'static [&'static str] {
         (_, "dhcp_start") => &["1", "100"],
         (_, "dhcp_limit") => &["1", "150"],
         (_, "lease_time") => &["120", "12h", "1w"],
-        (_, "lease_file") => &["/tmp/b4d.leases", "/tmp/x"],
+        ("lan", "lease_file") => &["/tmp/b4d.leases", "/tmp/x"],
+        ("wan", "lease_file") => &["/tmp/b4d.dhcpv6", "/tmp/y"],
         (_, "domain") => &["lan", "home.arpa"],
         (_, "mac") => &[
             "00:11:22:33:44:55",

@@ -40,6 +40,7 @@ pub(super) const WAN_OPTIONS: &[&str] = &[
     "reconfigure",
     "solicit_max_rt",
     "netifd_interface",
+    "lease_file",
 ];
 pub(super) const TUNNEL_OPTIONS: &[&str] = &[
     "enabled",
@@ -472,6 +473,9 @@ fn wan(o: &mut Opts, errs: &mut Errors) -> Wan {
         netifd_interface: o
             .get(errs, "netifd_interface", str::parse)
             .unwrap_or(d.netifd_interface),
+        lease_file: o
+            .get(errs, "lease_file", parse_abs_file)
+            .unwrap_or(d.lease_file),
     }
 }
 

@@ -15,7 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::Path;
+
+/// Shared with the DHCPv6 binding file (src/dhcpv6/persist.rs).
+pub use crate::atomic_file::write_atomic;
 
 /// Who a lease belongs to: the client identifier when the client sends one
 /// (RFC 2131 §4.2: it then identifies the client), else the hardware address.
@@ -264,28 +266,6 @@ fn parse_line(line: &str, valid_hostname: &impl Fn(&str) -> bool) -> Option<Leas
     })
 }
 
-/// Replaces `path` with what `fill` writes, atomically and durably. The
-/// text is streamed through a buffer rather than built in memory first.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = Path::new(&tmp_name);
-    let mut out = io::BufWriter::new(std::fs::File::create(tmp)?);
-    fill(&mut out)?;
-    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(tmp, path)?;
-    // The rename itself is durable only once the directory is synced.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,19 +330,6 @@ mod tests {
         let (leases, bad) = parse(text, |n| !n.contains('.'));
         assert_eq!(leases.len(), 1);
         assert_eq!(bad, 4);
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let dir = std::env::temp_dir().join(format!("b4d-leases-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("leases");
-        use std::io::Write as _;
-        write_atomic(&path, |w| w.write_all(b"one\n")).unwrap();
-        write_atomic(&path, |w| w.write_all(b"two\n")).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
-        assert!(!dir.join("leases.tmp").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     proptest! {

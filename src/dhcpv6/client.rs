@@ -14,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::events::{Event, LossReason};
 use super::lease::{deadline, DelegatedPrefix, Lease, LeasedAddress, NetworkInfo};
+use super::persist::Saved;
 use super::retransmit::{self as rtx, Next, Params, Retransmit};
 use super::wire::{self, Outgoing, OutgoingIas, Received};
 
@@ -257,6 +258,9 @@ pub struct ClientStatus {
     pub sol_max_rt: Duration,
     pub inf_max_rt: Duration,
     pub counters: Counters,
+    /// The binding came from the lease file at start and no server has
+    /// confirmed it yet.
+    pub restored: bool,
 }
 
 pub struct Client {
@@ -271,6 +275,8 @@ pub struct Client {
     /// Bit per `Drop` kind already logged, so a flood logs once.
     logged_drops: u32,
     last_problem: Option<String>,
+    /// See `ClientStatus::restored`.
+    restored: bool,
     actions: Vec<Action>,
 }
 
@@ -313,7 +319,65 @@ impl Client {
             counters: Counters::default(),
             logged_drops: 0,
             last_problem: None,
+            restored: false,
             actions: Vec::new(),
+        }
+    }
+
+    /// Takes over a binding kept from before a restart (persist.rs) and
+    /// announces it exactly as if it had just been acquired, so everything
+    /// that follows DHCPv6 state has it before any packet goes out. The
+    /// server is asked to confirm it at link-up: a client holding a binding
+    /// Rebinds (`on_link_up`, RFC 8415 §18.2.12). Only a fresh client in
+    /// `Idle` takes one; what the configuration no longer asks for (IA_NA,
+    /// IA_PD, or a binding at all in stateless mode) is left out.
+    pub fn restore(&mut self, now: Instant, saved: Saved) -> Vec<Action> {
+        if !matches!(self.state, State::Idle)
+            || self.lease.is_some()
+            || saved.client_id != self.config.duid
+        {
+            return Vec::new();
+        }
+        let (want_na, want_pd) = self.wanted_ias();
+        let lease = saved
+            .lease
+            .map(|mut lease| {
+                if !want_na {
+                    lease.addresses.clear();
+                }
+                if !want_pd {
+                    lease.prefixes.clear();
+                }
+                lease.expire(now);
+                lease
+            })
+            .filter(|lease| !lease.is_empty());
+        let before = self.snapshot();
+        if let Some(v) = Some(saved.sol_max_rt.as_secs())
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| rtx::MAX_RT_RANGE.contains(v))
+        {
+            self.sol_max_rt = Duration::from_secs(u64::from(v));
+        }
+        self.info = saved.info;
+        if let Some(lease) = lease {
+            let server = lease.server_addr;
+            self.lease = Some(lease);
+            self.restored = true;
+            self.actions
+                .push(Action::Event(Event::LeaseAcquired { server }));
+        }
+        self.emit_changes(&before);
+        std::mem::take(&mut self.actions)
+    }
+
+    /// What is worth keeping across a restart (persist.rs), as of now.
+    pub fn saved(&self) -> Saved {
+        Saved {
+            client_id: self.config.duid.clone(),
+            lease: self.lease.clone(),
+            info: self.info.clone(),
+            sol_max_rt: self.sol_max_rt,
         }
     }
 
@@ -342,6 +406,7 @@ impl Client {
             sol_max_rt: self.sol_max_rt,
             inf_max_rt: self.inf_max_rt,
             counters: self.counters.clone(),
+            restored: self.restored && self.lease.is_some(),
         }
     }
 
@@ -633,6 +698,7 @@ impl Client {
     /// changed since `before`.
     fn lose_lease(&mut self, reason: LossReason, before: &Snapshot) {
         self.lease = None;
+        self.restored = false;
         self.info = NetworkInfo::default();
         self.actions
             .push(Action::Event(Event::LeaseLost { reason }));
@@ -1088,6 +1154,7 @@ impl Client {
             return self.start_solicit(now);
         }
         self.lease = Some(lease);
+        self.restored = false;
         self.last_problem = None;
         self.state = State::Bound;
         let event = if had_lease {

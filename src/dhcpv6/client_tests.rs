@@ -13,6 +13,7 @@ use proptest::prelude::*;
 
 use super::client::{Action, Client, ClientConfig, Drop, Input, Mode};
 use super::events::{Event, LossReason};
+use super::persist::{self, BootClock};
 use super::wire::{self, build_server_message, encode_dns_name};
 
 const DUID: [u8; 10] = [0, 3, 0, 1, 0x02, 0, 0, 0, 0, 0x01];
@@ -1027,6 +1028,225 @@ fn address_only_server_is_accepted_when_prefix_is_also_wanted() {
     // RFC 7550 §4.2: the Renew asks for the prefix again with an empty IA_PD.
     let renew = lab.next_sent();
     assert!(renew.opts().get(OptionCode::IAPD).is_some());
+}
+
+// ----- restart: a binding restored from the lease file (persist.rs) ------------
+
+fn boot_clock(ms: u64) -> BootClock {
+    BootClock {
+        boot_id: "6a1f0c7e-1111-2222-3333-444455556666".into(),
+        since_boot: Duration::from_millis(ms),
+    }
+}
+
+/// A client bound by `reply`, killed, and a new one (its own Instant base,
+/// 30 s later by the boot clock) given what the first one had written.
+fn restarted(mode: Mode, reply: &ServerReply) -> (Lab, Vec<Event>) {
+    let mut first = Lab::new(stateful());
+    first.bind(reply);
+    let text = persist::serialize(&first.client.saved(), first.now, &boot_clock(100_000));
+    let mut lab = Lab::new(mode);
+    lab.now = first.now + secs(86_400);
+    let saved = persist::parse(&text)
+        .unwrap()
+        .rebase(lab.now, &boot_clock(130_000), &DUID)
+        .unwrap();
+    let actions = lab.client.restore(lab.now, saved);
+    let events = actions
+        .into_iter()
+        .map(|a| match a {
+            Action::Event(e) => e,
+            other => panic!("restore only announces: {other:?}"),
+        })
+        .collect();
+    (lab, events)
+}
+
+fn held_ias(msg: &Message) -> (Vec<Ipv6Addr>, Vec<(Ipv6Addr, u8)>) {
+    let mut addresses = Vec::new();
+    let mut prefixes = Vec::new();
+    for opt in msg.opts().iter() {
+        match opt {
+            DhcpOption::IANA(na) => addresses.extend(na.opts.iter().filter_map(|o| match o {
+                DhcpOption::IAAddr(a) => Some(a.addr),
+                _ => None,
+            })),
+            DhcpOption::IAPD(pd) => prefixes.extend(pd.opts.iter().filter_map(|o| match o {
+                DhcpOption::IAPrefix(p) => Some((p.prefix_ip, p.prefix_len)),
+                _ => None,
+            })),
+            _ => {}
+        }
+    }
+    (addresses, prefixes)
+}
+
+#[test]
+fn a_restored_binding_is_announced_at_once_and_rebound_at_link_up() {
+    let (mut lab, events) = restarted(stateful(), &ServerReply::default());
+    let shown: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "lease-acquired server=fe80::a",
+            "addresses-changed 2001:db8:1::100",
+            "prefixes-changed 2001:db8:100::/56",
+            "dns-servers-changed 2001:db8::53",
+            "aftr-name-changed aftr.example.net",
+        ]
+    );
+    let status = lab.client.status();
+    assert!(status.restored);
+    assert_eq!(status.state, "idle");
+    // Lifetimes went on counting while b4d was down: 30 s of 3000.
+    let lease = status.lease.unwrap();
+    assert_eq!(lease.addresses[0].valid_until, Some(lab.now + secs(2970)));
+    assert_eq!(lease.t1, Some(lab.now + secs(970)));
+    assert!(
+        lab.sent.is_empty(),
+        "nothing goes out before the link is up"
+    );
+
+    // §18.2.12: at link-up a client with a binding Rebinds, naming no
+    // server, with what it holds.
+    lab.feed(Input::LinkUp);
+    let rebind = lab.last_sent().clone();
+    assert_eq!(u8::from(rebind.msg_type()), wire::MSG_REBIND);
+    assert!(server_id(&rebind).is_none());
+    assert_eq!(
+        held_ias(&rebind),
+        (
+            vec![addr("2001:db8:1::100")],
+            vec![(addr("2001:db8:100::"), 56)]
+        )
+    );
+    lab.now += secs(1);
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().reply(rebind.xid(), &SERVER_A),
+    );
+    assert_eq!(lab.client.state_name(), "bound");
+    assert_eq!(
+        lab.take_events(),
+        vec![Event::LeaseRenewed {
+            server: addr("fe80::a")
+        }],
+        "the same binding: nothing changed"
+    );
+    let status = lab.client.status();
+    assert!(!status.restored, "confirmed by a Reply");
+    assert_eq!(
+        status.lease.unwrap().addresses[0].valid_until,
+        Some(lab.now + secs(3000))
+    );
+}
+
+#[test]
+fn a_rebind_reply_that_changes_the_restored_binding_is_taken_as_usual() {
+    let (mut lab, _) = restarted(stateful(), &ServerReply::default());
+    lab.feed(Input::LinkUp);
+    let rebind = lab.last_sent().clone();
+    // Another server (the ISP renumbered): new address, the old one
+    // withdrawn with valid lifetime 0 (§18.2.10.1), a new AFTR.
+    let mut withdraw = ServerReply {
+        valid: 0,
+        preferred: 0,
+        prefix: None,
+        ..ServerReply::default()
+    };
+    withdraw.aftr = Some(encode_dns_name("aftr2.example.net").unwrap());
+    let mut options = withdraw.options(&SERVER_B);
+    options.push(DhcpOption::IANA(IANA {
+        id: 1,
+        t1: 1000,
+        t2: 1600,
+        opts: DhcpOptions::from_iter([DhcpOption::IAAddr(IAAddr {
+            addr: addr("2001:db8:2::200"),
+            preferred_life: 2000,
+            valid_life: 3000,
+            opts: DhcpOptions::new(),
+        })]),
+    }));
+    lab.receive(
+        "fe80::b",
+        &build_server_message(wire::MSG_REPLY, rebind.xid(), options),
+    );
+    let shown: Vec<String> = lab.take_events().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "lease-renewed server=fe80::b",
+            "addresses-changed 2001:db8:2::200",
+            "aftr-name-changed aftr2.example.net",
+        ]
+    );
+    let lease = lab.client.lease().unwrap();
+    assert_eq!(lease.server_id, SERVER_B.to_vec());
+    // The server did not mention the prefix: it keeps its restored lifetimes.
+    assert_eq!(lease.prefixes.len(), 1);
+}
+
+#[test]
+fn no_reply_to_the_restored_rebind_loses_it_when_the_lifetimes_end() {
+    let (mut lab, _) = restarted(stateful(), &ServerReply::default());
+    lab.feed(Input::LinkUp);
+    let restored_at = lab.now;
+    lab.take_events();
+    lab.run_until(restored_at + secs(2969));
+    assert!(lab.client.lease().is_some());
+    assert!(lab
+        .sent
+        .iter()
+        .all(|(_, m)| u8::from(m.msg_type()) == wire::MSG_REBIND));
+    lab.run_until(restored_at + secs(2970));
+    assert_eq!(
+        lab.take_events()[0],
+        Event::LeaseLost {
+            reason: LossReason::Expired
+        }
+    );
+    assert!(!lab.client.status().restored);
+    assert_eq!(lab.client.state_name(), "soliciting");
+}
+
+#[test]
+fn restore_keeps_only_what_the_configuration_asks_for() {
+    // Stateless now: the information stays, the binding does not.
+    let (lab, events) = restarted(Mode::Stateless, &ServerReply::default());
+    assert!(lab.client.lease().is_none());
+    assert_eq!(
+        lab.client.info().aftr_name.as_deref(),
+        Some("aftr.example.net")
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::LeaseAcquired { .. })));
+    // Prefix only: the address is left out and the Rebind asks for no IA_NA.
+    let prefix_only = Mode::Stateful {
+        request_address: false,
+        request_prefix: true,
+        prefix_hint: 56,
+    };
+    let (mut lab, _) = restarted(prefix_only, &ServerReply::default());
+    assert!(lab.client.lease().unwrap().addresses.is_empty());
+    lab.feed(Input::LinkUp);
+    assert_eq!(
+        held_ias(lab.last_sent()),
+        (vec![], vec![(addr("2001:db8:100::"), 56)])
+    );
+}
+
+#[test]
+fn restore_is_refused_for_another_duid_or_a_running_client() {
+    let mut first = Lab::new(stateful());
+    first.bind(&ServerReply::default());
+    let mut saved = first.client.saved();
+    // A running client keeps what it has.
+    assert!(first.client.restore(first.now, saved.clone()).is_empty());
+    saved.client_id = vec![0, 3, 0, 1, 9, 9, 9, 9, 9, 9];
+    let mut lab = Lab::new(stateful());
+    assert!(lab.client.restore(lab.now, saved).is_empty());
+    assert!(lab.client.lease().is_none());
 }
 
 proptest! {

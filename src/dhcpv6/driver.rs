@@ -5,7 +5,7 @@
 use crate::timer::sleep_until;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -15,7 +15,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::client::{Action, Client, ClientConfig, ClientStatus, Input};
 use super::events::Event;
-use super::lease::WithLifetimes;
+use super::lease::{remaining, WithLifetimes};
+use super::persist::{self, BootClock};
 use crate::netlink::{LinkState, LinkWatch};
 use crate::sysctl::{Ipv6Conf, OptimisticDad, IPV6_CONF};
 
@@ -67,10 +68,12 @@ fn open_socket(device: &str, ifindex: u32) -> io::Result<UdpSocket> {
 
 fn log_action_event(event: &Event, client: &Client) {
     info!("event: {event}");
+    // A restored binding has had its own line ("restored DHCPv6 lease").
     if matches!(
         event,
         Event::LeaseAcquired { .. } | Event::LeaseRenewed { .. }
-    ) {
+    ) && !client.status().restored
+    {
         if let Some(lease) = client.lease() {
             let now = Instant::now();
             let t = |d: Option<Instant>| match d {
@@ -103,16 +106,125 @@ fn use_optimistic_dad(device: &str) {
     }
 }
 
+/// The binding file (persist.rs): restored from at start, rewritten after
+/// every change the core announces, removed when nothing is left.
+struct Persistence {
+    path: PathBuf,
+    /// This boot's id and clock; `None` when they cannot be read, and then
+    /// nothing is kept (a restart just asks the server again).
+    clock: Option<BootClock>,
+    /// Whether the last write failed (logged once per failure streak).
+    failing: bool,
+}
+
+impl Persistence {
+    fn new(path: PathBuf) -> Persistence {
+        let clock = BootClock::read()
+            .inspect_err(|e| {
+                warn!(
+                    "DHCPv6: cannot read the boot clock ({e}); the binding is not kept across a restart"
+                )
+            })
+            .ok();
+        Persistence {
+            path,
+            clock,
+            failing: false,
+        }
+    }
+
+    /// Hands a still-valid binding from the file to the fresh `client`;
+    /// returns the actions announcing it. A missing, foreign, expired or
+    /// malformed file is one line in the log and a fresh start.
+    fn restore(&self, client: &mut Client) -> Vec<Action> {
+        let Some(clock) = self.clock.as_ref().and_then(|c| c.now().ok()) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let file = self.path.display();
+        let saved = match persist::load(&self.path, now, &clock, &client.saved().client_id) {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return Vec::new(),
+            Err(why) => {
+                info!("DHCPv6 lease file {file} ignored: {why}");
+                return Vec::new();
+            }
+        };
+        let actions = client.restore(now, saved);
+        let info = client.info();
+        let aftr = info.aftr_name.as_deref().unwrap_or("none");
+        match client.lease() {
+            Some(lease) => {
+                let list = |items: Vec<String>, none: &str| match items.is_empty() {
+                    true => none.to_string(),
+                    false => items.join(","),
+                };
+                let valid = match remaining(lease.last_expiry(), now) {
+                    Some(s) => format!("{s} s"),
+                    None => "infinite".into(),
+                };
+                info!(
+                    "restored DHCPv6 lease from {file}: {}, {}, AFTR {aftr}, valid {valid}",
+                    list(
+                        lease.addresses.iter().map(|a| a.addr.to_string()).collect(),
+                        "no address"
+                    ),
+                    list(
+                        (lease.prefixes.iter())
+                            .map(|p| format!("{}/{}", p.prefix, p.len))
+                            .collect(),
+                        "no prefix"
+                    ),
+                );
+            }
+            None if !actions.is_empty() => {
+                info!("restored DHCPv6 information from {file}: AFTR {aftr}")
+            }
+            None => {}
+        }
+        actions
+    }
+
+    /// Writes synchronously: the file lives on tmpfs and is small.
+    fn write(&mut self, client: &Client) {
+        let Some(clock) = self.clock.as_ref().and_then(|c| c.now().ok()) else {
+            return;
+        };
+        match persist::save(&self.path, &client.saved(), Instant::now(), &clock) {
+            Ok(()) => {
+                if std::mem::take(&mut self.failing) {
+                    info!("DHCPv6: lease file {} written again", self.path.display());
+                }
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                warn!(
+                    "DHCPv6: cannot write lease file {}: {e}; a restart will not keep the binding",
+                    self.path.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Runs the client on `device` until a `Control::Shutdown` has been handled.
+/// A binding kept in `lease_file` from before a restart is published first.
 pub async fn run(
     device: String,
     config: ClientConfig,
     seed: u64,
+    lease_file: PathBuf,
     mut control: mpsc::Receiver<Control>,
     outputs: Outputs,
 ) -> io::Result<()> {
-    let mut link = LinkWatch::new(&device)?;
     let mut client = Client::new(config, seed);
+    let mut persistence = Persistence::new(lease_file);
+    // Before anything else (even the link): the DNS proxy, the tunnel and
+    // the LAN get the restored binding at once.
+    let restored = persistence.restore(&mut client);
+    execute(restored, &mut client, None, &outputs, &mut persistence).await;
+    let mut link = LinkWatch::new(&device)?;
     let mut socket: Option<(u32, UdpSocket)> = None;
     let mut ready = false;
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
@@ -160,6 +272,7 @@ pub async fn run(
             &mut client,
             socket.as_ref().map(|s| &s.1),
             &outputs,
+            &mut persistence,
         )
         .await
         {
@@ -207,14 +320,20 @@ pub async fn run(
 }
 
 /// Executes the core's actions; true once the core says it has stopped.
+/// Whatever the core announces (an event) changed the binding or the
+/// information, so the lease file is rewritten then.
 async fn execute(
     actions: Vec<Action>,
     client: &mut Client,
     socket: Option<&UdpSocket>,
     outputs: &Outputs,
+    persistence: &mut Persistence,
 ) -> bool {
     let mut stopped = false;
     let any = !actions.is_empty();
+    if actions.iter().any(|a| matches!(a, Action::Event(_))) {
+        persistence.write(client);
+    }
     for action in actions {
         match action {
             Action::Send { bytes } => {

@@ -69,14 +69,9 @@ pub fn store(path: &Path, duid: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = fs::File::create(&tmp)?;
-        writeln!(f, "{}", to_hex(duid))?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+    crate::atomic_file::write_atomic(path, |out| {
+        io::Write::write_all(out, format!("{}\n", to_hex(duid)).as_bytes())
+    })
 }
 
 /// The DUID to use: the configured one, else the stored one, else a new one

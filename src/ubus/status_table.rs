@@ -53,6 +53,10 @@ fn dhcpv6_table(c: &ClientStatus, now: Instant) -> Table {
     }
     if let Some(lease) = &c.lease {
         t.push("server", lease.server_addr.to_string());
+        // From the lease file after a restart, not yet confirmed by a Reply.
+        if c.restored {
+            t.push("restored", true);
+        }
         t.push("updated", ago(lease.updated, now));
         t.push("t1", seconds_until(lease.t1, now));
         t.push("t2", seconds_until(lease.t2, now));

@@ -178,7 +178,8 @@ impl Lab {
              \toption ubus_socket '{ubus_socket}'\n\
              \toption state_dir '{state}'\n\n\
              config wan 'wan'\n\
-             \toption device 'wan0'\n\n\
+             \toption device 'wan0'\n\
+             \toption lease_file '{dhcpv6}'\n\n\
              config lan 'lan'\n\
              \toption device 'br-lan'\n\
              \toption ipaddr '{LAN_ADDR}'\n\
@@ -187,6 +188,7 @@ impl Lab {
              \toption lease_file '{leases}'\n",
             state = dir.file("state").display(),
             leases = dir.file("b4d.leases").display(),
+            dhcpv6 = dir.file("b4d.dhcpv6").display(),
         );
         let config_path = dir.write("b4d.uci", config).display().to_string();
         let lab = Lab {

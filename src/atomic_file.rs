@@ -1,0 +1,48 @@
+//! Replacing a small state file atomically and durably: the DHCPv4 lease
+//! file, the DHCPv6 binding file and the DUID. Writes go to `<file>.tmp`,
+//! are fsynced, then renamed over the file and the directory fsynced, so a
+//! reader (or b4d after kill -9 or a power cut) sees either the old or the
+//! new file, never a mix.
+
+use std::io;
+use std::path::Path;
+
+/// Replaces `path` with what `fill` writes, atomically and durably. The
+/// text is streamed through a buffer rather than built in memory first.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = Path::new(&tmp_name);
+    let mut out = io::BufWriter::new(std::fs::File::create(tmp)?);
+    fill(&mut out)?;
+    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(tmp, path)?;
+    // The rename itself is durable only once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = std::env::temp_dir().join(format!("b4d-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leases");
+        use std::io::Write as _;
+        write_atomic(&path, |w| w.write_all(b"one\n")).unwrap();
+        write_atomic(&path, |w| w.write_all(b"two\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        assert!(!dir.join("leases.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
