@@ -38,7 +38,7 @@ cargo test --release --test dslite_lab -- --ignored --nocapture --exact bring_up
 }
 echo
 echo "where the time goes (seconds; b4d log, udhcpc, ICMP/ND/TCP seen on the CPE, prober):"
-sed -n "s/.*\] timeline: //p" "$out/timeline.log" | grep -v "ubus::" | cut -c1-190 || true
+sed -n "s/.*timeline: //p" "$out/timeline.log" | grep -v "ubus::" | cut -c1-190 || true
 
 echo "bench-e2e: iperf3, tunnel vs plain IPv6" >&2
 cargo test --release --test dslite_lab -- --ignored --nocapture --exact throughput_tunnel_vs_plain_ipv6 \
