@@ -85,6 +85,7 @@ struct Driver {
     next_conn: u64,
     /// UDP answers collected while handling one wake-up, sent together.
     answers: Vec<(SocketAddrV4, Vec<u8>)>,
+    send_batch: mmsg::SendBatch,
     /// The core's actions for one client query (reused: nothing allocated
     /// per query on a cache hit).
     actions: Vec<Action>,
@@ -156,6 +157,7 @@ pub async fn run(
         tcp_clients: HashMap::new(),
         next_conn: 0,
         answers: Vec::with_capacity(mmsg::BATCH),
+        send_batch: mmsg::SendBatch::default(),
         actions: Vec::new(),
         clients: config.clients,
     };
@@ -385,7 +387,10 @@ impl Driver {
             return;
         }
         let mut answers = std::mem::take(&mut self.answers);
-        let sent = mmsg::send(self.lan_udp.as_raw_fd(), &answers).unwrap_or(0);
+        let sent = self
+            .send_batch
+            .send(self.lan_udp.as_raw_fd(), &answers)
+            .unwrap_or(0);
         for (addr, bytes) in &answers[sent..] {
             if let Err(e) = self.lan_udp.send_to(bytes, *addr).await {
                 debug!("cannot answer {addr}: {e}");
