@@ -195,10 +195,15 @@ pub async fn run(
             },
             Ok(()) = driver.lan_udp.readable() => {
                 let fd = driver.lan_udp.as_raw_fd();
+                // Batches until the socket is drained (try_io then clears
+                // tokio's readiness: the next turn waits in epoll instead of
+                // going round the select again for an empty recvmmsg), at
+                // most UDP_BATCHES before the other event sources get a turn.
+                // Each batch's answers go out before the next is read.
                 for _ in 0..UDP_BATCHES {
-                    let Ok(n) = driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)) else {
+                    if driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)).is_err() {
                         break;
-                    };
+                    }
                     // One clock read per batch: the datagrams arrived together.
                     let now = std::time::Instant::now();
                     for (bytes, from, truncated) in batch.iter() {
@@ -210,9 +215,7 @@ pub async fn run(
                             driver.client_query(now, Client::Udp(from), bytes).await;
                         }
                     }
-                    if n < mmsg::BATCH {
-                        break;
-                    }
+                    driver.flush_answers().await;
                 }
             }
             accepted = lan_tcp.accept() => {

@@ -38,11 +38,11 @@ pub const MAX_LIVE_ATTEMPTS: usize = 2;
 /// Queries waiting for upstreams from one client address: a flood from one
 /// host cannot take all the slots.
 pub const MAX_IN_FLIGHT_PER_CLIENT: u32 = 128;
-/// Sent answers kept for reuse ([`Proxy::recycle`]): as many as the driver
-/// sends in one wake-up (4 batches of 32), so a run of cache hits allocates
+/// Sent answers kept for reuse ([`Proxy::recycle`]): more than the driver
+/// sends at once (a received batch of 32), so a run of cache hits allocates
 /// nothing; only buffers up to SPARE_CAPACITY bytes, so they hold at most
-/// 64 KiB, memory that a burst of hits had allocated anyway.
-const SPARE_BUFFERS: usize = 128;
+/// 32 KiB, memory that a burst of hits had allocated anyway.
+const SPARE_BUFFERS: usize = 64;
 const SPARE_CAPACITY: usize = 512;
 
 pub type AttemptId = u64;
