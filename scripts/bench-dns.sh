@@ -262,13 +262,13 @@ config lan 'lan'
 CONF
 ip netns exec "$RTR" "${SERVER_CPU[@]}" "$B4D" --foreground --config "$WORK/b4d.uci" >"$WORK/b4d.log" 2>&1 &
 B4D_PID=$!
-PIDS+=($B4D_PID)
+PIDS+=("$B4D_PID")
 ip netns exec "$RTR" "${SERVER_CPU[@]}" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts \
     --server=2001:db8:1::53 --listen-address=192.168.1.2 --bind-interfaces \
     --cache-size="$CACHE" --pid-file="$WORK/dnsmasq.pid" --user=root --log-facility="$WORK/dnsmasq.syslog" \
     >"$WORK/dnsmasq.log" 2>&1 &
 DNSMASQ_PID=$!
-PIDS+=($DNSMASQ_PID)
+PIDS+=("$DNSMASQ_PID")
 
 wait_answer() {
     for _ in $(seq 50); do
