@@ -5,7 +5,8 @@
 #   under ash), the DHCPv4 clients udhcpc (busybox), isc-dhcp-client and
 #   dhcpcd-base, kea-admin (perfdhcp, for scripts/bench-dhcpv4.sh),
 #   chromium and fonts-dejavu-core (the LuCI page test renders the view headless),
-#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf (bench-dns.sh),
+#   unbound, bind9-dnsutils (dig), ldnsutils (zone signing), dnsperf and valgrind
+#   (bench-dns.sh; valgrind's callgrind counts instructions per query),
 #   iperf3 (scripts/bench-e2e.sh: tunnel vs plain IPv6 throughput),
 #   radvd (tests/lan6.rs: Router Advertisements from br-lan's prefix)
 #   and the rustup components clippy and rustfmt.
@@ -31,7 +32,7 @@ say() { echo "install-test-deps: $*"; }
 
 PACKAGES=(kea-dhcp6-server dnsmasq-base tcpdump iproute2 procps python3 iputils-ping shellcheck
     busybox udhcpc isc-dhcp-client dhcpcd-base kea-admin chromium fonts-dejavu-core
-    unbound bind9-dnsutils ldnsutils dnsperf iperf3 radvd)
+    unbound bind9-dnsutils ldnsutils dnsperf valgrind iperf3 radvd)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"

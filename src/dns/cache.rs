@@ -298,19 +298,27 @@ impl Cache {
         (tag, found)
     }
 
-    /// The cached answer for `key` with `id` and aged TTLs, if still fresh.
-    pub fn get(&mut self, key: KeyRef<'_>, now: Instant, id: u16) -> Option<Vec<u8>> {
-        let (_, slot) = self.find(key);
-        let entry = self.slots[slot?].as_ref()?;
+    /// Writes the cached answer for `key` with `id` and aged TTLs into
+    /// `answer` (replacing what it held; a buffer reused from an answer
+    /// already sent, so a hit allocates nothing); false if there is no fresh
+    /// one.
+    pub fn get(&mut self, key: KeyRef<'_>, now: Instant, id: u16, answer: &mut Vec<u8>) -> bool {
+        let (_, Some(slot)) = self.find(key) else {
+            return false;
+        };
+        let Some(entry) = self.slots[slot].as_ref() else {
+            return false;
+        };
         let elapsed = self.seconds(now).saturating_sub(entry.stored);
         if elapsed >= entry.ttl {
-            self.vacate(slot?);
-            return None;
+            self.vacate(slot);
+            return false;
         }
-        let mut message = entry.message().to_vec();
-        wire::set_id(&mut message, id);
-        wire::age_ttls(&mut message, entry.ttl_offsets(), elapsed);
-        Some(message)
+        answer.clear();
+        answer.extend_from_slice(entry.message());
+        wire::set_id(answer, id);
+        wire::age_ttls(answer, entry.ttl_offsets(), elapsed);
+        true
     }
 
     /// Stores `response` (already checked to answer `key`) if it may be cached.

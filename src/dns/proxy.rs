@@ -38,6 +38,12 @@ pub const MAX_LIVE_ATTEMPTS: usize = 2;
 /// Queries waiting for upstreams from one client address: a flood from one
 /// host cannot take all the slots.
 pub const MAX_IN_FLIGHT_PER_CLIENT: u32 = 128;
+/// Sent answers kept for reuse ([`Proxy::recycle`]): more than the driver
+/// sends at once (a received batch of 32), so a run of cache hits allocates
+/// nothing; only buffers up to SPARE_CAPACITY bytes, so they hold at most
+/// 32 KiB, memory that a burst of hits had allocated anyway.
+const SPARE_BUFFERS: usize = 64;
+const SPARE_CAPACITY: usize = 512;
 
 pub type AttemptId = u64;
 
@@ -158,6 +164,8 @@ pub struct Proxy {
     timers: BTreeSet<(Instant, u64)>,
     next_handle: u64,
     status: ProxyStatus,
+    /// Buffers of sent answers, for the next cache hits.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Proxy {
@@ -175,6 +183,7 @@ impl Proxy {
             timers: BTreeSet::new(),
             next_handle: 0,
             status: ProxyStatus::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -219,19 +228,36 @@ impl Proxy {
 
     pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Vec<Action> {
         let mut out = Vec::new();
+        self.handle_into(now, input, &mut out);
+        out
+    }
+
+    /// [`Proxy::handle`], appending to `out`: the driver reuses one vector
+    /// for every client query.
+    pub fn handle_into(&mut self, now: Instant, input: Input<'_>, out: &mut Vec<Action>) {
         match input {
-            Input::ClientQuery { client, bytes } => self.on_query(now, client, bytes, &mut out),
+            Input::ClientQuery { client, bytes } => self.on_query(now, client, bytes, out),
             Input::UdpReply {
                 attempt,
                 from,
                 bytes,
-            } => self.on_udp_reply(now, attempt, from, bytes, &mut out),
-            Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, &mut out),
-            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, &mut out),
-            Input::TcpDown { server } => self.on_tcp_down(now, server, &mut out),
-            Input::Timeout => self.on_timeout(now, &mut out),
+            } => self.on_udp_reply(now, attempt, from, bytes, out),
+            Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, out),
+            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, out),
+            Input::TcpDown { server } => self.on_tcp_down(now, server, out),
+            Input::Timeout => self.on_timeout(now, out),
         }
-        out
+    }
+
+    /// Takes back the bytes of an answer the driver has sent: the next
+    /// cache hit writes into them instead of allocating. At most
+    /// [`SPARE_BUFFERS`] small ones are kept.
+    pub fn recycle(&mut self, mut answer: Vec<u8>) {
+        let capacity = answer.capacity();
+        if self.spare.len() < SPARE_BUFFERS && capacity > 0 && capacity <= SPARE_CAPACITY {
+            answer.clear();
+            self.spare.push(answer);
+        }
     }
 
     /// Counts a dropped packet (also for the driver's own drops).
@@ -277,16 +303,16 @@ impl Proxy {
         }
         let key = (header.opcode() == 0).then(|| KeyRef::new(&question, &header, edns));
         if let Some(key) = key {
-            if let Some(cached) = self.cache.get(key, now, header.id) {
-                if cached.len() <= max_size {
-                    self.status.cache_hits += 1;
-                    out.push(Action::ToClient {
-                        client,
-                        bytes: cached,
-                    });
-                    return;
-                }
+            let mut cached = self.spare.pop().unwrap_or_default();
+            if self.cache.get(key, now, header.id, &mut cached) && cached.len() <= max_size {
+                self.status.cache_hits += 1;
+                out.push(Action::ToClient {
+                    client,
+                    bytes: cached,
+                });
+                return;
             }
+            self.recycle(cached);
             self.status.cache_misses += 1;
         }
         let key = key.map(KeyRef::to_owned);

@@ -546,6 +546,25 @@ fn cache_serves_the_same_bytes_with_new_id_and_aged_ttls() {
     sent(&h.ask(client(2), &q));
 }
 
+/// A hit written into a recycled buffer (the bytes of an earlier, longer
+/// answer) is exactly the cached answer: nothing of the old one remains.
+#[test]
+fn a_hit_in_a_recycled_buffer_is_the_cached_answer_only() {
+    let mut h = Harness::new(&[server(1)]);
+    let short = query(1, "a.example", 1, None);
+    let long = query(2, "a-much-longer-name.example", 16, None);
+    let r_short = cached_round(&mut h, &short, &[rr(1, 300, &[192, 0, 2, 1])], &[], 0);
+    cached_round(&mut h, &long, &[rr(16, 300, &[200; 180])], &[], 0);
+    let (_, old) = answered(&h.ask(client(2), &long)).unwrap();
+    assert!(old.len() > r_short.len());
+    h.proxy.recycle(old);
+    let (_, hit) = answered(&h.ask(client(2), &query(7, "a.example", 1, None))).unwrap();
+    let mut expect = r_short;
+    wire::set_id(&mut expect, 7);
+    assert_eq!(hit, expect);
+    assert_eq!(h.proxy.status().cache_hits, 2);
+}
+
 #[test]
 fn dnssec_variants_do_not_mix() {
     let mut h = Harness::new(&[server(1)]);
