@@ -29,23 +29,22 @@ echo "the WAN renumbering, AFTR AAAA change and option 64 change drills (tests/t
 mkdir -p "$out/tunnel"
 MEASURE_LOG_DIR="$out/tunnel" ./scripts/measure-runs.sh tunnel "$RUNS" wan_address_aftr_record
 
-echo "bench-e2e: one bring-up, line by line" >&2
-cargo test --release --test dslite_lab -- --ignored --nocapture --exact bring_up_and_wan_flap_timelines \
-    >"$out/timeline.log" 2>&1 || {
-    echo "bench-e2e: timeline run failed:" >&2
-    tail -40 "$out/timeline.log" >&2
-    exit 1
+# Runs the #[ignore]d lab test $1 (release build), its output in $out/$2.log.
+run_ignored() {
+    echo "bench-e2e: $1" >&2
+    cargo test --release --test dslite_lab -- --ignored --nocapture --exact "$1" \
+        >"$out/$2.log" 2>&1 || {
+        echo "bench-e2e: $1 failed:" >&2
+        tail -40 "$out/$2.log" >&2
+        exit 1
+    }
 }
+
+run_ignored bring_up_and_wan_flap_timelines timeline
 echo
 echo "where the time goes (seconds; b4d log, udhcpc, ICMP/ND/TCP seen on the CPE, prober):"
 sed -n "s/.*timeline: //p" "$out/timeline.log" | grep -v "ubus::" | cut -c1-190 || true
 
-echo "bench-e2e: iperf3, tunnel vs plain IPv6" >&2
-cargo test --release --test dslite_lab -- --ignored --nocapture --exact throughput_tunnel_vs_plain_ipv6 \
-    >"$out/iperf3.log" 2>&1 || {
-    echo "bench-e2e: iperf3 run failed:" >&2
-    tail -40 "$out/iperf3.log" >&2
-    exit 1
-}
+run_ignored throughput_tunnel_vs_plain_ipv6 iperf3
 echo
 grep -o "throughput: .*" "$out/iperf3.log" | sed 's/^\[vm\] //' || echo "throughput: no result"

@@ -536,6 +536,18 @@ fn iperf3(client: &Netns, server_addr: &str) -> f64 {
     bps / 1e6
 }
 
+/// iperf3 from the LAN host through the tunnel and over plain IPv6, in
+/// Mbit/s: alternating, best of two each (the emulated CPU is noisy).
+fn tunnel_and_plain(lab: &Lab) -> (f64, f64) {
+    let mut tunnel = 0f64;
+    let mut plain = 0f64;
+    for _ in 0..2 {
+        tunnel = tunnel.max(iperf3(&lab.host, SERVER));
+        plain = plain.max(iperf3(&lab.host, "2001:db8:5::10"));
+    }
+    (tunnel, plain)
+}
+
 #[test]
 #[ignore = "a benchmark, run by scripts/bench-e2e.sh"]
 fn throughput_tunnel_vs_plain_ipv6() {
@@ -566,13 +578,7 @@ fn throughput_tunnel_vs_plain_ipv6() {
         .server
         .spawn(&lab.dir, "iperf3-server", "iperf3", &["-s"]);
     std::thread::sleep(secs(1));
-    // Same run, alternating, best of two each (the emulated CPU is noisy).
-    let mut tunnel = 0f64;
-    let mut plain = 0f64;
-    for _ in 0..2 {
-        tunnel = tunnel.max(iperf3(&lab.host, SERVER));
-        plain = plain.max(iperf3(&lab.host, "2001:db8:5::10"));
-    }
+    let (tunnel, plain) = tunnel_and_plain(&lab);
     println!(
         "throughput: LAN host -> server, same hops: tunnel (IPv4 in IPv6, NAT at the AFTR) \
          {tunnel:.0} Mbit/s, plain IPv6 {plain:.0} Mbit/s, ratio {:.2} \
@@ -590,12 +596,7 @@ fn throughput_tunnel_vs_plain_ipv6() {
             "latency", "20ms",
         ],
     );
-    let mut tunnel = 0f64;
-    let mut plain = 0f64;
-    for _ in 0..2 {
-        tunnel = tunnel.max(iperf3(&lab.host, SERVER));
-        plain = plain.max(iperf3(&lab.host, "2001:db8:5::10"));
-    }
+    let (tunnel, plain) = tunnel_and_plain(&lab);
     println!(
         "throughput: over a 300 Mbit/s access line (WAN shaped): tunnel {tunnel:.0} Mbit/s, \
          plain IPv6 {plain:.0} Mbit/s, ratio {:.2}",

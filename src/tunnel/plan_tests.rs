@@ -99,6 +99,14 @@ fn observed(tunnel: Option<TunnelDevice>) -> Observed {
     }
 }
 
+/// The clamp for the standard tunnel (ds-b4, MTU 1460).
+fn load_clamp_1420() -> Op {
+    Op::LoadMssClamp(MssClamp {
+        tunnel: "ds-b4".into(),
+        mss: 1420,
+    })
+}
+
 fn run(config: &Tunnel, known: &Knowledge, observed: &Observed) -> Plan {
     plan(config, "wan", known, observed)
 }
@@ -122,13 +130,7 @@ fn fresh_start_creates_the_tunnel_as_rfc_6333_wants_it() {
     // The clamp first: no SYN crosses the new tunnel unclamped.
     assert_eq!(
         p.ops,
-        vec![
-            Op::LoadMssClamp(MssClamp {
-                tunnel: "ds-b4".into(),
-                mss: 1420
-            }),
-            Op::CreateTunnel(spec.clone())
-        ]
+        vec![load_clamp_1420(), Op::CreateTunnel(spec.clone())]
     );
     assert_eq!(spec.name, "ds-b4");
     assert_eq!(spec.local, ia_na());
@@ -166,10 +168,7 @@ fn a_new_bare_tunnel_gets_up_address_route_and_mss_clamp() {
     assert_eq!(
         p.ops,
         vec![
-            Op::LoadMssClamp(MssClamp {
-                tunnel: "ds-b4".into(),
-                mss: 1420
-            }),
+            load_clamp_1420(),
             Op::SetTunnelUp { index: TUN },
             Op::AddTunnelAddress {
                 index: TUN,
@@ -198,13 +197,7 @@ fn after_kill_9_the_tunnel_is_adopted_and_only_nftables_reloaded() {
         mss_clamp: None,
         ..observed(Some(built(&spec())))
     };
-    assert_eq!(
-        run(&config(), &known(), &o).ops,
-        vec![Op::LoadMssClamp(MssClamp {
-            tunnel: "ds-b4".into(),
-            mss: 1420
-        })]
-    );
+    assert_eq!(run(&config(), &known(), &o).ops, vec![load_clamp_1420()]);
 }
 
 #[test]
@@ -295,10 +288,7 @@ fn dad_failed_address_is_not_used() {
     assert!(matches!(p.verdict, Err(Down::NoLocalAddress(_))));
     assert_eq!(
         p.ops,
-        vec![Op::LoadMssClamp(MssClamp {
-            tunnel: "ds-b4".into(),
-            mss: 1420
-        })],
+        vec![load_clamp_1420()],
         "no tunnel; only the clamp, which needs no local address"
     );
 }
