@@ -270,6 +270,7 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
     assert!(!wan.contains(FIRST_B4), "old address not removed: {wan}");
 
     // 2. The AFTR's AAAA record changes (TTL 5 s): b4d notices at TTL expiry.
+    let mark = lab.b4d().mark();
     let t0 = Instant::now();
     lab.move_aftr(AFTR1, AFTR2);
     lab.set_aaaa(&format!(
@@ -280,6 +281,15 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
     measure(
         "AFTR AAAA change (record changed to IPv4 working, TTL 5 s)",
         t0.elapsed(),
+    );
+    measure(
+        "AFTR AAAA change inside b4d (TTL ended, lookup to tunnel moved)",
+        between_after(
+            lab.b4d(),
+            mark,
+            "AFTR: resolving aftr.example.net",
+            "tunnel up: ds-b4",
+        ),
     );
     assert!(lab.tunnel_details().contains(&format!("remote {AFTR2}")));
 
