@@ -277,19 +277,44 @@ impl Loop {
                 error = Some(e);
                 break;
             }
+            self.note_new_wan_addresses(&plan.ops, &observed);
         }
         self.settle(now, verdict, error);
+    }
+
+    /// An address b4d has just added is in DAD from then on. Noted before
+    /// the kernel shows it: with optimistic DAD a duplicate can be found and
+    /// the address deleted before the next observation sees it tentative.
+    fn note_new_wan_addresses(&mut self, ops: &[plan::Op], observed: &Observed) {
+        let present = |addr: Ipv6Addr| {
+            observed
+                .wan
+                .as_ref()
+                .is_some_and(|w| w.addresses.iter().any(|a| a.addr == addr))
+        };
+        for op in ops {
+            if let plan::Op::SetWanAddress { address, .. } = op {
+                if !present(address.addr) && !self.tentative_seen.contains(&address.addr) {
+                    self.tentative_seen.push(address.addr);
+                }
+            }
+        }
     }
 
     /// A leased address whose DAD failed is someone else's: the DHCPv6
     /// client declines it (once) and asks for another. The kernel marks a
     /// permanent address dadfailed but *deletes* one with lifetimes, as b4d
-    /// installs them; so an address seen tentative that vanished is a
-    /// failure too.
+    /// installs them; so an address that vanished while in DAD (seen
+    /// tentative, or just added by b4d) is a failure too. Not while the
+    /// WAN is down: setting a device down deletes its addresses.
     fn report_dad_failures(&mut self, now: Instant, observed: &Observed) {
         let Some(wan) = &observed.wan else {
             return;
         };
+        if !wan.up {
+            self.tentative_seen.clear();
+            return;
+        }
         for leased in self.knowledge(now).leased {
             let present = wan.addresses.iter().find(|a| a.addr == leased.addr);
             let failed = match present {
