@@ -179,6 +179,8 @@ pub struct AftrResolver {
     status: AftrStatus,
     /// The lookup the driver is running, if any.
     in_flight: Option<u64>,
+    /// When that lookup was asked for.
+    asked_at: Option<Instant>,
     next_id: u64,
     /// A lookup to hand to the driver.
     pending: Option<Lookup>,
@@ -221,6 +223,7 @@ impl AftrResolver {
             own: Vec::new(),
             status: AftrStatus::default(),
             in_flight: None,
+            asked_at: None,
             next_id: 1,
             pending: None,
             due: None,
@@ -263,6 +266,14 @@ impl AftrResolver {
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) {
+        let in_flight_before = self.in_flight;
+        self.handle_input(now, input);
+        if self.in_flight.is_some() && self.in_flight != in_flight_before {
+            self.asked_at = Some(now);
+        }
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::DhcpName(name) => {
                 if name != self.dhcp_name {
@@ -303,8 +314,12 @@ impl AftrResolver {
                 self.status.failures = 0;
                 self.ask();
             }
+            // A lookup asked for before the server came back may wait for
+            // its whole timeout (its query met a dead server); one asked
+            // for since will get the answer: not a second one then.
             Input::DnsRecovered => {
-                if self.status.failures > 0 && self.in_flight.is_none() {
+                let asked_since = self.in_flight.is_some() && self.asked_at == Some(now);
+                if self.status.failures > 0 && !asked_since {
                     self.ask();
                 }
             }

@@ -331,13 +331,35 @@ fn a_dns_server_answering_again_cuts_a_failing_backoff_short() {
         .expect("asked at once, not at the backoff's end");
     assert_eq!(now.name, "aftr.example.net");
     assert_eq!(r.status().failures, 2, "the backoff is not reset");
-    // While that lookup is out, another hint does not start a second one.
+    // While that lookup is out, another hint at once does not start a
+    // second one.
     r.handle(t2, Input::DnsRecovered);
     assert_eq!(r.poll_lookup(), None);
     complete(&mut r, t2, &now, answer(&[AFTR1], 300));
     // Working lookups are left alone.
     r.handle(t2, Input::DnsRecovered);
     assert_eq!(r.poll_lookup(), None);
+}
+
+#[test]
+fn dns_recovery_asks_again_when_the_lookup_out_was_sent_to_the_dead_server() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, failed());
+    let t1 = r.poll_timeout().expect("a retry is scheduled");
+    r.handle(t1, Input::Timeout);
+    let stuck = r.poll_lookup().expect("the retry");
+    // Its query met the server while it was down and waits for its
+    // timeout; the server answers the LAN proxy again meanwhile.
+    let t2 = t1 + Duration::from_millis(300);
+    r.handle(t2, Input::DnsRecovered);
+    let fresh = r.poll_lookup().expect("asked again at once");
+    assert_ne!(fresh.id, stuck.id);
+    // The stale lookup's late result is ignored; the fresh one counts.
+    complete(&mut r, t2, &stuck, failed());
+    assert_eq!(r.selected(), None);
+    complete(&mut r, t2, &fresh, answer(&[AFTR1], 300));
+    assert_eq!(r.selected(), Some(AFTR1));
 }
 
 #[test]
