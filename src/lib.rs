@@ -11,6 +11,7 @@ pub mod dhcpv6;
 pub mod dns;
 pub mod lan6;
 pub mod logging;
+pub mod ndisc;
 pub mod netifd;
 pub mod netlink;
 pub mod status;

@@ -439,9 +439,7 @@ fn start_lan6(
     }
     let settings = b4d::lan6::driver::Settings {
         lan: config.lan.device.to_string(),
-        wan: config.wan.device.to_string(),
         plan: b4d::lan6::plan::Settings::from_config(&config.lan),
-        sysctl_root: b4d::sysctl::IPV6_CONF.into(),
     };
     let (status, status_rx) = watch::channel(b4d::lan6::Lan6Status::default());
     tasks.spawn(b4d::lan6::driver::run(settings, dhcpv6, shutdown, status));

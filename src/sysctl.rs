@@ -53,6 +53,44 @@ impl Ipv6Conf {
     }
 }
 
+impl Ipv6Conf {
+    /// RFC 4861 §6.3.4 / Linux ip-sysctl: with forwarding on, the kernel
+    /// ignores RAs unless accept_ra is 2. A router still learns its WAN
+    /// default route from the ISP's RAs (the AFTR and the DNS servers are
+    /// off-link), so 1 is raised to 2; 0, an explicit "no", is left alone.
+    /// On OpenWrt this is what keeps the route once b4d replaces odhcp6c,
+    /// which handled RAs itself: OpenWrt turns forwarding on everywhere.
+    pub fn keep_accepting_ras(&self) -> AcceptRa {
+        let (forwarding, accept_ra) = match (self.read("forwarding"), self.read("accept_ra")) {
+            (Ok(f), Ok(a)) => (f, a),
+            (Err(e), _) | (_, Err(e)) => return AcceptRa::Failed(e),
+        };
+        match accept_ra_fix(&forwarding, &accept_ra) {
+            None => AcceptRa::Unchanged,
+            Some(value) => match self.write("accept_ra", value) {
+                Ok(()) => AcceptRa::Raised,
+                Err(e) => AcceptRa::Failed(e),
+            },
+        }
+    }
+}
+
+/// The rule behind [`Ipv6Conf::keep_accepting_ras`]: the accept_ra value to
+/// write, if any.
+fn accept_ra_fix(forwarding: &str, accept_ra: &str) -> Option<&'static str> {
+    (forwarding.trim() != "0" && accept_ra.trim() == "1").then_some("2")
+}
+
+/// What [`Ipv6Conf::keep_accepting_ras`] did.
+#[derive(Debug)]
+pub enum AcceptRa {
+    /// Forwarding is on and accept_ra was 1: now 2.
+    Raised,
+    /// Nothing to do (a host, already 2, or 0 on purpose).
+    Unchanged,
+    Failed(io::Error),
+}
+
 /// What [`Ipv6Conf::enable_optimistic_dad`] found.
 #[derive(Debug)]
 pub enum OptimisticDad {
@@ -94,6 +132,29 @@ mod tests {
             conf.enable_optimistic_dad(),
             OptimisticDad::AlreadyOn
         ));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn accept_ra_is_raised_only_from_1_with_forwarding_on() {
+        assert_eq!(accept_ra_fix("1\n", "1\n"), Some("2"));
+        assert_eq!(accept_ra_fix("1\n", "2\n"), None);
+        assert_eq!(accept_ra_fix("1\n", "0\n"), None, "0 is an explicit no");
+        assert_eq!(accept_ra_fix("0\n", "1\n"), None, "hosts take RAs anyway");
+    }
+
+    #[test]
+    fn a_forwarding_wan_keeps_taking_ras() {
+        let root = std::env::temp_dir().join(format!("b4d-sysctl-{}-ra", std::process::id()));
+        std::fs::create_dir_all(root.join("wan")).unwrap();
+        let conf = Ipv6Conf::new(&root, "wan");
+        conf.write("forwarding", "1\n").unwrap();
+        conf.write("accept_ra", "1\n").unwrap();
+        assert!(matches!(conf.keep_accepting_ras(), AcceptRa::Raised));
+        assert_eq!(conf.read("accept_ra").unwrap(), "2");
+        assert!(matches!(conf.keep_accepting_ras(), AcceptRa::Unchanged));
+        let gone = Ipv6Conf::new(&root, "no-such-device");
+        assert!(matches!(gone.keep_accepting_ras(), AcceptRa::Failed(_)));
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -346,20 +346,18 @@ fn dns_server_down_at_boot_then_back_then_a_wan_flap() {
     );
 
     // The WAN link is set down for 2 s and up again on the CPE (ifdown /
-    // ifup): the kernel drops its IPv6 addresses and routes; the ISP's RA
-    // restores the default route once the link-local address has passed
-    // DAD (the kernel sends its Router Solicitation then); here the test
-    // does.
+    // ifup): the kernel drops its IPv6 addresses and routes; b4d solicits
+    // the ISP's RA as soon as the link is up, and it brings the default
+    // route back.
     let mark = lab.b4d().mark();
     lab.b4.link_down("wan0");
     std::thread::sleep(secs(2));
     let t0 = monotonic_now();
     lab.b4.link_up("wan0");
-    lab.restore_wan_route();
     recovered(
         &lab,
         &prober,
-        "WAN link set down 2 s and up on the CPE (ifdown/ifup; includes the kernel's ~1 s to the RA route)",
+        "WAN link set down 2 s and up on the CPE (ifdown/ifup; the default route comes back with the solicited RA)",
         t0,
         secs(30),
     );

@@ -224,31 +224,16 @@ fn lan_gets_native_ipv6_from_the_delegated_prefix_and_follows_renumbering() {
 
     // radvd announces br-lan's /64s; the LAN host takes a SLAAC address
     // and reaches the server natively (the softwire is ipip6: IPv4 only).
-    let radvd_conf = lab.dir.write(
-        "radvd.conf",
+    let radvd = radvd::start(
+        &lab.b4,
+        &lab.dir,
+        "radvd",
         "interface br-lan {\n\
          \tAdvSendAdvert on;\n\
          \tMinRtrAdvInterval 3;\n\
          \tMaxRtrAdvInterval 4;\n\
          \tprefix ::/64 { AdvOnLink on; AdvAutonomous on; };\n\
          };\n",
-    );
-    let radvd_pid = lab.dir.file("radvd.pid");
-    let radvd = lab.b4.spawn(
-        &lab.dir,
-        "radvd",
-        "radvd",
-        &[
-            "--nodaemon",
-            "--config",
-            &radvd_conf.display().to_string(),
-            "--pidfile",
-            &radvd_pid.display().to_string(),
-            "--logmethod",
-            "stderr",
-            "--debug",
-            "1",
-        ],
     );
     let first_host = wait_for_slaac(&lab, host, &first);
     wait_to_reach_server(&lab, host, &first_host);
@@ -515,4 +500,80 @@ fn host_netifd_mode_leaves_wan_addresses_and_the_lan_to_netifd() {
     let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan", "scope", "global"]);
     assert!(!br.contains("inet6"), "b4d configured the LAN: {br}");
     assert_eq!(b4d.count_matching("LAN IPv6"), 0);
+}
+
+/// The WAN's IPv6 default route comes from the ISP's Router Advertisement,
+/// which b4d solicits as soon as the WAN link is usable. The CPE forwards
+/// IPv6 (a router; OpenWrt turns forwarding on everywhere), so its kernel
+/// takes RAs only once b4d has raised accept_ra to 2, and here the kernel
+/// sends no solicitation of its own (router_solicitations 0): the Router
+/// Solicitation on the wire is b4d's.
+fn wan_default_route_comes_from_the_ra_b4d_solicits(test: &str, handoff: &str) {
+    let (dir, cpe, isp, _kea, config) =
+        host_setup(test, &format!("\toption ipv6_handoff '{handoff}'\n"), "");
+    cpe.sysctl("net.ipv6.conf.all.forwarding", "1");
+    cpe.sysctl("net.ipv6.conf.wan0.router_solicitations", "0");
+    assert_eq!(cpe.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "1");
+    isp.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let isp_ll = isp.wait_link_local_ready("eth0");
+    cpe.wait_link_local_ready("wan0");
+    let solicitations = Capture::start(&isp, &dir, "rs", "eth0", "icmp6 and ip6[40] == 133");
+    let _ra = radvd::start(&isp, &dir, "isp-radvd", &radvd::isp_config("eth0"));
+    let no_route = cpe.ip(&["-6", "route", "show", "default"]);
+    assert!(
+        no_route.is_empty(),
+        "a default route before b4d: {no_route}"
+    );
+
+    let b4d = start_b4d(&cpe, &dir, "b4d", &config);
+    b4d.wait_for_line("accept_ra set to 2 to keep the RA default route", secs(10));
+    let deadline = std::time::Instant::now() + secs(10);
+    let route = loop {
+        let route = cpe.ip(&["-6", "route", "show", "default", "dev", "wan0"]);
+        if route.contains("proto ra") || std::time::Instant::now() > deadline {
+            break route;
+        }
+        std::thread::sleep(millis(50));
+    };
+    assert!(
+        route.contains(&format!("via {isp_ll}")) && route.contains("proto ra"),
+        "no RA default route on the WAN: {route:?}"
+    );
+    assert_eq!(cpe.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "2");
+    let sent = solicitations.wait_for_packets("router solicitation", 1, secs(5));
+    assert!(sent[0].text.contains("fe80::"), "{}", sent[0].text);
+
+    // ifdown/ifup: the kernel drops the route, and the new link-local
+    // address is in DAD (Linux never makes a router's optimistic). b4d
+    // solicits at carrier-up all the same, from the unspecified address
+    // (RFC 4861 §6.3.7). The answer to that goes to all nodes, which a
+    // router may rate-limit (§6.2.6; radvd: 3 s after its last one), so
+    // only the solicitation is checked here.
+    cpe.link_down("wan0");
+    b4d.wait_for_line("WAN wan0 is down", secs(5));
+    cpe.link_up("wan0");
+    let sent = solicitations.wait_for_packets("router solicitation", 2, secs(5));
+    assert!(
+        sent[1].text.contains(":: > ff02::2") && sent[1].text.contains("sum ok"),
+        "the solicitation after ifup: {}",
+        sent[1].text
+    );
+}
+
+#[test]
+fn host_wan_default_route_from_the_solicited_ra_standalone() {
+    if !require_root_and_tools() {
+        return;
+    }
+    wan_default_route_comes_from_the_ra_b4d_solicits("host_wan_ra_standalone", "standalone");
+}
+
+/// On OpenWrt b4d replaces odhcp6c on wan6, and odhcp6c was what handled
+/// the RA there: without this the WAN had no default route at all.
+#[test]
+fn host_wan_default_route_from_the_solicited_ra_netifd_mode() {
+    if !require_root_and_tools() {
+        return;
+    }
+    wan_default_route_comes_from_the_ra_b4d_solicits("host_wan_ra_netifd", "netifd");
 }

@@ -17,7 +17,7 @@ const IPV4_HEADER: usize = 20;
 const ICMP_HEADER: usize = 8;
 
 /// RFC 1071 Internet checksum.
-fn checksum(bytes: &[u8]) -> u16 {
+pub(crate) fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))

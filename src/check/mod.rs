@@ -8,7 +8,7 @@
 //! blocking pool with short timeouts so the whole check stays well inside
 //! ubus's call timeout.
 
-mod icmp;
+pub(crate) mod icmp;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};

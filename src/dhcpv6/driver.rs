@@ -17,8 +17,9 @@ use super::client::{Action, Client, ClientConfig, ClientStatus, Input};
 use super::events::Event;
 use super::lease::{remaining, WithLifetimes};
 use super::persist::{self, BootClock};
+use crate::ndisc;
 use crate::netlink::{LinkState, LinkWatch};
-use crate::sysctl::{Ipv6Conf, OptimisticDad, IPV6_CONF};
+use crate::sysctl::{AcceptRa, Ipv6Conf, OptimisticDad, IPV6_CONF};
 
 /// RFC 8415 §7.1: All_DHCP_Relay_Agents_and_Servers.
 pub const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
@@ -103,6 +104,25 @@ fn use_optimistic_dad(device: &str) {
             "WAN {device}: kernel without optimistic DAD; new WAN addresses are usable after DAD (~1 s)"
         ),
         OptimisticDad::Failed(e) => warn!("WAN {device}: cannot turn on optimistic DAD: {e}"),
+    }
+}
+
+/// The WAN's IPv6 default route comes from the ISP's Router Advertisement
+/// (DHCPv6 carries no routes): when the link comes up, make sure the
+/// kernel takes RAs (see [`Ipv6Conf::keep_accepting_ras`]) and solicit one
+/// at once (see [`crate::ndisc`]) instead of waiting for the kernel's own
+/// solicitation after DAD.
+fn solicit_wan_router(device: &str, ifindex: u32) {
+    match Ipv6Conf::new(Path::new(IPV6_CONF), device).keep_accepting_ras() {
+        AcceptRa::Raised => {
+            info!("WAN {device} forwards IPv6, so accept_ra set to 2 to keep the RA default route")
+        }
+        AcceptRa::Unchanged => {}
+        AcceptRa::Failed(e) => warn!("WAN {device}: cannot check accept_ra: {e}"),
+    }
+    match ndisc::solicit_routers(device, ifindex) {
+        Ok(from) => debug!("WAN {device}: Router Solicitation sent ({from:?} source)"),
+        Err(e) => warn!("WAN {device}: cannot send a Router Solicitation: {e}"),
     }
 }
 
@@ -227,6 +247,8 @@ pub async fn run(
     let mut link = LinkWatch::new(&device)?;
     let mut socket: Option<(u32, UdpSocket)> = None;
     let mut ready = false;
+    // The device index while its link is up with carrier.
+    let mut carrier: Option<u32> = None;
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
     let mut buf = vec![0u8; 65536];
     let mut announced_wait = false;
@@ -250,6 +272,15 @@ pub async fn run(
             }
             _ => {}
         }
+        // Carrier up (start, cable back, ifup): ask for the RA now, before
+        // the link-local address has finished DAD.
+        let now_carrier = state.as_ref().filter(|s| s.up).map(|s| s.index);
+        if let Some(index) = now_carrier {
+            if carrier != now_carrier && shutdown_deadline.is_none() {
+                solicit_wan_router(&device, index);
+            }
+        }
+        carrier = now_carrier;
         let now_ready = state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
         if now_ready != ready && shutdown_deadline.is_none() {
             ready = now_ready;

@@ -6,16 +6,14 @@
 
 use crate::timer::{sleep_until, Retry};
 use std::io;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use tokio::sync::watch;
 
 use super::kernel::Kernel;
-use super::plan::{self, accept_ra_fix, Assigned, Lan6, Skip};
+use super::plan::{self, Assigned, Lan6, Skip};
 use crate::dhcpv6::ClientStatus;
-use crate::sysctl::Ipv6Conf;
 use crate::tunnel::kernel::changed;
 
 /// After a start, how long b4d keeps what a previous run left on the LAN
@@ -26,10 +24,7 @@ const MAX_ROUNDS: usize = 4;
 
 pub struct Settings {
     pub lan: String,
-    pub wan: String,
     pub plan: plan::Settings,
-    /// [`crate::sysctl::IPV6_CONF`], where accept_ra and forwarding live.
-    pub sysctl_root: PathBuf,
 }
 
 /// The `ipv6_lan` section of the status model.
@@ -78,30 +73,10 @@ impl Loop {
         }
     }
 
-    /// RFC 4861 §6.3.4: keep learning the WAN default route from RAs while
-    /// forwarding (see [`accept_ra_fix`]).
-    fn fix_accept_ra(&self) {
-        let conf = Ipv6Conf::new(&self.settings.sysctl_root, &self.settings.wan);
-        let (Ok(forwarding), Ok(accept_ra)) = (conf.read("forwarding"), conf.read("accept_ra"))
-        else {
-            return; // no WAN device yet
-        };
-        if let Some(value) = accept_ra_fix(&forwarding, &accept_ra) {
-            match conf.write("accept_ra", value) {
-                Ok(()) => info!(
-                    "LAN IPv6: {} forwards IPv6, so accept_ra set to {value} to keep the RA default route",
-                    self.settings.wan
-                ),
-                Err(e) => warn!("LAN IPv6: cannot set accept_ra on {}: {e}", self.settings.wan),
-            }
-        }
-    }
-
     async fn reconcile(&mut self, now: Instant) {
         for gone in self.core.expire(now) {
             info!("LAN IPv6: prefix {gone} reached the end of its valid lifetime");
         }
-        self.fix_accept_ra();
         let settling = self.settling_until.is_some_and(|t| now < t);
         let mut error = None;
         let mut last: Option<plan::Plan> = None;

@@ -560,14 +560,6 @@ pub fn stop(settings: &Settings, observed: &Observed) -> Vec<Op> {
     leftovers(settings, index, addresses, &observed.routes, &[])
 }
 
-/// RFC 4861 §6.3.4 / Linux ip-sysctl: with forwarding on, the kernel ignores
-/// RAs unless accept_ra is 2. A router still learns its WAN default route
-/// from the ISP's RAs, so b4d raises 1 to 2 (and leaves 0, an explicit
-/// "no", alone). Returns the value to write, if any.
-pub fn accept_ra_fix(forwarding: &str, accept_ra: &str) -> Option<&'static str> {
-    (forwarding.trim() != "0" && accept_ra.trim() == "1").then_some("2")
-}
-
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

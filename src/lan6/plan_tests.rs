@@ -624,14 +624,6 @@ fn the_next_wake_up_is_the_earliest_lifetime_edge() {
 }
 
 #[test]
-fn accept_ra_is_raised_only_from_1_with_forwarding_on() {
-    assert_eq!(accept_ra_fix("1\n", "1\n"), Some("2"));
-    assert_eq!(accept_ra_fix("1\n", "2\n"), None);
-    assert_eq!(accept_ra_fix("1\n", "0\n"), None, "0 is an explicit no");
-    assert_eq!(accept_ra_fix("0\n", "1\n"), None, "hosts take RAs anyway");
-}
-
-#[test]
 fn nets_mask_and_contain() {
     assert_eq!(net("2001:db8::ff/56").addr, v6("2001:db8::"));
     assert!(net("2001:db8::/56").contains(&net("2001:db8:0:ff::/64")));

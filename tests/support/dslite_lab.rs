@@ -10,7 +10,8 @@
 //!                                             2001:db8:af::1 (AFTR, ip6tnl aftr0)
 //!                                         kea-dhcp6 on eth0 (IA_NA, IA_PD, 23, 64)
 //! ```
-//! The B4's IPv6 default route stands in for the ISP's Router Advertisement.
+//! radvd on the ISP's eth0 sends the Router Advertisement that gives the
+//! B4 its IPv6 default route (once b4d has asked for it, see `Lab::build`).
 //! `host` has a static address (the tunnel tests need no LAN services);
 //! [`Lab::with_lan_services`] turns on b4d's DHCPv4 server and DNS proxy,
 //! and [`Lab::add_lan_host`] plugs in hosts that get their lease by udhcpc.
@@ -48,8 +49,8 @@ pub struct Lab {
     pub web: Process,
     pub b4d: Option<Process>,
     pub config_path: String,
-    /// The ISP router's link-local address (the B4's IPv6 default route).
-    pub isp_link_local: Ipv6Addr,
+    /// The ISP router's Router Advertisements (radvd on eth0).
+    pub isp_ra: Process,
     /// LAN hosts added by [`Lab::add_lan_host`].
     pub lan_hosts: Vec<Netns>,
     lan_ports: usize,
@@ -118,18 +119,15 @@ impl Lab {
         isp.add_addr("eth1", "198.51.100.1/24");
         server.add_addr("eth0", &format!("{SERVER}/24"));
         server.ip(&["route", "add", "default", "via", "198.51.100.1"]);
-        let isp_ll = isp.wait_link_local_ready("eth0");
+        // radvd sends from the ISP's link-local address.
+        isp.wait_link_local_ready("eth0");
         b4.wait_link_local_ready("wan0");
-        b4.ip(&[
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            &isp_ll.to_string(),
-            "dev",
-            "wan0",
-        ]);
+        // The CPE is a router (forwarding on, as OpenWrt sets it), so its
+        // kernel ignores the ISP's RAs until b4d raises accept_ra; b4d then
+        // solicits the RA that brings the WAN default route.
+        b4.sysctl("net.ipv6.conf.all.forwarding", "1");
+        isp.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let isp_ra = radvd::start(&isp, &dir, "isp-radvd", &radvd::isp_config("eth0"));
 
         dir.write(
             "isp.hosts",
@@ -204,7 +202,7 @@ impl Lab {
             web,
             b4d: None,
             config_path,
-            isp_link_local: isp_ll,
+            isp_ra,
             lan_hosts: Vec::new(),
             lan_ports: 1,
             ubus_socket,
@@ -224,22 +222,6 @@ impl Lab {
         } else {
             self.isp.link_up("eth0");
         }
-    }
-
-    /// Re-adds the B4's IPv6 default route (gone when wan0 went down),
-    /// as the ISP's next Router Advertisement would.
-    pub fn restore_wan_route(&self) {
-        self.b4.wait_link_local_ready("wan0");
-        self.b4.ip(&[
-            "-6",
-            "route",
-            "replace",
-            "default",
-            "via",
-            &self.isp_link_local.to_string(),
-            "dev",
-            "wan0",
-        ]);
     }
 
     /// Takes the AFTR's softwire down (`up == false`) or back up with its

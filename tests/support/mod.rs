@@ -69,6 +69,7 @@ pub mod kea;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod radvd;
 pub mod ubus_peer;
 pub mod ubus_traces;
 pub mod ubusd_replay;
