@@ -269,25 +269,47 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
     let wan = lab.b4.ip(&["-6", "addr", "show", "dev", "wan0"]);
     assert!(!wan.contains(FIRST_B4), "old address not removed: {wan}");
 
-    // 2. The AFTR's AAAA record changes (TTL 5 s): b4d notices at TTL expiry.
+    // 2. The ISP renumbers the AFTR: the AAAA record changes (TTL 5 s) and
+    //    the old address goes away at once. The ISP's router answers the
+    //    next tunnel packet with "no route"; b4d asks DNS again then,
+    //    without waiting for the TTL.
     let mark = lab.b4d().mark();
-    let t0 = Instant::now();
-    lab.move_aftr(AFTR1, AFTR2);
     lab.set_aaaa(&format!(
         "{AFTR2} aftr.example.net\n{AFTR3} aftr2.example.net\n"
     ));
+    // The ISP changed DNS first (dnsmasq rereads its hosts file on SIGHUP).
+    let deadline = Instant::now() + secs(10);
+    while !dig_text(
+        &lab.isp,
+        &[&format!("@{DNS}"), "+short", "aftr.example.net", "AAAA"],
+    )
+    .contains(AFTR2)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ISP's DNS never served {AFTR2}"
+        );
+        std::thread::sleep(millis(50));
+    }
+    let t0 = Instant::now();
+    lab.move_aftr(AFTR1, AFTR2);
     lab.wait_for_ipv4(secs(30))
         .expect("IPv4 after the AAAA change");
     measure(
-        "AFTR AAAA change (record changed to IPv4 working, TTL 5 s)",
+        "AFTR renumbered (record changed, TTL 5 s; old address withdrawn to IPv4 working)",
         t0.elapsed(),
     );
+    let noticed = lab
+        .b4d()
+        .wait_for_line_after(mark, &format!("AFTR {AFTR1} unreachable"), secs(5))
+        .unwrap_or_else(|| panic!("no ICMPv6 error noticed:\n{}", lab.b4d().tail(40)));
+    println!("{}", noticed.1);
     measure(
-        "AFTR AAAA change inside b4d (TTL ended, lookup to tunnel moved)",
+        "AFTR renumbered inside b4d (ICMPv6 error to tunnel moved)",
         between_after(
             lab.b4d(),
             mark,
-            "AFTR: resolving aftr.example.net",
+            &format!("AFTR {AFTR1} unreachable"),
             "tunnel up: ds-b4",
         ),
     );

@@ -29,6 +29,12 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long last good addresses stay in use while every server fails.
 pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// An AFTR address the network reported unreachable is avoided this long
+/// when another one of the answer can be used.
+pub const UNREACHABLE_MEMORY: Duration = Duration::from_secs(60);
+/// DNS is asked again because of unreachability at most this often (errors
+/// come per packet; a spoofed stream of them costs a query per interval).
+pub const UNREACHABLE_REASK: Duration = MIN_REFRESH;
 
 /// Where the AFTR comes from, fixed by the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +90,11 @@ pub enum Input {
     /// answering: if lookups are failing, try now rather than at the end of
     /// the backoff (the backoff itself stays, should this one fail too).
     DnsRecovered,
+    /// An ICMPv6 error said packets from the B4 to this AFTR address are
+    /// not delivered (see `super::softwire_error`). If it is the address in
+    /// use: another address of the answer is used at once, and DNS is asked
+    /// again (the ISP may have renumbered the AFTR before the TTL ran out).
+    AftrUnreachable(Ipv6Addr),
     Timeout,
 }
 
@@ -192,6 +203,10 @@ pub struct AftrResolver {
     /// first lookup of the new one ends (make before break), then goes
     /// whatever that lookup says.
     replacing: bool,
+    /// Addresses reported unreachable, and when (see [`UNREACHABLE_MEMORY`]).
+    unreachable: Vec<(Ipv6Addr, Instant)>,
+    /// When DNS was last asked again because of that.
+    unreachable_asked_at: Option<Instant>,
     rng: StdRng,
 }
 
@@ -229,6 +244,8 @@ impl AftrResolver {
             due: None,
             stale_until: None,
             replacing: false,
+            unreachable: Vec::new(),
+            unreachable_asked_at: None,
             rng: StdRng::seed_from_u64(seed),
         };
         resolver.restart(false);
@@ -247,6 +264,11 @@ impl AftrResolver {
     /// A lookup the driver should start (at most one runs at a time).
     pub fn poll_lookup(&mut self) -> Option<Lookup> {
         self.pending.take()
+    }
+
+    /// Whether a lookup waits for [`Self::poll_lookup`].
+    pub fn lookup_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// When the core wants `Input::Timeout`.
@@ -320,6 +342,28 @@ impl AftrResolver {
             Input::DnsRecovered => {
                 let asked_since = self.in_flight.is_some() && self.asked_at == Some(now);
                 if self.status.failures > 0 && !asked_since {
+                    self.ask();
+                }
+            }
+            Input::AftrUnreachable(addr) => {
+                if self.status.selected != Some(addr)
+                    || matches!(self.source, AftrSource::ConfiguredAddress(_))
+                {
+                    return;
+                }
+                self.unreachable
+                    .retain(|(_, at)| now < *at + UNREACHABLE_MEMORY);
+                if !self.unreachable.iter().any(|(a, _)| *a == addr) {
+                    self.unreachable.push((addr, now));
+                }
+                if let Some(other) = self.reachable(now, &self.status.addresses) {
+                    self.status.selected = Some(other);
+                }
+                let asked_lately = self
+                    .unreachable_asked_at
+                    .is_some_and(|t| now < t + UNREACHABLE_REASK);
+                if !asked_lately && self.in_flight.is_none() {
+                    self.unreachable_asked_at = Some(now);
                     self.ask();
                 }
             }
@@ -413,10 +457,18 @@ impl AftrResolver {
                     Problem::OnlyUnusable { name, rejected }
                 } else {
                     // Stay on the address in use while the answer still has
-                    // it: re-resolving must not move the tunnel needlessly.
-                    let selected = match self.status.selected {
-                        Some(current) if !replacing && usable.contains(&current) => current,
-                        _ => usable[0],
+                    // it (re-resolving must not move the tunnel needlessly)
+                    // and the network has not said it is unreachable.
+                    let current = self
+                        .status
+                        .selected
+                        .filter(|c| !replacing && usable.contains(c));
+                    let selected = match current {
+                        Some(c) if !self.recently_unreachable(now, c) => c,
+                        _ => self
+                            .reachable(now, &usable)
+                            .or(current)
+                            .unwrap_or(usable[0]),
                     };
                     let refresh =
                         Duration::from_secs(u64::from(ttl)).clamp(MIN_REFRESH, MAX_REFRESH);
@@ -456,6 +508,20 @@ impl AftrResolver {
         self.status.stale = false;
         self.stale_until = None;
         self.fail(now, problem);
+    }
+
+    fn recently_unreachable(&self, now: Instant, addr: Ipv6Addr) -> bool {
+        self.unreachable
+            .iter()
+            .any(|(a, at)| *a == addr && now < *at + UNREACHABLE_MEMORY)
+    }
+
+    /// The first of `addresses` not reported unreachable lately.
+    fn reachable(&self, now: Instant, addresses: &[Ipv6Addr]) -> Option<Ipv6Addr> {
+        addresses
+            .iter()
+            .copied()
+            .find(|a| !self.recently_unreachable(now, *a))
     }
 
     /// Records a failure and schedules the retry: INITIAL_BACKOFF doubling

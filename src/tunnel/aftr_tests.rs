@@ -410,3 +410,69 @@ fn a_new_name_may_resolve_to_the_same_address() {
     complete(&mut r, t0, &lookup, answer(&[AFTR2, AFTR1], 3600));
     assert_eq!(r.selected(), Some(AFTR2), "the new name's first address");
 }
+
+#[test]
+fn an_unreachable_aftr_with_a_renumbered_record_moves_before_the_ttl() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
+    // The ISP renumbered the AFTR: the first error asks DNS at once.
+    let t1 = t0 + Duration::from_secs(60);
+    r.handle(t1, Input::AftrUnreachable(AFTR1));
+    assert!(r.lookup_pending());
+    let again = r.poll_lookup().expect("asked again at once");
+    assert_eq!(r.selected(), Some(AFTR1), "nothing better to use meanwhile");
+    complete(&mut r, t1, &again, answer(&[AFTR2], 3600));
+    assert_eq!(r.selected(), Some(AFTR2));
+}
+
+#[test]
+fn an_unreachable_aftr_fails_over_to_the_answers_next_address_at_once() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, answer(&[AFTR1, AFTR2], 3600));
+    r.handle(t0, Input::AftrUnreachable(AFTR1));
+    assert_eq!(r.selected(), Some(AFTR2), "before DNS answers");
+    // DNS still lists both: the reported one stays avoided for a while...
+    let again = r.poll_lookup().expect("asked again");
+    complete(&mut r, t0, &again, answer(&[AFTR1, AFTR2], 3600));
+    assert_eq!(r.selected(), Some(AFTR2));
+    // ...and when the other fails too, a minute on, the first is tried again.
+    let t1 = t0 + UNREACHABLE_MEMORY + Duration::from_secs(1);
+    r.handle(t1, Input::AftrUnreachable(AFTR2));
+    assert_eq!(r.selected(), Some(AFTR1));
+}
+
+#[test]
+fn errors_for_another_address_or_in_a_stream_ask_dns_at_most_every_interval() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
+    // Not the address in use: nothing happens.
+    r.handle(t0, Input::AftrUnreachable(AFTR2));
+    assert!(!r.lookup_pending());
+    r.handle(t0, Input::AftrUnreachable(AFTR1));
+    let again = r.poll_lookup().expect("asked again");
+    complete(&mut r, t0, &again, answer(&[AFTR1], 3600));
+    // The record did not change: further errors (one per packet) ask
+    // again only once the interval has passed.
+    for ms in [100, 1000, 4900] {
+        r.handle(
+            t0 + Duration::from_millis(ms),
+            Input::AftrUnreachable(AFTR1),
+        );
+        assert!(!r.lookup_pending(), "asked again after {ms} ms");
+    }
+    r.handle(t0 + UNREACHABLE_REASK, Input::AftrUnreachable(AFTR1));
+    assert!(r.lookup_pending());
+    assert_eq!(r.selected(), Some(AFTR1), "the only address stays in use");
+}
+
+#[test]
+fn a_configured_aftr_address_ignores_unreachable_reports() {
+    let t0 = Instant::now();
+    let mut r = AftrResolver::new(AftrSource::ConfiguredAddress(AFTR1), 7);
+    r.handle(t0, Input::AftrUnreachable(AFTR1));
+    assert_eq!(r.selected(), Some(AFTR1));
+    assert!(!r.lookup_pending());
+}

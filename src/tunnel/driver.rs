@@ -16,6 +16,7 @@ use super::aftr::{self, AftrResolver, AftrSource, AftrStatus, LookupResult};
 use super::kernel::{self, Kernel};
 use super::lookup;
 use super::plan::{self, Down, Knowledge, MssClamp, Observed, Prefix, TunnelSpec, WanAddress};
+use super::softwire_error::{ErrorWatch, SoftwireError};
 use crate::config::Tunnel;
 use crate::dhcpv6::lease::{remaining, Deadline};
 use crate::dhcpv6::ClientStatus;
@@ -346,6 +347,29 @@ impl Loop {
         }
     }
 
+    /// An ICMPv6 error about packets from one of our addresses to the AFTR
+    /// in use: the resolver moves on (see [`aftr::Input::AftrUnreachable`]).
+    fn softwire_error(&mut self, now: Instant, error: SoftwireError, from: Ipv6Addr) {
+        if self.resolver.selected() != Some(error.aftr) || !self.own_addresses.contains(&error.b4) {
+            return;
+        }
+        self.resolver
+            .handle(now, aftr::Input::AftrUnreachable(error.aftr));
+        let now_selected = self.resolver.selected();
+        if now_selected != Some(error.aftr) || self.resolver.lookup_pending() {
+            info!(
+                "AFTR {} unreachable ({} from {from}): {}",
+                error.aftr,
+                error.reason,
+                match now_selected {
+                    Some(other) if other != error.aftr =>
+                        format!("using {other}, asking DNS again"),
+                    _ => "asking DNS again".to_string(),
+                }
+            );
+        }
+    }
+
     fn note_own_addresses(&mut self, now: Instant, observed: &Observed) {
         let own: Vec<Ipv6Addr> = observed
             .wan
@@ -467,6 +491,14 @@ pub async fn run(
         tentative_seen: Vec::new(),
     };
     this.absorb_dhcpv6(Instant::now());
+    let mut errors = match ErrorWatch::open() {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            warn!("tunnel: cannot watch ICMPv6 errors (an AFTR that goes away is noticed at its DNS TTL): {e}");
+            None
+        }
+    };
+    let mut error_buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 1280];
     loop {
         let now = Instant::now();
         // `knowledge` reads the DHCPv6 status live; feed the resolver from
@@ -506,6 +538,18 @@ pub async fn run(
                     }
                 }
             }
+            error = async {
+                match &errors {
+                    Some(watch) => watch.next(&mut error_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => match error {
+                Ok((error, from)) => this.softwire_error(Instant::now(), error, from),
+                Err(e) => {
+                    warn!("tunnel: ICMPv6 error watch failed, AFTR errors are no longer followed: {e}");
+                    errors = None;
+                }
+            },
             _ = sleep_until(wake) => this.resolver.handle(Instant::now(), aftr::Input::Timeout),
             _ = sleep_until(this.retry.at()) => {}
             _ = sleep_until(this.settling_until) => this.settling_until = None,

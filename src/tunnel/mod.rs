@@ -7,8 +7,11 @@
 //!   (pure, unit-tested without a kernel);
 //! - `kernel`: observing and changing links, addresses and routes over
 //!   rtnetlink; `nft`: the MSS clamping table;
+//! - `softwire_error`: ICMPv6 errors saying the AFTR address is not
+//!   reachable (parser and socket);
 //! - `driver`: the one reconcile loop, woken by netlink notifications,
-//!   DHCPv6 changes and the resolver's timers, never by polling.
+//!   DHCPv6 changes, softwire errors and the resolver's timers, never by
+//!   polling.
 
 pub mod aftr;
 pub mod aftr_query;
@@ -17,3 +20,4 @@ pub mod kernel;
 pub mod lookup;
 pub mod nft;
 pub mod plan;
+pub mod softwire_error;
