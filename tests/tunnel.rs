@@ -291,8 +291,9 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
         );
         std::thread::sleep(millis(50));
     }
-    let t0 = Instant::now();
+    // Timed from the old address's removal, the last of move_aftr's steps.
     lab.move_aftr(AFTR1, AFTR2);
+    let t0 = Instant::now();
     lab.wait_for_ipv4(secs(30))
         .expect("IPv4 after the AAAA change");
     measure(
