@@ -37,12 +37,15 @@ const NEXT_HEADER_ICMPV6: u8 = 58;
 /// Which source address the solicitation went out with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SolicitedFrom {
-    /// The link-local address the kernel chose (an optimistic one too,
-    /// RFC 4429 §3.3): the router answers to it.
-    LinkLocal,
-    /// The unspecified address, because the link-local one is still in DAD
-    /// (on a router Linux never makes it optimistic). RFC 4861 §6.3.7
-    /// allows this; the router answers to all nodes (§6.2.6).
+    /// An address of the device the kernel chose: the link-local one, or
+    /// while that is in DAD an optimistic global one (RFC 4429 §3.3; RFC
+    /// 4861 §4.1 allows any address assigned to the interface). The router
+    /// answers to it.
+    Assigned,
+    /// The unspecified address, because every address of the device is
+    /// still in DAD (on a router Linux never makes the link-local one
+    /// optimistic). RFC 4861 §6.3.7 allows this; the router answers to all
+    /// nodes (§6.2.6).
     Unspecified,
 }
 
@@ -56,8 +59,8 @@ pub fn solicit_routers(device: &str, ifindex: u32) -> io::Result<SolicitedFrom> 
     socket.set_multicast_hops_v6(ND_HOP_LIMIT)?;
     socket.set_multicast_loop_v6(false)?;
     match socket.send_to(&ROUTER_SOLICITATION, &to) {
-        Ok(_) => return Ok(SolicitedFrom::LinkLocal),
-        // No usable source address yet: the link-local one is tentative.
+        Ok(_) => return Ok(SolicitedFrom::Assigned),
+        // No usable source address at all yet: every one is in DAD.
         Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
         Err(e) => return Err(e),
     }
