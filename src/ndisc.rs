@@ -37,44 +37,48 @@ const NEXT_HEADER_ICMPV6: u8 = 58;
 /// Which source address the solicitation went out with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SolicitedFrom {
-    /// An address of the device the kernel chose: the link-local one, or
-    /// while that is in DAD an optimistic global one (RFC 4429 §3.3; RFC
-    /// 4861 §4.1 allows any address assigned to the interface). The router
-    /// answers to it.
-    Assigned,
-    /// The unspecified address, because every address of the device is
-    /// still in DAD (on a router Linux never makes the link-local one
-    /// optimistic). RFC 4861 §6.3.7 allows this; the router answers to all
-    /// nodes (§6.2.6).
+    /// The device's usable link-local address (an optimistic one too, RFC
+    /// 4429 §3.3): the router answers to it.
+    LinkLocal,
+    /// The unspecified address, because the link-local one is still in DAD
+    /// (on a router Linux never makes it optimistic). RFC 4861 §6.3.7
+    /// allows this; the router answers to all nodes (§6.2.6). Not the
+    /// optimistic global address b4d may already have put back: Linux does
+    /// not deliver a unicast answer to that one while a router's
+    /// link-local address is in DAD (seen with Debian's 6.1: the RA was
+    /// answered with "no route").
     Unspecified,
 }
 
 /// Sends one Router Solicitation out of `device` (index `ifindex`) to
-/// all-routers.
-pub fn solicit_routers(device: &str, ifindex: u32) -> io::Result<SolicitedFrom> {
-    let to = SocketAddr::V6(SocketAddrV6::new(ALL_ROUTERS, 0, 0, ifindex)).into();
+/// all-routers, from `link_local` when the device has a usable one.
+pub fn solicit_routers(
+    device: &str,
+    ifindex: u32,
+    link_local: Option<Ipv6Addr>,
+) -> io::Result<SolicitedFrom> {
+    let Some(source) = link_local else {
+        send_from_unspecified(ifindex)?;
+        return Ok(SolicitedFrom::Unspecified);
+    };
     let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
     socket.bind_device(Some(device.as_bytes()))?;
+    socket.bind(&SocketAddr::V6(SocketAddrV6::new(source, 0, 0, ifindex)).into())?;
     socket.set_multicast_if_v6(ifindex)?;
     socket.set_multicast_hops_v6(ND_HOP_LIMIT)?;
     socket.set_multicast_loop_v6(false)?;
-    match socket.send_to(&ROUTER_SOLICITATION, &to) {
-        Ok(_) => return Ok(SolicitedFrom::Assigned),
-        // No usable source address at all yet: every one is in DAD.
-        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
-        Err(e) => return Err(e),
-    }
-    send_from_unspecified(ifindex)?;
-    Ok(SolicitedFrom::Unspecified)
+    let to = SocketAddr::V6(SocketAddrV6::new(ALL_ROUTERS, 0, 0, ifindex));
+    socket.send_to(&ROUTER_SOLICITATION, &to.into())?;
+    Ok(SolicitedFrom::LinkLocal)
 }
 
 /// RFC 2464 §7: the Ethernet address IPv6 multicast to ff02::2 goes to.
 const ALL_ROUTERS_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 2];
 
-/// The kernel's IPv6 stack picks no source address it has not finished DAD
-/// for, even for a packet that carries its own header, so this one goes
-/// out as a whole IPv6 packet on a packet socket (SOCK_DGRAM: the kernel
-/// adds the link-layer header, none on PPP).
+/// The kernel's IPv6 stack sends nothing from `::` on its own (source
+/// selection wants an address, even for a packet that carries its own
+/// header), so this one goes out as a whole IPv6 packet on a packet socket
+/// (SOCK_DGRAM: the kernel adds the link-layer header, none on PPP).
 fn send_from_unspecified(ifindex: u32) -> io::Result<()> {
     let protocol = (libc::ETH_P_IPV6 as u16).to_be();
     let socket = Socket::new(

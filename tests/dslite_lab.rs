@@ -250,7 +250,12 @@ fn bring_up_and_wan_flap_timelines() {
     let udhcpc = lab.udhcpc(host, "udhcpc");
     prober.recovery_after(0.0, secs(30));
     let spawned = lab.b4d().started();
-    let processes = [("b4d", lab.b4d()), ("udhcpc", &udhcpc), ("pcap", &capture)];
+    let processes = [
+        ("b4d", lab.b4d()),
+        ("udhcpc", &udhcpc),
+        ("pcap", &capture),
+        ("radvd", &lab.isp_ra),
+    ];
     print_timeline("bring-up, from b4d's spawn", spawned, &processes, &prober);
 
     lab.wan_cable_out(true);
@@ -261,6 +266,15 @@ fn bring_up_and_wan_flap_timelines() {
     prober.recovery_after(t0, secs(30));
     std::thread::sleep(secs(1));
     print_timeline("WAN cable back after 2 s out", back, &processes, &prober);
+
+    lab.b4.link_down("wan0");
+    std::thread::sleep(secs(2));
+    let up = Instant::now();
+    let t0 = monotonic_now();
+    lab.b4.link_up("wan0");
+    prober.recovery_after(t0, secs(30));
+    std::thread::sleep(secs(1));
+    print_timeline("WAN ifup after 2 s down", up, &processes, &prober);
 }
 
 #[test]

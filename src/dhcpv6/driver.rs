@@ -112,7 +112,7 @@ fn use_optimistic_dad(device: &str) {
 /// kernel takes RAs (see [`Ipv6Conf::keep_accepting_ras`]) and solicit one
 /// at once (see [`crate::ndisc`]) instead of waiting for the kernel's own
 /// solicitation after DAD.
-fn solicit_wan_router(device: &str, ifindex: u32) {
+fn solicit_wan_router(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) {
     match Ipv6Conf::new(Path::new(IPV6_CONF), device).keep_accepting_ras() {
         AcceptRa::Raised => {
             info!("WAN {device} forwards IPv6, so accept_ra set to 2 to keep the RA default route")
@@ -120,7 +120,7 @@ fn solicit_wan_router(device: &str, ifindex: u32) {
         AcceptRa::Unchanged => {}
         AcceptRa::Failed(e) => warn!("WAN {device}: cannot check accept_ra: {e}"),
     }
-    match ndisc::solicit_routers(device, ifindex) {
+    match ndisc::solicit_routers(device, ifindex, link_local) {
         Ok(from) => debug!("WAN {device}: Router Solicitation sent ({from:?} source)"),
         Err(e) => warn!("WAN {device}: cannot send a Router Solicitation: {e}"),
     }
@@ -275,9 +275,9 @@ pub async fn run(
         // Carrier up (start, cable back, ifup): ask for the RA now, before
         // the link-local address has finished DAD.
         let now_carrier = state.as_ref().filter(|s| s.up).map(|s| s.index);
-        if let Some(index) = now_carrier {
+        if let Some(s) = state.as_ref().filter(|s| s.up) {
             if carrier != now_carrier && shutdown_deadline.is_none() {
-                solicit_wan_router(&device, index);
+                solicit_wan_router(&device, s.index, s.link_local);
             }
         }
         carrier = now_carrier;
