@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  host 192.168.1.10 ──┐
-//!  LAN hosts (udhcpc) ─┤ br-lan [b4: b4d] wan0 ── eth0 [isp] eth1 ── server 198.51.100.10
-//!                        192.168.1.1      2001:db8:1::1/64   198.51.100.1
+//!  LAN hosts (udhcpc) ─┤ br-lan [b4: b4d] wan0 ── line0 ⊂ eth0 [isp] eth1 ── server 198.51.100.10
+//!                        192.168.1.1      (bridge) 2001:db8:1::1/64   198.51.100.1
 //!                                         lo: 2001:db8:53::1 (DNS, dnsmasq:
 //!                                                 AFTR AAAA, web.example.net A)
 //!                                             2001:db8:af::1 (AFTR, ip6tnl aftr0)
@@ -34,6 +34,8 @@ pub const SECOND_B4: &str = "2001:db8:1::200";
 /// The WAN address of the second CPE ([`Lab::add_second_b4`]).
 pub const SECOND_CPE: &str = "2001:db8:2::100";
 pub const LAN_ADDR: &str = "192.168.1.1";
+/// The ISP's end of the CPE's access line, a port of the ISP's `eth0`.
+pub const ISP_PORT: &str = "line0";
 
 pub struct Lab {
     pub dir: TestDir,
@@ -102,16 +104,38 @@ impl Lab {
         add_br_lan(&b4);
         veth_pair(
             VethEnd::new(&b4, "wan0").mac("02:00:00:00:b4:01"),
-            VethEnd::new(&isp, "eth0"),
+            VethEnd::new(&isp, ISP_PORT),
         );
         veth_pair(VethEnd::new(&isp, "eth1"), VethEnd::new(&server, "eth0"));
-        for (ns, dev) in [(&b4, "wan0"), (&isp, "eth0")] {
+        // The ISP's side of the access line, `eth0`, is a bridge with the
+        // line as one port and an always-up dummy as the other: like a BNG's
+        // subscriber interface it stays up, with its addresses, its DHCPv6
+        // server and its RA daemon, while the CPE's link goes down and up
+        // (a veth would take the ISP's carrier down with the CPE's).
+        isp.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+            "mcast_snooping",
+            "0",
+        ]);
+        isp.ip(&["link", "add", "keepup0", "type", "dummy"]);
+        for (ns, dev) in [(&b4, "wan0"), (&isp, ISP_PORT), (&isp, "keepup0")] {
             ns.ip(&["link", "set", dev, "mtu", &wan_mtu.to_string()]);
         }
+        for port in [ISP_PORT, "keepup0"] {
+            isp.ip(&["link", "set", port, "master", "eth0"]);
+            isp.link_up(port);
+        }
+        isp.ip(&["link", "set", "eth0", "mtu", &wan_mtu.to_string()]);
+        isp.link_up("eth0");
         b4.sysctl("net.ipv4.ip_forward", "1");
-        // The ISP's port keeps its addresses when its link bounces, as a
-        // BNG's does ([`Lab::wan_cable_out`]).
-        isp.sysctl("net.ipv6.conf.eth0.keep_addr_on_down", "1");
         isp.sysctl("net.ipv6.conf.eth0.accept_dad", "0");
         isp.add_addr_nodad("eth0", "2001:db8:1::1/64");
         isp.add_addr_nodad("lo", &format!("{DNS}/128"));
@@ -218,9 +242,9 @@ impl Lab {
     /// addresses and routes stay, as they do when a real cable or ONT goes.
     pub fn wan_cable_out(&self, out: bool) {
         if out {
-            self.isp.link_down("eth0");
+            self.isp.link_down(ISP_PORT);
         } else {
-            self.isp.link_up("eth0");
+            self.isp.link_up(ISP_PORT);
         }
     }
 
