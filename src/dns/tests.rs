@@ -761,7 +761,7 @@ proptest! {
         }
         let names = local::LocalNames::new(&LocalHosts { domain: "lan".into(), hosts: vec![] });
         if let Ok((q, end)) = wire::read_question(&bytes) {
-            let _ = names.lookup(&q);
+            let _ = names.lookup(q.as_ref());
             let _ = wire::error_response(&bytes, end, 2, None);
         }
     }
