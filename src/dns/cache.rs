@@ -18,7 +18,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::wire::{self, Header, Layout, Question};
 
@@ -142,7 +142,7 @@ impl Entry {
     }
 
     fn is(&self, key: KeyRef<'_>) -> bool {
-        self.suffix() == key.suffix() && eq_ignore_case(self.name(), key.name())
+        self.suffix() == key.suffix() && wire::eq_ignore_case(self.name(), key.name())
     }
 }
 
@@ -261,6 +261,8 @@ pub struct Cache {
     byte_budget: usize,
     bytes: usize,
     epoch: Instant,
+    /// The second [`Cache::seconds`] last returned, with its start and end.
+    second: (u32, Instant, Instant),
 }
 
 /// How long `response` may be cached, `None` when it must not be.
@@ -293,13 +295,26 @@ impl Cache {
             byte_budget: capacity.saturating_mul(BUDGET_PER_ENTRY),
             bytes: 0,
             epoch: now,
+            second: (0, now, now),
         }
     }
 
-    fn seconds(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.epoch)
+    /// Whole seconds from the epoch to `now`. The current second's bounds
+    /// are kept: hits within it compare two instants instead of
+    /// subtracting and dividing.
+    fn seconds(&mut self, now: Instant) -> u32 {
+        let (second, start, end) = self.second;
+        if start <= now && now < end {
+            return second;
+        }
+        let second = now
+            .saturating_duration_since(self.epoch)
             .as_secs()
-            .min(u64::from(u32::MAX)) as u32
+            .min(u64::from(u32::MAX)) as u32;
+        let start = self.epoch + Duration::from_secs(second.into());
+        let end = start.checked_add(Duration::from_secs(1)).unwrap_or(start);
+        self.second = (second, start, end);
+        second
     }
 
     pub fn len(&self) -> usize {
@@ -332,10 +347,11 @@ impl Cache {
         let (_, Some(slot)) = self.find(key) else {
             return false;
         };
+        let seconds = self.seconds(now);
         let Some(entry) = self.slots[slot].as_ref() else {
             return false;
         };
-        let elapsed = self.seconds(now).saturating_sub(entry.stored);
+        let elapsed = seconds.saturating_sub(entry.stored);
         if elapsed >= entry.ttl {
             self.vacate(slot);
             return false;
@@ -449,31 +465,26 @@ fn siphash<const C: usize, const D: usize>((k0, k1): (u64, u64), bytes: &[u8]) -
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
-    let compress = |v: &mut [u64; 4], m: u64| {
-        v[3] ^= m;
-        for _ in 0..C {
-            sip_round(v);
-        }
-        v[0] ^= m;
-    };
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
-        let mut m = [0u8; 8];
-        m.copy_from_slice(word);
-        compress(&mut v, u64::from_le_bytes(m));
+        sip_compress::<C>(&mut v, wire::le_word(word));
     }
-    let tail = words.remainder();
-    let mut last = [0u8; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    compress(
-        &mut v,
-        u64::from_le_bytes(last) | (bytes.len() as u64) << 56,
-    );
+    let last = wire::le_word(words.remainder()) | (bytes.len() as u64) << 56;
+    sip_compress::<C>(&mut v, last);
     v[2] ^= 0xff;
     for _ in 0..D {
         sip_round(&mut v);
     }
     v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
+#[inline(always)]
+fn sip_compress<const C: usize>(v: &mut [u64; 4], m: u64) {
+    v[3] ^= m;
+    for _ in 0..C {
+        sip_round(v);
+    }
+    v[0] ^= m;
 }
 
 #[inline(always)]
@@ -488,37 +499,6 @@ fn sip_round(v: &mut [u64; 4]) {
     v[2] = v[2].wrapping_add(v[1]);
     v[1] = v[1].rotate_left(17) ^ v[2];
     v[2] = v[2].rotate_left(32);
-}
-
-/// `a` and `b` equal but for ASCII case (RFC 4343), 8 bytes at a time.
-fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut wa).zip(&mut wb) {
-        if lowercase_word(x) != lowercase_word(y) {
-            return false;
-        }
-    }
-    lowercase_word(wa.remainder()) == lowercase_word(wb.remainder())
-}
-
-/// Up to 8 bytes (zero-padded) as a word with A–Z lower-cased. Per byte:
-/// the low 7 bits plus 0x3f carry into the top bit from b'A' up, plus 0x25
-/// from b'Z' + 1 up (neither sum leaves its byte); bytes with the top bit
-/// set are not ASCII and stay as they are. A set top bit, moved down to
-/// 0x20, is the case bit.
-fn lowercase_word(bytes: &[u8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut m = [0u8; 8];
-    m[..bytes.len()].copy_from_slice(bytes);
-    let w = u64::from_le_bytes(m);
-    let low7 = w & (0x7f * ONES);
-    let from_a = low7 + (0x80 - u64::from(b'A')) * ONES;
-    let after_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
-    let upper = from_a & !after_z & !w & (0x80 * ONES);
-    w | upper >> 2
 }
 
 #[cfg(test)]
@@ -645,7 +625,7 @@ mod tests {
                         let mut b = vec![b'q'; len];
                         b[pos] = other;
                         assert_eq!(
-                            eq_ignore_case(&a, &b),
+                            wire::eq_ignore_case(&a, &b),
                             a.eq_ignore_ascii_case(&b),
                             "{a:?} {b:?}"
                         );
@@ -653,7 +633,7 @@ mod tests {
                 }
             }
         }
-        assert!(!eq_ignore_case(b"abc", b"abcd"));
+        assert!(!wire::eq_ignore_case(b"abc", b"abcd"));
     }
 
     proptest! {
@@ -664,13 +644,13 @@ mod tests {
                 .enumerate()
                 .map(|(i, c)| if flips >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { *c })
                 .collect();
-            prop_assert!(eq_ignore_case(&a, &b));
-            prop_assert_eq!(eq_ignore_case(&a, &b[..b.len().saturating_sub(1)]), a.is_empty());
+            prop_assert!(wire::eq_ignore_case(&a, &b));
+            prop_assert_eq!(wire::eq_ignore_case(&a, &b[..b.len().saturating_sub(1)]), a.is_empty());
             let mut c = b.clone();
             if let Some(x) = c.last_mut() {
                 *x ^= 0x01;
             }
-            prop_assert_eq!(eq_ignore_case(&a, &c), a.eq_ignore_ascii_case(&c));
+            prop_assert_eq!(wire::eq_ignore_case(&a, &c), a.eq_ignore_ascii_case(&c));
         }
 
         /// Any sequence of inserts and removals (few distinct tags, so runs

@@ -178,12 +178,62 @@ pub fn read_name_into(msg: &[u8], pos: usize, name: &mut Vec<u8>) -> Result<usiz
     }
 }
 
-/// Appends `labels` lower-cased. Length octets are at most 63, below b'A',
-/// so lower-casing them too changes nothing.
+/// Appends `labels` lower-cased, 8 bytes at a time. Length octets are at
+/// most 63, below b'A', so lower-casing them too changes nothing.
 fn copy_lowercase(labels: &[u8], name: &mut Vec<u8>) {
     let from = name.len();
     name.extend_from_slice(labels);
-    name[from..].make_ascii_lowercase();
+    let mut words = name[from..].chunks_exact_mut(8);
+    for word in &mut words {
+        let lower = lowercase_word(le_word(word));
+        word.copy_from_slice(&lower.to_le_bytes());
+    }
+    let tail = words.into_remainder();
+    let lower = lowercase_word(le_word(tail)).to_le_bytes();
+    tail.copy_from_slice(&lower[..tail.len()]);
+}
+
+/// `a` and `b` equal but for ASCII case (RFC 4343), 8 bytes at a time.
+pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut wa).zip(&mut wb) {
+        if lowercase_word(le_word(x)) != lowercase_word(le_word(y)) {
+            return false;
+        }
+    }
+    lowercase_word(le_word(wa.remainder())) == lowercase_word(le_word(wb.remainder()))
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded.
+// Inlined by force, as `lowercase_word`: a few instructions, on the path of
+// every query, that the size-optimised build would otherwise call.
+#[inline(always)]
+pub fn le_word(bytes: &[u8]) -> u64 {
+    if let Ok(word) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(word);
+    }
+    bytes
+        .iter()
+        .take(8)
+        .rev()
+        .fold(0, |word, &b| word << 8 | u64::from(b))
+}
+
+/// `word` with the bytes A–Z lower-cased. Per byte: the low 7 bits plus
+/// 0x3f carry into the top bit from b'A' up, plus 0x25 from b'Z' + 1 up
+/// (neither sum leaves its byte); bytes with the top bit set are not ASCII
+/// and stay as they are. A set top bit, moved down to 0x20, is the case bit.
+#[inline(always)]
+fn lowercase_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = word & (0x7f * ONES);
+    let from_a = low7 + (0x80 - u64::from(b'A')) * ONES;
+    let after_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
+    let upper = from_a & !after_z & !word & (0x80 * ONES);
+    word | upper >> 2
 }
 
 /// The offset after the (possibly compressed) name at `pos`, without
