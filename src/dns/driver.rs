@@ -174,7 +174,7 @@ pub async fn run(
     // every turn), the sockets are polled for readiness directly (their
     // readiness futures link into a waiter list under a lock), and the
     // status tick shares the core's timer.
-    let settings = tokio::spawn(follow_settings(
+    let side_events = tokio::spawn(side_events(
         shutdown,
         upstreams,
         hosts,
@@ -202,14 +202,27 @@ pub async fn run(
                 // most UDP_BATCHES before the other event sources get a turn.
                 // Each batch's answers go out before the next is read.
                 for _ in 0..UDP_BATCHES {
-                    if driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)).is_err() {
+                    let mut received = 0;
+                    let drained = driver
+                        .lan_udp
+                        .try_io(Interest::READABLE, || {
+                            received = batch.recv(fd)?;
+                            if received < mmsg::BATCH {
+                                return Err(io::ErrorKind::WouldBlock.into());
+                            }
+                            Ok(())
+                        })
+                        .is_err();
+                    if received > 0 {
+                        let forward = driver.udp_queries(&batch);
+                        if !forward.is_empty() {
+                            driver.execute(forward).await;
+                        }
+                        driver.flush_answers().await;
+                    }
+                    if drained {
                         break;
                     }
-                    let forward = driver.udp_queries(&batch);
-                    if !forward.is_empty() {
-                        driver.execute(forward).await;
-                    }
-                    driver.flush_answers().await;
                 }
             }
             accepted = poll_fn(|cx| lan_tcp.poll_accept(cx)) => {
@@ -241,7 +254,7 @@ pub async fn run(
             (config.on_upstream_recovered)();
         }
     }
-    settings.abort();
+    side_events.abort();
     for (_, attempt) in driver.attempts.drain() {
         attempt.waiter.abort();
     }
@@ -251,8 +264,8 @@ pub async fn run(
 }
 
 /// Turns changes of the watched settings into events for the loop, until
-/// shutdown (or until nobody can change anything any more).
-async fn follow_settings(
+/// shutdown.
+async fn side_events(
     mut shutdown: watch::Receiver<bool>,
     mut upstreams: watch::Receiver<Vec<Ipv6Addr>>,
     mut hosts: watch::Receiver<LocalHosts>,
