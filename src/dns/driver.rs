@@ -200,29 +200,20 @@ pub async fn run(
                 // tokio's readiness: the next turn waits in epoll instead of
                 // going round the select again for an empty recvmmsg), at
                 // most UDP_BATCHES before the other event sources get a turn.
-                // Each batch's answers go out before the next is read.
+                // Each batch's answers go out before the next is read. (Taking
+                // a batch with room to spare as the end saves that empty
+                // recvmmsg at low load, but under load it trades the next
+                // full batch for an epoll_wait and a turn: 2 % fewer capped
+                // hits per second.)
                 for _ in 0..UDP_BATCHES {
-                    let mut received = 0;
-                    let drained = driver
-                        .lan_udp
-                        .try_io(Interest::READABLE, || {
-                            received = batch.recv(fd)?;
-                            if received < mmsg::BATCH {
-                                return Err(io::ErrorKind::WouldBlock.into());
-                            }
-                            Ok(())
-                        })
-                        .is_err();
-                    if received > 0 {
-                        let forward = driver.udp_queries(&batch);
-                        if !forward.is_empty() {
-                            driver.execute(forward).await;
-                        }
-                        driver.flush_answers().await;
-                    }
-                    if drained {
+                    if driver.lan_udp.try_io(Interest::READABLE, || batch.recv(fd)).is_err() {
                         break;
                     }
+                    let forward = driver.udp_queries(&batch);
+                    if !forward.is_empty() {
+                        driver.execute(forward).await;
+                    }
+                    driver.flush_answers().await;
                 }
             }
             accepted = poll_fn(|cx| lan_tcp.poll_accept(cx)) => {
