@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::wire::{self, Question, CLASS_IN, TYPE_A, TYPE_PTR};
+use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_PTR};
 
 /// The LAN's names, fed by whoever knows them (the DHCPv4 server, the
 /// static hosts of the config). `hosts` are host names ("laptop"), or full
@@ -65,11 +65,11 @@ impl LocalNames {
         names
     }
 
-    pub fn lookup(&self, question: &Question) -> Option<LocalAnswer> {
+    pub fn lookup(&self, question: QuestionRef<'_>) -> Option<LocalAnswer> {
         if question.qclass != CLASS_IN {
             return None;
         }
-        if let Some(addr) = reverse_v4(&question.name) {
+        if let Some(addr) = reverse_v4(question.name) {
             return match self.by_addr.get(&addr) {
                 Some(name) if question.qtype == TYPE_PTR => Some(LocalAnswer::Name(name.clone())),
                 Some(_) => Some(LocalAnswer::NoData),
@@ -78,13 +78,13 @@ impl LocalNames {
                 None => None,
             };
         }
-        if let Some(addr) = self.by_name.get(&question.name) {
+        if let Some(addr) = self.by_name.get(question.name) {
             return Some(match question.qtype {
                 TYPE_A => LocalAnswer::Address(*addr),
                 _ => LocalAnswer::NoData,
             });
         }
-        if self.is_local_domain(&question.name) {
+        if self.is_local_domain(question.name) {
             let apex = question.name.len() == self.domain.len() + 1;
             return Some(if apex {
                 LocalAnswer::NoData

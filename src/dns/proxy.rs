@@ -149,6 +149,20 @@ struct Attempt {
     transport: Transport,
 }
 
+/// What [`Proxy::answer_locally`] did.
+enum Served {
+    /// Answered, or dropped.
+    Yes,
+    /// To be forwarded.
+    No {
+        question: Question,
+        question_end: usize,
+        edns: Option<Edns>,
+        /// `None` for opcodes other than QUERY: never cached.
+        key: Option<CacheKey>,
+    },
+}
+
 pub struct Proxy {
     rng: StdRng,
     cache: Cache,
@@ -166,6 +180,8 @@ pub struct Proxy {
     status: ProxyStatus,
     /// Buffers of sent answers, for the next cache hits.
     spare: Vec<Vec<u8>>,
+    /// The question name and cache key of the query being handled.
+    key_buf: Vec<u8>,
 }
 
 impl Proxy {
@@ -184,6 +200,7 @@ impl Proxy {
             next_handle: 0,
             status: ProxyStatus::default(),
             spare: Vec::new(),
+            key_buf: Vec::with_capacity(wire::MAX_NAME_LEN + 8),
         }
     }
 
@@ -280,42 +297,20 @@ impl Proxy {
         if header.is_response() {
             return self.record_drop(DropReason::NotAQuery);
         }
-        let (Ok((question, question_end)), Ok(layout)) =
-            (wire::read_question(bytes), wire::scan(bytes))
+        // The name goes into a reused buffer and the cache key is built
+        // after it in place: a hit allocates nothing.
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let served = self.answer_locally(now, client, &header, bytes, &mut key_buf, out);
+        self.key_buf = key_buf;
+        let Served::No {
+            question,
+            question_end,
+            edns,
+            key,
+        } = served
         else {
-            return self.record_drop(DropReason::MalformedQuery);
+            return;
         };
-        let edns = layout.edns;
-        let max_size = match client {
-            Client::Udp(_) => wire::max_udp_response(edns),
-            Client::Tcp { .. } => usize::from(u16::MAX),
-        };
-        if header.opcode() == 0 {
-            if let Some(answer) = self.local.lookup(&question) {
-                self.status.local_answers += 1;
-                let response = local_response(bytes, question_end, answer, edns);
-                out.push(Action::ToClient {
-                    client,
-                    bytes: response,
-                });
-                return;
-            }
-        }
-        let key = (header.opcode() == 0).then(|| KeyRef::new(&question, &header, edns));
-        if let Some(key) = key {
-            let mut cached = self.spare.pop().unwrap_or_default();
-            if self.cache.get(key, now, header.id, &mut cached) && cached.len() <= max_size {
-                self.status.cache_hits += 1;
-                out.push(Action::ToClient {
-                    client,
-                    bytes: cached,
-                });
-                return;
-            }
-            self.recycle(cached);
-            self.status.cache_misses += 1;
-        }
-        let key = key.map(KeyRef::to_owned);
         if self
             .by_client
             .contains_key(&(client, header.id, question.clone()))
@@ -366,6 +361,71 @@ impl Proxy {
             },
         );
         self.start_attempt(now, handle, out);
+    }
+
+    /// Answers `bytes` from the local names or the cache if it can; else
+    /// hands back what forwarding it needs.
+    fn answer_locally(
+        &mut self,
+        now: Instant,
+        client: Client,
+        header: &Header,
+        bytes: &[u8],
+        key_buf: &mut Vec<u8>,
+        out: &mut Vec<Action>,
+    ) -> Served {
+        let (Ok((question, question_end)), Ok(layout)) =
+            (wire::read_question_into(bytes, key_buf), wire::scan(bytes))
+        else {
+            self.record_drop(DropReason::MalformedQuery);
+            return Served::Yes;
+        };
+        let edns = layout.edns;
+        if header.opcode() != 0 {
+            return Served::No {
+                question: question.to_owned(),
+                question_end,
+                edns,
+                key: None,
+            };
+        }
+        if let Some(answer) = self.local.lookup(question) {
+            self.status.local_answers += 1;
+            let response = local_response(bytes, question_end, answer, edns);
+            out.push(Action::ToClient {
+                client,
+                bytes: response,
+            });
+            return Served::Yes;
+        }
+        let max_size = match client {
+            Client::Udp(_) => wire::max_udp_response(edns),
+            Client::Tcp { .. } => usize::from(u16::MAX),
+        };
+        let (qtype, qclass) = (question.qtype, question.qclass);
+        let key = KeyRef::append(key_buf, qtype, qclass, header, edns);
+        let mut cached = self.spare.pop().unwrap_or_default();
+        if self.cache.get(key, now, header.id, &mut cached) && cached.len() <= max_size {
+            self.status.cache_hits += 1;
+            out.push(Action::ToClient {
+                client,
+                bytes: cached,
+            });
+            return Served::Yes;
+        }
+        self.recycle(cached);
+        self.status.cache_misses += 1;
+        let question = Question {
+            name: key.name().to_vec(),
+            qtype,
+            qclass,
+        };
+        Served::No {
+            question,
+            question_end,
+            edns,
+            key: Some(key.to_owned()),
+        }
     }
 
     fn next_handle(&mut self) -> u64 {

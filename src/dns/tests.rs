@@ -746,7 +746,68 @@ fn arbitrary_message() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// The name reader as it was, a label at a time, byte by byte: the
+/// reference for the run-at-a-time one.
+fn read_name_bytewise(msg: &[u8], pos: usize) -> Result<(Vec<u8>, usize), Malformed> {
+    let mut name = Vec::new();
+    let (mut at, mut end, mut hops) = (pos, None, 0);
+    loop {
+        let len = *msg.get(at).ok_or(Malformed::Truncated)?;
+        match len & 0xc0 {
+            0x00 => {
+                let label = msg
+                    .get(at + 1..at + 1 + len as usize)
+                    .ok_or(Malformed::Truncated)?;
+                if name.len() + 1 + label.len() > 255 {
+                    return Err(Malformed::NameTooLong);
+                }
+                name.push(len);
+                name.extend(label.iter().map(u8::to_ascii_lowercase));
+                at += 1 + len as usize;
+                if len == 0 {
+                    return Ok((name, end.unwrap_or(at)));
+                }
+            }
+            0xc0 => {
+                let b = msg.get(at..at + 2).ok_or(Malformed::Truncated)?;
+                let target = usize::from(u16::from_be_bytes([b[0], b[1]]) & 0x3fff);
+                hops += 1;
+                if target >= at || hops > 128 {
+                    return Err(Malformed::PointerLoop);
+                }
+                end.get_or_insert(at + 2);
+                at = target;
+            }
+            _ => return Err(Malformed::BadLabelType),
+        }
+    }
+}
+
 proptest! {
+    /// Same names, same ends, same errors as the byte-wise reader, for
+    /// arbitrary bytes and for names built from random labels (mixed case,
+    /// non-ASCII bytes, pointers).
+    #[test]
+    fn names_read_like_the_bytewise_reference(
+        bytes in arbitrary_message(),
+        labels in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..70), 0..8),
+    ) {
+        for at in 0..bytes.len().min(40) {
+            prop_assert_eq!(wire::read_name(&bytes, at), read_name_bytewise(&bytes, at));
+        }
+        let mut msg = vec![0u8; 12];
+        for label in &labels {
+            msg.push(label.len() as u8);
+            msg.extend_from_slice(label);
+        }
+        msg.extend_from_slice(&[0xc0, 12]);
+        let second = msg.len();
+        msg.extend_from_slice(&[3, b'W', b'w', 0xc1, 0xc0, 12]);
+        for at in [12, second] {
+            prop_assert_eq!(wire::read_name(&msg, at), read_name_bytewise(&msg, at));
+        }
+    }
+
     #[test]
     fn parsers_never_panic(bytes in arbitrary_message()) {
         let _ = Header::read(&bytes);
@@ -761,7 +822,7 @@ proptest! {
         }
         let names = local::LocalNames::new(&LocalHosts { domain: "lan".into(), hosts: vec![] });
         if let Ok((q, end)) = wire::read_question(&bytes) {
-            let _ = names.lookup(&q);
+            let _ = names.lookup(q.as_ref());
             let _ = wire::error_response(&bytes, end, 2, None);
         }
     }

@@ -29,7 +29,7 @@ const OPCODE_MASK: u16 = 0x7800;
 /// EDNS0 "DNSSEC OK" in the OPT TTL's flag half (RFC 3225 §3).
 const EDNS_DO: u32 = 0x8000;
 /// RFC 1035 §2.3.4.
-const MAX_NAME_LEN: usize = 255;
+pub const MAX_NAME_LEN: usize = 255;
 /// A legitimate name has at most 127 labels; more pointer hops than that is a loop.
 const MAX_POINTER_HOPS: usize = 128;
 /// Largest UDP message a client may receive without EDNS (RFC 1035 §4.2.1).
@@ -131,25 +131,36 @@ fn u32_at(msg: &[u8], pos: usize) -> Result<u32, Malformed> {
 /// RFC 4343), and the offset just after the name where it started.
 pub fn read_name(msg: &[u8], pos: usize) -> Result<(Vec<u8>, usize), Malformed> {
     let mut name = Vec::with_capacity(32);
+    let end = read_name_into(msg, pos, &mut name)?;
+    Ok((name, end))
+}
+
+/// [`read_name`] appending to `name` (a reused buffer: the cache-hit path
+/// allocates nothing); on an error `name` holds a partial name. Each run of
+/// labels between pointers is copied and lower-cased in one go, not byte
+/// by byte: this runs for every query.
+pub fn read_name_into(msg: &[u8], pos: usize, name: &mut Vec<u8>) -> Result<usize, Malformed> {
+    let base = name.len();
     let mut at = pos;
+    let mut run_start = pos;
     let mut end = None;
     let mut hops = 0;
     loop {
         let len = *msg.get(at).ok_or(Malformed::Truncated)?;
         match len & 0xc0 {
             0x00 => {
-                let label = msg
-                    .get(at + 1..at + 1 + len as usize)
-                    .ok_or(Malformed::Truncated)?;
-                if name.len() + 1 + label.len() > MAX_NAME_LEN {
+                let next = at + 1 + len as usize;
+                if next > msg.len() {
+                    return Err(Malformed::Truncated);
+                }
+                if name.len() - base + (next - run_start) > MAX_NAME_LEN {
                     return Err(Malformed::NameTooLong);
                 }
-                name.push(len);
-                name.extend(label.iter().map(u8::to_ascii_lowercase));
-                at += 1 + len as usize;
                 if len == 0 {
-                    return Ok((name, end.unwrap_or(at)));
+                    copy_lowercase(&msg[run_start..next], name);
+                    return Ok(end.unwrap_or(next));
                 }
+                at = next;
             }
             0xc0 => {
                 let target = (u16_at(msg, at)? & 0x3fff) as usize;
@@ -157,12 +168,72 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Vec<u8>, usize), Malformed> 
                 if target >= at || hops > MAX_POINTER_HOPS {
                     return Err(Malformed::PointerLoop);
                 }
+                copy_lowercase(&msg[run_start..at], name);
                 end.get_or_insert(at + 2);
                 at = target;
+                run_start = target;
             }
             _ => return Err(Malformed::BadLabelType),
         }
     }
+}
+
+/// Appends `labels` lower-cased, 8 bytes at a time. Length octets are at
+/// most 63, below b'A', so lower-casing them too changes nothing.
+fn copy_lowercase(labels: &[u8], name: &mut Vec<u8>) {
+    let from = name.len();
+    name.extend_from_slice(labels);
+    let mut words = name[from..].chunks_exact_mut(8);
+    for word in &mut words {
+        let lower = lowercase_word(le_word(word));
+        word.copy_from_slice(&lower.to_le_bytes());
+    }
+    let tail = words.into_remainder();
+    let lower = lowercase_word(le_word(tail)).to_le_bytes();
+    tail.copy_from_slice(&lower[..tail.len()]);
+}
+
+/// `a` and `b` equal but for ASCII case (RFC 4343), 8 bytes at a time.
+pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut wa).zip(&mut wb) {
+        if lowercase_word(le_word(x)) != lowercase_word(le_word(y)) {
+            return false;
+        }
+    }
+    lowercase_word(le_word(wa.remainder())) == lowercase_word(le_word(wb.remainder()))
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded.
+// Inlined by force, as `lowercase_word`: a few instructions, on the path of
+// every query, that the size-optimised build would otherwise call.
+#[inline(always)]
+pub fn le_word(bytes: &[u8]) -> u64 {
+    if let Ok(word) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(word);
+    }
+    bytes
+        .iter()
+        .take(8)
+        .rev()
+        .fold(0, |word, &b| word << 8 | u64::from(b))
+}
+
+/// `word` with the bytes A–Z lower-cased. Per byte: the low 7 bits plus
+/// 0x3f carry into the top bit from b'A' up, plus 0x25 from b'Z' + 1 up
+/// (neither sum leaves its byte); bytes with the top bit set are not ASCII
+/// and stay as they are. A set top bit, moved down to 0x20, is the case bit.
+#[inline(always)]
+fn lowercase_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = word & (0x7f * ONES);
+    let from_a = low7 + (0x80 - u64::from(b'A')) * ONES;
+    let after_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
+    let upper = from_a & !after_z & !word & (0x80 * ONES);
+    word | upper >> 2
 }
 
 /// The offset after the (possibly compressed) name at `pos`, without
@@ -195,17 +266,57 @@ pub struct Question {
     pub qclass: u16,
 }
 
+impl Question {
+    pub fn as_ref(&self) -> QuestionRef<'_> {
+        QuestionRef {
+            name: &self.name,
+            qtype: self.qtype,
+            qclass: self.qclass,
+        }
+    }
+}
+
+/// A [`Question`] whose name lives in a buffer of the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionRef<'a> {
+    /// Uncompressed, lower-cased wire form.
+    pub name: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+impl QuestionRef<'_> {
+    pub fn to_owned(self) -> Question {
+        Question {
+            name: self.name.to_vec(),
+            qtype: self.qtype,
+            qclass: self.qclass,
+        }
+    }
+}
+
 /// Reads the question; also returns the offset where the question section ends.
 pub fn read_question(msg: &[u8]) -> Result<(Question, usize), Malformed> {
+    let mut name = Vec::with_capacity(32);
+    let (question, end) = read_question_into(msg, &mut name)?;
+    Ok((question.to_owned(), end))
+}
+
+/// [`read_question`] with the name written into `name` (cleared first).
+pub fn read_question_into<'b>(
+    msg: &[u8],
+    name: &'b mut Vec<u8>,
+) -> Result<(QuestionRef<'b>, usize), Malformed> {
     let header = Header::read(msg)?;
     if header.qdcount != 1 {
         return Err(Malformed::QuestionCount);
     }
-    let (name, at) = read_name(msg, HEADER_LEN)?;
+    name.clear();
+    let at = read_name_into(msg, HEADER_LEN, name)?;
     let qtype = u16_at(msg, at)?;
     let qclass = u16_at(msg, at + 2)?;
     Ok((
-        Question {
+        QuestionRef {
             name,
             qtype,
             qclass,
