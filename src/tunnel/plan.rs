@@ -521,7 +521,12 @@ pub fn lifetime_differs(kernel: u32, wanted: u32) -> bool {
 }
 
 fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<Op>) {
-    if !known.install_wan_addresses {
+    // Not while the WAN is down or without carrier: Linux stops DAD for an
+    // address added to a device that is not ready and runs it again, not
+    // optimistically, when the link comes up, so the address would refuse
+    // traffic for a DAD round after ifup (and one with a lifetime is
+    // deleted at once). Added when the link is up, it is usable at once.
+    if !known.install_wan_addresses || !wan.up {
         return;
     }
     let wanted = wanted_wan_addresses(config, known, wan);

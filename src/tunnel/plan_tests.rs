@@ -320,6 +320,31 @@ fn renew_refreshes_lifetimes_but_drift_does_not() {
 }
 
 #[test]
+fn the_wan_address_is_put_back_only_once_the_link_is_up() {
+    // ifdown took the leased address with it; while the link is down it is
+    // not added again (Linux would run its DAD again, not optimistically,
+    // when the link comes up), and it is added as soon as the link is up.
+    let mut o = observed(Some(built(&spec())));
+    let wan = o.wan.as_mut().unwrap();
+    wan.addresses.retain(|a| a.addr != ia_na());
+    wan.up = false;
+    let p = run(&config(), &known(), &o);
+    assert!(
+        !p.ops
+            .iter()
+            .any(|op| matches!(op, Op::SetWanAddress { .. })),
+        "{:?}",
+        p.ops
+    );
+    o.wan.as_mut().unwrap().up = true;
+    let p = run(&config(), &known(), &o);
+    assert!(p.ops.contains(&Op::SetWanAddress {
+        wan: WAN,
+        address: leased(ia_na())
+    }));
+}
+
+#[test]
 fn foreign_wan_addresses_are_never_removed() {
     let mut o = observed(Some(built(&spec())));
     let addresses = &mut o.wan.as_mut().unwrap().addresses;
