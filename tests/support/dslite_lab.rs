@@ -112,19 +112,7 @@ impl Lab {
         // subscriber interface it stays up, with its addresses, its DHCPv6
         // server and its RA daemon, while the CPE's link goes down and up
         // (a veth would take the ISP's carrier down with the CPE's).
-        isp.ip(&[
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-            "mcast_snooping",
-            "0",
-        ]);
+        isp.add_bridge("eth0", false);
         isp.ip(&["link", "add", "keepup0", "type", "dummy"]);
         for (ns, dev) in [(&b4, "wan0"), (&isp, ISP_PORT), (&isp, "keepup0")] {
             ns.ip(&["link", "set", dev, "mtu", &wan_mtu.to_string()]);
@@ -832,17 +820,7 @@ pub fn between(b4d: &Process, from: &str, to: &str) -> Duration {
 /// br-lan as on an OpenWrt router (LAN ports are bridge members), up, with
 /// the router's LAN address.
 fn add_br_lan(b4: &Netns) {
-    b4.ip(&[
-        "link",
-        "add",
-        "br-lan",
-        "type",
-        "bridge",
-        "stp_state",
-        "0",
-        "forward_delay",
-        "0",
-    ]);
+    b4.add_bridge("br-lan", true);
     b4.link_up("br-lan");
     b4.add_addr("br-lan", &format!("{LAN_ADDR}/24"));
 }

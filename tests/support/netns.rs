@@ -131,6 +131,26 @@ impl Netns {
         Process::spawn(dir, log_name, cmd)
     }
 
+    /// A bridge that forwards at once (no STP, no forward delay), with
+    /// multicast snooping on or off (off: every multicast reaches every
+    /// port, as on an unmanaged switch). Left down.
+    pub fn add_bridge(&self, name: &str, mcast_snooping: bool) {
+        let snooping = if mcast_snooping { "1" } else { "0" };
+        self.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+            "mcast_snooping",
+            snooping,
+        ]);
+    }
+
     /// Sets a sysctl inside the namespace, e.g.
     /// `ns.sysctl("net.ipv6.conf.eth0.accept_dad", "0")`. Per-interface keys
     /// need the interface to exist; `net.ipv6.conf.default.*` applies to
@@ -400,19 +420,7 @@ impl Switch {
     pub fn new(label: &str) -> Switch {
         let ns = Netns::new(label);
         ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
-        ns.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-            "mcast_snooping",
-            "0",
-        ]);
+        ns.add_bridge("br0", false);
         ns.link_up("br0");
         Switch { ns, ports: 0 }
     }
