@@ -522,10 +522,10 @@ pub fn lifetime_differs(kernel: u32, wanted: u32) -> bool {
 
 fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<Op>) {
     // Not while the WAN is down or without carrier: Linux stops DAD for an
-    // address added to a device that is not ready and runs it again, not
-    // optimistically, when the link comes up, so the address would refuse
-    // traffic for a DAD round after ifup (and one with a lifetime is
-    // deleted at once). Added when the link is up, it is usable at once.
+    // address added to a device that is not ready (one with a lifetime is
+    // deleted at once, so it was re-added in a loop) and runs it again, not
+    // optimistically, when the link comes up. Added once the link is up,
+    // its DAD starts then, optimistic where the kernel allows it.
     if !known.install_wan_addresses || !wan.up {
         return;
     }
