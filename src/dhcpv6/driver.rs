@@ -274,13 +274,13 @@ pub async fn run(
         }
         // Carrier up (start, cable back, ifup): ask for the RA now, before
         // the link-local address has finished DAD.
-        let now_carrier = state.as_ref().filter(|s| s.up).map(|s| s.index);
-        if let Some(s) = state.as_ref().filter(|s| s.up) {
-            if carrier != now_carrier && shutdown_deadline.is_none() {
+        let with_carrier = state.as_ref().filter(|s| s.up);
+        if let Some(s) = with_carrier {
+            if carrier != Some(s.index) && shutdown_deadline.is_none() {
                 solicit_wan_router(&device, s.index, s.link_local);
             }
         }
-        carrier = now_carrier;
+        carrier = with_carrier.map(|s| s.index);
         let now_ready = state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
         if now_ready != ready && shutdown_deadline.is_none() {
             ready = now_ready;
