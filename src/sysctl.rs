@@ -1,5 +1,5 @@
 //! Per-device IPv6 settings under /proc/sys/net/ipv6/conf/<device>/, for the
-//! few knobs b4d turns on the WAN (accept_ra, optimistic_dad).
+//! few knobs b4d turns on the WAN (accept_ra, optimistic_dad, use_optimistic).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,17 +38,35 @@ impl Ipv6Conf {
     /// client can send and the tunnel can carry traffic right away. DAD
     /// still runs and a duplicate is still found and declined.
     /// Linux honours IFA_F_OPTIMISTIC from netlink only when this is on.
+    ///
+    /// It also turns on use_optimistic. RFC 4429 §2.1 has source address
+    /// selection avoid an optimistic address while another one exists, and
+    /// the router always has another: the LAN's address from the delegated
+    /// prefix. After a WAN flap the DNS proxy's upstream queries then left
+    /// from the LAN prefix for the second DAD took, and were lost wherever
+    /// the ISP did not (yet) route that prefix back (seen in the lab). With
+    /// use_optimistic the outgoing-interface rule (RFC 6724 rule 5) decides,
+    /// so traffic to the ISP leaves from the WAN address, as the tunnel's
+    /// already does.
     pub fn enable_optimistic_dad(&self) -> OptimisticDad {
-        match self.read("optimistic_dad") {
+        let outcome = match self.read("optimistic_dad") {
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir.exists() => {
-                OptimisticDad::Unsupported
+                return OptimisticDad::Unsupported
             }
-            Err(e) => OptimisticDad::Failed(e),
+            Err(e) => return OptimisticDad::Failed(e),
             Ok(value) if value != "0" => OptimisticDad::AlreadyOn,
             Ok(_) => match self.write("optimistic_dad", "1") {
                 Ok(()) => OptimisticDad::TurnedOn,
+                Err(e) => return OptimisticDad::Failed(e),
+            },
+        };
+        match self.read("use_optimistic") {
+            Ok(value) if value == "0" => match self.write("use_optimistic", "1") {
+                Ok(()) => outcome,
                 Err(e) => OptimisticDad::Failed(e),
             },
+            // Already on, or a kernel older than 4.0 without the knob.
+            _ => outcome,
         }
     }
 }
@@ -116,6 +134,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         if let Some(v) = optimistic {
             std::fs::write(dir.join("optimistic_dad"), format!("{v}\n")).unwrap();
+            std::fs::write(dir.join("use_optimistic"), "0\n").unwrap();
         }
         (root.clone(), Ipv6Conf::new(&root, "wan"))
     }
@@ -128,6 +147,7 @@ mod tests {
             OptimisticDad::TurnedOn
         ));
         assert_eq!(conf.read("optimistic_dad").unwrap(), "1");
+        assert_eq!(conf.read("use_optimistic").unwrap(), "1");
         assert!(matches!(
             conf.enable_optimistic_dad(),
             OptimisticDad::AlreadyOn

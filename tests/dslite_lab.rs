@@ -243,7 +243,19 @@ fn bring_up_and_wan_flap_timelines() {
         &lab.dir,
         "capture",
         "tcpdump",
-        &["-l", "-n", "-i", "any", "icmp or icmp6 or tcp port 8080"],
+        &[
+            "-l",
+            "-n",
+            "-i",
+            "any",
+            "icmp or icmp6 or tcp port 8080 or udp port 53",
+        ],
+    );
+    let ipmon = lab.b4.spawn(
+        &lab.dir,
+        "ipmon",
+        "ip",
+        &["-6", "monitor", "neigh", "route", "address"],
     );
     std::thread::sleep(secs(1));
     lab.start_b4d("b4d");
@@ -255,6 +267,7 @@ fn bring_up_and_wan_flap_timelines() {
         ("udhcpc", &udhcpc),
         ("pcap", &capture),
         ("radvd", &lab.isp_ra),
+        ("ipmon", &ipmon),
     ];
     print_timeline("bring-up, from b4d's spawn", spawned, &processes, &prober);
 
@@ -267,6 +280,7 @@ fn bring_up_and_wan_flap_timelines() {
     std::thread::sleep(secs(1));
     print_timeline("WAN cable back after 2 s out", back, &processes, &prober);
 
+    radvd::wait_past_initial_advertisements(&lab.isp_ra, secs(40));
     lab.b4.link_down("wan0");
     std::thread::sleep(secs(2));
     let up = Instant::now();
@@ -362,18 +376,63 @@ fn dns_server_down_at_boot_then_back_then_a_wan_flap() {
     // The WAN link is set down for 2 s and up again on the CPE (ifdown /
     // ifup): the kernel drops its IPv6 addresses and routes; b4d solicits
     // the ISP's RA as soon as the link is up, and it brings the default
-    // route back.
+    // route back. The WAN address b4d puts back is optimistic for a DAD
+    // round; b4d's DNS queries must still leave from it, not from the LAN's
+    // address in the delegated prefix (this ISP, like one that has not yet
+    // routed the prefix back, would answer those into the void).
     let mark = lab.b4d().mark();
+    let isp_dns_capture = lab.isp.spawn(
+        &lab.dir,
+        "isp-dns-capture",
+        "tcpdump",
+        &["-l", "-n", "-i", "eth0", "udp dst port 53"],
+    );
+    isp_dns_capture.wait_for_line("listening on", secs(10));
+    radvd::wait_past_initial_advertisements(&lab.isp_ra, secs(40));
     lab.b4.link_down("wan0");
     std::thread::sleep(secs(2));
     let t0 = monotonic_now();
     lab.b4.link_up("wan0");
+    // Names no cache holds, asked through the proxy every 0.1 s from ifup
+    // on (each one goes upstream), until the first answer comes back.
+    let fresh_names = lab.lan_hosts[host].spawn(
+        &lab.dir,
+        "fresh-names",
+        "sh",
+        &[
+            "-c",
+            "i=0; while [ $i -lt 100 ]; do i=$((i+1)); \
+             dig @192.168.1.1 +time=1 +tries=1 fresh-$i.example.net A | grep -q NXDOMAIN \
+             && { echo answered fresh-$i; exit 0; }; sleep 0.1; done",
+        ],
+    );
     recovered(
         &lab,
         &prober,
         "WAN link set down 2 s and up on the CPE (ifdown/ifup; the default route comes back with the solicited RA)",
         t0,
         secs(30),
+    );
+    fresh_names.wait_for_line("answered fresh-", secs(20));
+    let answered = fresh_names
+        .lines()
+        .into_iter()
+        .find(|line| line.text.starts_with("answered fresh-"))
+        .expect("the answered line");
+    measure(
+        "WAN ifdown/ifup: a name no cache holds, asked from ifup on, answered",
+        answered.at - fresh_names.started(),
+    );
+    isp_dns_capture.wait_for_line(&format!("IP6 {FIRST_B4}."), secs(10));
+    isp_dns_capture.stop(secs(2));
+    let queries = isp_dns_capture.lines_matching(" > 2001:db8:53::1.53:");
+    let not_from_wan: Vec<&String> = queries
+        .iter()
+        .filter(|q| !q.contains(&format!("IP6 {FIRST_B4}.")))
+        .collect();
+    assert!(
+        not_from_wan.is_empty(),
+        "DNS queries to the ISP from another source than the WAN address {FIRST_B4}: {not_from_wan:#?}"
     );
 
     // The WAN cable is pulled for 2 s: carrier lost, addresses kept.

@@ -98,7 +98,9 @@ fn log_action_event(event: &Event, client: &Client) {
 /// [`Ipv6Conf::enable_optimistic_dad`]). Called when the device appears.
 fn use_optimistic_dad(device: &str) {
     match Ipv6Conf::new(Path::new(IPV6_CONF), device).enable_optimistic_dad() {
-        OptimisticDad::TurnedOn => info!("WAN {device}: optimistic DAD on (RFC 4429)"),
+        OptimisticDad::TurnedOn => info!(
+            "WAN {device}: optimistic DAD on, optimistic addresses used as sources (RFC 4429)"
+        ),
         OptimisticDad::AlreadyOn => {}
         OptimisticDad::Unsupported => info!(
             "WAN {device}: kernel without optimistic DAD; new WAN addresses are usable after DAD (~1 s)"

@@ -43,3 +43,26 @@ pub fn isp_config(iface: &str) -> String {
          }};\n"
     )
 }
+
+/// radvd sends its first MAX_INITIAL_RTR_ADVERTISEMENTS (3) RAs at most
+/// 16 s apart after it starts, and while it does, it moves an answer to a
+/// solicitation from :: that its rate limit (MinDelayBetweenRAs, 3 s, RFC
+/// 4861 §6.2.6) holds back to the next of those, up to 16 s later. A BNG
+/// has been up for months; a drill that times how fast a CPE gets its RA
+/// after a link flap waits for this start-up phase to end first, so that
+/// it measures the CPE, not radvd's first half minute. It also waits out
+/// the rate limit after the last of them (a router's periodic RAs are
+/// 10-30 min apart here, so no other RA comes close to a drill).
+pub fn wait_past_initial_advertisements(radvd: &Process, timeout: std::time::Duration) {
+    const MIN_DELAY_BETWEEN_RAS: std::time::Duration = std::time::Duration::from_secs(3);
+    const MAX_INITIAL_RTR_ADVERTISEMENTS: usize = 3;
+    let deadline = std::time::Instant::now() + timeout;
+    while radvd.lines_matching("timer_handler called").len() < MAX_INITIAL_RTR_ADVERTISEMENTS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "radvd sent fewer than {MAX_INITIAL_RTR_ADVERTISEMENTS} RAs in {timeout:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(MIN_DELAY_BETWEEN_RAS);
+}
