@@ -81,11 +81,9 @@ const ALL_ROUTERS_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 2];
 /// (SOCK_DGRAM: the kernel adds the link-layer header, none on PPP).
 fn send_from_unspecified(ifindex: u32) -> io::Result<()> {
     let protocol = (libc::ETH_P_IPV6 as u16).to_be();
-    let socket = Socket::new(
-        Domain::PACKET,
-        Type::DGRAM,
-        Some(Protocol::from(i32::from(protocol))),
-    )?;
+    // Protocol 0: a send-only socket, so the kernel hands it no copy of
+    // the frames it receives meanwhile; the address names the protocol.
+    let socket = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
     let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     address.sll_family = libc::AF_PACKET as u16;
     address.sll_protocol = protocol;
