@@ -353,8 +353,11 @@ impl AftrResolver {
                 }
                 self.unreachable
                     .retain(|(_, at)| now < *at + UNREACHABLE_MEMORY);
-                if !self.unreachable.iter().any(|(a, _)| *a == addr) {
-                    self.unreachable.push((addr, now));
+                // Remembered from the latest report: an address that keeps
+                // failing stays avoided.
+                match self.unreachable.iter_mut().find(|(a, _)| *a == addr) {
+                    Some((_, at)) => *at = now,
+                    None => self.unreachable.push((addr, now)),
                 }
                 if let Some(other) = self.reachable(now, &self.status.addresses) {
                     self.status.selected = Some(other);
@@ -362,7 +365,9 @@ impl AftrResolver {
                 let asked_lately = self
                     .unreachable_asked_at
                     .is_some_and(|t| now < t + UNREACHABLE_REASK);
-                if !asked_lately && self.in_flight.is_none() {
+                // Without servers there is no one to ask, and asking would
+                // drop the refresh timer of the address in use (see ask).
+                if !asked_lately && self.in_flight.is_none() && !self.servers.is_empty() {
                     self.unreachable_asked_at = Some(now);
                     self.ask();
                 }

@@ -469,6 +469,21 @@ fn errors_for_another_address_or_in_a_stream_ask_dns_at_most_every_interval() {
 }
 
 #[test]
+fn an_unreachable_report_without_dns_servers_keeps_the_refresh_timer() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 3600));
+    let refresh = r.poll_timeout();
+    assert!(refresh.is_some(), "the TTL's refresh is scheduled");
+    // A DHCPv6 Reply without option 23, then an error about the AFTR.
+    r.handle(t0, Input::Servers(vec![]));
+    r.handle(t0, Input::AftrUnreachable(AFTR1));
+    assert!(!r.lookup_pending(), "no one to ask");
+    assert_eq!(r.poll_timeout(), refresh, "the refresh is still due");
+    assert_eq!(r.selected(), Some(AFTR1));
+}
+
+#[test]
 fn a_configured_aftr_address_ignores_unreachable_reports() {
     let t0 = Instant::now();
     let mut r = AftrResolver::new(AftrSource::ConfiguredAddress(AFTR1), 7);

@@ -16,7 +16,7 @@ use super::aftr::{self, AftrResolver, AftrSource, AftrStatus, LookupResult};
 use super::kernel::{self, Kernel};
 use super::lookup;
 use super::plan::{self, Down, Knowledge, MssClamp, Observed, Prefix, TunnelSpec, WanAddress};
-use super::softwire_error::{ErrorWatch, SoftwireError};
+use super::softwire_error::{is_local_address, ErrorWatch, Received};
 use crate::config::Tunnel;
 use crate::dhcpv6::lease::{remaining, Deadline};
 use crate::dhcpv6::ClientStatus;
@@ -109,6 +109,8 @@ struct Loop {
     retry: Retry,
     status: watch::Sender<TunnelStatus>,
     own_addresses: Vec<Ipv6Addr>,
+    /// The WAN device's index as last observed.
+    wan_index: Option<u32>,
     /// Set at start: see `Knowledge::settling`.
     settling_until: Option<Instant>,
     /// Where DAD failures of leased addresses go (the DHCPv6 client).
@@ -349,8 +351,20 @@ impl Loop {
 
     /// An ICMPv6 error about packets from one of our addresses to the AFTR
     /// in use: the resolver moves on (see [`aftr::Input::AftrUnreachable`]).
-    fn softwire_error(&mut self, now: Instant, error: SoftwireError, from: Ipv6Addr) {
-        if self.resolver.selected() != Some(error.aftr) || !self.own_addresses.contains(&error.b4) {
+    /// Only errors that came in from the ISP's side count (see
+    /// [`Received::ifindex`]); the kernel's own, sent from one of our
+    /// addresses, never do.
+    fn softwire_error(&mut self, now: Instant, received: Received) {
+        let Received {
+            error,
+            sender: from,
+            ..
+        } = received;
+        let is_ours = |a: Ipv6Addr| self.own_addresses.contains(&a) || is_local_address(a);
+        if !received.from_the_isp(self.wan_index, is_ours)
+            || self.resolver.selected() != Some(error.aftr)
+            || !self.own_addresses.contains(&error.b4)
+        {
             return;
         }
         self.resolver
@@ -371,6 +385,7 @@ impl Loop {
     }
 
     fn note_own_addresses(&mut self, now: Instant, observed: &Observed) {
+        self.wan_index = observed.wan.as_ref().map(|w| w.index);
         let own: Vec<Ipv6Addr> = observed
             .wan
             .iter()
@@ -485,6 +500,7 @@ pub async fn run(
         retry: Retry::default(),
         status,
         own_addresses: Vec::new(),
+        wan_index: None,
         settling_until: Some(Instant::now() + STARTUP_GRACE),
         dhcpv6_control,
         declined: Vec::new(),
@@ -498,7 +514,7 @@ pub async fn run(
             None
         }
     };
-    let mut error_buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 1280];
+    let mut error_buf = vec![0u8; 1280];
     loop {
         let now = Instant::now();
         // `knowledge` reads the DHCPv6 status live; feed the resolver from
@@ -544,7 +560,7 @@ pub async fn run(
                     None => std::future::pending().await,
                 }
             } => match error {
-                Ok((error, from)) => this.softwire_error(Instant::now(), error, from),
+                Ok(received) => this.softwire_error(Instant::now(), received),
                 Err(e) => {
                     warn!("tunnel: ICMPv6 error watch failed, AFTR errors are no longer followed: {e}");
                     errors = None;
