@@ -114,6 +114,13 @@ fn use_optimistic_dad(device: &str) {
 /// kernel takes RAs (see [`Ipv6Conf::keep_accepting_ras`]) and solicit one
 /// at once (see [`crate::ndisc`]) instead of waiting for the kernel's own
 /// solicitation after DAD.
+///
+/// Not delayed by the random 0-1 s of RFC 4861 §6.3.7, which spreads hosts
+/// that all come up at the same moment on one link. A CPE's WAN is its own
+/// line, whose carrier comes up on that line's schedule (DSL or PON sync),
+/// the solicitation is one small message, and a router answers many at once
+/// with one rate-limited multicast RA. What must be spread after a power
+/// cut, the DHCPv6 Solicit, still is (RFC 8415 §18.2.1).
 fn solicit_wan_router(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) {
     match Ipv6Conf::new(Path::new(IPV6_CONF), device).keep_accepting_ras() {
         AcceptRa::Raised => {
