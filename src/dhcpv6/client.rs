@@ -51,6 +51,10 @@ pub struct ClientConfig {
 /// Input events for the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input<'a> {
+    /// The client starts, once, before anything else: the random delay of
+    /// its first message (§18.2.1, §18.2.6) runs from here, so that it
+    /// overlaps the wait for the link instead of following it.
+    Started,
     /// The WAN link is up and its link-local address is usable.
     LinkUp,
     LinkDown,
@@ -277,6 +281,9 @@ pub struct Client {
     last_problem: Option<String>,
     /// See `ClientStatus::restored`.
     restored: bool,
+    /// When the first Solicit or Information-Request may go, drawn at
+    /// `Input::Started`; used by the first link-up only.
+    first_message_not_before: Option<Instant>,
     actions: Vec<Action>,
 }
 
@@ -320,6 +327,7 @@ impl Client {
             logged_drops: 0,
             last_problem: None,
             restored: false,
+            first_message_not_before: None,
             actions: Vec::new(),
         }
     }
@@ -448,6 +456,7 @@ impl Client {
     /// Feeds one input; returns the actions to execute, in order.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Vec<Action> {
         match input {
+            Input::Started => self.on_started(now),
             Input::LinkUp => self.on_link_up(now),
             Input::LinkDown => self.on_link_down(),
             Input::Received { from, bytes } => self.on_packet(now, from, bytes),
@@ -468,17 +477,30 @@ impl Client {
 
     // ----- transitions -------------------------------------------------
 
+    fn on_started(&mut self, now: Instant) {
+        if matches!(self.state, State::Idle) && self.first_message_not_before.is_none() {
+            let max = match self.config.mode {
+                Mode::Stateful { .. } => rtx::SOL_MAX_DELAY,
+                Mode::Stateless => rtx::INF_MAX_DELAY,
+            };
+            self.first_message_not_before = Some(now + self.random_delay(max));
+        }
+    }
+
     fn on_link_up(&mut self, now: Instant) {
         if !matches!(self.state, State::Idle) {
             return;
         }
+        // Only the first link-up after the start: a later one (a flap) is
+        // a new start of the exchange and draws its own delay.
+        let not_before = self.first_message_not_before.take();
         match (&self.config.mode, &self.lease) {
             // §18.2.12: after a link change a client with delegated prefixes
             // MUST Rebind; we do the same for addresses (Confirm would not
             // cover the prefixes anyway).
             (Mode::Stateful { .. }, Some(_)) => self.start_rebind(now),
-            (Mode::Stateful { .. }, None) => self.start_solicit(now),
-            (Mode::Stateless, _) => self.start_information_request(now),
+            (Mode::Stateful { .. }, None) => self.start_solicit_after(now, not_before),
+            (Mode::Stateless, _) => self.start_information_request_after(now, not_before),
         }
     }
 
@@ -708,10 +730,19 @@ impl Client {
     /// Starts soliciting after the random initial delay of §18.2.1
     /// (0..SOL_MAX_DELAY).
     fn start_solicit(&mut self, now: Instant) {
-        let delay = self.random_delay(rtx::SOL_MAX_DELAY);
+        self.start_solicit_after(now, None);
+    }
+
+    /// The same with the delay drawn earlier, at `not_before` (see
+    /// `Input::Started`), if there is one.
+    fn start_solicit_after(&mut self, now: Instant, not_before: Option<Instant>) {
+        let first_send = match not_before {
+            Some(at) => at.max(now),
+            None => now + self.random_delay(rtx::SOL_MAX_DELAY),
+        };
         self.state = State::Soliciting {
             xid: self.new_xid(),
-            first_send: Some(now + delay),
+            first_send: Some(first_send),
             exchange: None,
             collecting_done: false,
             best: None,
@@ -729,12 +760,16 @@ impl Client {
         self.on_timeout(now);
     }
 
-    /// §18.2.6: Information-Request after 0..INF_MAX_DELAY.
-    fn start_information_request(&mut self, now: Instant) {
-        let delay = self.random_delay(rtx::INF_MAX_DELAY);
+    /// §18.2.6: Information-Request after 0..INF_MAX_DELAY, or at
+    /// `not_before` (see `Input::Started`).
+    fn start_information_request_after(&mut self, now: Instant, not_before: Option<Instant>) {
+        let first_send = match not_before {
+            Some(at) => at.max(now),
+            None => now + self.random_delay(rtx::INF_MAX_DELAY),
+        };
         self.state = State::InfoRequesting {
             xid: self.new_xid(),
-            first_send: Some(now + delay),
+            first_send: Some(first_send),
             exchange: None,
         };
     }

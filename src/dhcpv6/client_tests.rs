@@ -281,6 +281,41 @@ impl ServerReply {
 }
 
 #[test]
+fn the_first_solicit_delay_runs_from_the_start_not_from_link_up() {
+    let mut lab = Lab::new(stateful());
+    let start = lab.now;
+    lab.feed(Input::Started);
+    // The link comes up later than SOL_MAX_DELAY (DSL sync, DAD): the
+    // delay has passed meanwhile, and the Solicit goes at once.
+    lab.now = start + secs(2);
+    lab.feed(Input::LinkUp);
+    assert_eq!(lab.client.poll_timeout(), Some(lab.now));
+    let solicit = lab.next_sent();
+    assert_eq!(u8::from(solicit.msg_type()), wire::MSG_SOLICIT);
+    assert_eq!(lab.sent[0].0, start + secs(2));
+    // After a flap the next first Solicit waits a delay of its own.
+    lab.feed(Input::LinkDown);
+    lab.now += secs(10);
+    let up = lab.now;
+    lab.feed(Input::LinkUp);
+    lab.next_sent();
+    let (at, _) = lab.sent.last().unwrap();
+    assert!(*at > up && *at - up <= secs(1), "delayed {:?}", *at - up);
+}
+
+#[test]
+fn a_link_already_up_at_the_start_still_waits_the_delay() {
+    let mut lab = Lab::new(stateful());
+    let start = lab.now;
+    lab.feed(Input::Started);
+    lab.feed(Input::LinkUp);
+    assert!(lab.sent.is_empty());
+    lab.next_sent();
+    let (at, _) = lab.sent[0];
+    assert!(at > start && at - start <= secs(1), "delayed {:?}", at - start);
+}
+
+#[test]
 fn first_solicit_is_delayed_and_asks_for_everything() {
     let mut lab = Lab::new(stateful());
     let start = lab.now;

@@ -248,6 +248,7 @@ pub async fn run(
     outputs: Outputs,
 ) -> io::Result<()> {
     let mut client = Client::new(config, seed);
+    client.handle(Instant::now(), Input::Started);
     let mut persistence = Persistence::new(lease_file);
     // Before anything else (even the link): the DNS proxy, the tunnel and
     // the LAN get the restored binding at once.
