@@ -644,55 +644,8 @@ fn native_ipv4_with_the_aftrs_nat(lab: &Lab) -> f64 {
         "masquerade",
     ]);
     // Replies, once de-NATed to 192.168.1.x, go back over the access line,
-    // not into the softwire (its route is in the main table).
-    nft(&[
-        "add",
-        "chain",
-        "ip",
-        AFTR_NAT_TABLE,
-        "native",
-        "{ type filter hook prerouting priority mangle; policy accept; }",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "ip",
-        AFTR_NAT_TABLE,
-        "native",
-        "iifname",
-        "eth0",
-        "ct",
-        "state",
-        "new",
-        "ct",
-        "mark",
-        "set",
-        "3",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "ip",
-        AFTR_NAT_TABLE,
-        "native",
-        "ct",
-        "mark",
-        "3",
-        "meta",
-        "mark",
-        "set",
-        "3",
-    ]);
-    lab.isp.ip(&["rule", "add", "fwmark", "3", "table", "103"]);
-    lab.isp.ip(&[
-        "route",
-        "add",
-        "192.168.1.0/24",
-        "via",
-        "10.0.0.2",
-        "table",
-        "103",
-    ]);
+    // not into the softwire.
+    lab.route_isp_replies_back("eth0", 3, &["via", "10.0.0.2"]);
     let host_route = format!("{SERVER}/32");
     lab.b4.ip(&["route", "add", &host_route, "via", "10.0.0.1"]);
     let native = iperf3(&lab.host, SERVER).max(iperf3(&lab.host, SERVER));
@@ -798,6 +751,6 @@ fn a_second_b4_with_the_same_lan_range_works_at_the_same_time() {
     }
     let conntrack = lab
         .isp
-        .exec_stdout("nft", &["list", "table", "ip", "softwires"]);
+        .exec_stdout("nft", &["list", "table", "ip", "replies_aftr1"]);
     println!("{conntrack}");
 }

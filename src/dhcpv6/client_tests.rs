@@ -312,7 +312,11 @@ fn a_link_already_up_at_the_start_still_waits_the_delay() {
     assert!(lab.sent.is_empty());
     lab.next_sent();
     let (at, _) = lab.sent[0];
-    assert!(at > start && at - start <= secs(1), "delayed {:?}", at - start);
+    assert!(
+        at > start && at - start <= secs(1),
+        "delayed {:?}",
+        at - start
+    );
 }
 
 #[test]

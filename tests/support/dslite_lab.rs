@@ -248,6 +248,35 @@ impl Lab {
         }
     }
 
+    /// Connections that come into the ISP on `iif` get their replies, once
+    /// de-NATed to the LAN range, routed by `route` (`ip route` words, e.g.
+    /// `dev aftr1`) instead of the main table's route into the first
+    /// softwire: a conntrack mark (`mark`) set on their first packet, and a
+    /// routing table of their own selected by it.
+    pub fn route_isp_replies_back(&self, iif: &str, mark: u32, route: &[&str]) {
+        let mut nft = self.isp.command("nft");
+        nft.args(["-f", "-"]);
+        super::aftr::nft_load(
+            &mut nft,
+            &format!(
+                "table ip replies_{iif} {{\n\
+                 \tchain pre {{\n\
+                 \t\ttype filter hook prerouting priority mangle; policy accept;\n\
+                 \t\tiifname \"{iif}\" ct state new ct mark set {mark}\n\
+                 \t\tct mark {mark} meta mark set {mark}\n\
+                 \t}}\n\
+                 }}\n"
+            ),
+        );
+        let (mark, table) = (mark.to_string(), (100 + mark).to_string());
+        self.isp
+            .ip(&["rule", "add", "fwmark", &mark, "table", &table]);
+        let mut add = vec!["route", "add", "192.168.1.0/24"];
+        add.extend_from_slice(route);
+        add.extend_from_slice(&["table", &table]);
+        self.isp.ip(&add);
+    }
+
     /// A second CPE on its own WAN link to the ISP (`eth2`,
     /// 2001:db8:2::/64) with the SAME LAN range: its b4d runs without
     /// DHCPv6 (a static /64 on its WAN as the tunnel source, the AFTR's
@@ -276,28 +305,7 @@ impl Lab {
                 ..AftrConfig::default()
             },
         );
-        let mut nft = self.isp.command("nft");
-        nft.args(["-f", "-"]);
-        super::aftr::nft_load(
-            &mut nft,
-            "table ip softwires {\n\
-             \tchain pre {\n\
-             \t\ttype filter hook prerouting priority mangle; policy accept;\n\
-             \t\tiifname \"aftr1\" ct state new ct mark set 2\n\
-             \t\tct mark 2 meta mark set 2\n\
-             \t}\n\
-             }\n",
-        );
-        self.isp.ip(&["rule", "add", "fwmark", "2", "table", "102"]);
-        self.isp.ip(&[
-            "route",
-            "add",
-            "192.168.1.0/24",
-            "dev",
-            "aftr1",
-            "table",
-            "102",
-        ]);
+        self.route_isp_replies_back("aftr1", 2, &["dev", "aftr1"]);
 
         let index = self.lan_hosts.len();
         let host = Netns::new("lanhostb");
