@@ -344,6 +344,34 @@ fn wan_address_aftr_record_and_option_64_changes_each_reconverge() {
 }
 
 #[test]
+fn a_failing_nft_leaves_the_tunnel_up_without_the_mss_clamp() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    // An OpenWrt with the iptables firewall has no nft at all.
+    let mut lab = Lab::new("no_nft", 1500);
+    lab.start_b4d_with_env("b4d", &["B4D_NFT=/nonexistent/nft"], &["--foreground"]);
+    let b4d = lab.b4d();
+    b4d.wait_for_line("MSS clamping not changed", secs(30));
+    b4d.wait_for_line("tunnel up: ds-b4", secs(30));
+    lab.wait_for_ipv4(secs(10))
+        .expect("IPv4 through the tunnel without the clamp");
+    // Tried again at later reconciles, logged once.
+    let mark = b4d.mark();
+    lab.b4.link_down("wan0");
+    lab.b4.link_up("wan0");
+    b4d.wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
+        .expect("the tunnel back after a WAN flap");
+    lab.wait_for_ipv4(secs(20)).expect("IPv4 after a WAN flap");
+    assert_eq!(
+        b4d.count_matching("MSS clamping not changed"),
+        1,
+        "{}",
+        b4d.tail(40)
+    );
+}
+
+#[test]
 fn unresolvable_aftr_backs_off_and_never_builds_a_tunnel() {
     let Some(_lab) = vm::in_kernel_lab() else {
         return;

@@ -104,6 +104,8 @@ struct Loop {
     lookup: Option<JoinHandle<(u64, LookupResult)>>,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
     mss_clamp: Option<MssClamp>,
+    /// The last error loading or removing the clamp, logged once.
+    mss_clamp_error: Option<String>,
     /// The verdict last logged, so that only changes are logged.
     last_verdict: Option<Result<TunnelSpec, Down>>,
     retry: Retry,
@@ -397,15 +399,32 @@ impl Loop {
         }
     }
 
-    /// Applies operations in order; stops at the first failure.
+    /// Applies operations in order; stops at the first failure, except
+    /// for the MSS clamp's: without it IPv4 through the tunnel still works
+    /// (TCP then relies on path MTU discovery, RFC 1191), so an `nft` that
+    /// is missing or fails (an OpenWrt with the iptables firewall, a kernel
+    /// without nf_tables) must not keep the tunnel down. It is logged when
+    /// its error changes and tried again at the next reconcile.
     async fn apply(&mut self, ops: &[plan::Op]) -> Result<(), String> {
         for op in ops {
             log::debug!("tunnel: {op}");
-            self.kernel.apply(op).await.map_err(|e| e.to_string())?;
-            match op {
-                plan::Op::LoadMssClamp(clamp) => self.mss_clamp = Some(clamp.clone()),
-                plan::Op::RemoveMssClamp => self.mss_clamp = None,
-                _ => {}
+            let result = self.kernel.apply(op).await;
+            match (op, result) {
+                (plan::Op::LoadMssClamp(clamp), Ok(())) => {
+                    self.mss_clamp = Some(clamp.clone());
+                    self.mss_clamp_error = None;
+                }
+                (plan::Op::RemoveMssClamp, Ok(())) => self.mss_clamp = None,
+                (plan::Op::LoadMssClamp(_) | plan::Op::RemoveMssClamp, Err(e)) => {
+                    let e = e.to_string();
+                    if self.mss_clamp_error.as_ref() != Some(&e) {
+                        warn!(
+                            "tunnel: MSS clamping not changed ({e}); the tunnel goes on without it"
+                        );
+                        self.mss_clamp_error = Some(e);
+                    }
+                }
+                (_, result) => result.map_err(|e| e.to_string())?,
             }
         }
         Ok(())
@@ -496,6 +515,7 @@ pub async fn run(
         lookup: None,
         dhcpv6,
         mss_clamp: None,
+        mss_clamp_error: None,
         last_verdict: None,
         retry: Retry::default(),
         status,

@@ -53,6 +53,9 @@ pub struct Lab {
     pub config_path: String,
     /// The ISP router's Router Advertisements (radvd on eth0).
     pub isp_ra: Process,
+    /// The multicast RAs the ISP's radvd sent (see
+    /// [`radvd::wait_for_a_quiet_ra_window`]).
+    pub isp_ras_sent: Process,
     /// LAN hosts added by [`Lab::add_lan_host`].
     pub lan_hosts: Vec<Netns>,
     lan_ports: usize,
@@ -139,6 +142,7 @@ impl Lab {
         // solicits the RA that brings the WAN default route.
         b4.sysctl("net.ipv6.conf.all.forwarding", "1");
         isp.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let isp_ras_sent = radvd::capture_multicast_ras(&isp, &dir, "eth0");
         let isp_ra = radvd::start(&isp, &dir, "isp-radvd", &radvd::isp_config("eth0"));
 
         dir.write(
@@ -215,6 +219,7 @@ impl Lab {
             b4d: None,
             config_path,
             isp_ra,
+            isp_ras_sent,
             lan_hosts: Vec::new(),
             lan_ports: 1,
             ubus_socket,
@@ -496,11 +501,20 @@ impl Lab {
 
     /// Starts b4d with extra command-line arguments.
     pub fn start_b4d_with(&mut self, name: &str, extra: &[&str]) {
-        let mut args = vec!["--config", self.config_path.as_str()];
+        self.start_b4d_with_env(name, &[], extra);
+    }
+
+    /// Starts b4d with `NAME=VALUE` environment settings (through env(1))
+    /// and extra command-line arguments.
+    pub fn start_b4d_with_env(&mut self, name: &str, env: &[&str], extra: &[&str]) {
+        let mut args = env.to_vec();
+        args.extend_from_slice(&[
+            env!("CARGO_BIN_EXE_b4d"),
+            "--config",
+            self.config_path.as_str(),
+        ]);
         args.extend_from_slice(extra);
-        let process = self
-            .b4
-            .spawn(&self.dir, name, env!("CARGO_BIN_EXE_b4d"), &args);
+        let process = self.b4.spawn(&self.dir, name, "env", &args);
         self.b4d = Some(process);
     }
 
