@@ -1137,13 +1137,6 @@ impl Client {
         }
 
         let (addresses, prefixes) = usable_leases(msg);
-        let Some((t1, t2)) = renewal_times(msg) else {
-            self.last_problem = Some(format!("server {from} sent no usable IA"));
-            return self.drop_message(
-                Drop::InvalidIa,
-                &format!("Reply from {from}: every IA has T1 > T2 or no lifetimes"),
-            );
-        };
         if !renewing && addresses.is_empty() && prefixes.is_empty() {
             let why = status_words(msg);
             self.last_problem = Some(format!("server {from} granted nothing: {why}"));
@@ -1151,8 +1144,21 @@ impl Client {
                 Drop::NothingOffered,
                 &format!("Reply to Request from {from} grants nothing ({why})"),
             );
+            // The Request re-asked for a binding the server had lost
+            // (NoBinding): what we held is gone with it.
+            if self.lease.is_some() {
+                let before = self.snapshot();
+                self.lose_lease(LossReason::Refused, &before);
+            }
             return self.start_solicit(now);
         }
+        let Some((t1, t2)) = renewal_times(msg) else {
+            self.last_problem = Some(format!("server {from} sent no usable IA"));
+            return self.drop_message(
+                Drop::InvalidIa,
+                &format!("Reply from {from}: every IA has T1 > T2 or no lifetimes"),
+            );
+        };
         self.counters.accepted += 1;
         let before = self.snapshot();
         let had_lease = self.lease.is_some();
@@ -1168,6 +1174,14 @@ impl Client {
         lease.server_id = server_id;
         lease.server_addr = from;
         lease.updated = now;
+        if !renewing {
+            // §18.2.10.1: a Reply to a Request is the whole binding. After
+            // NoBinding the Request asked for what we held; an IA the
+            // server now refuses (NoAddrsAvail, NoPrefixAvail) has nothing,
+            // and its old address or prefix must not stay published.
+            lease.addresses.clear();
+            lease.prefixes.clear();
+        }
         merge(
             &mut lease.addresses,
             addresses.iter().map(|a| LeasedAddress::from_wire(a, now)),

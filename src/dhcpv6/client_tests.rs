@@ -734,6 +734,63 @@ fn no_binding_in_renew_reply_requests_again() {
     }
 }
 
+/// Bound, then the server loses the binding: the Renew's Reply says
+/// NoBinding and the client sends a Request for what it held.
+fn lab_requesting_after_no_binding() -> (Lab, Message) {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    let renew = lab.next_sent();
+    let lost = ServerReply {
+        address: None,
+        prefix: None,
+        ia_status: Some(Status::NoBinding),
+        ..Default::default()
+    };
+    lab.receive("fe80::a", &lost.reply(renew.xid(), &SERVER_A));
+    let request = lab.last_sent().clone();
+    assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
+    (lab, request)
+}
+
+#[test]
+fn after_no_binding_a_prefix_the_server_no_longer_gives_is_dropped() {
+    let (mut lab, request) = lab_requesting_after_no_binding();
+    let address_only = ServerReply {
+        prefix: None,
+        ..Default::default()
+    };
+    lab.receive("fe80::a", &address_only.reply(request.xid(), &SERVER_A));
+    let lease = lab.client.lease().expect("the address is granted");
+    assert_eq!(lease.addresses.len(), 1);
+    assert!(
+        lease.prefixes.is_empty(),
+        "§18.2.10.1: the Reply to the Request is the whole binding: {:?}",
+        lease.prefixes
+    );
+    assert!(lab
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::PrefixesChanged(p) if p.is_empty())));
+}
+
+#[test]
+fn after_no_binding_a_request_granted_nothing_loses_the_lease() {
+    let (mut lab, request) = lab_requesting_after_no_binding();
+    let nothing = ServerReply {
+        address: None,
+        prefix: None,
+        ia_status: Some(Status::NoAddrsAvail),
+        ..Default::default()
+    };
+    lab.take_events();
+    lab.receive("fe80::a", &nothing.reply(request.xid(), &SERVER_A));
+    assert!(lab.client.lease().is_none());
+    assert!(lab.take_events().contains(&Event::LeaseLost {
+        reason: LossReason::Refused
+    }));
+    assert_eq!(lab.client.state_name(), "soliciting");
+}
+
 #[test]
 fn zero_t1_t2_use_half_and_eight_tenths_of_preferred() {
     let mut lab = Lab::new(stateful());

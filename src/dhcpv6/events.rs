@@ -18,6 +18,9 @@ pub enum LossReason {
     NotOnLink,
     /// The WAN link went down and the binding did not survive.
     LinkDown,
+    /// The server had lost our binding (NoBinding) and granted nothing
+    /// when asked for it again (RFC 8415 §18.2.10.1).
+    Refused,
 }
 
 impl fmt::Display for LossReason {
@@ -27,6 +30,7 @@ impl fmt::Display for LossReason {
             LossReason::Released => "released",
             LossReason::NotOnLink => "not-on-link",
             LossReason::LinkDown => "link-down",
+            LossReason::Refused => "refused",
         })
     }
 }
