@@ -120,15 +120,19 @@ impl InterfaceName {
 impl FromStr for InterfaceName {
     type Err = Reason;
     fn from_str(s: &str) -> Result<Self, Reason> {
+        // Stricter than the kernel (which takes anything but '/', ':' and
+        // whitespace): the names also go into nftables rules and UCI
+        // batches, where a quote, '#' or '*' would change their meaning.
+        // Every OpenWrt device name (br-lan, eth0.7, pppoe-wan, phy0-ap0)
+        // fits.
         const EXPECTED: &str =
-            "a Linux interface name (1..=15 characters, no '/', ':' or whitespace)";
+            "a Linux interface name (1..=15 characters: letters, digits, '.', '-', '_')";
         let ok = !s.is_empty()
             && s.len() <= 15
             && s != "."
             && s != ".."
-            && !s
-                .chars()
-                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
         if ok {
             Ok(InterfaceName(s.to_string()))
         } else {
