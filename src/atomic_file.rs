@@ -16,12 +16,20 @@ pub fn write_atomic(
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
-    let mut out = io::BufWriter::new(std::fs::File::create(tmp)?);
-    fill(&mut out)?;
-    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(tmp, path)?;
+    let written = (|| {
+        let mut out = io::BufWriter::new(std::fs::File::create(tmp)?);
+        fill(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(tmp, path)
+    })();
+    if let Err(e) = written {
+        // The old file stays as it was; a half-written copy (a full /tmp)
+        // must not hold the RAM it took until the next write.
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
     // The rename itself is durable only once the directory is synced.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
@@ -42,6 +50,24 @@ mod tests {
         write_atomic(&path, |w| w.write_all(b"one\n")).unwrap();
         write_atomic(&path, |w| w.write_all(b"two\n")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        assert!(!dir.join("leases.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_leaves_no_copy() {
+        let dir = std::env::temp_dir().join(format!("b4d-atomic-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leases");
+        use std::io::Write as _;
+        write_atomic(&path, |w| w.write_all(b"old\n")).unwrap();
+        let failed = write_atomic(&path, |w| {
+            w.write_all(b"half")?;
+            w.flush()?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
         assert!(!dir.join("leases.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
