@@ -44,25 +44,60 @@ pub fn isp_config(iface: &str) -> String {
     )
 }
 
-/// radvd sends its first MAX_INITIAL_RTR_ADVERTISEMENTS (3) RAs at most
-/// 16 s apart after it starts, and while it does, it moves an answer to a
-/// solicitation from :: that its rate limit (MinDelayBetweenRAs, 3 s, RFC
-/// 4861 §6.2.6) holds back to the next of those, up to 16 s later. A BNG
-/// has been up for months; a drill that times how fast a CPE gets its RA
-/// after a link flap waits for this start-up phase to end first, so that
-/// it measures the CPE, not radvd's first half minute. It also waits out
-/// the rate limit after the last of them (a router's periodic RAs are
-/// 10-30 min apart here, so no other RA comes close to a drill).
-pub fn wait_past_initial_advertisements(radvd: &Process, timeout: std::time::Duration) {
-    const MIN_DELAY_BETWEEN_RAS: std::time::Duration = std::time::Duration::from_secs(3);
-    const MAX_INITIAL_RTR_ADVERTISEMENTS: usize = 3;
+/// A capture of the multicast RAs sent on `iface` (started and listening
+/// before radvd is), for [`wait_for_a_quiet_ra_window`].
+pub fn capture_multicast_ras(ns: &Netns, dir: &TestDir, iface: &str) -> Process {
+    let capture = ns.spawn(
+        dir,
+        "isp-ras-sent",
+        "tcpdump",
+        &[
+            "-l",
+            "-n",
+            "-i",
+            iface,
+            "icmp6 and ip6[40] == 134 and ip6 dst ff02::1",
+        ],
+    );
+    capture.wait_for_line("listening on", std::time::Duration::from_secs(10));
+    capture
+}
+
+/// Waits until a solicitation sent in the next few seconds would be
+/// answered at once. radvd rate-limits multicast RAs (MinDelayBetweenRAs,
+/// 3 s, RFC 4861 §6.2.6), and while it sends its first three (16 s apart
+/// after it starts) it moves a rate-limited answer to the next of those, up
+/// to 16 s later. A BNG has been up for months and sends a periodic RA
+/// every 10-30 min here; the lab's radvd starts seconds before each drill.
+/// So a drill that times how fast a CPE gets its RA after a link flap of
+/// about 2 s starts when the last multicast RA (`sent`:
+/// [`capture_multicast_ras`]) is at least 3 s old and the next cannot come
+/// before the flap is over: at most 12 s old, or older than radvd's
+/// start-up interval (16 s) so that its start-up is over.
+pub fn wait_for_a_quiet_ra_window(sent: &Process, timeout: std::time::Duration) {
+    use std::time::Duration;
+    const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
+    const MAX_INITIAL_RTR_ADVERT_INTERVAL: Duration = Duration::from_secs(16);
+    const FLAP: Duration = Duration::from_secs(4);
     let deadline = std::time::Instant::now() + timeout;
-    while radvd.lines_matching("timer_handler called").len() < MAX_INITIAL_RTR_ADVERTISEMENTS {
+    loop {
+        let last = sent
+            .lines()
+            .into_iter()
+            .filter(|line| line.text.contains("router advertisement"))
+            .map(|line| line.at)
+            .next_back();
+        if let Some(age) = last.map(|at| at.elapsed()) {
+            let quiet =
+                age >= MIN_DELAY_BETWEEN_RAS && age + FLAP <= MAX_INITIAL_RTR_ADVERT_INTERVAL;
+            if quiet || age > MAX_INITIAL_RTR_ADVERT_INTERVAL + Duration::from_secs(1) {
+                return;
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "radvd sent fewer than {MAX_INITIAL_RTR_ADVERTISEMENTS} RAs in {timeout:?}"
+            "no quiet RA window in {timeout:?}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(MIN_DELAY_BETWEEN_RAS);
 }
