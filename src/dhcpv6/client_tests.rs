@@ -715,19 +715,8 @@ fn request_gives_up_after_req_max_rc_and_solicits_again() {
 
 #[test]
 fn no_binding_in_renew_reply_requests_again() {
-    let mut lab = Lab::new(stateful());
-    lab.bind(&ServerReply::default());
-    let renew = lab.next_sent();
-    let lost = ServerReply {
-        address: None,
-        prefix: None,
-        ia_status: Some(Status::NoBinding),
-        ..Default::default()
-    };
-    lab.receive("fe80::a", &lost.reply(renew.xid(), &SERVER_A));
+    let (lab, request) = lab_requesting_after_no_binding();
     assert_eq!(lab.client.state_name(), "requesting");
-    let request = lab.last_sent();
-    assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
     match request.opts().get(OptionCode::IANA) {
         Some(DhcpOption::IANA(na)) => assert!(na.opts.get(OptionCode::IAAddr).is_some()),
         other => panic!("{other:?}"),
