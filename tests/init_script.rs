@@ -323,5 +323,27 @@ fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
         let (calls, config) = run_uci_defaults(&dir, &shell, &state);
         assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
         assert!(!config.contains("b4d_dslite"), "{config}");
+
+        // The LAN's zone renamed (an anonymous section, as OpenWrt writes
+        // it), and a 'dslite' zone of the user's for something else.
+        let state = dir.write(
+            "uci.state",
+            "firewall.@zone[0]=zone\nfirewall.@zone[0].name='home'\n\
+             firewall.@zone[0].network='guest' 'lan'\n\
+             firewall.@zone[1]=zone\nfirewall.@zone[1].name='dslite'\n\
+             firewall.@zone[1].device='ip6tnl9'\n",
+        );
+        let (_, config) = run_uci_defaults(&dir, &shell, &state);
+        for line in [
+            "firewall.b4d_dslite.name='b4d_dslite'",
+            "firewall.b4d_dslite.device='ds-b4'",
+            "firewall.b4d_lan_dslite.src='home'",
+            "firewall.b4d_lan_dslite.dest='b4d_dslite'",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line} missing ({shell:?}):\n{config}"
+            );
+        }
     }
 }
