@@ -169,6 +169,12 @@ pub enum Reason {
         name: String,
         other: &'static str,
     },
+    /// The same state file configured for two writers, which would each
+    /// overwrite the other's and refuse the mix at the next start.
+    FileClash {
+        path: String,
+        other: &'static str,
+    },
 }
 
 fn got(s: &str) -> impl fmt::Display + '_ {
@@ -265,6 +271,9 @@ impl fmt::Display for Reason {
             ),
             Reason::InterfaceClash { name, other } => {
                 write!(f, "interface '{name}' is already used as {other}")
+            }
+            Reason::FileClash { path, other } => {
+                write!(f, "file '{path}' is already used as {other}")
             }
         }
     }

@@ -526,6 +526,13 @@ fn cross_option_rules() {
         "interface 'br-lan' is already used as lan.device",
     );
     assert_one_error(
+        "config lan\n\toption lease_file '/tmp/b4d.dhcpv6'\n",
+        2,
+        "@lan[0]",
+        "lease_file",
+        "file '/tmp/b4d.dhcpv6' is already used as wan.lease_file",
+    );
+    assert_one_error(
         "config wan\n\toption device 'eth0'\nconfig lan\n\toption device 'eth0'\n",
         4,
         "@lan[0]",

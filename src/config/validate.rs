@@ -349,6 +349,23 @@ pub(super) fn config_from_text(text: &str, file: &str) -> Result<Config, ConfigE
     check_tunnel(&tunnel, t, &wan, w, &mut errs);
     let subnet_ok = check_lan(&lan, l, &mut errs);
     check_interfaces(&wan, w, &tunnel, t, &lan, l, &mut errs);
+    if wan.lease_file == lan.lease_file && ok(w, &["lease_file"]) && ok(l, &["lease_file"]) {
+        // Report on whichever was written in the file (both default apart).
+        let (opts, other) = if l.is_some_and(|o| o.is_set("lease_file")) {
+            (l, "wan.lease_file")
+        } else {
+            (w, "lan.lease_file")
+        };
+        report_cross(
+            &mut errs,
+            "lease_file",
+            &[(opts, "lease_file")],
+            Reason::FileClash {
+                path: wan.lease_file.display().to_string(),
+                other,
+            },
+        );
+    }
     let hosts = static_hosts(&hosts, &lan, subnet_ok, &mut errs);
 
     if errs.list.is_empty() {
