@@ -372,6 +372,58 @@ fn a_failing_nft_leaves_the_tunnel_up_without_the_mss_clamp() {
 }
 
 #[test]
+fn a_clamp_table_deleted_by_another_program_is_loaded_again() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("clamp_deleted", 1500);
+    lab.start_b4d("b4d");
+    let b4d = lab.b4d();
+    b4d.wait_for_line("tunnel up: ds-b4", secs(30));
+    let table_there = || {
+        lab.b4
+            .try_exec("nft", &["list", "table", "inet", "b4"])
+            .status
+            .success()
+    };
+    let wait_for_table = |what: &str| {
+        let start = Instant::now();
+        while !table_there() {
+            assert!(
+                start.elapsed() < secs(10),
+                "{what}: no table inet b4\n{}",
+                b4d.tail(20)
+            );
+            std::thread::sleep(millis(100));
+        }
+    };
+    wait_for_table("at start");
+    // A user's delete, then a script's flush of the whole ruleset.
+    for (n, command) in [
+        ["delete", "table", "inet", "b4"].as_slice(),
+        ["flush", "ruleset"].as_slice(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mark = b4d.mark();
+        lab.b4.exec_stdout("nft", command);
+        b4d.wait_for_line_after(mark, "was deleted by another program", secs(10))
+            .unwrap_or_else(|| panic!("{command:?} not noticed:\n{}", b4d.tail(20)));
+        wait_for_table(&format!("after nft {command:?}"));
+        // b4d's own reload (a delete and a create in one transaction) does
+        // not count as a deletion: no reload loop.
+        std::thread::sleep(secs(3));
+        assert_eq!(
+            b4d.count_matching("load nftables MSS clamping"),
+            n + 2,
+            "{}",
+            b4d.tail(30)
+        );
+    }
+}
+
+#[test]
 fn unresolvable_aftr_backs_off_and_never_builds_a_tunnel() {
     let Some(_lab) = vm::in_kernel_lab() else {
         return;

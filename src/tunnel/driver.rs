@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 use super::aftr::{self, AftrResolver, AftrSource, AftrStatus, LookupResult};
 use super::kernel::{self, Kernel};
 use super::lookup;
+use super::nft;
+use super::nft_watch::{TableWatch, NFPROTO_INET};
 use super::plan::{self, Down, Knowledge, MssClamp, Observed, Prefix, TunnelSpec, WanAddress};
 use super::softwire_error::{is_local_address, ErrorWatch, Received};
 use crate::config::Tunnel;
@@ -534,7 +536,15 @@ pub async fn run(
             None
         }
     };
+    let mut table_watch = match TableWatch::open() {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            warn!("tunnel: cannot watch nftables (a deleted MSS clamp table is loaded again only at the next change): {e}");
+            None
+        }
+    };
     let mut error_buf = vec![0u8; 1280];
+    let mut table_buf = vec![0u8; 16384];
     loop {
         let now = Instant::now();
         // `knowledge` reads the DHCPv6 status live; feed the resolver from
@@ -584,6 +594,22 @@ pub async fn run(
                 Err(e) => {
                     warn!("tunnel: ICMPv6 error watch failed, AFTR errors are no longer followed: {e}");
                     errors = None;
+                }
+            },
+            deleted = async {
+                match &table_watch {
+                    Some(watch) => watch.deleted(NFPROTO_INET, nft::TABLE, &mut table_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => match deleted {
+                Ok(()) if this.mss_clamp.is_some() => {
+                    info!("tunnel: nftables table inet {} was deleted by another program; loading the MSS clamp again", nft::TABLE);
+                    this.mss_clamp = None;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    warn!("tunnel: nftables watch failed, a deleted MSS clamp table is no longer noticed: {e}");
+                    table_watch = None;
                 }
             },
             _ = sleep_until(wake) => this.resolver.handle(Instant::now(), aftr::Input::Timeout),

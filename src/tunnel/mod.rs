@@ -6,7 +6,8 @@
 //! - `plan`: what the kernel should have and the operations to get there
 //!   (pure, unit-tested without a kernel);
 //! - `kernel`: observing and changing links, addresses and routes over
-//!   rtnetlink; `nft`: the MSS clamping table;
+//!   rtnetlink; `nft`: the MSS clamping table; `nft_watch`: noticing that
+//!   another program deleted it;
 //! - `softwire_error`: ICMPv6 errors saying the AFTR address is not
 //!   reachable (parser and socket);
 //! - `driver`: the one reconcile loop, woken by netlink notifications,
@@ -19,5 +20,6 @@ pub mod driver;
 pub mod kernel;
 pub mod lookup;
 pub mod nft;
+pub mod nft_watch;
 pub mod plan;
 pub mod softwire_error;
