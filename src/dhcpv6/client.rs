@@ -284,6 +284,10 @@ pub struct Client {
     /// When the first Solicit or Information-Request may go, drawn at
     /// `Input::Started`; used by the first link-up only.
     first_message_not_before: Option<Instant>,
+    /// Requests in a row answered with nothing granted: each new Solicit
+    /// waits twice as long (up to SOL_MAX_RT), so a server that offers and
+    /// then refuses is not asked in a tight loop. Reset once bound.
+    refused_requests: u32,
     actions: Vec<Action>,
 }
 
@@ -328,6 +332,7 @@ impl Client {
             last_problem: None,
             restored: false,
             first_message_not_before: None,
+            refused_requests: 0,
             actions: Vec::new(),
         }
     }
@@ -1150,7 +1155,14 @@ impl Client {
                 let before = self.snapshot();
                 self.lose_lease(LossReason::Refused, &before);
             }
-            return self.start_solicit(now);
+            // Solicit again, after SOL_TIMEOUT doubled per refusal in a
+            // row (the Solicit's own backoff, §15, would start over).
+            let backoff = rtx::SOL_TIMEOUT
+                .saturating_mul(1 << self.refused_requests.min(16))
+                .min(self.sol_max_rt);
+            self.refused_requests = self.refused_requests.saturating_add(1);
+            let at = now + backoff + self.random_delay(rtx::SOL_MAX_DELAY);
+            return self.start_solicit_after(now, Some(at));
         }
         let Some((t1, t2)) = renewal_times(msg) else {
             self.last_problem = Some(format!("server {from} sent no usable IA"));
@@ -1206,6 +1218,7 @@ impl Client {
         self.restored = false;
         self.last_problem = None;
         self.state = State::Bound;
+        self.refused_requests = 0;
         let event = if had_lease {
             Event::LeaseRenewed { server: from }
         } else {

@@ -781,6 +781,53 @@ fn after_no_binding_a_request_granted_nothing_loses_the_lease() {
 }
 
 #[test]
+fn a_server_that_offers_and_then_refuses_is_asked_ever_less_often() {
+    let mut lab = Lab::new(stateful());
+    lab.feed(Input::LinkUp);
+    let refusal = ServerReply {
+        address: None,
+        prefix: None,
+        ia_status: Some(Status::NoAddrsAvail),
+        ..Default::default()
+    };
+    let mut solicits = Vec::new();
+    for _ in 0..6 {
+        let solicit = lab.next_sent();
+        assert_eq!(u8::from(solicit.msg_type()), wire::MSG_SOLICIT);
+        solicits.push(lab.now);
+        lab.receive(
+            "fe80::a",
+            &ServerReply::default().advertise(solicit.xid(), &SERVER_A, 255),
+        );
+        let request = lab.last_sent().clone();
+        assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
+        lab.receive("fe80::a", &refusal.reply(request.xid(), &SERVER_A));
+        assert_eq!(lab.client.state_name(), "soliciting");
+    }
+    // 1, 2, 4, 8, 16 s (each plus up to 1 s of random delay).
+    for (n, pair) in solicits.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let backoff = secs(1 << n);
+        assert!(
+            gap >= backoff && gap <= backoff + secs(1),
+            "refusal {n}: {gap:?}"
+        );
+    }
+    // A server that grants at last binds as usual.
+    let solicit = lab.next_sent();
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().advertise(solicit.xid(), &SERVER_A, 255),
+    );
+    let request = lab.last_sent().clone();
+    lab.receive(
+        "fe80::a",
+        &ServerReply::default().reply(request.xid(), &SERVER_A),
+    );
+    assert_eq!(lab.client.state_name(), "bound");
+}
+
+#[test]
 fn zero_t1_t2_use_half_and_eight_tenths_of_preferred() {
     let mut lab = Lab::new(stateful());
     lab.bind(&ServerReply {
