@@ -233,7 +233,8 @@ fn attr_u32(value: &[u8]) -> Option<u32> {
     (value.len() >= 4).then(|| ne_u32(value, 0))
 }
 
-fn attr_string(value: &[u8]) -> String {
+/// A NUL-terminated string attribute (lossy: names are ASCII).
+pub(crate) fn attr_string(value: &[u8]) -> String {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
     String::from_utf8_lossy(&value[..end]).into_owned()
 }

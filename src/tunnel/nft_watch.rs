@@ -19,6 +19,8 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
+use crate::netlink::wire;
+
 /// <linux/netfilter/nfnetlink.h>: the nf_tables event group.
 const NFNLGRP_NFTABLES: u32 = 7;
 /// <linux/netfilter/nfnetlink.h>: nf_tables' subsystem in the message type.
@@ -29,9 +31,6 @@ const NFT_MSG_DELTABLE: u16 = 2;
 const NFTA_TABLE_NAME: u16 = 1;
 /// <linux/netfilter.h>: the `inet` family.
 pub const NFPROTO_INET: u8 = 1;
-/// <linux/netlink.h>: the attribute type without its two flag bits.
-const NLA_TYPE_MASK: u16 = 0x3fff;
-const NLMSG_HEADER: usize = 16;
 /// struct nfgenmsg: family, version, resource id.
 const NFGENMSG: usize = 4;
 
@@ -45,57 +44,30 @@ pub struct TableEvent {
 }
 
 /// The table announcements in one netlink datagram, in order; anything
-/// else (chains, rules, sets, a truncated message) is skipped.
+/// else (chains, rules, sets) is skipped, and a malformed message ends it.
 pub fn table_events(datagram: &[u8]) -> Vec<TableEvent> {
     let mut events = Vec::new();
-    let mut rest = datagram;
-    while rest.len() >= NLMSG_HEADER {
-        let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len < NLMSG_HEADER || len > rest.len() {
-            break;
-        }
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        let (subsystem, message) = (kind >> 8, kind & 0xff);
+    for (header, payload) in wire::messages(datagram).map_while(Result::ok) {
+        let (subsystem, message) = (header.kind >> 8, header.kind & 0xff);
         let added = match (subsystem, message) {
-            (NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWTABLE) => Some(true),
-            (NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE) => Some(false),
-            _ => None,
+            (NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWTABLE) => true,
+            (NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE) => false,
+            _ => continue,
         };
-        if let (Some(added), Some(family)) = (added, rest.get(NLMSG_HEADER).copied()) {
-            let attributes = rest.get(NLMSG_HEADER + NFGENMSG..len).unwrap_or_default();
-            if let Some(name) = table_name(attributes) {
-                events.push(TableEvent {
-                    family,
-                    name,
-                    added,
-                });
-            }
+        let (Some(&family), Some(attributes)) = (payload.first(), payload.get(NFGENMSG..)) else {
+            continue;
+        };
+        if let Some((_, name)) =
+            wire::attributes(attributes).find(|(kind, _)| *kind == NFTA_TABLE_NAME)
+        {
+            events.push(TableEvent {
+                family,
+                name: wire::attr_string(name),
+                added,
+            });
         }
-        rest = rest.get(align4(len)..).unwrap_or_default();
     }
     events
-}
-
-/// NFTA_TABLE_NAME among netlink attributes (a NUL-terminated string).
-fn table_name(mut attributes: &[u8]) -> Option<String> {
-    while attributes.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
-        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > attributes.len() {
-            return None;
-        }
-        if kind == NFTA_TABLE_NAME {
-            let value = &attributes[4..len];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            return String::from_utf8(value[..end].to_vec()).ok();
-        }
-        attributes = attributes.get(align4(len)..).unwrap_or_default();
-    }
-    None
-}
-
-fn align4(n: usize) -> usize {
-    n.saturating_add(3) & !3
 }
 
 /// A netlink socket on the nf_tables event group.
@@ -185,7 +157,7 @@ mod tests {
         while attribute.len() % 4 != 0 {
             attribute.push(0);
         }
-        let len = NLMSG_HEADER + NFGENMSG + attribute.len();
+        let len = 16 + NFGENMSG + attribute.len();
         let mut out = Vec::new();
         out.extend_from_slice(&(len as u32).to_ne_bytes());
         out.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | message).to_ne_bytes());
