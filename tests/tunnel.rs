@@ -356,9 +356,13 @@ fn a_failing_nft_leaves_the_tunnel_up_without_the_mss_clamp() {
     b4d.wait_for_line("tunnel up: ds-b4", secs(30));
     lab.wait_for_ipv4(secs(10))
         .expect("IPv4 through the tunnel without the clamp");
-    // Tried again at later reconciles, logged once.
+    // Tried again at later reconciles (a WAN flap takes the tunnel down
+    // and builds it again), logged once.
     let mark = b4d.mark();
     lab.b4.link_down("wan0");
+    b4d.wait_for_line_after(mark, "tunnel down: WAN device wan0 is down", secs(10))
+        .expect("the tunnel down with the WAN");
+    let mark = b4d.mark();
     lab.b4.link_up("wan0");
     b4d.wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
         .expect("the tunnel back after a WAN flap");
