@@ -364,11 +364,12 @@ impl Loop {
             sender: from,
             ..
         } = received;
+        if self.resolver.selected() != Some(error.aftr) || !self.own_addresses.contains(&error.b4) {
+            return;
+        }
+        // Last: the locality test opens a socket.
         let is_ours = |a: Ipv6Addr| self.own_addresses.contains(&a) || is_local_address(a);
-        if !received.from_the_isp(self.wan_index, is_ours)
-            || self.resolver.selected() != Some(error.aftr)
-            || !self.own_addresses.contains(&error.b4)
-        {
+        if !received.from_the_isp(self.wan_index, is_ours) {
             return;
         }
         self.resolver
