@@ -1176,12 +1176,17 @@ fn boot_clock(ms: u64) -> BootClock {
 fn restarted(mode: Mode, reply: &ServerReply) -> (Lab, Vec<Event>) {
     let mut first = Lab::new(stateful());
     first.bind(reply);
-    let text = persist::serialize(&first.client.saved(), first.now, &boot_clock(100_000));
+    let text = persist::serialize(
+        &first.client.saved(),
+        "wan",
+        first.now,
+        &boot_clock(100_000),
+    );
     let mut lab = Lab::new(mode);
     lab.now = first.now + secs(86_400);
     let saved = persist::parse(&text)
         .unwrap()
-        .rebase(lab.now, &boot_clock(130_000), &DUID)
+        .rebase(lab.now, &boot_clock(130_000), &DUID, "wan")
         .unwrap();
     let actions = lab.client.restore(lab.now, saved);
     let events = actions

@@ -139,6 +139,8 @@ fn solicit_wan_router(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) 
 /// every change the core announces, removed when nothing is left.
 struct Persistence {
     path: PathBuf,
+    /// The WAN device, written into the file: a binding is for one link.
+    device: String,
     /// This boot's id and clock; `None` when they cannot be read, and then
     /// nothing is kept (a restart just asks the server again).
     clock: Option<BootClock>,
@@ -147,7 +149,7 @@ struct Persistence {
 }
 
 impl Persistence {
-    fn new(path: PathBuf) -> Persistence {
+    fn new(path: PathBuf, device: &str) -> Persistence {
         let clock = BootClock::read()
             .inspect_err(|e| {
                 warn!(
@@ -157,6 +159,7 @@ impl Persistence {
             .ok();
         Persistence {
             path,
+            device: device.to_string(),
             clock,
             failing: false,
         }
@@ -171,7 +174,13 @@ impl Persistence {
         };
         let now = Instant::now();
         let file = self.path.display();
-        let saved = match persist::load(&self.path, now, &clock, &client.saved().client_id) {
+        let saved = match persist::load(
+            &self.path,
+            now,
+            &clock,
+            &client.saved().client_id,
+            &self.device,
+        ) {
             Ok(Some(saved)) => saved,
             Ok(None) => return Vec::new(),
             Err(why) => {
@@ -219,7 +228,13 @@ impl Persistence {
         let Some(clock) = self.clock.as_ref().and_then(|c| c.now().ok()) else {
             return;
         };
-        match persist::save(&self.path, &client.saved(), Instant::now(), &clock) {
+        match persist::save(
+            &self.path,
+            &client.saved(),
+            &self.device,
+            Instant::now(),
+            &clock,
+        ) {
             Ok(()) => {
                 if std::mem::take(&mut self.failing) {
                     info!("DHCPv6: lease file {} written again", self.path.display());
@@ -249,7 +264,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let mut client = Client::new(config, seed);
     client.handle(Instant::now(), Input::Started);
-    let mut persistence = Persistence::new(lease_file);
+    let mut persistence = Persistence::new(lease_file, &device);
     // Before anything else (even the link): the DNS proxy, the tunnel and
     // the LAN get the restored binding at once.
     let restored = persistence.restore(&mut client);

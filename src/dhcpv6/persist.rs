@@ -8,14 +8,21 @@
 //! seconds remaining at a reading of CLOCK_BOOTTIME, which keeps counting
 //! across a restart (and through suspend) but starts again at boot; the
 //! kernel's boot id says which boot the reading belongs to. A file from
-//! another boot, for another DUID, or whose every lifetime has passed is
-//! ignored; so is a malformed one (b4d then simply starts fresh).
+//! another boot, for another DUID or another WAN device, or whose every
+//! lifetime has passed is ignored; so is a malformed one (b4d then simply
+//! starts fresh). The device matters even with the same DUID: a binding is
+//! for one link (RFC 8415 §18.2.12), and `wan.device` changed between a
+//! crash and the restart (an OpenWrt VLAN device keeps its parent's MAC, so
+//! the DUID-LL stays) would otherwise be published, addresses and all, on a
+//! link where it was never granted until the Rebind's answer. A file
+//! without the line (written by an older b4d) is taken as this device's.
 //!
 //! ```text
 //! b4d-dhcpv6 1
 //! boot-id 6a1f0c7e-...          kernel boot id at the time of writing
 //! saved-at-ms 123456789         CLOCK_BOOTTIME at the time of writing
 //! client-id 00:03:00:01:02:...  our DUID, hex as in the log
+//! wan wan                       the WAN device the binding was made on
 //! sol-max-rt 3600
 //! server-id 00:01:00:01:2a:...  the binding (absent without one)
 //! server fe80::1
@@ -95,6 +102,7 @@ pub struct Stored {
     boot_id: String,
     saved_at: Duration,
     client_id: Vec<u8>,
+    wan_device: Option<String>,
     sol_max_rt: Option<Duration>,
     lease: Option<StoredLease>,
     info: NetworkInfo,
@@ -106,6 +114,7 @@ pub enum Ignored {
     Malformed(String),
     OtherBoot,
     OtherClient,
+    OtherDevice(String),
     Expired,
 }
 
@@ -115,6 +124,7 @@ impl fmt::Display for Ignored {
             Ignored::Malformed(why) => write!(f, "malformed ({why})"),
             Ignored::OtherBoot => f.write_str("written before the last reboot"),
             Ignored::OtherClient => f.write_str("for another DUID"),
+            Ignored::OtherDevice(device) => write!(f, "made on WAN device {device}"),
             Ignored::Expired => f.write_str("every lifetime has ended"),
         }
     }
@@ -139,13 +149,15 @@ fn is_field(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The file's text for `saved` at `now`, the clock reading `clock`.
-pub fn serialize(saved: &Saved, now: Instant, clock: &BootClock) -> String {
+/// The file's text for `saved`, made on WAN device `wan`, at `now`, the
+/// clock reading `clock`.
+pub fn serialize(saved: &Saved, wan: &str, now: Instant, clock: &BootClock) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{HEADER}");
     let _ = writeln!(out, "boot-id {}", clock.boot_id);
     let _ = writeln!(out, "saved-at-ms {}", clock.since_boot.as_millis());
     let _ = writeln!(out, "client-id {}", duid::to_hex(&saved.client_id));
+    let _ = writeln!(out, "wan {wan}");
     let _ = writeln!(out, "sol-max-rt {}", saved.sol_max_rt.as_secs());
     if let Some(lease) = &saved.lease {
         let _ = writeln!(out, "server-id {}", duid::to_hex(&lease.server_id));
@@ -208,6 +220,7 @@ pub fn parse(text: &str) -> Result<Stored, Ignored> {
         return Err(bad(1, &format!("not '{HEADER}'")));
     }
     let (mut boot_id, mut saved_at, mut client_id, mut sol_max_rt) = (None, None, None, None);
+    let mut wan_device = None;
     let (mut server_id, mut server_addr, mut updated_ago, mut t1, mut t2) =
         (None, None, None, None, None);
     let (mut addresses, mut prefixes) = (Vec::new(), Vec::new());
@@ -239,6 +252,10 @@ pub fn parse(text: &str) -> Result<Stored, Ignored> {
             }
             "client-id" => {
                 client_id = Some(hex(1)?);
+                2
+            }
+            "wan" => {
+                wan_device = Some(value(1)?.to_string());
                 2
             }
             "sol-max-rt" => {
@@ -310,6 +327,7 @@ pub fn parse(text: &str) -> Result<Stored, Ignored> {
         boot_id: boot_id.ok_or_else(|| missing("boot-id"))?,
         saved_at: saved_at.ok_or_else(|| missing("saved-at-ms"))?,
         client_id: client_id.ok_or_else(|| missing("client-id"))?,
+        wan_device,
         sol_max_rt,
         lease,
         info,
@@ -320,8 +338,14 @@ impl Stored {
     /// Turns the stored lifetimes into deadlines from `now`, the clock
     /// reading `clock` (taken at `now`). What has already ended is dropped;
     /// a binding with nothing left, another boot's file or another DUID's
-    /// binding is refused.
-    pub fn rebase(self, now: Instant, clock: &BootClock, duid: &[u8]) -> Result<Saved, Ignored> {
+    /// or WAN device's binding is refused.
+    pub fn rebase(
+        self,
+        now: Instant,
+        clock: &BootClock,
+        duid: &[u8],
+        wan: &str,
+    ) -> Result<Saved, Ignored> {
         if self.boot_id != clock.boot_id {
             return Err(Ignored::OtherBoot);
         }
@@ -332,6 +356,9 @@ impl Stored {
         };
         if self.client_id != duid {
             return Err(Ignored::OtherClient);
+        }
+        if let Some(device) = self.wan_device.filter(|d| d != wan) {
+            return Err(Ignored::OtherDevice(device));
         }
         // `None` (infinity) stays; a lifetime that has run out becomes `now`;
         // one beyond what an Instant holds is infinity, as in lease::deadline.
@@ -418,12 +445,14 @@ fn boottime() -> io::Result<Duration> {
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// Reads and rebases the file at `path`; `Ok(None)` when there is none.
+/// Reads and rebases the file at `path` for the client `duid` on WAN device
+/// `wan`; `Ok(None)` when there is none.
 pub fn load(
     path: &Path,
     now: Instant,
     clock: &BootClock,
     duid: &[u8],
+    wan: &str,
 ) -> Result<Option<Saved>, Ignored> {
     let text = match std::fs::read(path) {
         Ok(bytes) => {
@@ -432,19 +461,25 @@ pub fn load(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Ignored::Malformed(format!("unreadable: {e}"))),
     };
-    parse(&text)?.rebase(now, clock, duid).map(Some)
+    parse(&text)?.rebase(now, clock, duid, wan).map(Some)
 }
 
-/// Writes `saved` to `path` atomically, or removes the file when there is
-/// nothing to keep.
-pub fn save(path: &Path, saved: &Saved, now: Instant, clock: &BootClock) -> io::Result<()> {
+/// Writes `saved` (made on WAN device `wan`) to `path` atomically, or
+/// removes the file when there is nothing to keep.
+pub fn save(
+    path: &Path,
+    saved: &Saved,
+    wan: &str,
+    now: Instant,
+    clock: &BootClock,
+) -> io::Result<()> {
     if saved.is_empty() {
         return match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
     }
-    let text = serialize(saved, now, clock);
+    let text = serialize(saved, wan, now, clock);
     crate::atomic_file::write_atomic(path, |out| io::Write::write_all(out, text.as_bytes()))
 }
 
@@ -454,6 +489,7 @@ mod tests {
     use proptest::prelude::*;
 
     const DUID: [u8; 10] = [0, 3, 0, 1, 2, 0, 0, 0, 0xb4, 1];
+    const WAN: &str = "wan";
 
     fn clock(ms: u64) -> BootClock {
         BootClock {
@@ -510,7 +546,7 @@ mod tests {
     #[test]
     fn round_trip_in_the_same_instant() {
         let now = Instant::now();
-        let text = serialize(&saved(now), now, &clock(5_000_000));
+        let text = serialize(&saved(now), WAN, now, &clock(5_000_000));
         assert!(
             text.starts_with("b4d-dhcpv6 1\nboot-id 6a1f0c7e-"),
             "{text}"
@@ -526,7 +562,7 @@ mod tests {
         assert!(text.contains("\naftr aftr.example.net\n"), "{text}");
         let back = parse(&text)
             .unwrap()
-            .rebase(now, &clock(5_000_000), &DUID)
+            .rebase(now, &clock(5_000_000), &DUID, WAN)
             .unwrap();
         assert_eq!(back, saved(now));
     }
@@ -534,13 +570,13 @@ mod tests {
     #[test]
     fn lifetimes_are_rebased_onto_the_new_process_clock() {
         let before = Instant::now();
-        let text = serialize(&saved(before), before, &clock(5_000_000));
+        let text = serialize(&saved(before), WAN, before, &clock(5_000_000));
         // The new process starts 1000 s later (by the boot clock); its
         // Instant is unrelated to the old one.
         let now = before + s(123_456);
         let back = parse(&text)
             .unwrap()
-            .rebase(now, &clock(6_000_000), &DUID)
+            .rebase(now, &clock(6_000_000), &DUID, WAN)
             .unwrap();
         let lease = back.lease.unwrap();
         assert_eq!(lease.updated, now - s(1003));
@@ -561,35 +597,47 @@ mod tests {
         let before = Instant::now();
         let mut finite = saved(before);
         finite.lease.as_mut().unwrap().prefixes.pop();
-        let text = serialize(&finite, before, &clock(0));
+        let text = serialize(&finite, WAN, before, &clock(0));
         let now = before + s(10);
-        let later = |ms| parse(&text).unwrap().rebase(now, &clock(ms), &DUID);
+        let later = |ms| parse(&text).unwrap().rebase(now, &clock(ms), &DUID, WAN);
         // 3997 s later the address and the /56 are gone: nothing left.
         assert_eq!(later(3_997_000), Err(Ignored::Expired));
         assert!(later(3_996_000).unwrap().lease.is_some());
     }
 
     #[test]
-    fn another_boot_or_another_duid_is_refused() {
+    fn another_boot_duid_or_wan_device_is_refused() {
         let now = Instant::now();
-        let text = serialize(&saved(now), now, &clock(5_000_000));
+        let text = serialize(&saved(now), WAN, now, &clock(5_000_000));
         let stored = || parse(&text).unwrap();
         let mut other_boot = clock(6_000_000);
         other_boot.boot_id = "ffffffff-1111-2222-3333-444455556666".into();
         assert_eq!(
-            stored().rebase(now, &other_boot, &DUID),
+            stored().rebase(now, &other_boot, &DUID, WAN),
             Err(Ignored::OtherBoot)
         );
         // The clock restarted (a reboot with the same id is not possible,
         // but a file from the future is not ours either).
         assert_eq!(
-            stored().rebase(now, &clock(1_000), &DUID),
+            stored().rebase(now, &clock(1_000), &DUID, WAN),
             Err(Ignored::OtherBoot)
         );
         assert_eq!(
-            stored().rebase(now, &clock(5_000_000), &[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]),
+            stored().rebase(now, &clock(5_000_000), &[0, 3, 0, 1, 9, 9, 9, 9, 9, 9], WAN),
             Err(Ignored::OtherClient)
         );
+        assert_eq!(
+            stored().rebase(now, &clock(5_000_000), &DUID, "eth0.2"),
+            Err(Ignored::OtherDevice(WAN.into()))
+        );
+        // An older b4d's file names no device: taken as this one's.
+        let without_device = text.replace("\nwan wan\n", "\n");
+        assert_ne!(without_device, text);
+        let restored =
+            parse(&without_device)
+                .unwrap()
+                .rebase(now, &clock(5_000_000), &DUID, "eth0.2");
+        assert_eq!(restored, Ok(saved(now)));
     }
 
     #[test]
@@ -597,9 +645,12 @@ mod tests {
         let now = Instant::now();
         let mut info_only = saved(now);
         info_only.lease = None;
-        let text = serialize(&info_only, now, &clock(1));
+        let text = serialize(&info_only, WAN, now, &clock(1));
         assert!(!text.contains("server"), "{text}");
-        let back = parse(&text).unwrap().rebase(now, &clock(2), &DUID).unwrap();
+        let back = parse(&text)
+            .unwrap()
+            .rebase(now, &clock(2), &DUID, WAN)
+            .unwrap();
         assert_eq!(back, info_only);
         info_only.info = NetworkInfo::default();
         assert!(info_only.is_empty());
@@ -608,7 +659,7 @@ mod tests {
     #[test]
     fn malformed_files_say_why() {
         let now = Instant::now();
-        let good = serialize(&saved(now), now, &clock(1));
+        let good = serialize(&saved(now), WAN, now, &clock(1));
         let cases = [
             ("", "line 1"),
             ("b4d-leases 1\n", "line 1"),
@@ -640,17 +691,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b4d.dhcpv6");
         let now = Instant::now();
-        assert_eq!(load(&path, now, &clock(1), &DUID), Ok(None));
-        save(&path, &saved(now), now, &clock(1)).unwrap();
-        assert_eq!(load(&path, now, &clock(1), &DUID), Ok(Some(saved(now))));
+        assert_eq!(load(&path, now, &clock(1), &DUID, WAN), Ok(None));
+        save(&path, &saved(now), WAN, now, &clock(1)).unwrap();
+        assert_eq!(
+            load(&path, now, &clock(1), &DUID, WAN),
+            Ok(Some(saved(now)))
+        );
         let mut empty = saved(now);
         empty.lease = None;
         empty.info = NetworkInfo::default();
-        save(&path, &empty, now, &clock(1)).unwrap();
+        save(&path, &empty, WAN, now, &clock(1)).unwrap();
         assert!(!path.exists());
         std::fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(matches!(
-            load(&path, now, &clock(1), &DUID),
+            load(&path, now, &clock(1), &DUID, WAN),
             Err(Ignored::Malformed(_))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -667,7 +721,7 @@ mod tests {
     proptest! {
         #[test]
         fn parse_never_panics(text in "\\PC{0,400}") {
-            let _ = parse(&text).map(|s| s.rebase(Instant::now(), &clock(1), &DUID));
+            let _ = parse(&text).map(|s| s.rebase(Instant::now(), &clock(1), &DUID, WAN));
         }
 
         #[test]
@@ -678,7 +732,7 @@ mod tests {
             let text = format!(
                 "b4d-dhcpv6 1\nboot-id x\nsaved-at-ms 1\nclient-id 00:03:01\n{keyword} {a} {b} {c}\n"
             );
-            let _ = parse(&text).map(|s| s.rebase(Instant::now(), &clock(u64::MAX / 2), &[0, 3, 1]));
+            let _ = parse(&text).map(|s| s.rebase(Instant::now(), &clock(u64::MAX / 2), &[0, 3, 1], WAN));
         }
     }
 }
