@@ -577,3 +577,53 @@ fn host_wan_default_route_from_the_solicited_ra_netifd_mode() {
     }
     wan_default_route_comes_from_the_ra_b4d_solicits("host_wan_ra_netifd", "netifd");
 }
+
+/// Forwarding turned on after b4d has brought the WAN up (a sysctl or
+/// firewall script later in the boot, an admin): the kernel then drops the
+/// RA default routes of every device whose accept_ra is not 2
+/// (rt6_purge_dflt_routers) and ignores RAs from then on. b4d hears the
+/// netconf notification, raises accept_ra to 2 and solicits an RA, so the
+/// route comes back; before, the WAN stayed without one until its next
+/// carrier change.
+#[test]
+fn host_forwarding_turned_on_later_gets_the_ra_default_route_back() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let (dir, cpe, isp, _kea, config) = host_setup("host_forwarding_later", "", "");
+    cpe.sysctl("net.ipv6.conf.all.forwarding", "0");
+    cpe.sysctl("net.ipv6.conf.wan0.router_solicitations", "0");
+    isp.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let isp_ll = isp.wait_link_local_ready("eth0");
+    cpe.wait_link_local_ready("wan0");
+    let solicitations = Capture::start(&isp, &dir, "rs", "eth0", "icmp6 and ip6[40] == 133");
+    let _ra = radvd::start(&isp, &dir, "isp-radvd", &radvd::isp_config("eth0"));
+    let b4d = start_b4d(&cpe, &dir, "b4d", &config);
+    let ra_route = |what: &str| {
+        let deadline = std::time::Instant::now() + secs(20);
+        loop {
+            let route = cpe.ip(&["-6", "route", "show", "default", "dev", "wan0"]);
+            if route.contains("proto ra") {
+                assert!(route.contains(&format!("via {isp_ll}")), "{what}: {route}");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: no RA default route on the WAN\nb4d:\n{}",
+                b4d.tail(30)
+            );
+            std::thread::sleep(millis(50));
+        }
+    };
+    ra_route("a host's WAN");
+    solicitations.wait_for_packets("router solicitation", 1, secs(5));
+    assert_eq!(cpe.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "1");
+    assert_eq!(b4d.count_matching("accept_ra set to 2"), 0);
+
+    cpe.sysctl("net.ipv6.conf.all.forwarding", "1");
+    b4d.wait_for_line("accept_ra set to 2 to keep the RA default route", secs(5));
+    assert_eq!(cpe.sysctl_get("net.ipv6.conf.wan0.accept_ra"), "2");
+    let sent = solicitations.wait_for_packets("router solicitation", 2, secs(5));
+    assert!(sent[1].text.contains("fe80::"), "{}", sent[1].text);
+    ra_route("after forwarding was turned on");
+}

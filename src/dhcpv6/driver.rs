@@ -111,8 +111,8 @@ fn use_optimistic_dad(device: &str) {
 
 /// The WAN's IPv6 default route comes from the ISP's Router Advertisement
 /// (DHCPv6 carries no routes): when the link comes up, make sure the
-/// kernel takes RAs (see [`Ipv6Conf::keep_accepting_ras`]) and solicit one
-/// at once (see [`crate::ndisc`]) instead of waiting for the kernel's own
+/// kernel takes RAs (see [`keep_accepting_ras`]) and solicit one at once
+/// (see [`crate::ndisc`]) instead of waiting for the kernel's own
 /// solicitation after DAD.
 ///
 /// Not delayed by the random 0-1 s of RFC 4861 §6.3.7, which spreads hosts
@@ -122,16 +122,26 @@ fn use_optimistic_dad(device: &str) {
 /// with one rate-limited multicast RA. What must be spread after a power
 /// cut, the DHCPv6 Solicit, still is (RFC 8415 §18.2.1).
 fn solicit_wan_router(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) {
-    match Ipv6Conf::new(Path::new(IPV6_CONF), device).keep_accepting_ras() {
-        AcceptRa::Raised => {
-            info!("WAN {device} forwards IPv6, so accept_ra set to 2 to keep the RA default route")
-        }
-        AcceptRa::Unchanged => {}
-        AcceptRa::Failed(e) => warn!("WAN {device}: cannot check accept_ra: {e}"),
-    }
+    keep_accepting_ras(device);
     match ndisc::solicit_routers(device, ifindex, link_local) {
         Ok(from) => debug!("WAN {device}: Router Solicitation sent ({from:?} source)"),
         Err(e) => warn!("WAN {device}: cannot send a Router Solicitation: {e}"),
+    }
+}
+
+/// See [`Ipv6Conf::keep_accepting_ras`]; true when accept_ra was raised,
+/// i.e. RAs were being ignored until now.
+fn keep_accepting_ras(device: &str) -> bool {
+    match Ipv6Conf::new(Path::new(IPV6_CONF), device).keep_accepting_ras() {
+        AcceptRa::Raised => {
+            info!("WAN {device} forwards IPv6, so accept_ra set to 2 to keep the RA default route");
+            true
+        }
+        AcceptRa::Unchanged => false,
+        AcceptRa::Failed(e) => {
+            warn!("WAN {device}: cannot check accept_ra: {e}");
+            false
+        }
     }
 }
 
@@ -300,8 +310,15 @@ pub async fn run(
         // Carrier up (start, cable back, ifup): ask for the RA now, before
         // the link-local address has finished DAD.
         let with_carrier = state.as_ref().filter(|s| s.up);
-        if let Some(s) = with_carrier {
-            if carrier != Some(s.index) && shutdown_deadline.is_none() {
+        if let Some(s) = with_carrier.filter(|_| shutdown_deadline.is_none()) {
+            if carrier != Some(s.index) {
+                solicit_wan_router(&device, s.index, s.link_local);
+            } else if keep_accepting_ras(&device) {
+                // Forwarding was turned on after the link came up (a
+                // sysctl or firewall script later in the boot): the kernel
+                // has been ignoring RAs since, and the default route would
+                // expire with the router lifetime. The netconf notification
+                // of that change woke this loop; ask for an RA now.
                 solicit_wan_router(&device, s.index, s.link_local);
             }
         }

@@ -35,7 +35,8 @@ use std::net::{IpAddr, Ipv6Addr};
 pub use socket::Subscription;
 pub use wire::{
     Address, Ip6Tunnel, Ip6TunnelSpec, Lifetimes, Link, NewAddress, Route, RouteKind, RouteSpec,
-    RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+    RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_NETCONF,
+    RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
 };
 
 use socket::RequestSocket;
@@ -209,13 +210,17 @@ pub struct LinkWatch {
 }
 
 impl LinkWatch {
-    /// Subscribes to link and IPv6 address notifications. Must be called
-    /// inside a tokio runtime.
+    /// Subscribes to link, IPv6 address and IPv6 netconf (forwarding)
+    /// notifications. Must be called inside a tokio runtime.
     pub fn new(name: &str) -> io::Result<Self> {
         Ok(LinkWatch {
             name: name.to_string(),
             netlink: Netlink::open()?,
-            notifications: Subscription::open(&[RTNLGRP_LINK, RTNLGRP_IPV6_IFADDR])?,
+            notifications: Subscription::open(&[
+                RTNLGRP_LINK,
+                RTNLGRP_IPV6_IFADDR,
+                RTNLGRP_IPV6_NETCONF,
+            ])?,
         })
     }
 
@@ -232,7 +237,7 @@ impl LinkWatch {
         Ok(Some(link_state(&link, &addresses)))
     }
 
-    /// Waits for the next link or address notification (for any device:
+    /// Waits for the next link, address or forwarding notification (for any device:
     /// the caller takes a fresh snapshot, which is cheap).
     pub async fn changed(&mut self) -> io::Result<()> {
         self.notifications.changed().await

@@ -44,6 +44,9 @@ pub const RTNLGRP_IPV4_IFADDR: u32 = 5;
 pub const RTNLGRP_IPV4_ROUTE: u32 = 7;
 pub const RTNLGRP_IPV6_IFADDR: u32 = 9;
 pub const RTNLGRP_IPV6_ROUTE: u32 = 11;
+/// RTM_NEWNETCONF: a device's IPv6 forwarding (and a few other knobs)
+/// changed.
+pub const RTNLGRP_IPV6_NETCONF: u32 = 25;
 
 pub const AF_UNSPEC: u8 = 0;
 pub const AF_INET: u8 = 2;
