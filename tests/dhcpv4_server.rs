@@ -625,3 +625,51 @@ fn reload_keeps_leases_and_applies_a_changed_config() {
         "new domain not sent: {renewed}"
     );
 }
+
+/// Another DHCP server on the LAN's port 67 (OpenWrt's dnsmasq, still
+/// serving `dhcp.lan`, binds 0.0.0.0:67 with SO_REUSEADDR and SO_REUSEPORT):
+/// b4d must not share the port (both would answer every broadcast with the
+/// same server identifier), says once what is wrong and how to fix it,
+/// keeps running, and serves once the port is free.
+#[test]
+fn port_67_held_by_another_server_is_waited_for_not_shared() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("port_67_held_by_another_server_is_waited_for_not_shared");
+    let c = lan.add_client("c1", "02:00:00:00:06:01");
+    let holder = lan.server.spawn(
+        &lan.dir,
+        "port67-holder",
+        "python3",
+        &[
+            "-c",
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n\
+             s.bind(('0.0.0.0', 67))\n\
+             print('holding port 67', flush=True)\n\
+             time.sleep(600)\n",
+        ],
+    );
+    holder.wait_for_line("holding port 67", secs(10));
+    let config = lan.config("", "");
+    let b4d = lan.start_b4d("b4d", &config);
+    let warning = b4d.wait_for_line("DHCPv4: cannot serve on eth0", secs(10));
+    assert!(
+        warning.contains("in use") && warning.contains("uci set dhcp.lan.ignore=1"),
+        "{warning}"
+    );
+    let client = lan.udhcpc(c, "udhcpc", "late", &[]);
+    client.wait_for_line("broadcasting discover", secs(10));
+    assert!(b4d.is_running(), "b4d keeps running without port 67");
+    assert!(client.lines_matching("udhcpc-event bound").is_empty());
+    assert_eq!(b4d.count_matching("offering"), 0);
+
+    holder.signal(Signal::Term);
+    holder.wait_exit(secs(5));
+    b4d.wait_for_line("DHCPv4: port 67 on eth0 is ours now; serving", secs(10));
+    client.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(b4d.count_matching("cannot serve on eth0"), 1, "said once");
+}

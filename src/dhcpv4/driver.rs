@@ -31,6 +31,9 @@ const MAX_BATCH: usize = 64;
 /// the lease table).
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How often port 67 is tried again while another server holds it.
+const OPEN_RETRY: Duration = Duration::from_secs(5);
+
 /// Channels the driver publishes on.
 pub struct Outputs {
     pub leases: watch::Sender<Arc<Vec<LeaseInfo>>>,
@@ -53,9 +56,14 @@ fn unix_now() -> u64 {
 /// UDP 0.0.0.0:67 bound to the LAN device (so only its clients are served
 /// and broadcasts leave through it), allowed to broadcast, with IP_PKTINFO
 /// for the arrival interface.
+///
+/// No SO_REUSEADDR: OpenWrt's dnsmasq sets it (and SO_REUSEPORT) on its
+/// wildcard port-67 socket, so with it both would bind, both would get
+/// every broadcast, and two authoritative servers with the same server
+/// identifier would ACK and NAK the same REQUESTs. Without it the bind
+/// fails (EADDRINUSE) while another DHCP server serves the LAN.
 fn open_socket(device: &str) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
     socket.set_broadcast(true)?;
     socket
         .bind_device(Some(device.as_bytes()))
@@ -218,12 +226,46 @@ pub async fn run(
     let mut buf = vec![0u8; 65536];
     let mut status_due: Option<tokio::time::Instant> = None;
     let mut announced_missing = false;
+    // While port 67 cannot be had: when to try again, and whether that was
+    // said (once per streak).
+    let mut open_retry: Option<tokio::time::Instant> = None;
+    let mut open_failing = false;
     loop {
         match &device_state {
-            Some(s) if socket.as_ref().is_none_or(|(index, _)| *index != s.index) => {
-                socket = Some((s.index, open_socket(&device)?));
+            Some(s)
+                if socket.as_ref().is_none_or(|(index, _)| *index != s.index)
+                    && open_retry.is_none_or(|at| at <= tokio::time::Instant::now()) =>
+            {
+                // The old device's socket goes first: it holds the port.
+                socket = None;
                 announced_missing = false;
-                debug!("DHCPv4: listening on {device} (index {})", s.index);
+                match open_socket(&device) {
+                    Ok(opened) => {
+                        socket = Some((s.index, opened));
+                        open_retry = None;
+                        if std::mem::take(&mut open_failing) {
+                            info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
+                        }
+                        debug!("DHCPv4: listening on {device} (index {})", s.index);
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut open_failing, true) {
+                            let hint = match e.kind() {
+                                io::ErrorKind::AddrInUse => {
+                                    " (another DHCP server is running: on OpenWrt turn off \
+                                     dnsmasq's for the LAN with `uci set dhcp.lan.ignore=1; \
+                                     uci commit dhcp; service dnsmasq restart`)"
+                                }
+                                _ => "",
+                            };
+                            warn!(
+                                "DHCPv4: cannot serve on {device}: {e}{hint}; trying again every {} s",
+                                OPEN_RETRY.as_secs()
+                            );
+                        }
+                        open_retry = Some(tokio::time::Instant::now() + OPEN_RETRY);
+                    }
+                }
             }
             None if !announced_missing => {
                 socket = None;
@@ -231,6 +273,10 @@ pub async fn run(
                 info!("DHCPv4: waiting for LAN device {device} to appear");
             }
             _ => {}
+        }
+        if device_state.is_none() {
+            // Nothing to retry on until the device is back.
+            open_retry = None;
         }
         let timer = server.poll_timeout().map(|at| {
             tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
@@ -262,6 +308,7 @@ pub async fn run(
             _ = sleep_until(timer) => {
                 actions = server.handle(unix_now(), Input::Timeout);
             }
+            _ = sleep_until(open_retry) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
                 outputs.status.send_replace(server.status(unix_now()).clone());
