@@ -645,13 +645,7 @@ fn start_dns_proxy(
     let domain = config.lan.domain.clone();
     let local_hosts = move |leases: &[dhcpv4::LeaseInfo]| LocalHosts {
         domain: domain.clone(),
-        hosts: (static_hosts.iter().cloned())
-            .chain(
-                leases
-                    .iter()
-                    .filter_map(|l| Some((l.hostname.clone()?, l.ip))),
-            )
-            .collect(),
+        hosts: dhcpv4::local_names(&static_hosts, leases),
     };
     let (hosts_tx, hosts) = watch::channel(local_hosts(&[]));
     if let Some(mut leases) = leases {

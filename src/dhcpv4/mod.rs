@@ -35,6 +35,30 @@ pub struct LeaseInfo {
     pub is_static: bool,
 }
 
+/// The names the DNS proxy answers for the LAN: the configured hosts'
+/// names, then the names clients gave with their leases, where a name
+/// already taken (compared as DNS does, RFC 4343) keeps its first address:
+/// a phone calling itself `printer` must not move `printer.lan` away from
+/// the printer the admin named.
+pub fn local_names(
+    static_hosts: &[(String, Ipv4Addr)],
+    leases: &[LeaseInfo],
+) -> Vec<(String, Ipv4Addr)> {
+    let mut names: Vec<(String, Ipv4Addr)> = Vec::with_capacity(static_hosts.len() + leases.len());
+    let leased = leases
+        .iter()
+        .filter_map(|l| Some((l.hostname.clone()?, l.ip)));
+    for (name, ip) in static_hosts.iter().cloned().chain(leased) {
+        if !names
+            .iter()
+            .any(|(taken, _)| taken.eq_ignore_ascii_case(&name))
+        {
+            names.push((name, ip));
+        }
+    }
+    names
+}
+
 impl ServerConfig {
     /// The server's view of the `lan` section and the `host` sections.
     pub fn from_config(config: &Config) -> ServerConfig {

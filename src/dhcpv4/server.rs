@@ -973,7 +973,14 @@ pub fn valid_hostname(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+        && !RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r))
 }
+
+/// Names no LAN client may claim (OpenWrt's dnsmasq ignores them too,
+/// dhcpbogushostname.conf): a client called `wpad` would become the web
+/// proxy of every LAN host that auto-detects one (CERT VU#598349), and
+/// `localhost` would point the loopback name at a LAN device.
+const RESERVED_NAMES: [&str; 2] = ["localhost", "wpad"];
 
 /// The client's name from option 81 (its first label) or option 12, if it
 /// is a valid host name label; anything else is ignored rather than put into

@@ -661,6 +661,7 @@ fn client_hostnames_are_checked() {
     assert!(valid_hostname("tv-1"));
     assert!(!valid_hostname("-tv") && !valid_hostname("tv.lan") && !valid_hostname(""));
     assert!(!valid_hostname(&"a".repeat(64)) && !valid_hostname("tv_1"));
+    assert!(!valid_hostname("wpad") && !valid_hostname("WPAD") && !valid_hostname("localhost"));
     let mut s = server(10);
     let req = |name: &[u8], fqdn: Option<&[u8]>| {
         let mut options: Vec<(u8, &[u8])> = vec![
@@ -772,4 +773,24 @@ proptest! {
             prop_assert!(status.pool_used <= status.pool_size);
         }
     }
+}
+
+#[test]
+fn a_client_cannot_take_a_configured_hosts_name() {
+    let lease = |name: &str, last: u8| super::LeaseInfo {
+        mac: [2, 0, 0, 0, 0, last],
+        ip: ip(last),
+        hostname: Some(name.into()),
+        expires_unix: 1,
+        is_static: false,
+    };
+    let statics = [("printer".to_string(), ip(20))];
+    let names = super::local_names(
+        &statics,
+        &[lease("Printer", 101), lease("tv", 102), lease("TV", 103)],
+    );
+    assert_eq!(
+        names,
+        [("printer".to_string(), ip(20)), ("tv".to_string(), ip(102))]
+    );
 }
