@@ -463,6 +463,21 @@ impl Server {
         by_id.or_else(|| self.config.statics.iter().find(|s| s.mac == mac))
     }
 
+    /// The client's static lease, unless another client holds its address
+    /// now: a host entry with both a client id and a MAC can match two
+    /// devices, and the second must not get the first one's address (it is
+    /// served from the pool instead, as dnsmasq does).
+    fn usable_static_for(
+        &self,
+        now: u64,
+        client: &ClientKey,
+        mac: [u8; 6],
+    ) -> Option<&StaticLease> {
+        self.static_for(client, mac).filter(|s| {
+            (self.leases.by_ip(s.ip)).is_none_or(|l| &l.client == client || !l.is_active(now))
+        })
+    }
+
     fn is_static_ip(&self, ip: Ipv4Addr) -> bool {
         self.config.statics.iter().any(|s| s.ip == ip)
     }
@@ -520,7 +535,7 @@ impl Server {
         client: &ClientKey,
         request: &Request,
     ) -> Option<Ipv4Addr> {
-        if let Some(s) = self.static_for(client, request.chaddr) {
+        if let Some(s) = self.usable_static_for(now, client, request.chaddr) {
             return Some(s.ip);
         }
         let candidates = [
@@ -565,11 +580,12 @@ impl Server {
             self.refresh(ip);
             return Some(ip);
         }
-        let offered = &self.offers;
-        if let Some(ip) = self
-            .leases
-            .oldest_expired(now, |ip| !offered.contains_key(&ip))
-        {
+        // Only pool addresses: a static host's expired record keeps its
+        // address (and learned name) for that host.
+        let (offered, statics) = (&self.offers, &self.config.statics);
+        if let Some(ip) = self.leases.oldest_expired(now, |ip| {
+            !offered.contains_key(&ip) && !statics.iter().any(|s| s.ip == ip)
+        }) {
             self.leases.remove(ip);
             self.refresh(ip);
             return Some(ip);
@@ -676,7 +692,7 @@ impl Server {
         if !self.config.in_subnet(ip) {
             return Err("not on this network");
         }
-        if let Some(s) = self.static_for(client, request.chaddr) {
+        if let Some(s) = self.usable_static_for(now, client, request.chaddr) {
             return if s.ip == ip {
                 Ok(())
             } else {

@@ -794,3 +794,72 @@ fn a_client_cannot_take_a_configured_hosts_name() {
         [("printer".to_string(), ip(20)), ("tv".to_string(), ip(102))]
     );
 }
+
+/// A host entry with a client id and a MAC matches two devices when each
+/// carries one of them: the second gets a pool address, never the first
+/// one's static address.
+#[test]
+fn a_static_address_is_never_acked_to_two_clients() {
+    let mut s = Server::new(
+        ServerConfig {
+            statics: vec![StaticLease {
+                mac: mac(60),
+                client_id: Some(vec![0, b'x']),
+                ip: ip(21),
+                name: None,
+            }],
+            ..config(10)
+        },
+        Vec::new(),
+        T0,
+    );
+    // The MAC's device takes the address first.
+    assert_eq!(one(&select(&mut s, T0, 60, ip(21))).message_type, DHCPACK);
+    // Another device with the entry's client id.
+    let with_id = |kind: u8, options: &[(u8, &[u8])]| {
+        let mut all: Vec<(u8, &[u8])> = vec![(OPT_CLIENT_ID, &[0, b'x'])];
+        all.extend_from_slice(options);
+        build_request(kind, mac(61), NONE, &all)
+    };
+    let requested = ip(21).octets();
+    let bytes = with_id(
+        DHCPREQUEST,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &requested),
+        ],
+    );
+    let answer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(answer.message_type, DHCPNAK);
+    let bytes = with_id(DHCPDISCOVER, &[]);
+    let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!(offer.yiaddr, ip(100), "a pool address");
+    let offered = offer.yiaddr.octets();
+    let bytes = with_id(
+        DHCPREQUEST,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &offered),
+        ],
+    );
+    let ack = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(100)));
+    let holders: Vec<_> = s.lease_list(T0).iter().map(|l| (l.ip, l.mac)).collect();
+    assert!(holders.contains(&(ip(21), mac(60))), "{holders:?}");
+}
+
+/// With the pool full, an expired record of a static host is not
+/// reclaimed for a stranger: the address stays the host's.
+#[test]
+fn a_full_pool_does_not_reclaim_a_static_hosts_address() {
+    let mut s = server(2);
+    assert_eq!(lease(&mut s, T0, 50), ip(20));
+    lease(&mut s, T0 + 10, 1);
+    lease(&mut s, T0 + 10, 2);
+    // The printer's lease ran out; the pool's are still active.
+    let later = T0 + 3605;
+    s.handle(later, Input::Timeout);
+    assert!(discover(&mut s, later, 7).is_empty(), "nothing to offer");
+    assert_eq!(s.status(later).pool_exhausted, 1);
+    assert_eq!(one(&discover(&mut s, later, 50)).yiaddr, ip(20));
+}
