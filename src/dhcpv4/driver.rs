@@ -279,7 +279,10 @@ pub async fn run(
             open_retry = None;
         }
         let timer = server.poll_timeout().map(|at| {
-            tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
+            // Capped: a far-off deadline would overflow an Instant; waking
+            // once a day to look again costs nothing.
+            let wait = at.saturating_sub(unix_now()).min(86_400);
+            tokio::time::Instant::now() + Duration::from_secs(wait)
         });
         let readable = async {
             match &socket {

@@ -257,6 +257,9 @@ impl Server {
                 && !server.is_static_ip(lease.ip)
                 && lease.ip != own
                 && lease.is_active(now)
+                // No lease lasts longer than 2^32 s (RFC 2131 §3.3): a later
+                // expiry is a damaged or hand-edited file.
+                && lease.expires - now <= u64::from(u32::MAX)
             {
                 let ip = lease.ip;
                 if let Some(gone) = server.leases.insert(lease) {
@@ -762,8 +765,9 @@ impl Server {
                 "DHCPv4: leased {ip} to {mac} ({name}) for {}s ({kind})",
                 self.config.lease_secs
             );
-            push_once(actions, Action::LeasesChanged);
         }
+        // A renewal moves the expiry that `ubus call b4 leases` shows.
+        push_once(actions, Action::LeasesChanged);
         // The file stores expiry times, so a renewal changes it too.
         push_once(actions, Action::Persist);
     }

@@ -239,8 +239,10 @@ pub fn decode(bytes: &[u8]) -> Result<Request, WireError> {
         Some(_) => return Err(WireError::BadOptionLength),
     };
     let client_id = match options.get(OPT_CLIENT_ID) {
-        // RFC 2132 §9.14: at least 2 octets (type + something).
-        Some(v) if v.len() < 2 => return Err(WireError::BadOptionLength),
+        // RFC 2132 §9.14: at least 2 octets (type + something). At most
+        // one option's worth (255): RFC 3396 joining could make it ~60 KB,
+        // which is echoed in the reply (RFC 6842) and kept as a table key.
+        Some(v) if !(2..=255).contains(&v.len()) => return Err(WireError::BadOptionLength),
         v => v.map(<[u8]>::to_vec),
     };
     let mut chaddr = [0u8; 6];
@@ -501,6 +503,27 @@ pub(crate) mod tests {
             decode(&bytes).unwrap().requested_ip,
             Some(Ipv4Addr::new(10, 0, 0, 9))
         );
+    }
+
+    #[test]
+    fn a_client_identifier_longer_than_one_option_is_refused() {
+        // RFC 3396 joins repeated options: 2 x 200 octets would be one
+        // 400-octet identifier, echoed in the reply and kept as a key.
+        let part = [7u8; 200];
+        let bytes = build_request(
+            DHCPDISCOVER,
+            MAC,
+            Ipv4Addr::UNSPECIFIED,
+            &[(OPT_CLIENT_ID, &part), (OPT_CLIENT_ID, &part)],
+        );
+        assert_eq!(decode(&bytes), Err(WireError::BadOptionLength));
+        let bytes = build_request(
+            DHCPDISCOVER,
+            MAC,
+            Ipv4Addr::UNSPECIFIED,
+            &[(OPT_CLIENT_ID, &part)],
+        );
+        assert_eq!(decode(&bytes).unwrap().client_id.unwrap().len(), 200);
     }
 
     #[test]

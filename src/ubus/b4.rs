@@ -63,8 +63,10 @@ pub struct Backend {
 pub use super::status_table::status_table;
 
 /// The `leases` reply: every DHCPv4 lease, static hosts included;
-/// `expires` is Unix seconds, 0 for static leases.
-pub fn leases_table(leases: &[LeaseInfo]) -> Table {
+/// `expires` is the seconds left at `now_unix` (as odhcpd's `valid`: the
+/// LuCI page runs in a browser whose clock is not the router's), 0 for
+/// static leases.
+pub fn leases_table(leases: &[LeaseInfo], now_unix: u64) -> Table {
     let list = leases
         .iter()
         .map(|l| {
@@ -77,7 +79,7 @@ pub fn leases_table(leases: &[LeaseInfo]) -> Table {
             let mut t = Table::new()
                 .with("mac", mac)
                 .with("ip", l.ip.to_string())
-                .with("expires", l.expires_unix)
+                .with("expires", l.expires_unix.saturating_sub(now_unix))
                 .with("static", l.is_static);
             if let Some(name) = &l.hostname {
                 t.push("hostname", name.as_str());
@@ -126,6 +128,9 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
                 .as_deref()
                 .map(Vec::as_slice)
                 .unwrap_or(&[]),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         )),
         "renew" => {
             let reason = request
@@ -391,8 +396,8 @@ mod tests {
             },
         ];
         assert_eq!(
-            leases_table(&leases).to_string(),
-            r#"{"leases":[{"mac":"02:00:00:00:00:0a","ip":"192.168.1.100","expires":1700000000,"static":false,"hostname":"tv"},{"mac":"02:00:00:00:00:0b","ip":"192.168.1.10","expires":0,"static":true}]}"#
+            leases_table(&leases, 1_699_999_000).to_string(),
+            r#"{"leases":[{"mac":"02:00:00:00:00:0a","ip":"192.168.1.100","expires":1000,"static":false,"hostname":"tv"},{"mac":"02:00:00:00:00:0b","ip":"192.168.1.10","expires":0,"static":true}]}"#
         );
     }
 }
