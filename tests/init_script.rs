@@ -87,11 +87,13 @@ fn run_action(dir: &TestDir, shell: &[&Path], uci: &str, action: &str) -> Vec<St
         .arg(action)
         .env("B4D", env!("CARGO_BIN_EXE_b4d"))
         .env("UCI_FILE", &config);
-    // `ip` and `nft` only record what they were asked to do.
+    // `ip`, `nft` and `pidof` only record what they were asked to do;
+    // `pidof` finds no b4d still running.
+    cmd.env("STUB_EXIT_pidof", "1");
     run_logged(
         dir,
         cmd,
-        &["ip", "nft"],
+        &["ip", "nft", "pidof"],
         &format!("{action} with {shell:?}"),
     )
 }
@@ -172,6 +174,8 @@ fn stop_removes_the_tunnel_and_the_nft_table() {
             run_action(&dir, &shell, uci, "stop"),
             [
                 "procd_kill|b4d",
+                // The cleanup waits until b4d has finished its own teardown.
+                "pidof|b4d",
                 "ip|link|del|dslite0",
                 "nft|delete|table|inet|b4"
             ],
