@@ -225,6 +225,20 @@ impl Lan {
     }
 }
 
+/// The address b4d offers first to a client with `mac` that has no lease,
+/// in the pool `192.168.1.100`..`last` (its place from a hash of the MAC,
+/// `Pool::home`; the same on every start).
+fn home(mac: &str, last: &str) -> String {
+    let mut octets = [0u8; 6];
+    for (o, hex) in octets.iter_mut().zip(mac.split(':')) {
+        *o = u8::from_str_radix(hex, 16).unwrap();
+    }
+    b4d::dhcpv4::pool::Pool::new("192.168.1.100".parse().unwrap(), last.parse().unwrap())
+        .home(octets)
+        .unwrap()
+        .to_string()
+}
+
 fn field<'a>(line: &'a str, name: &str) -> &'a str {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{name}=")))
@@ -252,9 +266,10 @@ fn udhcpc_gets_a_lease_with_the_right_options_renews_and_releases() {
         "udp port 67 or udp port 68",
     );
     let client = lan.udhcpc(c, "udhcpc", "tv", &["-R", "-O", "mtu"]);
+    let ip = home("02:00:00:00:02:01", "192.168.1.149");
 
     let bound = client.wait_for_line("udhcpc-event bound", secs(20));
-    assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
+    assert_eq!(field(&bound, "ip"), ip, "{bound}");
     assert_eq!(field(&bound, "mask"), "24");
     assert_eq!(field(&bound, "router"), "192.168.1.1");
     assert_eq!(field(&bound, "dns"), "192.168.1.1");
@@ -269,41 +284,41 @@ fn udhcpc_gets_a_lease_with_the_right_options_renews_and_releases() {
     // which needs the ARP entry b4d installs first.
     let offer = capture.wait_for_packets("Offer", 1, secs(5));
     assert!(
-        offer[0].text.contains("192.168.1.1.67 > 192.168.1.100.68"),
+        offer[0].text.contains(&format!("192.168.1.1.67 > {ip}.68")),
         "{}",
         offer[0].text
     );
     let leased = b4d.wait_for_line(
-        "DHCPv4: leased 192.168.1.100 to 02:00:00:00:02:01 (tv)",
+        &format!("DHCPv4: leased {ip} to 02:00:00:00:02:01 (tv)"),
         secs(2),
     );
     assert!(leased.contains("(selecting)"), "{leased}");
     assert!(
         lan.leases_file()
-            .contains("02:00:00:00:02:01 192.168.1.100 tv"),
+            .contains(&format!("02:00:00:00:02:01 {ip} tv")),
         "persisted: {}",
         lan.leases_file()
     );
     // The client is reachable at its address: the OFFER/ACK unicast worked
     // and the address is configured.
     lan.server
-        .exec("busybox", &["ping", "-c", "1", "-W", "2", "192.168.1.100"]);
+        .exec("busybox", &["ping", "-c", "1", "-W", "2", &ip]);
 
     // SIGUSR1 makes udhcpc renew now (a unicast REQUEST from ciaddr).
     client.signal(Signal::Usr1);
     let renewed = client.wait_for_line("udhcpc-event renew", secs(10));
-    assert_eq!(field(&renewed, "ip"), "192.168.1.100");
+    assert_eq!(field(&renewed, "ip"), ip);
     b4d.wait_for_line(
-        "renewed 192.168.1.100 for 02:00:00:00:02:01 (tv) (renewing)",
+        &format!("renewed {ip} for 02:00:00:00:02:01 (tv) (renewing)"),
         secs(2),
     );
 
     // -R: release on exit.
     client.signal(Signal::Term);
     client.wait_exit(secs(5));
-    b4d.wait_for_line("DHCPv4: 02:00:00:00:02:01 released 192.168.1.100", secs(5));
+    b4d.wait_for_line(&format!("DHCPv4: 02:00:00:00:02:01 released {ip}"), secs(5));
     assert!(
-        !lan.leases_file().contains("192.168.1.100"),
+        !lan.leases_file().contains(&ip),
         "a released lease leaves the file: {}",
         lan.leases_file()
     );
@@ -331,7 +346,11 @@ fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
     let first = lan.dhclient(dynamic, "dhclient-1", &[]);
     let bound = first.wait_for_line("dhclient-event BOUND", secs(20));
     let address = field(&bound, "ip").to_string();
-    assert_eq!(address, "192.168.1.100", "{bound}");
+    assert_eq!(
+        address,
+        home("02:00:00:00:03:01", "192.168.1.249"),
+        "{bound}"
+    );
     assert_eq!(field(&bound, "router"), "192.168.1.1");
     assert_eq!(field(&bound, "dns"), "192.168.1.1");
     assert_eq!(field(&bound, "domain"), "home.example");
@@ -341,7 +360,7 @@ fn dhclient_init_reboot_keeps_its_address_and_a_static_host_gets_its_own() {
     poll_until(secs(5), || {
         std::fs::read_to_string(&lease_file)
             .ok()
-            .filter(|t| t.contains("fixed-address 192.168.1.100"))
+            .filter(|t| t.contains(&format!("fixed-address {address}")))
     })
     .expect("dhclient wrote its lease");
     first.signal(Signal::Term);
@@ -416,21 +435,24 @@ fn dhcpcd_declines_a_conflicting_address_which_is_then_quarantined() {
     }
     let mut lan = Lan::new("dhcpcd_declines_a_conflicting_address_which_is_then_quarantined");
     let c = lan.add_client("dhcpcd", "02:00:00:00:05:01");
-    // A host squatting on the first pool address without a lease.
+    // A host squatting without a lease on the address the client is
+    // offered first.
+    let squatted = home("02:00:00:00:05:01", "192.168.1.104");
     let squatter = lan.add_client("squat", "02:00:00:00:05:99");
-    lan.clients[squatter].add_addr("eth0", "192.168.1.100/24");
+    lan.clients[squatter].add_addr("eth0", &format!("{squatted}/24"));
     let config = lan.config("\toption dhcp_start '100'\n\toption dhcp_limit '5'\n", "");
     let b4d = lan.start_b4d("b4d", &config);
 
     let client = lan.dhcpcd(c, "dhcpcd");
-    // dhcpcd's ARP probe finds the squatter and declines .100 ...
-    let declined = b4d.wait_for_line("declined 192.168.1.100", secs(30));
+    // dhcpcd's ARP probe finds the squatter and declines it ...
+    let declined = b4d.wait_for_line(&format!("declined {squatted}"), secs(30));
     assert!(declined.contains("quarantined"), "{declined}");
     // ... and, after the RFC 2131 §3.1 pause, is given another address.
     let bound = client.wait_for_line("dhcpcd-event BOUND", secs(40));
-    assert_eq!(field(&bound, "ip"), "192.168.1.101", "{bound}");
+    let leased = field(&bound, "ip").to_string();
+    assert_ne!(leased, squatted, "{bound}");
     assert!(
-        !lan.leases_file().contains("192.168.1.100 "),
+        !lan.leases_file().contains(&format!("{squatted} ")),
         "the declined address is not leased: {}",
         lan.leases_file()
     );
@@ -438,7 +460,8 @@ fn dhcpcd_declines_a_conflicting_address_which_is_then_quarantined() {
     let other = lan.add_client("other", "02:00:00:00:05:02");
     let second = lan.udhcpc(other, "udhcpc", "other", &[]);
     let bound = second.wait_for_line("udhcpc-event bound", secs(20));
-    assert_eq!(field(&bound, "ip"), "192.168.1.102", "{bound}");
+    let other_ip = field(&bound, "ip");
+    assert!(other_ip != squatted && other_ip != leased, "{bound}");
 }
 
 #[test]
@@ -515,8 +538,9 @@ fn lan_device_appearing_after_start_is_served() {
     lan.plug_server();
     let client = lan.udhcpc(c, "udhcpc", "late", &[]);
     let bound = client.wait_for_line("udhcpc-event bound", secs(20));
-    assert_eq!(field(&bound, "ip"), "192.168.1.100", "{bound}");
-    b4d.wait_for_line("DHCPv4: leased 192.168.1.100", secs(2));
+    let ip = home("02:00:00:00:07:01", "192.168.1.249");
+    assert_eq!(field(&bound, "ip"), ip, "{bound}");
+    b4d.wait_for_line(&format!("DHCPv4: leased {ip}"), secs(2));
 }
 
 /// Sends hand-made datagrams to 192.168.1.1:67 from a host on the LAN:

@@ -68,14 +68,46 @@ impl Pool {
             .is_some_and(|i| self.occupied[i / 64] & (1 << (i % 64)) != 0)
     }
 
-    /// The lowest free address. Lowest rather than hashed: with leases
-    /// persisted, a returning client finds its old address through its lease
-    /// record, and a predictable order keeps the LAN tidy.
-    pub fn first_free(&self) -> Option<Ipv4Addr> {
-        self.occupied.iter().enumerate().find_map(|(w, &word)| {
-            let i = w * 64 + (!word).trailing_zeros() as usize;
-            (word != u64::MAX && (i as u32) < self.len)
-                .then(|| Ipv4Addr::from(self.first + i as u32))
+    /// The address a client with `mac` is offered first when it has no
+    /// lease: its place in the pool from a hash of the MAC (FNV-1a), the
+    /// same on every start. Not the lowest free one: the lease file lives in
+    /// RAM and is gone after a reboot of the router, but the LAN's devices
+    /// are not, and one that has not asked again yet keeps using its address
+    /// (until T1, hours); the lowest free address is exactly the one the
+    /// oldest such device holds, and the first newcomer that does not probe
+    /// before use (RFC 5227) would share it. Hashed, a returning device gets
+    /// its old address back and a newcomer usually lands elsewhere (dnsmasq
+    /// does the same).
+    pub fn home(&self, mac: [u8; 6]) -> Option<Ipv4Addr> {
+        let hash = mac.iter().fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        (self.len > 0).then(|| Ipv4Addr::from(self.first + hash % self.len))
+    }
+
+    /// The first free address from `mac`'s [`Pool::home`] on, wrapping
+    /// round to the pool's start.
+    pub fn free_for(&self, mac: [u8; 6]) -> Option<Ipv4Addr> {
+        let start = u32::from(self.home(mac)?) - self.first;
+        self.free_from(start as usize)
+    }
+
+    /// The first free address at or after offset `start`, wrapping.
+    fn free_from(&self, start: usize) -> Option<Ipv4Addr> {
+        let words = self.occupied.len();
+        let below_start = !(u64::MAX << (start % 64));
+        // The start word twice: its bits from `start` on first, the ones
+        // below it after the wrap.
+        (0..=words).find_map(|step| {
+            let w = (start / 64 + step) % words;
+            let mut free = !self.occupied[w];
+            if step == 0 {
+                free &= !below_start;
+            } else if step == words {
+                free &= below_start;
+            }
+            let i = w * 64 + free.trailing_zeros() as usize;
+            (free != 0 && (i as u32) < self.len).then(|| Ipv4Addr::from(self.first + i as u32))
         })
     }
 
@@ -94,19 +126,19 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_lowest_free_address_and_nothing_outside() {
+    fn finds_a_free_address_and_nothing_outside() {
         let mut pool = Pool::new(ip(100), ip(102));
         assert_eq!(pool.len(), 3);
-        assert_eq!(pool.first_free(), Some(ip(100)));
+        assert_eq!(pool.free_from(0), Some(ip(100)));
         pool.set_occupied(ip(100), true);
         pool.set_occupied(ip(99), true);
-        assert_eq!(pool.first_free(), Some(ip(101)));
+        assert_eq!(pool.free_from(0), Some(ip(101)));
         pool.set_occupied(ip(101), true);
         pool.set_occupied(ip(102), true);
-        assert_eq!(pool.first_free(), None, "bits past the end never count");
+        assert_eq!(pool.free_from(0), None, "bits past the end never count");
         assert_eq!(pool.occupied_count(), 3);
         pool.set_occupied(ip(101), false);
-        assert_eq!(pool.first_free(), Some(ip(101)));
+        assert_eq!(pool.free_from(0), Some(ip(101)));
         assert!(!pool.contains(ip(103)) && pool.contains(ip(102)));
     }
 
@@ -116,7 +148,52 @@ mod tests {
         for n in 1..=130u8 {
             pool.set_occupied(Ipv4Addr::new(10, 0, 0, n), true);
         }
-        assert_eq!(pool.first_free(), Some(Ipv4Addr::new(10, 0, 0, 131)));
+        assert_eq!(pool.free_from(0), Some(Ipv4Addr::new(10, 0, 0, 131)));
         assert!(Pool::new(ip(5), ip(4)).is_empty());
+    }
+
+    #[test]
+    fn the_search_starts_at_the_clients_home_and_wraps() {
+        let mut pool = Pool::new(Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(10, 0, 0, 199));
+        let mac = [2, 0, 0, 0, 0, 1];
+        let home = pool.home(mac).unwrap();
+        assert_eq!(pool.home(mac), Some(home), "the same every time");
+        assert_ne!(pool.home([2, 0, 0, 0, 0, 2]), Some(home));
+        assert_eq!(pool.free_for(mac), Some(home));
+        // Taken: the next one up, then round past the end to the start.
+        pool.set_occupied(home, true);
+        let next = Ipv4Addr::from(u32::from(home) + 1);
+        assert_eq!(
+            pool.free_for(mac),
+            Some(next)
+                .filter(|n| pool.contains(*n))
+                .or(Some(pool.first()))
+        );
+        for n in 0..200u32 {
+            let ip = Ipv4Addr::from(u32::from(pool.first()) + n);
+            pool.set_occupied(ip, ip != pool.first() && ip != pool.last());
+        }
+        let (first, last) = (pool.first(), pool.last());
+        pool.set_occupied(last, true);
+        assert_eq!(pool.free_for(mac), Some(first), "wrapped round");
+        pool.set_occupied(first, true);
+        assert_eq!(pool.free_for(mac), None);
+        assert_eq!(Pool::new(ip(5), ip(4)).free_for(mac), None);
+    }
+
+    #[test]
+    fn every_start_in_a_word_finds_the_free_bits_on_both_sides() {
+        let mut pool = Pool::new(Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(10, 0, 0, 99));
+        for n in 0..100u8 {
+            pool.set_occupied(Ipv4Addr::new(10, 0, 0, n), n != 3 && n != 70);
+        }
+        for start in 0..100 {
+            let want = if (4..=70).contains(&start) { 70 } else { 3 };
+            assert_eq!(
+                pool.free_from(start),
+                Some(Ipv4Addr::new(10, 0, 0, want)),
+                "from {start}"
+            );
+        }
     }
 }

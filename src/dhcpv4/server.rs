@@ -553,7 +553,7 @@ impl Server {
         {
             return Some(ip);
         }
-        if let Some(ip) = self.pool.first_free() {
+        if let Some(ip) = self.pool.free_for(request.chaddr) {
             return Some(ip);
         }
         self.reclaim(now)

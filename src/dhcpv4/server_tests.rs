@@ -45,6 +45,14 @@ fn server(pool_len: u8) -> Server {
     Server::new(config(pool_len), Vec::new(), T0)
 }
 
+/// Where client `m` is placed in a pool of `pool_len` from .100 when it
+/// has no lease (a hash of its MAC, see `Pool::home`).
+fn home(pool_len: u8, m: u8) -> Ipv4Addr {
+    super::pool::Pool::new(ip(100), ip(100 + pool_len - 1))
+        .home(mac(m))
+        .unwrap()
+}
+
 /// A decoded reply, for assertions.
 #[derive(Debug)]
 struct Sent {
@@ -156,7 +164,7 @@ fn discover_gets_an_offer_with_the_requested_options_in_order() {
     let mut s = server(10);
     let offer = one(&discover(&mut s, T0, 1));
     assert_eq!(offer.message_type, DHCPOFFER);
-    assert_eq!(offer.yiaddr, ip(100));
+    assert_eq!(offer.yiaddr, home(10, 1));
     // Required first (54, 51, 58, 59, 1), then the request list's order;
     // 26 (MTU not configured) and 12 (no static name) are left out.
     assert_eq!(offer.codes(), [53, 54, 51, 58, 59, 1, 3, 6, 15, 28, 119]);
@@ -175,7 +183,7 @@ fn discover_gets_an_offer_with_the_requested_options_in_order() {
     assert_eq!(
         offer.to,
         Destination::UnicastToHardware {
-            ip: ip(100),
+            ip: home(10, 1),
             mac: mac(1)
         }
     );
@@ -242,27 +250,29 @@ fn selecting_request_is_acked_after_the_lease_is_persisted() {
 #[test]
 fn request_naming_another_server_frees_our_offer_without_reply() {
     let mut s = server(10);
-    discover(&mut s, T0, 1);
+    let offered = one(&discover(&mut s, T0, 1)).yiaddr;
     let bytes = build_request(
         DHCPREQUEST,
         mac(1),
         NONE,
         &[
             (OPT_SERVER_ID, &[192, 168, 1, 2]),
-            (OPT_REQUESTED_IP, &ip(100).octets()),
+            (OPT_REQUESTED_IP, &offered.octets()),
         ],
     );
     assert!(s.handle(T0, Input::Received { bytes: &bytes }).is_empty());
     assert_eq!(s.status(T0).dropped.get("other-server"), Some(&1));
     assert_eq!(s.status(T0).pool_used, 0);
-    assert_eq!(one(&discover(&mut s, T0, 2)).yiaddr, ip(100));
+    // Client 61 has the same home: the freed address is its again.
+    assert_eq!(home(10, 61), offered);
+    assert_eq!(one(&discover(&mut s, T0, 61)).yiaddr, offered);
 }
 
 #[test]
 fn selecting_an_address_offered_to_someone_else_is_naked() {
     let mut s = server(10);
-    discover(&mut s, T0, 1);
-    let nak = one(&select(&mut s, T0, 2, ip(100)));
+    let offered = one(&discover(&mut s, T0, 1)).yiaddr;
+    let nak = one(&select(&mut s, T0, 2, offered));
     assert_eq!(nak.message_type, DHCPNAK);
     assert_eq!(
         nak.to,
@@ -276,14 +286,17 @@ fn selecting_an_address_offered_to_someone_else_is_naked() {
 #[test]
 fn an_offer_holds_its_address_for_the_hold_time_only() {
     let mut s = server(10);
-    assert_eq!(one(&discover(&mut s, T0, 1)).yiaddr, ip(100));
+    let offered = one(&discover(&mut s, T0, 1)).yiaddr;
+    // Client 61's home is the same address: it gets the next one.
+    assert_eq!(home(10, 61), offered);
     let held = T0 + OFFER_HOLD_SECS - 1;
-    assert_eq!(one(&discover(&mut s, held, 2)).yiaddr, ip(101));
-    assert_eq!(one(&select(&mut s, held, 3, ip(100))).message_type, DHCPNAK);
+    let next = Ipv4Addr::from(u32::from(offered) + 1);
+    assert_eq!(one(&discover(&mut s, held, 61)).yiaddr, next);
+    assert_eq!(one(&select(&mut s, held, 3, offered)).message_type, DHCPNAK);
     // Lapsed: another client may take it.
     let lapsed = T0 + OFFER_HOLD_SECS;
     assert_eq!(
-        one(&select(&mut s, lapsed, 3, ip(100))).message_type,
+        one(&select(&mut s, lapsed, 3, offered)).message_type,
         DHCPACK
     );
 }
@@ -403,12 +416,16 @@ fn decline_quarantines_the_address() {
     let actions = s.handle(T0 + 1, Input::Received { bytes: &decline(1) });
     assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
     assert_eq!(s.status(T0 + 1).quarantined, 1);
-    // Neither the decliner nor anyone else is offered it.
-    assert_eq!(one(&discover(&mut s, T0 + 12, 1)).yiaddr, ip(101));
-    assert_eq!(one(&discover(&mut s, T0 + 12, 2)).yiaddr, ip(102));
-    // With the pool full, a third client takes over the oldest live offer
-    // (offers are not leases) but still not the quarantined address.
-    assert_eq!(one(&discover(&mut s, T0 + 12, 3)).yiaddr, ip(101));
+    // Neither the decliner nor anyone else (client 2's home is the same
+    // address) is offered it.
+    assert_eq!(home(3, 2), have);
+    let first = one(&discover(&mut s, T0 + 12, 1)).yiaddr;
+    let second = one(&discover(&mut s, T0 + 12, 2)).yiaddr;
+    assert!(first != have && second != have && first != second);
+    // With the pool full, a third client takes over a live offer (offers
+    // are not leases) but still not the quarantined address.
+    let third = one(&discover(&mut s, T0 + 12, 3)).yiaddr;
+    assert!([first, second].contains(&third), "{third}");
     assert_eq!(
         one(&init_reboot(&mut s, T0 + 12, 3, have)).option(56),
         Some(&b"declined recently, quarantined"[..])
@@ -834,7 +851,7 @@ fn a_static_address_is_never_acked_to_two_clients() {
     assert_eq!(answer.message_type, DHCPNAK);
     let bytes = with_id(DHCPDISCOVER, &[]);
     let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
-    assert_eq!(offer.yiaddr, ip(100), "a pool address");
+    assert_eq!(offer.yiaddr, home(10, 61), "a pool address");
     let offered = offer.yiaddr.octets();
     let bytes = with_id(
         DHCPREQUEST,
@@ -844,7 +861,7 @@ fn a_static_address_is_never_acked_to_two_clients() {
         ],
     );
     let ack = one(&s.handle(T0, Input::Received { bytes: &bytes }));
-    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(100)));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, home(10, 61)));
     let holders: Vec<_> = s.lease_list(T0).iter().map(|l| (l.ip, l.mac)).collect();
     assert!(holders.contains(&(ip(21), mac(60))), "{holders:?}");
 }
@@ -863,4 +880,18 @@ fn a_full_pool_does_not_reclaim_a_static_hosts_address() {
     assert!(discover(&mut s, later, 7).is_empty(), "nothing to offer");
     assert_eq!(s.status(later).pool_exhausted, 1);
     assert_eq!(one(&discover(&mut s, later, 50)).yiaddr, ip(20));
+}
+
+/// The lease file lives in RAM: after a router reboot the server starts
+/// empty while the LAN's devices keep their addresses. A newcomer is not
+/// offered the address a silent device still holds (its home differs), and
+/// the device itself gets its address back when it asks again.
+#[test]
+fn after_a_lost_lease_file_clients_land_where_they_were() {
+    let mut before = server(10);
+    let held = lease(&mut before, T0, 1);
+    let mut after = server(10);
+    assert_ne!(home(10, 2), held);
+    assert_eq!(one(&discover(&mut after, T0 + 60, 2)).yiaddr, home(10, 2));
+    assert_eq!(one(&discover(&mut after, T0 + 60, 1)).yiaddr, held);
 }
