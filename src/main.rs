@@ -51,13 +51,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> ExitCode {
-    let config = match Config::load(&args.config) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
     let target = if args.foreground {
         Target::Stderr
     } else {
@@ -66,6 +59,20 @@ fn run(args: &Args) -> ExitCode {
                 .syslog_socket
                 .clone()
                 .unwrap_or_else(|| logging::DEFAULT_SYSLOG_SOCKET.into()),
+        }
+    };
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            // At boot nobody reads stderr: say it where `logread` shows it.
+            if !args.foreground && logging::init(target, log::LevelFilter::Info, "b4d").is_ok() {
+                log_config_errors(
+                    &format!("{} is invalid, not starting", args.config.display()),
+                    &errors,
+                );
+            }
+            return ExitCode::FAILURE;
         }
     };
     if let Err(e) = logging::init(target, config.globals.log_level.into(), "b4d") {
@@ -91,7 +98,11 @@ fn run(args: &Args) -> ExitCode {
         Ok(Exit::Reload) => {
             // Leave without tearing anything down: the tunnel is adopted,
             // DHCPv4 leases come back from the lease file, the DHCPv6
-            // binding from wan.lease_file (and is Rebound).
+            // binding from wan.lease_file (and is Rebound). From here until
+            // the new image has its handlers, a SIGTERM must not be lost and
+            // a SIGHUP must not kill: blocked signals stay pending across
+            // execve (signal(7)), and `daemon` unblocks them.
+            set_stop_signals_blocked(true);
             drop(runtime);
             log::logger().flush();
             let error = reexec();
@@ -107,6 +118,9 @@ fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// How long a reload waits for the tunnel or LAN IPv6 to take itself down.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(5);
+
 /// How the daemon loop ended.
 enum Exit {
     Stopped,
@@ -115,15 +129,48 @@ enum Exit {
 }
 
 /// Replaces this process with a fresh b4d with the same arguments (same
-/// pid, so procd keeps tracking it). Returns only on failure.
+/// pid, so procd keeps tracking it). Returns only on failure. The running
+/// image again, through /proc/self/exe: the path may name a replaced file
+/// (an upgrade without restart), or none ("/usr/sbin/b4d (deleted)").
 fn reexec() -> std::io::Error {
     use std::os::unix::process::CommandExt;
-    match std::env::current_exe() {
-        Ok(exe) => std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .exec(),
-        Err(e) => e,
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(std::env::args_os().next().unwrap_or_else(|| "b4d".into()))
+        .args(std::env::args_os().skip(1))
+        .exec();
+    set_stop_signals_blocked(false);
+    error
+}
+
+/// Blocks (or unblocks) the signals b4d handles, across a re-exec.
+fn set_stop_signals_blocked(blocked: bool) {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        set.add(signal);
     }
+    let how = match blocked {
+        true => SigmaskHow::SIG_BLOCK,
+        false => SigmaskHow::SIG_UNBLOCK,
+    };
+    if let Err(e) = pthread_sigmask(how, Some(&set), None) {
+        warn!("cannot change the signal mask: {e}");
+    }
+}
+
+/// One log record per error (a syslog datagram holds ~1 KiB, and a few
+/// unknown-option errors, which list the known options, are more).
+fn log_config_errors(what: &str, errors: &b4d::config::ConfigErrors) {
+    error!("{what}: {} error(s):", errors.len());
+    for e in errors {
+        error!("  {e}");
+    }
+    log::logger().flush();
 }
 
 /// Re-reads the configuration for a reload: `Some` when it is valid and
@@ -132,9 +179,12 @@ fn reexec() -> std::io::Error {
 fn changed_config(running: &Config, path: &std::path::Path) -> Option<Config> {
     match Config::load(path) {
         Err(errors) => {
-            error!(
-                "reload: {path} is invalid, keeping the running configuration:\n{errors}",
-                path = path.display()
+            log_config_errors(
+                &format!(
+                    "reload: {} is invalid, keeping the running configuration",
+                    path.display()
+                ),
+                &errors,
             );
             None
         }
@@ -164,7 +214,13 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     // procd's reload sends SIGHUP (files/etc/init.d/b4d); its default action
     // would kill b4d and drop the leases.
     let mut sighup = signal(SignalKind::hangup())?;
+    // After a re-exec they arrive blocked (see `run`); tokio has them now.
+    set_stop_signals_blocked(false);
     let (shutdown, _) = watch::channel(false);
+    // The tunnel and LAN IPv6 also stop on their own before a reload that
+    // the restarted b4d could not adopt them through (Config::reload_teardown).
+    let (tunnel_shutdown, _) = watch::channel(false);
+    let (lan6_shutdown, _) = watch::channel(false);
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
@@ -182,7 +238,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         handoff,
         dhcpv6_status.clone(),
         dhcpv6.clone(),
-        shutdown.subscribe(),
+        tunnel_shutdown.subscribe(),
         &mut tasks,
     ) {
         Some((control, status)) => (Some(control), Some(status)),
@@ -192,9 +248,11 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         &config,
         handoff,
         dhcpv6_status.clone(),
-        shutdown.subscribe(),
+        lan6_shutdown.subscribe(),
         &mut tasks,
     );
+    // Ends (changed() fails) when the LAN IPv6 task has finished.
+    let lan6_done = lan6_status.clone();
     let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
     let dns_status = start_dns_proxy(
         &config,
@@ -270,8 +328,14 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     let stop = |why: &str| {
         info!("{why}: stopping");
         shutdown.send_replace(true);
-        if let Some(control) = &dhcpv6 {
-            let _ = control.try_send(Control::Shutdown);
+        tunnel_shutdown.send_replace(true);
+        lan6_shutdown.send_replace(true);
+        if let Some(control) = dhcpv6.clone() {
+            // Not try_send: with Renew requests queued it could be dropped,
+            // and then no Release and no end until procd's SIGKILL.
+            tokio::spawn(async move {
+                let _ = control.send(Control::Shutdown).await;
+            });
         }
     };
     loop {
@@ -305,9 +369,30 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                     Some(()) = reload_rx.recv() => "ubus reload",
                 }
             } => {
+                if *shutdown.borrow() {
+                    info!("{reload} ignored: stopping");
+                    continue;
+                }
                 info!("{reload}: reloading the configuration from {}", config_path.display());
-                if changed_config(&config, config_path).is_some() {
-                    info!("reload: configuration changed, restarting in place (tunnel adopted, leases kept)");
+                if let Some(new) = changed_config(&config, config_path) {
+                    let netifd_present = std::path::Path::new(NETIFD_PATH).exists();
+                    let teardown = config.reload_teardown(&new, netifd_present);
+                    if teardown.tunnel {
+                        if let Some(tunnel) = &tunnel {
+                            info!("reload: the tunnel changes in a way it cannot be adopted: taking it down first");
+                            tunnel_shutdown.send_replace(true);
+                            let _ = tokio::time::timeout(TEARDOWN_WAIT, tunnel.closed()).await;
+                        }
+                    }
+                    if teardown.lan6 {
+                        if let Some(mut done) = lan6_done.clone() {
+                            info!("reload: LAN IPv6 changes in a way it cannot be adopted: taking it down first");
+                            lan6_shutdown.send_replace(true);
+                            let ended = async { while done.changed().await.is_ok() {} };
+                            let _ = tokio::time::timeout(TEARDOWN_WAIT, ended).await;
+                        }
+                    }
+                    info!("reload: configuration changed, restarting in place (leases kept)");
                     // Let a ubus reply leave before the process is replaced.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     return Ok(Exit::Reload);

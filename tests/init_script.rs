@@ -146,6 +146,7 @@ fn start_registers_one_supervised_instance_with_reload_on_config_change() {
             "procd_set_param|netdev|eth1".into(),
             "procd_set_param|reload_signal|HUP".into(),
             "procd_set_param|term_timeout|10".into(),
+            "procd_set_param|stderr|1".into(),
             "procd_close_instance".into(),
             "procd_open_trigger".into(),
             "procd_add_reload_trigger|b4d".into(),
@@ -350,4 +351,45 @@ fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
             );
         }
     }
+}
+
+/// Under procd nobody reads a daemon's stderr at boot: a broken config
+/// must reach logd, one record per error (a datagram holds ~1 KiB, and an
+/// unknown option's error lists every known one).
+#[test]
+fn a_bad_config_at_start_is_reported_to_syslog_one_record_per_error() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = TestDir::new("bad_config_syslog");
+    let socket = dir.file("log.sock");
+    let logd = UnixDatagram::bind(&socket).unwrap();
+    logd.set_read_timeout(Some(secs(5))).unwrap();
+    let config = dir.write(
+        "b4d.uci",
+        "config lan 'lan'\n\toption leasetime '12h'\n\toption start '100'\n\toption limit '150'\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_b4d"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--syslog-socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "b4d started with a broken config");
+    let mut records = Vec::new();
+    let mut buf = [0u8; 2048];
+    logd.set_nonblocking(true).unwrap();
+    while let Ok(n) = logd.recv(&mut buf) {
+        records.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    assert!(
+        records[0].contains("is invalid, not starting: 3 error(s)"),
+        "{records:#?}"
+    );
+    for option in ["'leasetime'", "'start'", "'limit'"] {
+        let with = records.iter().filter(|r| r.contains(option)).count();
+        assert_eq!(with, 1, "{option} in its own record: {records:#?}");
+    }
+    // Still on stderr too, for someone running it by hand.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'leasetime'"));
 }

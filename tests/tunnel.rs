@@ -494,3 +494,51 @@ fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
         "declined address left on the WAN: {wan}"
     );
 }
+
+/// A reload (SIGHUP with a changed file) restarts b4d in place and the new
+/// process adopts the tunnel it finds by its configured name. One that
+/// turns the tunnel off, or renames it, could not be adopted: the old
+/// tunnel, its default route and the clamp table would stay, still
+/// carrying the LAN's IPv4 with nobody managing them. b4d takes the tunnel
+/// down before such a reload; a rename then comes up under the new name.
+#[test]
+fn a_reload_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("reload_tunnel", 1500);
+    lab.start_b4d("b4d");
+    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    lab.wait_for_ipv4(secs(10)).expect("IPv4 through ds-b4");
+    let config = std::fs::read_to_string(&lab.config_path).unwrap();
+    assert!(!config.contains("config tunnel"), "{config}");
+
+    let renamed = format!("{config}\nconfig tunnel 'tunnel'\n\toption name 'dslite'\n");
+    std::fs::write(&lab.config_path, renamed).unwrap();
+    let mark = lab.b4d().mark();
+    lab.b4d().signal(Signal::Hup);
+    lab.b4d()
+        .wait_for_line_after(mark, "tunnel up: dslite", secs(30))
+        .expect("the tunnel under its new name");
+    let links = lab.b4.ip(&["link", "show"]);
+    assert!(!links.contains("ds-b4"), "the old tunnel stayed: {links}");
+    lab.wait_for_ipv4(secs(10)).expect("IPv4 through dslite");
+
+    let disabled = format!("{config}\nconfig tunnel 'tunnel'\n\toption enabled '0'\n");
+    std::fs::write(&lab.config_path, disabled).unwrap();
+    let mark = lab.b4d().mark();
+    lab.b4d().signal(Signal::Hup);
+    lab.b4d()
+        .wait_for_line_after(mark, "tunnel disabled", secs(30))
+        .expect("the restarted b4d without a tunnel");
+    let links = lab.b4.ip(&["link", "show"]);
+    assert!(!links.contains("dslite"), "the tunnel stayed: {links}");
+    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
+    assert!(routes.is_empty(), "a default route stayed: {routes}");
+    let tables = lab.b4.exec_stdout("nft", &["list", "tables"]);
+    assert!(
+        !tables.contains("inet b4"),
+        "the clamp table stayed: {tables}"
+    );
+    assert!(lab.b4d().is_running());
+}

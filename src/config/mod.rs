@@ -132,6 +132,32 @@ impl Config {
 
     /// Who takes the DHCPv6 results to the rest of the system. `auto` means
     /// netifd when it is present (OpenWrt), else b4d itself.
+    /// What a reload to `new` must take down before b4d restarts in place.
+    /// The new process adopts the tunnel and the LAN addresses it finds
+    /// under the names and settings it is configured with; whatever the
+    /// old configuration put elsewhere (another tunnel name, another LAN
+    /// device, another LAN interface id) or that the new one no longer
+    /// wants (tunnel off, LAN IPv6 handed to netifd) would be left behind,
+    /// still routing. So: any change of the tunnel's options or of what
+    /// LAN IPv6 is built from tears that part down first; a reload that
+    /// changes anything else (DHCPv4, DNS, logging ...) keeps both.
+    pub fn reload_teardown(&self, new: &Config, netifd_present: bool) -> ReloadTeardown {
+        let handoff =
+            self.ipv6_handoff_mode(netifd_present) != new.ipv6_handoff_mode(netifd_present);
+        let lan6_of = |c: &Config| {
+            (
+                c.lan.device.clone(),
+                c.lan.ip6assign,
+                c.lan.ip6hint,
+                c.lan.ip6ifaceid,
+            )
+        };
+        ReloadTeardown {
+            tunnel: handoff || self.tunnel != new.tunnel || self.wan.device != new.wan.device,
+            lan6: handoff || lan6_of(self) != lan6_of(new),
+        }
+    }
+
     pub fn ipv6_handoff_mode(&self, netifd_present: bool) -> HandoffMode {
         match self.globals.ipv6_handoff {
             Ipv6Handoff::Auto if netifd_present => HandoffMode::Netifd,
@@ -140,6 +166,13 @@ impl Config {
             Ipv6Handoff::Off => HandoffMode::Off,
         }
     }
+}
+
+/// See [`Config::reload_teardown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadTeardown {
+    pub tunnel: bool,
+    pub lan6: bool,
 }
 
 /// Where OpenWrt's netifd lives; its presence makes `ipv6_handoff 'auto'`

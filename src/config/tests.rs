@@ -178,6 +178,52 @@ fn full_example_parses_into_typed_values() {
 }
 
 #[test]
+fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
+    let base = parse_ok("config lan 'lan'\n\toption dhcp_limit '50'\n");
+    let with = |extra: &str| {
+        parse_ok(&format!(
+            "config lan 'lan'\n\toption dhcp_limit '50'\n{extra}"
+        ))
+    };
+    let none = ReloadTeardown::default();
+    // DHCPv4, DNS, logging: both kept.
+    let dhcp = parse_ok("config lan 'lan'\n\toption dhcp_limit '60'\n");
+    assert_eq!(base.reload_teardown(&dhcp, false), none);
+    let tunnel_off = with("config tunnel 'tunnel'\n\toption enabled '0'\n");
+    assert_eq!(
+        base.reload_teardown(&tunnel_off, false),
+        ReloadTeardown {
+            tunnel: true,
+            lan6: false
+        }
+    );
+    let renamed = with("config tunnel 'tunnel'\n\toption name 'dslite'\n");
+    assert!(base.reload_teardown(&renamed, false).tunnel);
+    let other_iface_id = with("\toption ip6ifaceid '::2'\n");
+    assert_eq!(
+        base.reload_teardown(&other_iface_id, false),
+        ReloadTeardown {
+            tunnel: false,
+            lan6: true
+        }
+    );
+    // Hand-off 'auto' is netifd where netifd exists: standalone -> netifd.
+    let netifd = with("config globals 'globals'\n\toption ipv6_handoff 'standalone'\n");
+    assert_eq!(
+        base.reload_teardown(&netifd, false),
+        none,
+        "auto is standalone here"
+    );
+    assert_eq!(
+        base.reload_teardown(&netifd, true),
+        ReloadTeardown {
+            tunnel: true,
+            lan6: true
+        }
+    );
+}
+
+#[test]
 fn dhcp_mtu_and_client_id_are_checked() {
     let errs = errors(
         "config lan 'lan'\n\toption dhcp_mtu '100'\n         config host\n\toption mac '02:00:00:00:00:01'\n\toption ip '192.168.1.5'\n\
