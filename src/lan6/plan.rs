@@ -101,12 +101,15 @@ impl Settings {
     }
 
     /// Whether a kernel address on the LAN device looks like one b4d made:
-    /// our interface id, a finite lifetime (a static address someone
-    /// configured is permanent), not link-local.
-    pub fn is_ours(&self, a: &KernelAddress) -> bool {
+    /// our interface id, not link-local, and a finite lifetime (a static
+    /// address someone configured is permanent) or inside one of b4d's
+    /// unreachable `routes` (a prefix delegated with infinite lifetimes
+    /// gives a permanent address; the route, marked with b4d's protocol,
+    /// survives restarts and names the prefix).
+    pub fn is_ours(&self, a: &KernelAddress, routes: &[KernelRoute]) -> bool {
         u128::from(a.addr) as u64 == self.iface_id
-            && a.valid != FOREVER
             && !a.addr.is_unicast_link_local()
+            && (a.valid != FOREVER || routes.iter().any(|r| r.dst.contains_addr(a.addr)))
     }
 }
 
@@ -530,7 +533,7 @@ fn leftovers(
     assigned: &[Assigned],
 ) -> Vec<Op> {
     let mut ops = Vec::new();
-    for k in addresses.iter().filter(|k| settings.is_ours(k)) {
+    for k in addresses.iter().filter(|k| settings.is_ours(k, routes)) {
         let wanted = assigned.iter().any(|a| {
             a.lan
                 .is_some_and(|(s, addr)| addr == k.addr && s.len == k.prefix_len)

@@ -713,3 +713,31 @@ fn a_preferred_lifetime_above_the_valid_one_is_cut_to_it() {
         set_addr("2001:db8:100::1", 64, 100, 100)
     );
 }
+
+#[test]
+fn an_address_from_a_prefix_with_infinite_lifetimes_is_still_ours() {
+    // Static or business delegations can be infinite: the LAN address is
+    // then permanent in the kernel, and only b4d's unreachable route for the
+    // prefix tells it apart from one configured by hand.
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", FOREVER, FOREVER)]);
+    let k = applied(lan(vec![]), &plan_at(&core, t0, &lan(vec![])).ops);
+    let remove = Op::RemoveAddress {
+        index: LAN,
+        addr: v6("2001:db8:100::1"),
+        prefix_len: 64,
+    };
+    assert!(stop(core.settings(), &k).contains(&remove));
+    // A restart with another prefix does not leave it behind either.
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:200::/56", 3000, 4000)]);
+    assert!(plan_at(&core, t0, &k).ops.iter().any(
+        |op| matches!(op, Op::RemoveAddress { addr, .. } | Op::SetAddress { addr, .. }
+            if *addr == v6("2001:db8:100::1"))
+    ));
+    // A permanent one outside b4d's routes stays someone else's.
+    let mut k = k;
+    k.routes.clear();
+    assert_eq!(stop(core.settings(), &k), vec![]);
+}
