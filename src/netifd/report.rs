@@ -82,6 +82,9 @@ pub struct Reporter {
     /// after a resync request, when netifd may have forgotten everything).
     acknowledged: Option<Snapshot>,
     in_flight: Option<Snapshot>,
+    /// netifd restarted the interface while the call was out: its answer
+    /// says nothing about what netifd has now.
+    in_flight_stale: bool,
     retry_at: Option<Instant>,
     backoff: Duration,
     last_error: Option<Status>,
@@ -99,6 +102,7 @@ impl Reporter {
             retiring_prefixes: Vec::new(),
             acknowledged: None,
             in_flight: None,
+            in_flight_stale: false,
             retry_at: None,
             backoff: RETRY_MIN,
             last_error: None,
@@ -166,6 +170,7 @@ impl Reporter {
     /// what it was told, so tell it again.
     pub fn handle_resync(&mut self) {
         self.acknowledged = None;
+        self.in_flight_stale = self.in_flight.is_some();
         self.retry_at = None;
         self.backoff = RETRY_MIN;
     }
@@ -175,6 +180,14 @@ impl Reporter {
         let Some(sent) = self.in_flight.take() else {
             return;
         };
+        if std::mem::take(&mut self.in_flight_stale) {
+            // Sent again at once, whatever this answer was.
+            match result {
+                Ok(()) => self.counters.sent += 1,
+                Err(_) => self.counters.failed += 1,
+            }
+            return;
+        }
         match result {
             Ok(()) => {
                 self.counters.sent += 1;
@@ -705,6 +718,21 @@ mod tests {
         assert_eq!(r.poll_send(t0), None);
         r.handle_answer(t0, Ok(()));
         assert!(r.poll_send(t0).is_some());
+    }
+
+    #[test]
+    fn a_resync_while_a_call_is_out_is_not_lost_when_that_call_succeeds() {
+        let t0 = Instant::now();
+        let mut r = Reporter::new("wan6");
+        let l = lease(t0, vec![addr("2001:db8:1::2", t0, 3600, 7200)], vec![]);
+        r.handle_lease(t0, Some(&l), &info());
+        assert!(r.poll_send(t0).is_some());
+        // netifd restarts wan6 before the call's answer arrives: what the
+        // call delivered went with the old interface state.
+        r.handle_resync();
+        r.handle_answer(t0, Ok(()));
+        assert!(!r.reported_up());
+        assert!(r.poll_send(t0).is_some(), "sent again after the resync");
     }
 
     #[test]
