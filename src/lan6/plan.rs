@@ -302,8 +302,10 @@ fn seconds(deadline: Deadline, now: Instant) -> u32 {
     remaining(deadline, now).map_or(FOREVER, |s| s.min(u64::from(FOREVER - 1)) as u32)
 }
 
+/// At least a second left: the kernel takes lifetimes in whole seconds and
+/// refuses an address with valid lifetime 0 (EINVAL).
 fn alive(deadline: Deadline, now: Instant) -> bool {
-    deadline.is_none_or(|t| t > now)
+    deadline.is_none_or(|t| t.saturating_duration_since(now).as_secs() > 0)
 }
 
 /// The LAN's IPv6 prefixes across lease changes.
@@ -375,7 +377,9 @@ impl Lan6 {
             }
             // Deprecated now, valid for what was left, also when the server
             // sent valid 0 (see RETIRED_VALID_AT_MOST).
-            let Some(valid_until) = retired_valid_until(t.valid_until, now) else {
+            let Some(valid_until) =
+                retired_valid_until(t.valid_until, now).filter(|&until| alive(Some(until), now))
+            else {
                 continue;
             };
             notes.push(format!(

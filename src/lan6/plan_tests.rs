@@ -741,3 +741,23 @@ fn an_address_from_a_prefix_with_infinite_lifetimes_is_still_ours() {
     k.routes.clear();
     assert_eq!(stop(core.settings(), &k), vec![]);
 }
+
+#[test]
+fn under_a_second_of_valid_lifetime_left_is_expired() {
+    // The kernel takes whole seconds and refuses valid 0 (EINVAL), which
+    // would stop the rest of the batch.
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    let almost = t0 + secs(3999) + Duration::from_millis(500);
+    let p = plan_at(&core, almost, &lan(vec![]));
+    assert_eq!(p.ops, vec![]);
+    assert_eq!(p.assigned, vec![]);
+    assert_eq!(core.expire(almost), vec![net("2001:db8:100::/56")]);
+    // Also when it leaves the lease with that little left.
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    assert_eq!(core.update_lease(almost, &[]), Vec::<String>::new());
+    assert_eq!(core.tracked(), &[]);
+    assert_eq!(plan_at(&core, almost, &lan(vec![])).ops, vec![]);
+}
