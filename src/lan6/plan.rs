@@ -15,7 +15,9 @@
 //! A prefix that leaves the lease (renumbering) is not dropped: its LAN
 //! address stays deprecated (preferred 0, valid at most two hours) so hosts
 //! move to the new prefix without losing running connections at once
-//! (RFC 4862 §5.5.3 e, RFC 7084 L-13, RFC 9096 §3).
+//! (RFC 4862 §5.5.3 e, RFC 7084 L-13, RFC 9096 §3). So does a LAN address a
+//! previous run left that the new lease (or configuration) does not want,
+//! for what the kernel has left of it; only a graceful stop removes at once.
 //!
 //! [`Lan6`] keeps the prefixes across lease changes; [`Lan6::plan`] is a pure
 //! function of that memory, `now` and the observed kernel state, so adopting
@@ -26,7 +28,9 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use crate::config::Lan;
-use crate::dhcpv6::lease::{remaining, retired_valid_until, Deadline, DelegatedPrefix};
+use crate::dhcpv6::lease::{
+    remaining, retired_valid_until, Deadline, DelegatedPrefix, RETIRED_VALID_AT_MOST,
+};
 use crate::tunnel::plan::lifetime_differs;
 
 /// The `rtm_protocol` b4d marks its routes with, so that it finds (and
@@ -518,6 +522,7 @@ impl Lan6 {
                 addresses,
                 &observed.routes,
                 &assigned,
+                false,
             ));
         }
         Plan {
@@ -529,29 +534,55 @@ impl Lan6 {
 }
 
 /// b4d's addresses and routes in the kernel that `assigned` does not want.
+/// Unless `stopping`, such an address (left by a previous run, or outliving
+/// what b4d remembers by a rounding) is deprecated rather than removed:
+/// preferred 0, valid what the kernel has left, at most two hours, its route
+/// kept until the kernel drops it, as for a prefix that leaves the lease
+/// (RFC 7084 L-13, RFC 8978 §3: an RA daemon advertising the bridge's
+/// prefixes then tells the hosts the prefix is going).
 fn leftovers(
     settings: &Settings,
     index: u32,
     addresses: &[KernelAddress],
     routes: &[KernelRoute],
     assigned: &[Assigned],
+    stopping: bool,
 ) -> Vec<Op> {
     let mut ops = Vec::new();
+    let mut deprecated = Vec::new();
     for k in addresses.iter().filter(|k| settings.is_ours(k, routes)) {
         let wanted = assigned.iter().any(|a| {
             a.lan
                 .is_some_and(|(s, addr)| addr == k.addr && s.len == k.prefix_len)
         });
-        if !wanted {
+        if wanted {
+            continue;
+        }
+        let valid = k.valid.min(RETIRED_VALID_AT_MOST.as_secs() as u32);
+        // Valid 0: the kernel is about to drop it (and refuses to set it).
+        if stopping || valid == 0 {
             ops.push(Op::RemoveAddress {
                 index,
                 addr: k.addr,
                 prefix_len: k.prefix_len,
             });
+            continue;
+        }
+        deprecated.push(k.addr);
+        if k.preferred != 0 || k.valid != valid {
+            ops.push(Op::SetAddress {
+                index,
+                addr: k.addr,
+                prefix_len: k.prefix_len,
+                preferred: 0,
+                valid,
+            });
         }
     }
     for r in routes {
-        if !assigned.iter().any(|a| a.route && a.delegated == r.dst) {
+        let wanted = assigned.iter().any(|a| a.route && a.delegated == r.dst)
+            || deprecated.iter().any(|&addr| r.dst.contains_addr(addr));
+        if !wanted {
             ops.push(Op::RemoveUnreachableRoute { dst: r.dst });
         }
     }
@@ -564,7 +595,7 @@ pub fn stop(settings: &Settings, observed: &Observed) -> Vec<Op> {
         Some((index, addresses)) => (*index, addresses.as_slice()),
         None => (0, &[][..]),
     };
-    leftovers(settings, index, addresses, &observed.routes, &[])
+    leftovers(settings, index, addresses, &observed.routes, &[], true)
 }
 
 #[cfg(test)]
