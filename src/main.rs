@@ -284,9 +284,9 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         events.subscribe(),
         shutdown.subscribe(),
     ));
-    let (netifd_resync, netifd_resync_rx) = mpsc::channel(1);
+    let (netifd_set_up, netifd_set_up_rx) = watch::channel(true);
     let netifd = (handoff == HandoffMode::Netifd)
-        .then(|| (config.wan.netifd_interface.to_string(), netifd_resync));
+        .then(|| (config.wan.netifd_interface.to_string(), netifd_set_up));
     let controls = Controls {
         dhcpv6: dhcpv6.clone(),
         tunnel: tunnel.clone(),
@@ -304,7 +304,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         &mut tasks,
     );
     let reporting = (handoff == HandoffMode::Netifd).then_some(NetifdReporting {
-        resync: netifd_resync_rx,
+        set_up: netifd_set_up_rx,
         status: netifd_status,
     });
     let netifd_done = start_netifd(
@@ -563,9 +563,9 @@ struct Controls {
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     reload: mpsc::Sender<()>,
-    /// In netifd mode: the interface b4d reports to, and how to make it
-    /// report again (`ubus call b4 netifd_setup`).
-    netifd: Option<(String, mpsc::Sender<()>)>,
+    /// In netifd mode: the interface b4d reports to, and where its setups
+    /// and teardowns go (`ubus call b4 netifd_setup` / `netifd_teardown`).
+    netifd: Option<(String, watch::Sender<bool>)>,
 }
 
 /// Publishes the `b4` ubus object unless `globals.ubus` is off; returns the
@@ -601,10 +601,9 @@ fn start_ubus(
             .lan
             .dns_proxy
             .then_some((config.lan.ipaddr, config.lan.dns_port)),
-        netifd_setup: Box::new(move |interface| match &netifd {
-            // A full queue means a resync is already pending.
-            Some((ours, resync)) if ours == interface => {
-                let _ = resync.try_send(());
+        netifd_proto: Box::new(move |interface, up| match &netifd {
+            Some((ours, set_up)) if ours == interface => {
+                set_up.send_replace(up);
                 true
             }
             _ => false,
@@ -634,10 +633,10 @@ fn start_ubus(
     Some(handle)
 }
 
-/// The netifd reporter's channels: resync requests in (from `ubus call b4
-/// netifd_setup`), its status out.
+/// The netifd reporter's channels: netifd's setups and teardowns in (from
+/// `ubus call b4 netifd_setup` / `netifd_teardown`), its status out.
 struct NetifdReporting {
-    resync: mpsc::Receiver<()>,
+    set_up: watch::Receiver<bool>,
     status: watch::Sender<b4d::netifd::NetifdStatus>,
 }
 
@@ -651,7 +650,7 @@ fn start_netifd(
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-    let NetifdReporting { resync, status } = reporting?;
+    let NetifdReporting { set_up, status } = reporting?;
     let (Some(ubus), Some(dhcpv6)) = (ubus, dhcpv6) else {
         let why = "IPv6 hand-off to netifd needs ubus (globals.ubus '1') and DHCPv6 \
                    (wan.dhcpv6 not 'off'); nothing is reported";
@@ -663,7 +662,7 @@ fn start_netifd(
     let interface = config.wan.netifd_interface.to_string();
     tasks.spawn(async move {
         let result =
-            b4d::netifd::driver::run(interface, ubus, dhcpv6, resync, shutdown, status).await;
+            b4d::netifd::driver::run(interface, ubus, dhcpv6, set_up, shutdown, status).await;
         drop(done);
         result
     });

@@ -233,7 +233,7 @@ fn run_proto_handler(dir: &TestDir, shell: &[&Path], args: &[&str], ubus_exit: u
 }
 
 #[test]
-fn the_proto_handler_has_no_task_and_its_setup_only_asks_b4d_to_report_again() {
+fn the_proto_handler_has_no_task_and_only_tells_b4d_of_setup_and_teardown() {
     let dir = TestDir::new("proto_handler");
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
@@ -258,11 +258,23 @@ fn the_proto_handler_has_no_task_and_its_setup_only_asks_b4d_to_report_again() {
             log[2].starts_with("logger|-t|b4d|netifd: b4d is not answering yet"),
             "{log:?}"
         );
-        assert_eq!(
-            run_proto_handler(&dir, &shell, &["b4", "teardown", "wan6", "{}", "wan"], 0),
-            ["teardown|wan6|wan"],
-            "teardown stops nothing ({shell:?})"
-        );
+        // Teardown stops nothing; it tells b4d to stay quiet until the next
+        // setup, and succeeds whether b4d answers or not.
+        for ubus_exit in [0, 1] {
+            assert_eq!(
+                run_proto_handler(
+                    &dir,
+                    &shell,
+                    &["b4", "teardown", "wan6", "{}", "wan"],
+                    ubus_exit
+                ),
+                [
+                    "teardown|wan6|wan",
+                    r#"ubus|-t|2|call|b4|netifd_teardown|{"interface":"wan6"}"#
+                ],
+                "{shell:?}"
+            );
+        }
     }
 }
 

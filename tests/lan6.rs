@@ -366,7 +366,7 @@ fn start_b4d(cpe: &Netns, dir: &TestDir, name: &str, config: &str) -> Process {
 }
 
 #[test]
-fn host_lan_prefix_follows_a_renew_survives_kill_9_and_goes_at_stop() {
+fn host_lan_prefix_follows_a_renew_survives_kill_9_is_deprecated_when_dropped_and_goes_at_stop() {
     if !require_root_and_tools() {
         return;
     }
@@ -473,11 +473,46 @@ fn host_lan_prefix_follows_a_renew_survives_kill_9_and_goes_at_stop() {
         1
     );
 
-    // SIGTERM: what b4d put on the LAN goes.
-    again.signal(Signal::Term);
-    assert!(again.wait_exit(secs(10)).success());
+    // kill -9 again, and the next b4d runs with another ip6hint (a changed
+    // configuration is a restart): the old LAN /64 is not removed but
+    // deprecated for what it had left (at most 2 h), so that hosts hear it
+    // is going (RFC 7084 L-13); the delegated prefix's route stays.
+    again.signal(Signal::Kill);
+    again.wait_exit(secs(5));
+    let hinted = std::fs::read_to_string(&config).unwrap() + "\toption ip6hint '1'\n";
+    let hinted = dir.write("b4d-hint1.uci", hinted).display().to_string();
+    let third = start_b4d(&cpe, &dir, "b4d-hint1", &hinted);
+    third.wait_for_line(
+        &format!("LAN IPv6: set LAN address {lan_addr}/64 (preferred 0s, valid "),
+        secs(40),
+    );
     let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
-    assert!(!br.contains(&lan_addr), "{br}");
+    let (valid, preferred) = lifetimes(&br, &lan_addr).unwrap_or_else(|| panic!("{br}"));
+    assert!(preferred == 0 && (5000..=6000).contains(&valid), "{br}");
+    let base: Ipv6Addr = prefix.split('/').next().unwrap().parse().unwrap();
+    let hinted_addr = Ipv6Addr::from(u128::from(base) | 1 << 64 | 1).to_string();
+    assert!(br.contains(&format!("inet6 {hinted_addr}/64")), "{br}");
+    assert_eq!(
+        third.count_matching("remove LAN address"),
+        0,
+        "{}",
+        third.tail(20)
+    );
+    assert_eq!(
+        cpe.ip(&["-6", "route", "show", "type", "unreachable"])
+            .matches(&prefix)
+            .count(),
+        1
+    );
+
+    // SIGTERM: what b4d put on the LAN goes, the deprecated address too.
+    third.signal(Signal::Term);
+    assert!(third.wait_exit(secs(10)).success());
+    let br = cpe.ip(&["-6", "addr", "show", "dev", "br-lan"]);
+    assert!(
+        !br.contains(&lan_addr) && !br.contains(&hinted_addr),
+        "{br}"
+    );
     let routes = cpe.ip(&["-6", "route", "show", "type", "unreachable"]);
     assert!(!routes.contains(&prefix), "{routes}");
 }

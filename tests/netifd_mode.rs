@@ -4,7 +4,8 @@
 //! netifd are played by the replay peer over a real unix socket, which checks
 //! every call b4d makes byte for byte: acquire, renew with a changed prefix
 //! (the old one deprecated, not dropped), netifd restarting the interface,
-//! and the lease lost.
+//! netifd tearing it down (b4d quiet until the next setup), and the lease
+//! lost.
 //!
 //! Not run here: netifd itself (Debian has none). What netifd does with the
 //! message is read from its source (proto-shell.c, proto.c): see src/netifd/.
@@ -100,6 +101,8 @@ fn b4d_config(dir: &TestDir) -> String {
 struct FakeNetifd {
     peer: UbusdReplay,
     next_seq: u16,
+    /// `notify_proto` calls answered so far.
+    notifies: usize,
 }
 
 impl FakeNetifd {
@@ -110,6 +113,7 @@ impl FakeNetifd {
         FakeNetifd {
             peer,
             next_seq: 100,
+            notifies: 0,
         }
     }
 
@@ -155,6 +159,7 @@ impl FakeNetifd {
                     self.peer.send(&answer);
                 }
                 Some(MsgType::Invoke) if peer == NETIFD => {
+                    self.notifies += 1;
                     // netifd answers a notify with STATUS 0 only.
                     self.peer.send(
                         &Message::new(
@@ -362,6 +367,33 @@ fn acquire_renumbering_resync_and_loss_reach_netifd_as_notify_proto_calls() {
         8,
         "another interface is not b4d's"
     );
+
+    // 2b. ifdown wan6 (or carrier loss): the handler's teardown tells b4d,
+    //     which then says nothing, a renew included, until the next setup
+    //     (netifd takes a notify_proto while the interface is down and would
+    //     hand the delegated prefix to the LAN again).
+    let wan6 = || Table::new().with("interface", "wan6");
+    assert_eq!(netifd.call_b4("netifd_teardown", wan6()), 0);
+    b4d.wait_for_line("torn down", secs(5));
+    // Whatever b4d sent before it took the teardown in comes before this
+    // answer.
+    netifd.call_b4("status", Table::new());
+    let before = netifd.notifies;
+    b4d.signal(Signal::Usr1);
+    b4d.wait_for_line("lease-renewed", secs(5));
+    let (_, status) = netifd.call_b4_data("status", Table::new());
+    let status = status.expect("status data");
+    let Some(Value::Table(section)) = status.get("netifd") else {
+        panic!("no netifd section: {status}")
+    };
+    assert_eq!(section.get("reported_up"), Some(&Value::Bool(false)));
+    assert_eq!(
+        netifd.notifies, before,
+        "nothing reported while wan6 is down"
+    );
+    assert_eq!(netifd.call_b4("netifd_setup", wan6()), 0);
+    let (again, _) = netifd.next_notify(secs(5));
+    assert_eq!(again.get("link-up"), Some(&Value::Bool(true)));
 
     // 3. The ISP renumbers the delegated prefix; the renew (SIGUSR1 stands in
     //    for T1) brings the new one, and the old one stays, deprecated.

@@ -15,7 +15,9 @@
 //! A prefix that leaves the lease (renumbering) is not dropped: its LAN
 //! address stays deprecated (preferred 0, valid at most two hours) so hosts
 //! move to the new prefix without losing running connections at once
-//! (RFC 4862 §5.5.3 e, RFC 7084 L-13, RFC 9096 §3).
+//! (RFC 4862 §5.5.3 e, RFC 7084 L-13, RFC 9096 §3). So does a LAN address a
+//! previous run left that the new lease (or configuration) does not want,
+//! for what the kernel has left of it; only a graceful stop removes at once.
 //!
 //! [`Lan6`] keeps the prefixes across lease changes; [`Lan6::plan`] is a pure
 //! function of that memory, `now` and the observed kernel state, so adopting
@@ -26,7 +28,9 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use crate::config::Lan;
-use crate::dhcpv6::lease::{remaining, retired_valid_until, Deadline, DelegatedPrefix};
+use crate::dhcpv6::lease::{
+    remaining, retired_valid_until, Deadline, DelegatedPrefix, RETIRED_VALID_AT_MOST,
+};
 use crate::tunnel::plan::lifetime_differs;
 
 /// The `rtm_protocol` b4d marks its routes with, so that it finds (and
@@ -101,12 +105,15 @@ impl Settings {
     }
 
     /// Whether a kernel address on the LAN device looks like one b4d made:
-    /// our interface id, a finite lifetime (a static address someone
-    /// configured is permanent), not link-local.
-    pub fn is_ours(&self, a: &KernelAddress) -> bool {
+    /// our interface id, not link-local, and a finite lifetime (a static
+    /// address someone configured is permanent) or inside one of b4d's
+    /// unreachable `routes` (a prefix delegated with infinite lifetimes
+    /// gives a permanent address; the route, marked with b4d's protocol,
+    /// survives restarts and names the prefix).
+    pub fn is_ours(&self, a: &KernelAddress, routes: &[KernelRoute]) -> bool {
         u128::from(a.addr) as u64 == self.iface_id
-            && a.valid != FOREVER
             && !a.addr.is_unicast_link_local()
+            && (a.valid != FOREVER || routes.iter().any(|r| r.dst.contains_addr(a.addr)))
     }
 }
 
@@ -299,8 +306,10 @@ fn seconds(deadline: Deadline, now: Instant) -> u32 {
     remaining(deadline, now).map_or(FOREVER, |s| s.min(u64::from(FOREVER - 1)) as u32)
 }
 
+/// At least a second left: the kernel takes lifetimes in whole seconds and
+/// refuses an address with valid lifetime 0 (EINVAL).
 fn alive(deadline: Deadline, now: Instant) -> bool {
-    deadline.is_none_or(|t| t > now)
+    deadline.is_none_or(|t| t.saturating_duration_since(now).as_secs() > 0)
 }
 
 /// The LAN's IPv6 prefixes across lease changes.
@@ -372,7 +381,9 @@ impl Lan6 {
             }
             // Deprecated now, valid for what was left, also when the server
             // sent valid 0 (see RETIRED_VALID_AT_MOST).
-            let Some(valid_until) = retired_valid_until(t.valid_until, now) else {
+            let Some(valid_until) =
+                retired_valid_until(t.valid_until, now).filter(|&until| alive(Some(until), now))
+            else {
                 continue;
             };
             notes.push(format!(
@@ -511,6 +522,7 @@ impl Lan6 {
                 addresses,
                 &observed.routes,
                 &assigned,
+                false,
             ));
         }
         Plan {
@@ -522,29 +534,55 @@ impl Lan6 {
 }
 
 /// b4d's addresses and routes in the kernel that `assigned` does not want.
+/// Unless `stopping`, such an address (left by a previous run, or outliving
+/// what b4d remembers by a rounding) is deprecated rather than removed:
+/// preferred 0, valid what the kernel has left, at most two hours, its route
+/// kept until the kernel drops it, as for a prefix that leaves the lease
+/// (RFC 7084 L-13, RFC 8978 §3: an RA daemon advertising the bridge's
+/// prefixes then tells the hosts the prefix is going).
 fn leftovers(
     settings: &Settings,
     index: u32,
     addresses: &[KernelAddress],
     routes: &[KernelRoute],
     assigned: &[Assigned],
+    stopping: bool,
 ) -> Vec<Op> {
     let mut ops = Vec::new();
-    for k in addresses.iter().filter(|k| settings.is_ours(k)) {
+    let mut deprecated = Vec::new();
+    for k in addresses.iter().filter(|k| settings.is_ours(k, routes)) {
         let wanted = assigned.iter().any(|a| {
             a.lan
                 .is_some_and(|(s, addr)| addr == k.addr && s.len == k.prefix_len)
         });
-        if !wanted {
+        if wanted {
+            continue;
+        }
+        let valid = k.valid.min(RETIRED_VALID_AT_MOST.as_secs() as u32);
+        // Valid 0: the kernel is about to drop it (and refuses to set it).
+        if stopping || valid == 0 {
             ops.push(Op::RemoveAddress {
                 index,
                 addr: k.addr,
                 prefix_len: k.prefix_len,
             });
+            continue;
+        }
+        deprecated.push(k.addr);
+        if k.preferred != 0 || k.valid != valid {
+            ops.push(Op::SetAddress {
+                index,
+                addr: k.addr,
+                prefix_len: k.prefix_len,
+                preferred: 0,
+                valid,
+            });
         }
     }
     for r in routes {
-        if !assigned.iter().any(|a| a.route && a.delegated == r.dst) {
+        let wanted = assigned.iter().any(|a| a.route && a.delegated == r.dst)
+            || deprecated.iter().any(|&addr| r.dst.contains_addr(addr));
+        if !wanted {
             ops.push(Op::RemoveUnreachableRoute { dst: r.dst });
         }
     }
@@ -557,7 +595,7 @@ pub fn stop(settings: &Settings, observed: &Observed) -> Vec<Op> {
         Some((index, addresses)) => (*index, addresses.as_slice()),
         None => (0, &[][..]),
     };
-    leftovers(settings, index, addresses, &observed.routes, &[])
+    leftovers(settings, index, addresses, &observed.routes, &[], true)
 }
 
 #[cfg(test)]

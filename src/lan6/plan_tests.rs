@@ -304,8 +304,9 @@ fn renumbering_deprecates_the_old_prefix_for_at_most_two_hours() {
     let k = applied(k, &p.ops);
     let t2 = t1 + secs(7200);
     assert_eq!(core.expire(t2), vec![net("2001:db8:100::/56")]);
-    // Whatever the kernel did not remove itself by then goes.
-    let p = plan_at(&core, t2, &k);
+    // Whatever the kernel (which counted it down to 0 too) did not remove
+    // itself by then goes.
+    let p = plan_at(&core, t2, &aged(k, 7200));
     assert!(p.ops.contains(&Op::RemoveAddress {
         index: LAN,
         addr: v6("2001:db8:100::1"),
@@ -354,12 +355,13 @@ fn zero_lifetimes_deprecate_or_remove() {
     assert!(notes[0].contains("left the lease"), "{notes:?}");
     assert_eq!(plan_at(&core, t1, &k).ops, vec![]);
     assert!(core.tracked()[0].withdrawn);
-    // It goes at the end of that valid lifetime.
+    // It goes at the end of that valid lifetime (if the kernel, which
+    // counted it down to 0 too, has not dropped it already).
     let end = t1 + secs(4000);
     assert_eq!(core.poll_timeout(t1), Some(end));
     assert_eq!(core.expire(end), vec![net("2001:db8:100::/56")]);
     assert_eq!(
-        plan_at(&core, end, &k).ops,
+        plan_at(&core, end, &aged(k, 4000)).ops,
         vec![
             Op::RemoveAddress {
                 index: LAN,
@@ -505,7 +507,7 @@ fn a_withdrawn_prefix_that_comes_back_is_active_again() {
 }
 
 #[test]
-fn after_a_restart_leftovers_are_kept_while_settling_then_adopted_or_removed() {
+fn after_a_restart_leftovers_are_kept_while_settling_then_adopted_or_deprecated() {
     let t0 = Instant::now();
     let core = Lan6::new(settings());
     let mut k = lan(vec![
@@ -521,19 +523,67 @@ fn after_a_restart_leftovers_are_kept_while_settling_then_adopted_or_removed() {
         },
     ];
     assert_eq!(core.plan(t0, &k, true, "br-lan").ops, vec![]);
-    // DHCPv6 answers with the same prefix: adopted, the other goes.
+    // DHCPv6 answers with the same prefix: adopted. The other left the
+    // lease while b4d was away: not removed at once (hosts would never hear
+    // that it is going, RFC 7084 L-13, RFC 8978) but deprecated for what the
+    // kernel has left of it, at most two hours, as a renumbering while b4d
+    // runs; its route stays as long as the address.
     let mut core = core;
     core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 2900, 3900)]);
+    let p = core.plan(t0, &k, false, "br-lan");
+    assert_eq!(p.ops, vec![set_addr("2001:db8:900::1", 64, 0, 3900)]);
+    let k = applied(k, &p.ops);
+    assert_eq!(core.plan(t0, &k, false, "br-lan").ops, vec![]);
+    // The kernel drops it when its valid lifetime ends; then the route goes.
+    let mut k = aged(k, 3800);
+    k.lan
+        .as_mut()
+        .unwrap()
+        .1
+        .retain(|a| a.addr != v6("2001:db8:900::1"));
     assert_eq!(
-        core.plan(t0, &k, false, "br-lan").ops,
+        core.plan(t0 + secs(3800), &k, false, "br-lan").ops,
+        vec![Op::RemoveUnreachableRoute {
+            dst: net("2001:db8:900::/56")
+        }]
+    );
+    // SIGTERM still removes everything at once.
+    let mut k = lan(vec![kaddr("2001:db8:900::1", 64, 2900, 3900)]);
+    k.routes = vec![KernelRoute {
+        dst: net("2001:db8:900::/56"),
+    }];
+    assert_eq!(stop(core.settings(), &k).len(), 2);
+}
+
+#[test]
+fn a_leftover_with_more_than_two_hours_or_none_left_is_capped_or_removed() {
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    let mut k = lan(vec![
+        kaddr("2001:db8:100::1", 64, 3000, 4000),
+        kaddr("2001:db8:900::1", 64, 86_400, 172_800),
+        kaddr("2001:db8:a00::1", 64, 0, 0),
+    ]);
+    k.routes = [
+        "2001:db8:100::/56",
+        "2001:db8:900::/56",
+        "2001:db8:a00::/56",
+    ]
+    .map(|n| KernelRoute { dst: net(n) })
+    .to_vec();
+    assert_eq!(
+        plan_at(&core, t0, &k).ops,
         vec![
+            set_addr("2001:db8:900::1", 64, 0, 7200),
+            // Valid 0 cannot be set (EINVAL); the kernel is dropping it.
             Op::RemoveAddress {
                 index: LAN,
-                addr: v6("2001:db8:900::1"),
+                addr: v6("2001:db8:a00::1"),
                 prefix_len: 64
             },
             Op::RemoveUnreachableRoute {
-                dst: net("2001:db8:900::/56")
+                dst: net("2001:db8:a00::/56")
             },
         ]
     );
@@ -712,4 +762,52 @@ fn a_preferred_lifetime_above_the_valid_one_is_cut_to_it() {
         plan_at(&core, t0, &lan(vec![])).ops[0],
         set_addr("2001:db8:100::1", 64, 100, 100)
     );
+}
+
+#[test]
+fn an_address_from_a_prefix_with_infinite_lifetimes_is_still_ours() {
+    // Static or business delegations can be infinite: the LAN address is
+    // then permanent in the kernel, and only b4d's unreachable route for the
+    // prefix tells it apart from one configured by hand.
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", FOREVER, FOREVER)]);
+    let k = applied(lan(vec![]), &plan_at(&core, t0, &lan(vec![])).ops);
+    let remove = Op::RemoveAddress {
+        index: LAN,
+        addr: v6("2001:db8:100::1"),
+        prefix_len: 64,
+    };
+    assert!(stop(core.settings(), &k).contains(&remove));
+    // A restart with another prefix does not leave it behind either: it is
+    // deprecated, valid two hours (instead of forever).
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:200::/56", 3000, 4000)]);
+    assert!(plan_at(&core, t0, &k)
+        .ops
+        .contains(&set_addr("2001:db8:100::1", 64, 0, 7200)));
+    // A permanent one outside b4d's routes stays someone else's.
+    let mut k = k;
+    k.routes.clear();
+    assert_eq!(stop(core.settings(), &k), vec![]);
+}
+
+#[test]
+fn under_a_second_of_valid_lifetime_left_is_expired() {
+    // The kernel takes whole seconds and refuses valid 0 (EINVAL), which
+    // would stop the rest of the batch.
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    let almost = t0 + secs(3999) + Duration::from_millis(500);
+    let p = plan_at(&core, almost, &lan(vec![]));
+    assert_eq!(p.ops, vec![]);
+    assert_eq!(p.assigned, vec![]);
+    assert_eq!(core.expire(almost), vec![net("2001:db8:100::/56")]);
+    // Also when it leaves the lease with that little left.
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    assert_eq!(core.update_lease(almost, &[]), Vec::<String>::new());
+    assert_eq!(core.tracked(), &[]);
+    assert_eq!(plan_at(&core, almost, &lan(vec![])).ops, vec![]);
 }

@@ -1,6 +1,6 @@
-//! The tokio task around [`Reporter`]: feeds it the DHCPv6 status, resync
-//! requests and the time, and makes the `notify_proto` calls it asks for over
-//! b4d's ubus connection.
+//! The tokio task around [`Reporter`]: feeds it the DHCPv6 status, netifd's
+//! setups and teardowns of the interface and the time, and makes the
+//! `notify_proto` calls it asks for over b4d's ubus connection.
 
 use crate::timer::sleep_until;
 use std::future::Future;
@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::report::{self, NetifdStatus, Reporter};
 use crate::dhcpv6::ClientStatus;
@@ -46,18 +46,20 @@ fn explain(interface: &str, status: Status) -> String {
 
 /// Reports to netifd's `interface` until `shutdown`, then says the link is
 /// down (best effort: netifd keeps lifetimes of its own if b4d is killed).
+/// `set_up` carries netifd's last word on the interface: true at each setup
+/// (report again), false at a teardown (say nothing until the next setup).
 pub async fn run(
     interface: String,
     ubus: UbusHandle,
     mut dhcpv6: watch::Receiver<ClientStatus>,
-    mut resync: mpsc::Receiver<()>,
+    mut set_up: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<NetifdStatus>,
 ) -> io::Result<()> {
     let mut reporter = Reporter::new(&interface);
     let mut pending: Option<PendingCall> = None;
     let mut dhcpv6_open = true;
-    let mut resync_open = true;
+    let mut set_up_open = true;
     // Log the first failure of a series, and the recovery.
     let mut failing = false;
     {
@@ -86,13 +88,18 @@ pub async fn run(
                 let status = dhcpv6.borrow_and_update();
                 reporter.handle_lease(Instant::now(), status.lease.as_ref(), &status.info);
             }
-            request = resync.recv(), if resync_open => match request {
-                Some(()) => {
+            changed = set_up.changed(), if set_up_open => {
+                if changed.is_err() {
+                    set_up_open = false;
+                } else if *set_up.borrow_and_update() {
                     info!("netifd: interface '{interface}' (re)started, reporting again");
                     reporter.handle_resync();
+                } else {
+                    info!("netifd: interface '{interface}' torn down, reporting again at its next setup");
+                    reporter.handle_teardown();
+                    status.send_replace(reporter.status());
                 }
-                None => resync_open = false,
-            },
+            }
             result = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                 pending = None;
                 let now = Instant::now();

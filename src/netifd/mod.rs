@@ -18,7 +18,8 @@
 //! b4d is one procd service that also runs the tunnel, the LAN DNS proxy and
 //! the DHCPv4 server; netifd restarting `wan6` must not restart all of that.
 //! So the handler declares `no_proto_task`: its setup only asks b4d (`ubus
-//! call b4 netifd_setup`) to report again, and b4d calls
+//! call b4 netifd_setup`) to report again, its teardown tells b4d to report
+//! nothing until then (`netifd_teardown`), and b4d calls
 //! `network.interface notify_proto` on every change: lease acquired or
 //! renewed, prefix changed, lease lost (`link-up` false).
 //!

@@ -82,6 +82,14 @@ pub struct Reporter {
     /// after a resync request, when netifd may have forgotten everything).
     acknowledged: Option<Snapshot>,
     in_flight: Option<Snapshot>,
+    /// netifd restarted or tore down the interface while the call was out:
+    /// its answer says nothing about what netifd has now.
+    in_flight_stale: bool,
+    /// netifd tore the interface down (`ifdown`, carrier lost): nothing is
+    /// sent until its next setup, since netifd takes a notify_proto also
+    /// while the interface is down and would hand the delegated prefix to
+    /// the LAN again.
+    suspended: bool,
     retry_at: Option<Instant>,
     backoff: Duration,
     last_error: Option<Status>,
@@ -99,6 +107,9 @@ impl Reporter {
             retiring_prefixes: Vec::new(),
             acknowledged: None,
             in_flight: None,
+            in_flight_stale: false,
+            // At boot netifd runs the setup before b4d is there to hear it.
+            suspended: false,
             retry_at: None,
             backoff: RETRY_MIN,
             last_error: None,
@@ -165,7 +176,19 @@ impl Reporter {
     /// netifd (re)started the interface (`proto_b4_setup`): it has forgotten
     /// what it was told, so tell it again.
     pub fn handle_resync(&mut self) {
+        self.forget(false);
+    }
+
+    /// netifd tore the interface down (`proto_b4_teardown`): it forgets
+    /// what it was told; say nothing until the next setup.
+    pub fn handle_teardown(&mut self) {
+        self.forget(true);
+    }
+
+    fn forget(&mut self, suspended: bool) {
+        self.suspended = suspended;
         self.acknowledged = None;
+        self.in_flight_stale = self.in_flight.is_some();
         self.retry_at = None;
         self.backoff = RETRY_MIN;
     }
@@ -175,6 +198,14 @@ impl Reporter {
         let Some(sent) = self.in_flight.take() else {
             return;
         };
+        if std::mem::take(&mut self.in_flight_stale) {
+            // Sent again at once, whatever this answer was.
+            match result {
+                Ok(()) => self.counters.sent += 1,
+                Err(_) => self.counters.failed += 1,
+            }
+            return;
+        }
         match result {
             Ok(()) => {
                 self.counters.sent += 1;
@@ -243,7 +274,7 @@ impl Reporter {
     /// Before the first success a "down" state is not sent: netifd starts the
     /// interface without addresses anyway.
     pub fn poll_send(&mut self, now: Instant) -> Option<Table> {
-        if self.in_flight.is_some() || self.retry_at.is_some_and(|t| now < t) {
+        if self.suspended || self.in_flight.is_some() || self.retry_at.is_some_and(|t| now < t) {
             return None;
         }
         self.retry_at = None;
@@ -705,6 +736,59 @@ mod tests {
         assert_eq!(r.poll_send(t0), None);
         r.handle_answer(t0, Ok(()));
         assert!(r.poll_send(t0).is_some());
+    }
+
+    #[test]
+    fn a_resync_while_a_call_is_out_is_not_lost_when_that_call_succeeds() {
+        let t0 = Instant::now();
+        let mut r = Reporter::new("wan6");
+        let l = lease(t0, vec![addr("2001:db8:1::2", t0, 3600, 7200)], vec![]);
+        r.handle_lease(t0, Some(&l), &info());
+        assert!(r.poll_send(t0).is_some());
+        // netifd restarts wan6 before the call's answer arrives: what the
+        // call delivered went with the old interface state.
+        r.handle_resync();
+        r.handle_answer(t0, Ok(()));
+        assert!(!r.reported_up());
+        assert!(r.poll_send(t0).is_some(), "sent again after the resync");
+    }
+
+    #[test]
+    fn after_a_teardown_nothing_is_sent_until_the_next_setup() {
+        let t0 = Instant::now();
+        let mut r = Reporter::new("wan6");
+        let l = lease(
+            t0,
+            vec![],
+            vec![prefix("2001:db8:100::", 56, t0, 1800, 3600)],
+        );
+        r.handle_lease(t0, Some(&l), &info());
+        r.poll_send(t0).unwrap();
+        r.handle_answer(t0, Ok(()));
+        // ifdown wan6: netifd drops what it had.
+        r.handle_teardown();
+        assert!(!r.reported_up(), "nothing to take down at stop");
+        // A renew while wan6 is down would put the prefix back on the LAN.
+        let t1 = t0 + S * 900;
+        let renewed = lease(
+            t1,
+            vec![],
+            vec![prefix("2001:db8:100::", 56, t1, 1800, 3600)],
+        );
+        r.handle_lease(t1, Some(&renewed), &info());
+        assert_eq!(r.poll_send(t1), None);
+        // ifup wan6: the current state, at once.
+        r.handle_resync();
+        let msg = r.poll_send(t1).expect("reported again");
+        assert_eq!(
+            strings(msg.get("ip6prefix")),
+            vec!["2001:db8:100::/56,1800,3600".to_string()]
+        );
+        // A call out when the teardown comes does not count as reported.
+        r.handle_teardown();
+        r.handle_answer(t1, Ok(()));
+        assert!(!r.reported_up());
+        assert_eq!(r.poll_send(t1), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The `b4` ubus object: `status`, `leases`, `renew`, `check`, `reload`,
-//! `netifd_setup`, and the `b4.state` event.
+//! `netifd_setup`, `netifd_teardown`, and the `b4.state` event.
 //!
 //! [`serve`] answers the calls the driver hands over, reading the shared
 //! [`Status`] model, and sends `b4.state` whenever the overall state or its
@@ -37,8 +37,9 @@ pub fn object() -> ObjectSpec {
             MethodSpec::new("check", &[]),
             MethodSpec::new("reload", &[]),
             // Called by netifd's protocol handler (/lib/netifd/proto/b4.sh)
-            // when it (re)starts the interface; not in LuCI's ACL.
+            // when it (re)starts or tears down the interface; not in LuCI's ACL.
             MethodSpec::new("netifd_setup", &[("interface", BlobType::String)]),
+            MethodSpec::new("netifd_teardown", &[("interface", BlobType::String)]),
         ],
     }
 }
@@ -55,10 +56,15 @@ pub struct Backend {
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
     /// the log. Returns false when there is nothing to renew (DHCPv6 off).
     pub renew: Box<dyn Fn(&str) -> bool + Send>,
-    /// netifd (re)started interface `name` with proto 'b4': report to it again.
-    /// Returns false when b4d does not report to netifd, or to another interface.
-    pub netifd_setup: Box<dyn Fn(&str) -> bool + Send>,
+    /// netifd (re)started (`true`: report to it again) or tore down
+    /// (`false`: report nothing until the next setup) interface `name` with
+    /// proto 'b4'. Returns false when b4d does not report to netifd, or to
+    /// another interface.
+    pub netifd_proto: NetifdProto,
 }
+
+/// `(interface, set_up) -> reported to`: see [`Backend::netifd_proto`].
+pub type NetifdProto = Box<dyn Fn(&str, bool) -> bool + Send>;
 
 pub use super::status_table::status_table;
 
@@ -152,18 +158,19 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
             Reply::ok(Table::new().with("reloading", true))
         }
         "reload" => Reply::error(UbusStatus::UnknownError),
-        "netifd_setup" => {
+        "netifd_setup" | "netifd_teardown" => {
             let interface = request
                 .args
                 .get("interface")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if (backend.netifd_setup)(interface) {
+            if (backend.netifd_proto)(interface, request.method == "netifd_setup") {
                 Reply::ok(Table::new().with("interface", interface))
             } else {
                 info!(
-                    "ubus: netifd set up interface '{interface}' with proto 'b4', \
-                     but b4d does not report to it (globals.ipv6_handoff, wan.netifd_interface)"
+                    "ubus: netifd called {} for interface '{interface}' with proto 'b4', \
+                     but b4d does not report to it (globals.ipv6_handoff, wan.netifd_interface)",
+                    request.method
                 );
                 Reply::error(UbusStatus::NotSupported)
             }
@@ -246,7 +253,7 @@ mod tests {
             leases: None,
             dns_proxy: None,
             reload: Box::new(|| true),
-            netifd_setup: Box::new(|name| name == "wan6"),
+            netifd_proto: Box::new(|name, _| name == "wan6"),
             renew: Box::new(move |reason| {
                 log.lock().unwrap().push(reason.to_string());
                 renew_works
@@ -291,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn netifd_setup_is_accepted_only_for_the_interface_b4d_reports_to() {
+    fn netifd_setup_and_teardown_are_accepted_only_for_the_interface_b4d_reports_to() {
         let (_tx, rx) = watch::channel(Status::new(Instant::now()));
         let (b, _) = backend(rx, true);
         let now = Instant::now();
@@ -304,6 +311,26 @@ mod tests {
         assert_eq!(
             answer(&b, &req, now),
             Reply::error(UbusStatus::NotSupported)
+        );
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&calls);
+        let b = Backend {
+            netifd_proto: Box::new(move |name, up| {
+                log.lock().unwrap().push((name.to_string(), up));
+                true
+            }),
+            ..b
+        };
+        for method in ["netifd_teardown", "netifd_setup"] {
+            let (req, _) = request(method, Table::new().with("interface", "wan6"));
+            assert_eq!(
+                answer(&b, &req, now),
+                Reply::ok(Table::new().with("interface", "wan6"))
+            );
+        }
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [("wan6".to_string(), false), ("wan6".to_string(), true)]
         );
     }
 

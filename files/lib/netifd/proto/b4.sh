@@ -11,7 +11,8 @@
 # handler has no task (no_proto_task). Its setup only asks b4d to report the
 # interface again; b4d sends the address, delegated prefixes (with lifetimes),
 # DNS servers and domains with `ubus call network.interface notify_proto` on
-# every change, and "link-up": false when the lease is lost or b4d stops.
+# every change, and "link-up": false when the lease is lost or b4d stops. Its
+# teardown tells b4d to report nothing until the next setup.
 
 [ -n "$INCLUDE_ONLY" ] || {
 	# shellcheck source=/dev/null
@@ -33,9 +34,13 @@ proto_b4_setup() {
 }
 
 proto_b4_teardown() {
-	# Nothing to stop: netifd drops what b4d reported, b4d keeps its DHCPv6
-	# binding and reports again at the next setup.
-	:
+	local interface="$1"
+
+	# netifd drops what b4d reported once this returns, but it would take a
+	# new report while the interface is down (and hand the delegated prefix
+	# to the LAN again): b4d stays quiet until the next setup. It keeps its
+	# DHCPv6 binding; nothing to stop.
+	ubus -t 2 call b4 netifd_teardown "{\"interface\":\"$interface\"}" >/dev/null 2>&1 || :
 }
 
 [ -n "$INCLUDE_ONLY" ] || add_protocol b4
