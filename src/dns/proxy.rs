@@ -160,6 +160,8 @@ enum Served {
         edns: Option<Edns>,
         /// `None` for opcodes other than QUERY: never cached.
         key: Option<CacheKey>,
+        /// Where the query's COOKIE options are removed before forwarding.
+        opt_rdlen_at: Option<usize>,
     },
 }
 
@@ -307,6 +309,7 @@ impl Proxy {
             question_end,
             edns,
             key,
+            opt_rdlen_at,
         } = served
         else {
             return;
@@ -335,6 +338,19 @@ impl Proxy {
             return;
         }
         *self.per_client.entry(client.ip()).or_default() += 1;
+        let mut message = bytes.to_vec();
+        // DNS cookies are per hop (RFC 7873 §1: between a client and the
+        // server it talks to; the server cookie is bound to b4d's WAN
+        // address), not end-to-end, so a proxy that passes through what it
+        // can (RFC 5625 §4) still does not forward them. Forwarded, the
+        // upstream's reply would carry this client's cookie, the cache would
+        // serve it to others, and c-ares (>= 1.33) drops a reply whose
+        // client cookie is not its own, or without one from a server that
+        // sent cookies before. Without it no upstream answer has a cookie
+        // (RFC 7873 §5.2.1) and every answer, cached or b4d's own, is alike.
+        if let Some(at) = opt_rdlen_at {
+            wire::remove_cookies(&mut message, at);
+        }
         let handle = self.next_handle();
         self.by_client
             .insert((client, header.id, question.clone()), handle);
@@ -343,7 +359,7 @@ impl Proxy {
             Query {
                 client,
                 client_id: header.id,
-                message: bytes.to_vec(),
+                message,
                 question,
                 question_end,
                 edns,
@@ -380,13 +396,14 @@ impl Proxy {
             self.record_drop(DropReason::MalformedQuery);
             return Served::Yes;
         };
-        let edns = layout.edns;
+        let (edns, opt_rdlen_at) = (layout.edns, layout.opt_rdlen_at);
         if header.opcode() != 0 {
             return Served::No {
                 question: question.to_owned(),
                 question_end,
                 edns,
                 key: None,
+                opt_rdlen_at,
             };
         }
         if let Some(answer) = self.local.lookup(question) {
@@ -425,6 +442,7 @@ impl Proxy {
             question_end,
             edns,
             key: Some(key.to_owned()),
+            opt_rdlen_at,
         }
     }
 

@@ -819,6 +819,12 @@ proptest! {
             let mut copy = bytes.clone();
             wire::age_ttls(&mut copy, layout.ttl_offsets.iter().copied(), 7);
             prop_assert_eq!(copy.len(), bytes.len());
+            if let Some(at) = layout.opt_rdlen_at {
+                // What is left still walks, with the same records.
+                wire::remove_cookies(&mut copy, at);
+                let after = wire::scan(&copy);
+                prop_assert_eq!(after.map(|l| l.ttl_offsets.len()), Ok(layout.ttl_offsets.len()));
+            }
         }
         let names = local::LocalNames::new(&LocalHosts { domain: "lan".into(), hosts: vec![] });
         if let Ok((q, end)) = wire::read_question(&bytes) {
@@ -897,4 +903,66 @@ fn local_names_follow_updates() {
     assert_eq!(back[back.len() - 4..], [192, 168, 1, 20]);
     // The old domain is no longer local: forwarded.
     sent(&h.ask(client(1), &query(2, "laptop.lan", wire::TYPE_A, None)));
+}
+// ---- EDNS options ----
+
+/// A query whose OPT record holds `options` (code, data) in that order.
+fn query_with_options(id: u16, qname: &str, options: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut m = query(id, qname, 1, Some(false));
+    let rdata: Vec<u8> = options
+        .iter()
+        .flat_map(|(code, data)| {
+            let head = [code.to_be_bytes(), (data.len() as u16).to_be_bytes()];
+            head.concat().into_iter().chain(data.iter().copied())
+        })
+        .collect();
+    let rdlen_at = m.len() - 2;
+    m[rdlen_at..].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(&rdata);
+    m
+}
+
+const OPTION_NSID: u16 = 3;
+const OPTION_COOKIE: u16 = 10;
+
+/// DNS cookies are per hop (RFC 7873): the forwarded query keeps every
+/// byte but the COOKIE option, so upstream answers carry none and a cache
+/// hit never hands one client another's cookie.
+#[test]
+fn cookies_are_not_forwarded_and_a_cached_answer_has_none() {
+    let mut h = Harness::new(&[server(1)]);
+    let (a_cookie, b_cookie) = (*b"AAAAAAAA", *b"BBBBBBBB");
+    let other: &[u8] = b"\x01\x02";
+    let qa = query_with_options(
+        1,
+        "example.net",
+        &[
+            (OPTION_NSID, b""),
+            (OPTION_COOKIE, &a_cookie),
+            (65001, other),
+        ],
+    );
+    let (a, _, up) = sent(&h.ask(client(1), &qa));
+    let without = query_with_options(1, "example.net", &[(OPTION_NSID, b""), (65001, other)]);
+    assert_eq!(up[2..], without[2..], "only the cookie is removed");
+    let r = reply(&up, 0, &[rr(1, 300, &[192, 0, 2, 1])], &[]);
+    answered(&h.reply(a, server(1), &r)).unwrap();
+    let qb = query_with_options(2, "example.net", &[(OPTION_COOKIE, &b_cookie)]);
+    let (_, hit) = answered(&h.ask(client(2), &qb)).expect("a cache hit");
+    for cookie in [a_cookie, b_cookie] {
+        assert!(!hit.windows(8).any(|w| w == cookie), "{hit:?}");
+    }
+}
+
+/// A signed query (TSIG, RFC 8945) is forwarded exactly as it came: an
+/// edited message would no longer verify.
+#[test]
+fn a_signed_query_keeps_its_cookie() {
+    let mut h = Harness::new(&[server(1)]);
+    let mut q = query_with_options(1, "example.net", &[(OPTION_COOKIE, b"AAAAAAAA")]);
+    q[11] = 2;
+    // A TSIG record (owner "k", class ANY, empty RDATA for brevity).
+    q.extend_from_slice(&[1, b'k', 0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+    let (_, _, up) = sent(&h.ask(client(1), &q));
+    assert_eq!(up[2..], q[2..]);
 }
