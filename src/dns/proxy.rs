@@ -586,7 +586,15 @@ impl Proxy {
             return;
         };
         match wire::read_question(bytes) {
-            Ok((question, _)) if question == query.question => {}
+            // Only with the name written out in full, as it was asked: the
+            // cache takes the name from the message's bytes. A pointer
+            // stands for a suffix of 1 or at least 3 bytes, so one always
+            // changes the length.
+            Ok((question, end)) if question == query.question => {
+                if end != wire::HEADER_LEN + question.name.len() + 4 {
+                    return self.record_drop(DropReason::MalformedReply);
+                }
+            }
             Ok(_) => return self.record_drop(DropReason::WrongQuestion),
             Err(_) => return self.record_drop(DropReason::MalformedReply),
         }

@@ -904,6 +904,40 @@ fn local_names_follow_updates() {
     // The old domain is no longer local: forwarded.
     sent(&h.ask(client(1), &query(2, "laptop.lan", wire::TYPE_A, None)));
 }
+/// A query for the root name.
+fn root_query(id: u16, qtype: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m
+}
+
+/// A reply whose question name is a compression pointer (here to the 0 of
+/// QDCOUNT's high byte: the root, as asked) is dropped as malformed: the
+/// cache reads the question name from the message's bytes, and took the
+/// pointer for the name (its index then lost track of entries, filled up
+/// and hung the proxy).
+#[test]
+fn a_reply_with_a_compressed_question_is_dropped() {
+    let mut h = Harness::new(&[server(1)]);
+    let q = root_query(1, TYPE_TXT);
+    let (a, _, up) = sent(&h.ask(client(1), &q));
+    let mut r = up[..12].to_vec();
+    r[2] |= 0x80;
+    r[6..8].copy_from_slice(&1u16.to_be_bytes());
+    r.extend_from_slice(&[0xc0, 4, 0, 16, 0, 1]);
+    r.extend_from_slice(&[0, 0, 16, 0, 1, 0, 0, 1, 0x2c, 0, 2, 1, b'x']);
+    assert_eq!(answered(&h.reply(a, server(1), &r)), None);
+    assert_eq!(h.proxy.status().drops.malformed_reply, 1);
+    // The same answer with the question written out is taken and cached.
+    let mut full = up[..up.len()].to_vec();
+    full[2..12].copy_from_slice(&r[2..12]);
+    full.extend_from_slice(&r[18..]);
+    assert!(answered(&h.reply(a, server(1), &full)).is_some());
+    assert_eq!(h.proxy.status().cache_entries, 1);
+}
+
 // ---- EDNS options ----
 
 /// A query whose OPT record holds `options` (code, data) in that order.
