@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,10 @@ use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, T
 
 /// Concurrent TCP clients; more are closed at once.
 pub const MAX_TCP_CLIENTS: usize = 32;
-/// A TCP client must deliver each whole message within this (RFC 7766 §6.2.3).
+/// Concurrent TCP clients from one address: one host cannot take every slot.
+pub const MAX_TCP_CLIENTS_PER_ADDRESS: usize = 8;
+/// A TCP client must deliver each whole message, and take each answer,
+/// within this (RFC 7766 §6.2.3).
 pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
 /// An upstream TCP connection unused this long is closed.
 pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
@@ -85,7 +88,8 @@ struct Driver {
     attempts: HashMap<AttemptId, UdpAttempt>,
     /// Per server: connection number and its queue.
     tcp_upstreams: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
-    tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    /// Per connection: the client's address and its answer queue.
+    tcp_clients: HashMap<u64, (IpAddr, mpsc::Sender<Vec<u8>>)>,
     next_conn: u64,
     /// UDP answers collected while handling one wake-up, sent together.
     answers: Vec<(SocketAddrV4, Vec<u8>)>,
@@ -507,7 +511,7 @@ impl Driver {
                     client: Client::Tcp { conn, .. },
                     bytes,
                 } => {
-                    if let Some(tx) = self.tcp_clients.get(&conn) {
+                    if let Some((_, tx)) = self.tcp_clients.get(&conn) {
                         let _ = tx.try_send(bytes);
                     }
                 }
@@ -584,21 +588,20 @@ impl Driver {
             self.proxy.record_drop(DropReason::NotFromLan);
             return;
         }
-        if self.tcp_clients.len() >= MAX_TCP_CLIENTS {
+        let from_peer = self.tcp_clients.values().filter(|(ip, _)| *ip == peer.ip());
+        if self.tcp_clients.len() >= MAX_TCP_CLIENTS
+            || from_peer.count() >= MAX_TCP_CLIENTS_PER_ADDRESS
+        {
             self.proxy.record_drop(DropReason::TcpConnectionLimit);
             return;
         }
         self.next_conn += 1;
         let conn = self.next_conn;
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
-        self.tcp_clients.insert(conn, tx);
-        tokio::spawn(client_connection(
-            conn,
-            peer,
-            stream,
-            rx,
-            self.events.clone(),
-        ));
+        self.tcp_clients.insert(conn, (peer.ip(), tx));
+        let timers = (TCP_CLIENT_IDLE, QUERY_DEADLINE);
+        let events = self.events.clone();
+        tokio::spawn(client_connection(conn, peer, stream, rx, events, timers));
     }
 }
 
@@ -627,62 +630,76 @@ async fn write_frame(write: &mut OwnedWriteHalf, message: &[u8]) -> io::Result<(
 }
 
 /// One TCP client: frames in, answers out. The reader ends on EOF, an
-/// error, a 0-length frame or TCP_CLIENT_IDLE without a whole message; the
-/// writer then stays long enough for the answers still being resolved.
+/// error, a 0-length frame or `idle` without a whole message; after a clean
+/// EOF the writer stays for the answers still owed, at most `linger` (the
+/// query deadline), and closes at once when none is (glibc and musl open a
+/// connection per query when they fall back to TCP: a slot must not stay
+/// taken for seconds after each). A write that takes longer than `idle`
+/// (a client that stopped reading) closes the connection too.
 async fn client_connection(
     conn: u64,
     peer: SocketAddr,
     stream: TcpStream,
     mut replies: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
+    (idle, linger_for): (Duration, Duration),
 ) {
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
-    // Ends with `true` at a clean end of stream (answers still owed are
-    // written), `false` when the client misbehaved (closed at once).
+    // Ends with `Some(queries read)` at a clean end of stream (answers still
+    // owed are written), `None` when the client misbehaved (closed at once).
     let mut reader = tokio::spawn(async move {
+        let mut asked = 0;
         loop {
-            let frame = match timeout(TCP_CLIENT_IDLE, read_frame(&mut read)).await {
+            let frame = match timeout(idle, read_frame(&mut read)).await {
                 Err(_) => {
                     let _ = reader_events
                         .send(Event::TcpClientDrop(DropReason::TcpIdle))
                         .await;
-                    return false;
+                    return None;
                 }
                 Ok(Ok(Some(frame))) => frame,
-                Ok(Ok(None)) => return true,
-                Ok(Err(_)) => return false,
+                Ok(Ok(None)) => return Some(asked),
+                Ok(Err(_)) => return None,
             };
             if frame.is_empty() {
                 let _ = reader_events
                     .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
                     .await;
-                return false;
+                return None;
             }
+            asked += 1;
             let query = Event::TcpClientQuery {
                 conn,
                 peer,
                 bytes: frame,
             };
             if reader_events.send(query).await.is_err() {
-                return false;
+                return None;
             }
         }
     });
-    let mut reader_done = false;
-    loop {
+    // Answers written; once the reader is done, the queries it read.
+    let (mut answered, mut asked) = (0, None);
+    let linger = sleep(Duration::MAX);
+    tokio::pin!(linger);
+    while asked.is_none_or(|asked| answered < asked) {
         tokio::select! {
             reply = replies.recv() => match reply {
-                Some(reply) => if write_frame(&mut write, &reply).await.is_err() { break },
+                Some(reply) => match timeout(idle, write_frame(&mut write, &reply)).await {
+                    Ok(Ok(())) => answered += 1,
+                    _ => break,
+                },
                 None => break,
             },
-            clean = &mut reader, if !reader_done => {
-                reader_done = true;
-                if !matches!(clean, Ok(true)) {
-                    break;
+            clean = &mut reader, if asked.is_none() => match clean {
+                Ok(Some(n)) => {
+                    asked = Some(n);
+                    linger.as_mut().reset(Instant::now() + linger_for);
                 }
-            }
-            _ = sleep(QUERY_DEADLINE + Duration::from_secs(1)), if reader_done => break,
+                _ => break,
+            },
+            () = &mut linger => break,
         }
     }
     reader.abort();
@@ -739,4 +756,146 @@ async fn upstream_connection(
     queries.close();
     reader.abort();
     let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards against a hang only: no test here measures time.
+    const HANG: Duration = Duration::from_secs(60);
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// A connected pair on loopback: b4d's side, the client's side, and
+    /// the client's address.
+    async fn tcp_pair(client_ip: Ipv4Addr, server: SocketAddr) -> (TcpStream, TcpStream) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(client_ip.into(), 0)).unwrap();
+        let listener = TcpListener::bind(server).await.unwrap();
+        let client = socket
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (listener.accept().await.unwrap().0, client)
+    }
+
+    /// `client_connection` on b4d's side; the answer queue and the events.
+    async fn serve(
+        timers: (Duration, Duration),
+    ) -> (TcpStream, mpsc::Sender<Vec<u8>>, mpsc::Receiver<Event>) {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (ours, client) = tcp_pair(Ipv4Addr::LOCALHOST, local).await;
+        let (answers, rx) = mpsc::channel(64);
+        let (events_tx, events) = mpsc::channel(64);
+        let peer = client.local_addr().unwrap();
+        tokio::spawn(client_connection(1, peer, ours, rx, events_tx, timers));
+        (client, answers, events)
+    }
+
+    async fn next_query(events: &mut mpsc::Receiver<Event>) -> Vec<u8> {
+        loop {
+            if let Some(Event::TcpClientQuery { bytes, .. }) = events.recv().await {
+                return bytes;
+            }
+        }
+    }
+
+    async fn until_closed(events: &mut mpsc::Receiver<Event>) {
+        while !matches!(events.recv().await, Some(Event::TcpClientClosed(1)) | None) {}
+    }
+
+    async fn read_frame_from(client: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut len = [0u8; 2];
+        client.read_exact(&mut len).await.ok()?;
+        let mut frame = vec![0; usize::from(u16::from_be_bytes(len))];
+        client.read_exact(&mut frame).await.ok()?;
+        Some(frame)
+    }
+
+    /// A client that hangs up with every answer taken frees its slot at
+    /// once, not after the query deadline (here an hour).
+    #[tokio::test]
+    async fn a_tcp_client_that_hangs_up_with_nothing_owed_is_closed_at_once() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            assert_eq!(next_query(&mut events).await, b"abc");
+            answers.send(b"answer".to_vec()).await.unwrap();
+            assert_eq!(read_frame_from(&mut client).await.unwrap(), b"answer");
+            client.shutdown().await.unwrap();
+            until_closed(&mut events).await;
+            assert_eq!(read_frame_from(&mut client).await, None);
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A client that hangs up before its answer still gets it.
+    #[tokio::test]
+    async fn an_answer_owed_after_the_client_hung_up_is_written() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            client.shutdown().await.unwrap();
+            next_query(&mut events).await;
+            answers.send(b"answer".to_vec()).await.unwrap();
+            assert_eq!(read_frame_from(&mut client).await.unwrap(), b"answer");
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A client that stops reading (a zero window) cannot hold its slot:
+    /// the write gives up after the idle time.
+    #[tokio::test]
+    async fn a_tcp_client_that_stops_reading_is_closed() {
+        timeout(HANG, async {
+            let idle = Duration::from_millis(100);
+            let (mut client, answers, mut events) = serve((idle, LONG)).await;
+            let _ = socket2::SockRef::from(&client).set_recv_buffer_size(4096);
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            next_query(&mut events).await;
+            for _ in 0..64 {
+                if answers.send(vec![0; 60_000]).await.is_err() {
+                    break;
+                }
+            }
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// One address gets MAX_TCP_CLIENTS_PER_ADDRESS connections; the next
+    /// is refused and counted, another address is still served.
+    #[tokio::test]
+    async fn one_address_cannot_take_every_tcp_slot() {
+        let (events, _events_rx) = mpsc::channel(1024);
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let mut driver = Driver {
+            proxy: Proxy::new(0, 1, std::time::Instant::now()),
+            lan_udp: UdpSocket::bind(local).await.unwrap(),
+            events,
+            attempts: HashMap::new(),
+            tcp_upstreams: HashMap::new(),
+            tcp_clients: HashMap::new(),
+            next_conn: 0,
+            answers: Vec::new(),
+            send_batch: mmsg::SendBatch::default(),
+            actions: Vec::new(),
+            clients: (Ipv4Addr::new(127, 0, 0, 0), 8),
+        };
+        let mut clients = Vec::new();
+        for ip in [[127, 0, 0, 1]; MAX_TCP_CLIENTS_PER_ADDRESS + 1]
+            .into_iter()
+            .chain([[127, 0, 0, 2]])
+        {
+            let (ours, client) = tcp_pair(ip.into(), local).await;
+            driver.accept_tcp(ours, client.local_addr().unwrap());
+            clients.push(client);
+        }
+        assert_eq!(driver.tcp_clients.len(), MAX_TCP_CLIENTS_PER_ADDRESS + 1);
+        assert_eq!(driver.proxy.status().drops.tcp_connection_limit, 1);
+    }
 }
