@@ -423,6 +423,17 @@ impl Proxy {
         let key = KeyRef::append(key_buf, qtype, qclass, header, edns);
         let mut cached = self.spare.pop().unwrap_or_default();
         if self.cache.get(key, now, header.id, &mut cached) && cached.len() <= max_size {
+            // The question as this client wrote it, not as the first asker
+            // did: a forwarder that randomises the case of its names (the
+            // "0x20" spoofing defence) drops an answer that differs. The
+            // cached question is written out in full, as is the query's
+            // when it has the key's length.
+            let name_end = question_end - 4;
+            if name_end - wire::HEADER_LEN == key.name().len() {
+                if let Some(name) = cached.get_mut(wire::HEADER_LEN..name_end) {
+                    name.copy_from_slice(&bytes[wire::HEADER_LEN..name_end]);
+                }
+            }
             self.status.cache_hits += 1;
             out.push(Action::ToClient {
                 client,

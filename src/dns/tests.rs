@@ -548,6 +548,22 @@ fn cache_serves_the_same_bytes_with_new_id_and_aged_ttls() {
 
 /// A hit written into a recycled buffer (the bytes of an earlier, longer
 /// answer) is exactly the cached answer: nothing of the old one remains.
+/// A hit carries the question as this client asked it, case included
+/// (forwarders that randomise case, "0x20", check it), not as the first
+/// asker wrote it.
+#[test]
+fn a_cache_hit_echoes_the_question_in_the_askers_case() {
+    let mut h = Harness::new(&[server(1)]);
+    let mut first = query(1, "example.net", 1, None);
+    first[13..20].copy_from_slice(b"Example");
+    cached_round(&mut h, &first, &[rr(1, 300, &[192, 0, 2, 1])], &[], 0);
+    let mut second = query(2, "example.net", 1, None);
+    second[13..20].copy_from_slice(b"eXaMpLe");
+    let (_, hit) = answered(&h.ask(client(2), &second)).unwrap();
+    let (_, question_end) = wire::read_question(&second).unwrap();
+    assert_eq!(hit[12..question_end], second[12..question_end]);
+}
+
 #[test]
 fn a_hit_in_a_recycled_buffer_is_the_cached_answer_only() {
     let mut h = Harness::new(&[server(1)]);
