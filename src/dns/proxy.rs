@@ -262,7 +262,7 @@ impl Proxy {
                 bytes,
             } => self.on_udp_reply(now, attempt, from, bytes, out),
             Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, out),
-            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, out),
+            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, true, out),
             Input::TcpDown { server } => self.on_tcp_down(now, server, out),
             Input::Timeout => self.on_timeout(now, out),
         }
@@ -612,19 +612,10 @@ impl Proxy {
         if matches!(header.rcode(), wire::RCODE_SERVFAIL | wire::RCODE_REFUSED) {
             // Fail over at once (RFC 5625 §4 wants the proxy to behave like a
             // resolver; a stub would try the next server).
-            self.upstreams.failed(server, false);
-            self.status.upstream_failures += 1;
-            self.forget_attempt(attempt, out);
-            let Some(query) = self.queries.get_mut(&handle) else {
-                return;
-            };
-            query.last_failure = Some(bytes.to_vec());
-            if query.tried < query.candidates.len() {
-                self.start_attempt(now, handle, out);
-            } else {
-                self.fail(handle, out);
+            if let Some(query) = self.queries.get_mut(&handle) {
+                query.last_failure = Some(bytes.to_vec());
             }
-            return;
+            return self.attempt_failed(now, attempt, false, out);
         }
         self.upstreams
             .answered(server, now.saturating_duration_since(sent));
@@ -650,21 +641,29 @@ impl Proxy {
             .map(|(id, _)| *id)
             .collect();
         for attempt in failed {
-            self.attempt_failed(now, attempt, out);
+            self.attempt_failed(now, attempt, true, out);
         }
     }
 
-    /// An attempt that can no longer be answered (server unreachable,
-    /// connection lost): the next server now instead of at the timeout, or
-    /// SERVFAIL when every server has failed this way and nothing else is
-    /// pending.
-    fn attempt_failed(&mut self, now: Instant, attempt: AttemptId, out: &mut Vec<Action>) {
+    /// An attempt that has failed (SERVFAIL or REFUSED, or, `unreachable`,
+    /// no way to get an answer): the next server now instead of at the
+    /// timeout, or SERVFAIL when every server has failed and no other
+    /// attempt is still waiting (a slower server may yet answer).
+    fn attempt_failed(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        unreachable: bool,
+        out: &mut Vec<Action>,
+    ) {
         let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         let (handle, server) = (a.query, a.server);
-        debug!("upstream {server} unreachable");
-        self.upstreams.failed(server, true);
+        if unreachable {
+            debug!("upstream {server} unreachable");
+        }
+        self.upstreams.failed(server, unreachable);
         self.status.upstream_failures += 1;
         self.forget_attempt(attempt, out);
         let Some(query) = self.queries.get(&handle) else {

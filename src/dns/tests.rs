@@ -413,6 +413,22 @@ fn servfail_fails_over_at_once_and_the_last_one_is_forwarded() {
     assert_eq!(h.proxy.status().upstream_failures, 2);
 }
 
+/// A REFUSED from the second server does not end the query while the
+/// first, slower one may still answer: its answer reaches the client.
+#[test]
+fn a_refusal_waits_for_a_slower_server_still_asked() {
+    let mut h = Harness::new(&[server(1), server(2)]);
+    let (a1, _, up1) = sent(&h.ask(client(5000), &query(7, "example.net", 1, None)));
+    let wake = h.proxy.poll_timeout().unwrap();
+    let (a2, to, up2) = sent(&h.advance(wake - h.now));
+    assert_eq!(to, server(2));
+    let refused = h.reply(a2, server(2), &reply(&up2, 5, &[], &[]));
+    assert_eq!(answered(&refused), None, "{refused:?}");
+    let r = reply(&up1, 0, &[rr(1, 60, &[192, 0, 2, 1])], &[]);
+    let (_, back) = answered(&h.reply(a1, server(1), &r)).unwrap();
+    assert_eq!(rcode_of(&back), 0);
+}
+
 #[test]
 fn the_fastest_server_is_preferred() {
     let mut h = Harness::new(&[server(1), server(2)]);
