@@ -62,8 +62,9 @@ enum Event {
     /// The socket of an attempt is readable, or (`true`) has an error pending.
     UdpReady(AttemptId, bool),
     TcpUpstreamReply(SocketAddr, Vec<u8>),
-    /// The connection `conn` to the server ended.
-    TcpUpstreamDown(SocketAddr, u64),
+    /// The connection `conn` to the server ended, with the queries it had
+    /// not yet taken from its queue.
+    TcpUpstreamDown(SocketAddr, u64, Vec<Vec<u8>>),
     TcpClientQuery {
         conn: u64,
         peer: SocketAddr,
@@ -371,9 +372,11 @@ impl Driver {
                 );
                 self.execute(actions).await;
             }
-            Event::TcpUpstreamDown(server, conn) => {
-                // Only the current connection's end fails the TCP attempts;
-                // an older one's (idle close) concerns nothing in flight.
+            Event::TcpUpstreamDown(server, conn, unsent) => {
+                // The current connection's end: the core sends its queries
+                // again (on a new one) or fails them over. An older one's
+                // (closed while idle) has at most queries queued just as it
+                // closed, never written: they go to the current connection.
                 if self
                     .tcp_upstreams
                     .get(&server)
@@ -382,6 +385,10 @@ impl Driver {
                     self.tcp_upstreams.remove(&server);
                     let actions = self.proxy.handle(now(), Input::TcpDown { server });
                     self.execute(actions).await;
+                } else {
+                    for query in unsent {
+                        self.send_tcp_upstream(server, query);
+                    }
                 }
             }
             Event::TcpClientQuery { conn, peer, bytes } => {
@@ -714,21 +721,29 @@ async fn upstream_connection(
     mut queries: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) {
-    let stream = match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            debug!("TCP to {server}: {e}");
-            queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
-            return;
-        }
-        Err(_) => {
-            debug!("TCP to {server}: connect timed out");
-            queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
-            return;
-        }
-    };
+    match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
+        Ok(Ok(stream)) => exchange(server, stream, &mut queries, &events).await,
+        Ok(Err(e)) => debug!("TCP to {server}: {e}"),
+        Err(_) => debug!("TCP to {server}: connect timed out"),
+    }
+    queries.close();
+    let mut unsent = Vec::new();
+    while let Ok(query) = queries.try_recv() {
+        unsent.push(query);
+    }
+    let _ = events
+        .send(Event::TcpUpstreamDown(server, conn, unsent))
+        .await;
+}
+
+/// Writes the queries and reads the answers of one upstream connection,
+/// until either side ends it or it is idle.
+async fn exchange(
+    server: SocketAddr,
+    stream: TcpStream,
+    queries: &mut mpsc::Receiver<Vec<u8>>,
+    events: &mpsc::Sender<Event>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
@@ -753,9 +768,7 @@ async fn upstream_connection(
             _ = sleep(TCP_UPSTREAM_IDLE) => break,
         }
     }
-    queries.close();
     reader.abort();
-    let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
 }
 
 #[cfg(test)]
@@ -867,15 +880,12 @@ mod tests {
         .unwrap();
     }
 
-    /// One address gets MAX_TCP_CLIENTS_PER_ADDRESS connections; the next
-    /// is refused and counted, another address is still served.
-    #[tokio::test]
-    async fn one_address_cannot_take_every_tcp_slot() {
-        let (events, _events_rx) = mpsc::channel(1024);
-        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let mut driver = Driver {
+    /// A driver for loopback clients, and its event queue.
+    async fn test_driver() -> (Driver, mpsc::Receiver<Event>) {
+        let (events, events_rx) = mpsc::channel(1024);
+        let driver = Driver {
             proxy: Proxy::new(0, 1, std::time::Instant::now()),
-            lan_udp: UdpSocket::bind(local).await.unwrap(),
+            lan_udp: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap(),
             events,
             attempts: HashMap::new(),
             tcp_upstreams: HashMap::new(),
@@ -886,6 +896,39 @@ mod tests {
             actions: Vec::new(),
             clients: (Ipv4Addr::new(127, 0, 0, 0), 8),
         };
+        (driver, events_rx)
+    }
+
+    /// Queries queued on an upstream connection as it ends come back with
+    /// its end, and, when a newer connection to that server is already in
+    /// use, go to that one instead of being lost until their timeout.
+    #[tokio::test]
+    async fn queries_queued_on_an_ended_upstream_connection_are_sent_on_the_next() {
+        let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let (queue, queued) = mpsc::channel(4);
+        queue.send(b"query".to_vec()).await.unwrap();
+        let (events, mut events_rx) = mpsc::channel(4);
+        timeout(HANG, upstream_connection(closed, 1, queued, events))
+            .await
+            .unwrap();
+        let Some(down @ Event::TcpUpstreamDown(_, 1, _)) = events_rx.recv().await else {
+            panic!("no TcpUpstreamDown");
+        };
+        let (mut driver, _events) = test_driver().await;
+        let (current, mut on_current) = mpsc::channel(4);
+        driver.tcp_upstreams.insert(closed, (2, current));
+        driver.event(down, &mut []).await;
+        assert_eq!(on_current.try_recv().unwrap(), b"query");
+    }
+
+    /// One address gets MAX_TCP_CLIENTS_PER_ADDRESS connections; the next
+    /// is refused and counted, another address is still served.
+    #[tokio::test]
+    async fn one_address_cannot_take_every_tcp_slot() {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (mut driver, _events) = test_driver().await;
         let mut clients = Vec::new();
         for ip in [[127, 0, 0, 1]; MAX_TCP_CLIENTS_PER_ADDRESS + 1]
             .into_iter()

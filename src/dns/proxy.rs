@@ -147,6 +147,8 @@ struct Attempt {
     id: u16,
     sent: Instant,
     transport: Transport,
+    /// Sent again on a new TCP connection after the first one closed.
+    resent: bool,
 }
 
 /// What [`Proxy::answer_locally`] did.
@@ -506,6 +508,7 @@ impl Proxy {
                 id,
                 sent: now,
                 transport,
+                resent: false,
             },
         );
         if transport == Transport::Tcp {
@@ -633,15 +636,48 @@ impl Proxy {
         self.finish(handle, response, out);
     }
 
+    /// The TCP connection to `server` is gone: a client SHOULD retry the
+    /// queries it had not answered (RFC 7766 §6.2.1; servers close idle or
+    /// busy connections), so each is sent once more (the driver opens a new
+    /// connection), and fails over if that connection goes too. One lost
+    /// connection is one failure of the server, however many queries it
+    /// carried.
     fn on_tcp_down(&mut self, now: Instant, server: SocketAddr, out: &mut Vec<Action>) {
-        let failed: Vec<AttemptId> = self
+        let lost: Vec<AttemptId> = self
             .attempts
             .iter()
             .filter(|(_, a)| a.transport == Transport::Tcp && a.server == server)
             .map(|(id, _)| *id)
             .collect();
-        for attempt in failed {
-            self.attempt_failed(now, attempt, true, out);
+        if lost.is_empty() {
+            return;
+        }
+        debug!(
+            "TCP connection to {server} lost with {} queries",
+            lost.len()
+        );
+        self.upstreams.failed(server, true);
+        self.status.upstream_failures += 1;
+        for attempt in lost {
+            let Some(a) = self.attempts.get_mut(&attempt) else {
+                continue;
+            };
+            let message = self.queries.get(&a.query).map(|q| &q.message);
+            match message {
+                Some(message) if !a.resent => {
+                    a.resent = true;
+                    a.sent = now;
+                    let mut bytes = message.clone();
+                    wire::set_id(&mut bytes, a.id);
+                    out.push(Action::ToUpstream {
+                        attempt,
+                        server,
+                        transport: Transport::Tcp,
+                        bytes,
+                    });
+                }
+                _ => self.fail_over(now, attempt, out),
+            }
         }
     }
 
@@ -656,15 +692,22 @@ impl Proxy {
         unreachable: bool,
         out: &mut Vec<Action>,
     ) {
-        let Some(a) = self.attempts.get(&attempt) else {
+        let Some(server) = self.attempts.get(&attempt).map(|a| a.server) else {
             return;
         };
-        let (handle, server) = (a.query, a.server);
         if unreachable {
             debug!("upstream {server} unreachable");
         }
         self.upstreams.failed(server, unreachable);
         self.status.upstream_failures += 1;
+        self.fail_over(now, attempt, out);
+    }
+
+    /// [`Proxy::attempt_failed`] with the failure already counted.
+    fn fail_over(&mut self, now: Instant, attempt: AttemptId, out: &mut Vec<Action>) {
+        let Some(handle) = self.attempts.get(&attempt).map(|a| a.query) else {
+            return;
+        };
         self.forget_attempt(attempt, out);
         let Some(query) = self.queries.get(&handle) else {
             return;

@@ -496,16 +496,46 @@ fn tcp_queries_go_over_tcp_and_match_on_server_and_id() {
     assert_eq!(back.len(), big.len(), "no 512-byte limit over TCP");
 }
 
+/// A lost TCP connection (RFC 7766 §6.2.1): every query it carried is sent
+/// once more to the same server, on a new connection, and the loss counts
+/// as one failure; when that connection is lost too, they fail over.
 #[test]
-fn tcp_connection_loss_fails_over() {
+fn tcp_connection_loss_resends_once_then_fails_over() {
     let mut h = Harness::new(&[server(1), server(2)]);
-    let tcp_client = Client::Tcp {
-        conn: 1,
-        peer: SocketAddr::from(([192, 168, 1, 9], 1)),
+    let tcp_client = |port| Client::Tcp {
+        conn: u64::from(port),
+        peer: SocketAddr::from(([192, 168, 1, 9], port)),
     };
-    sent(&h.ask(tcp_client, &query(11, "example", 1, None)));
-    let (_, to, _) = sent(&h.proxy.handle(h.now, Input::TcpDown { server: server(1) }));
-    assert_eq!(to, server(2));
+    // Server 1 answers at once: the fastest, asked first.
+    let (a, _, up) = sent(&h.ask(client(1), &query(10, "c.example", 1, None)));
+    h.reply(a, server(1), &reply(&up, 0, &[], &[]));
+    let (a1, _, q1) = sent(&h.ask(tcp_client(1), &query(11, "a.example", 1, None)));
+    let (a2, _, q2) = sent(&h.ask(tcp_client(2), &query(12, "b.example", 1, None)));
+    let resent = h.proxy.handle(h.now, Input::TcpDown { server: server(1) });
+    let expected: Vec<Action> = [(a1, q1), (a2, q2)]
+        .into_iter()
+        .map(|(attempt, bytes)| Action::ToUpstream {
+            attempt,
+            server: server(1),
+            transport: Transport::Tcp,
+            bytes,
+        })
+        .collect();
+    assert_eq!(resent.len(), 2);
+    assert!(expected.iter().all(|e| resent.contains(e)), "{resent:?}");
+    let status = h.proxy.status();
+    assert_eq!(status.upstream_failures, 1);
+    assert_eq!(status.upstreams[0].failures, 1);
+    let failed_over = h.proxy.handle(h.now, Input::TcpDown { server: server(1) });
+    let to: Vec<_> = failed_over
+        .iter()
+        .filter_map(|a| match a {
+            Action::ToUpstream { server, .. } => Some(*server),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, [server(2), server(2)]);
+    assert_eq!(h.proxy.status().upstream_failures, 2);
 }
 
 #[test]
