@@ -36,7 +36,8 @@ pub const MAX_CACHED_MESSAGE: usize = 4096;
 /// What makes two queries get the same answer: the question plus the bits
 /// that change what an upstream returns (RD; CD and DO per RFC 4035 §3.2,
 /// so validated and unvalidated, signed and unsigned variants never mix;
-/// EDNS presence, since the OPT record is part of the answer).
+/// AD, since the answer's AD depends on AD or DO in the query, RFC 6840
+/// §5.7-5.8; EDNS presence, since the OPT record is part of the answer).
 ///
 /// Kept as one byte string, the lower-cased wire name (RFC 4343) then
 /// QTYPE, QCLASS and the variant bits: hashed in one pass, and built by
@@ -81,7 +82,8 @@ impl<'a> KeyRef<'a> {
         let variant = u8::from(header.recursion_desired())
             | u8::from(header.checking_disabled()) << 1
             | u8::from(edns.is_some()) << 2
-            | u8::from(edns.is_some_and(|e| e.dnssec_ok)) << 3;
+            | u8::from(edns.is_some_and(|e| e.dnssec_ok)) << 3
+            | u8::from(header.authentic_data()) << 4;
         let [t0, t1] = qtype.to_be_bytes();
         let [c0, c1] = qclass.to_be_bytes();
         name.extend_from_slice(&[t0, t1, c0, c1, variant]);
@@ -576,6 +578,8 @@ mod tests {
             key(b"\x07example\x03com\x00", 0x0100, do_set),
             key(b"\x07example\x03com\x00", 0x0110, do_set),
             key(b"\x07example\x03com\x00", 0x0000, None), // no RD
+            key(b"\x07example\x03com\x00", 0x0120, None), // AD
+            key(b"\x07example\x03com\x00", 0x0120, do_clear),
         ];
         for (i, a) in variants.iter().enumerate() {
             for b in &variants[i + 1..] {

@@ -29,6 +29,7 @@ const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
+const FLAG_AD: u16 = 0x0020;
 const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 /// EDNS0 "DNSSEC OK" in the OPT TTL's flag half (RFC 3225 §3).
@@ -113,6 +114,9 @@ impl Header {
     }
     pub fn checking_disabled(&self) -> bool {
         self.flags & FLAG_CD != 0
+    }
+    pub fn authentic_data(&self) -> bool {
+        self.flags & FLAG_AD != 0
     }
 }
 
