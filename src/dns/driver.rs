@@ -35,6 +35,11 @@ pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
 /// An upstream TCP connection unused this long is closed.
 pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest message a TCP client may send: a query is a question and a
+/// few records (EDNS, TSIG), far less (a DNS UPDATE over this is refused),
+/// and every client message waits in the 1024-slot event queue, where 64
+/// KiB frames could take 64 MiB.
+const MAX_TCP_QUERY: usize = 4096;
 /// Messages queued towards one TCP peer.
 const TCP_QUEUE: usize = 32;
 /// recvmmsg calls in a row before looking at the other event sources.
@@ -613,15 +618,19 @@ impl Driver {
 }
 
 /// Reads one length-prefixed message (RFC 1035 §4.2.2); `Ok(None)` at a
-/// clean end of stream.
-async fn read_frame(read: &mut OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
+/// clean end of stream; `InvalidData` for a message longer than `max`.
+async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
     match read.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    let len = usize::from(u16::from_be_bytes(len));
+    if len > max {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut message = vec![0u8; len];
     read.read_exact(&mut message).await?;
     Ok(Some(message))
 }
@@ -658,23 +667,24 @@ async fn client_connection(
     let mut reader = tokio::spawn(async move {
         let mut asked = 0;
         loop {
-            let frame = match timeout(idle, read_frame(&mut read)).await {
+            let frame = match timeout(idle, read_frame(&mut read, MAX_TCP_QUERY)).await {
                 Err(_) => {
                     let _ = reader_events
                         .send(Event::TcpClientDrop(DropReason::TcpIdle))
                         .await;
                     return None;
                 }
-                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(Some(frame))) if !frame.is_empty() => frame,
                 Ok(Ok(None)) => return Some(asked),
-                Ok(Err(_)) => return None,
+                Ok(Err(e)) if e.kind() != io::ErrorKind::InvalidData => return None,
+                // 0 bytes, or more than a query takes.
+                Ok(_) => {
+                    let _ = reader_events
+                        .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
+                        .await;
+                    return None;
+                }
             };
-            if frame.is_empty() {
-                let _ = reader_events
-                    .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
-                    .await;
-                return None;
-            }
             asked += 1;
             let query = Event::TcpClientQuery {
                 conn,
@@ -748,7 +758,7 @@ async fn exchange(
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
     let mut reader = tokio::spawn(async move {
-        while let Ok(Some(frame)) = read_frame(&mut read).await {
+        while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
             if reader_events
                 .send(Event::TcpUpstreamReply(server, frame))
                 .await
@@ -874,6 +884,25 @@ mod tests {
                     break;
                 }
             }
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A frame longer than any query is refused before it is read.
+    #[tokio::test]
+    async fn a_tcp_client_frame_over_4_kib_is_refused() {
+        timeout(HANG, async {
+            let (mut client, _answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            assert_eq!(next_query(&mut events).await, b"abc");
+            let len = (MAX_TCP_QUERY as u16 + 1).to_be_bytes();
+            client.write_all(&len).await.unwrap();
+            assert!(matches!(
+                events.recv().await,
+                Some(Event::TcpClientDrop(DropReason::BadTcpFrame))
+            ));
             until_closed(&mut events).await;
         })
         .await
