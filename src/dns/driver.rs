@@ -35,10 +35,10 @@ pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
 /// An upstream TCP connection unused this long is closed.
 pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The largest message a TCP client may send: a query is a question and a
-/// few records (EDNS, TSIG), far less (a DNS UPDATE over this is refused),
-/// and every client message waits in the 1024-slot event queue, where 64
-/// KiB frames could take 64 MiB.
+/// The largest message a TCP client may send. A query (a question and a few
+/// records: EDNS, TSIG) is far smaller; a DNS UPDATE over this is refused.
+/// Every client message waits in the 1024-slot event queue, where 64 KiB
+/// frames could take 64 MiB.
 const MAX_TCP_QUERY: usize = 4096;
 /// Messages queued towards one TCP peer.
 const TCP_QUEUE: usize = 32;
@@ -789,8 +789,8 @@ mod tests {
     const HANG: Duration = Duration::from_secs(60);
     const LONG: Duration = Duration::from_secs(3600);
 
-    /// A connected pair on loopback: b4d's side, the client's side, and
-    /// the client's address.
+    /// A connected pair on loopback, the client bound to `client_ip`: b4d's
+    /// side and the client's.
     async fn tcp_pair(client_ip: Ipv4Addr, server: SocketAddr) -> (TcpStream, TcpStream) {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(SocketAddr::new(client_ip.into(), 0)).unwrap();
