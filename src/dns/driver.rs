@@ -19,7 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use super::mmsg;
 use super::proxy::{AttemptId, QUERY_DEADLINE};
@@ -67,9 +67,9 @@ enum Event {
     /// The socket of an attempt is readable, or (`true`) has an error pending.
     UdpReady(AttemptId, bool),
     TcpUpstreamReply(SocketAddr, Vec<u8>),
-    /// The connection `conn` to the server ended, with the queries it had
-    /// not yet taken from its queue.
-    TcpUpstreamDown(SocketAddr, u64, Vec<Vec<u8>>),
+    /// The connection `conn` to the server ended; `true` if queries were
+    /// still in its queue, never written.
+    TcpUpstreamDown(SocketAddr, u64, bool),
     TcpClientQuery {
         conn: u64,
         peer: SocketAddr,
@@ -380,20 +380,18 @@ impl Driver {
             Event::TcpUpstreamDown(server, conn, unsent) => {
                 // The current connection's end: the core sends its queries
                 // again (on a new one) or fails them over. An older one's
-                // (closed while idle) has at most queries queued just as it
-                // closed, never written: they go to the current connection.
-                if self
-                    .tcp_upstreams
-                    .get(&server)
-                    .is_some_and(|(c, _)| *c == conn)
-                {
+                // (closed while idle) concerns nothing in flight, unless
+                // queries were queued just as it closed: then the core
+                // sends the server's queries again too (on the current
+                // connection; a duplicate answer is dropped), instead of
+                // waiting for their timeout.
+                let current = self.tcp_upstreams.get(&server).map(|(c, _)| *c);
+                if current == Some(conn) {
                     self.tcp_upstreams.remove(&server);
+                }
+                if current == Some(conn) || unsent {
                     let actions = self.proxy.handle(now(), Input::TcpDown { server });
                     self.execute(actions).await;
-                } else {
-                    for query in unsent {
-                        self.send_tcp_upstream(server, query);
-                    }
                 }
             }
             Event::TcpClientQuery { conn, peer, bytes } => {
@@ -698,8 +696,7 @@ async fn client_connection(
     });
     // Answers written; once the reader is done, the queries it read.
     let (mut answered, mut asked) = (0, None);
-    let linger = sleep(Duration::MAX);
-    tokio::pin!(linger);
+    let mut linger_until = Instant::now();
     while asked.is_none_or(|asked| answered < asked) {
         tokio::select! {
             reply = replies.recv() => match reply {
@@ -712,11 +709,11 @@ async fn client_connection(
             clean = &mut reader, if asked.is_none() => match clean {
                 Ok(Some(n)) => {
                     asked = Some(n);
-                    linger.as_mut().reset(Instant::now() + linger_for);
+                    linger_until = Instant::now() + linger_for;
                 }
                 _ => break,
             },
-            () = &mut linger => break,
+            () = sleep_until(linger_until), if asked.is_some() => break,
         }
     }
     reader.abort();
@@ -732,53 +729,38 @@ async fn upstream_connection(
     events: mpsc::Sender<Event>,
 ) {
     match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
-        Ok(Ok(stream)) => exchange(server, stream, &mut queries, &events).await,
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            let (mut read, mut write) = stream.into_split();
+            let reader_events = events.clone();
+            let mut reader = tokio::spawn(async move {
+                while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
+                    let reply = Event::TcpUpstreamReply(server, frame);
+                    if reader_events.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            loop {
+                tokio::select! {
+                    query = queries.recv() => match query {
+                        Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
+                        None => break,
+                    },
+                    _ = &mut reader => break,
+                    _ = sleep(TCP_UPSTREAM_IDLE) => break,
+                }
+            }
+            reader.abort();
+        }
         Ok(Err(e)) => debug!("TCP to {server}: {e}"),
         Err(_) => debug!("TCP to {server}: connect timed out"),
     }
+    let unsent = !queries.is_empty();
     queries.close();
-    let mut unsent = Vec::new();
-    while let Ok(query) = queries.try_recv() {
-        unsent.push(query);
-    }
     let _ = events
         .send(Event::TcpUpstreamDown(server, conn, unsent))
         .await;
-}
-
-/// Writes the queries and reads the answers of one upstream connection,
-/// until either side ends it or it is idle.
-async fn exchange(
-    server: SocketAddr,
-    stream: TcpStream,
-    queries: &mut mpsc::Receiver<Vec<u8>>,
-    events: &mpsc::Sender<Event>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut read, mut write) = stream.into_split();
-    let reader_events = events.clone();
-    let mut reader = tokio::spawn(async move {
-        while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
-            if reader_events
-                .send(Event::TcpUpstreamReply(server, frame))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    loop {
-        tokio::select! {
-            query = queries.recv() => match query {
-                Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
-                None => break,
-            },
-            _ = &mut reader => break,
-            _ = sleep(TCP_UPSTREAM_IDLE) => break,
-        }
-    }
-    reader.abort();
 }
 
 #[cfg(test)]
@@ -928,28 +910,50 @@ mod tests {
         (driver, events_rx)
     }
 
-    /// Queries queued on an upstream connection as it ends come back with
-    /// its end, and, when a newer connection to that server is already in
-    /// use, go to that one instead of being lost until their timeout.
+    /// A query queued on an upstream connection as it ends is sent again
+    /// on the connection that replaced it, instead of being lost until its
+    /// timeout.
     #[tokio::test]
-    async fn queries_queued_on_an_ended_upstream_connection_are_sent_on_the_next() {
+    async fn a_query_queued_on_an_ended_upstream_connection_is_sent_again() {
         let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .unwrap();
+        let (mut driver, _events) = test_driver().await;
+        driver.proxy.set_upstreams(&[closed]);
+        let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        let client = Client::Tcp {
+            conn: 9,
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+        };
+        let now = std::time::Instant::now();
+        let sent = driver.proxy.handle(
+            now,
+            Input::ClientQuery {
+                client,
+                bytes: query,
+            },
+        );
+        let Some(Action::ToUpstream {
+            bytes: forwarded, ..
+        }) = sent.first()
+        else {
+            panic!("not forwarded: {sent:?}");
+        };
+        // The connection it went to ends with it still queued, while a
+        // newer one is in use.
         let (queue, queued) = mpsc::channel(4);
-        queue.send(b"query".to_vec()).await.unwrap();
+        queue.send(forwarded.clone()).await.unwrap();
         let (events, mut events_rx) = mpsc::channel(4);
         timeout(HANG, upstream_connection(closed, 1, queued, events))
             .await
             .unwrap();
-        let Some(down @ Event::TcpUpstreamDown(_, 1, _)) = events_rx.recv().await else {
-            panic!("no TcpUpstreamDown");
+        let Some(down @ Event::TcpUpstreamDown(_, 1, true)) = events_rx.recv().await else {
+            panic!("no TcpUpstreamDown with queries queued");
         };
-        let (mut driver, _events) = test_driver().await;
         let (current, mut on_current) = mpsc::channel(4);
         driver.tcp_upstreams.insert(closed, (2, current));
         driver.event(down, &mut []).await;
-        assert_eq!(on_current.try_recv().unwrap(), b"query");
+        assert_eq!(&on_current.try_recv().unwrap(), forwarded);
     }
 
     /// One address gets MAX_TCP_CLIENTS_PER_ADDRESS connections; the next

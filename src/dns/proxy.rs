@@ -652,10 +652,6 @@ impl Proxy {
         if lost.is_empty() {
             return;
         }
-        debug!(
-            "TCP connection to {server} lost with {} queries",
-            lost.len()
-        );
         self.upstreams.failed(server, true);
         self.status.upstream_failures += 1;
         for attempt in lost {

@@ -441,7 +441,8 @@ pub fn remove_cookies(msg: &mut Vec<u8>, rdlen_at: usize) {
             at = next;
             continue;
         }
-        msg.drain(at..next);
+        msg.copy_within(next.., at);
+        msg.truncate(msg.len() - (next - at));
         end -= next - at;
         let rdlen = (end - rdlen_at - 2) as u16;
         msg[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
