@@ -428,23 +428,22 @@ pub fn scan(msg: &[u8]) -> Result<Layout, Malformed> {
 /// `rdlen_at` (as [`scan`] found it) and fixes RDLENGTH; every other byte
 /// stays. Stops at an option that overruns the record.
 pub fn remove_cookies(msg: &mut Vec<u8>, rdlen_at: usize) {
-    let Ok(rdlen) = u16_at(msg, rdlen_at) else {
-        return;
-    };
-    let (mut at, mut end) = (rdlen_at + 2, rdlen_at + 2 + usize::from(rdlen));
-    while end <= msg.len() && at + 4 <= end {
-        let next = at + 4 + usize::from(u16_at(msg, at + 2).unwrap_or(u16::MAX));
-        if next > end {
+    let mut at = rdlen_at + 2;
+    while let (Ok(rdlen), Ok(code), Ok(len)) =
+        (u16_at(msg, rdlen_at), u16_at(msg, at), u16_at(msg, at + 2))
+    {
+        let next = at + 4 + usize::from(len);
+        if next > rdlen_at + 2 + usize::from(rdlen) || next > msg.len() {
             return;
         }
-        if u16_at(msg, at) != Ok(OPTION_COOKIE) {
+        if code != OPTION_COOKIE {
             at = next;
             continue;
         }
+        let removed = next - at;
         msg.copy_within(next.., at);
-        msg.truncate(msg.len() - (next - at));
-        end -= next - at;
-        let rdlen = (end - rdlen_at - 2) as u16;
+        msg.truncate(msg.len() - removed);
+        let rdlen = rdlen - removed as u16;
         msg[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
 }
