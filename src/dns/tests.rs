@@ -1050,6 +1050,34 @@ fn cookies_are_not_forwarded_and_a_cached_answer_has_none() {
     }
 }
 
+/// Every COOKIE option goes, wherever it sits; an option that overruns the
+/// record stops the walk and leaves the rest as it was.
+#[test]
+fn remove_cookies_keeps_every_other_byte() {
+    let cookie: &[u8] = b"CCCCCCCC";
+    let strip = |options: &[(u16, &[u8])]| {
+        let mut m = query_with_options(1, "a.example", options);
+        let at = wire::scan(&m).unwrap().opt_rdlen_at.unwrap();
+        wire::remove_cookies(&mut m, at);
+        m
+    };
+    let kept: &[(u16, &[u8])] = &[(OPTION_NSID, b""), (8, b"\x00\x01\x18\x00\xc0\x00\x02")];
+    let with = [
+        (OPTION_COOKIE, cookie),
+        kept[0],
+        (OPTION_COOKIE, cookie),
+        kept[1],
+        (OPTION_COOKIE, cookie),
+    ];
+    assert_eq!(strip(&with), query_with_options(1, "a.example", kept));
+    let mut overrun = query_with_options(1, "a.example", &[(OPTION_COOKIE, cookie)]);
+    let len = overrun.len();
+    overrun[len - 9] = 9; // the option claims one byte more than the record has
+    let mut stripped = overrun.clone();
+    wire::remove_cookies(&mut stripped, len - 14);
+    assert_eq!(stripped, overrun);
+}
+
 /// A signed query (TSIG, RFC 8945) is forwarded exactly as it came: an
 /// edited message would no longer verify.
 #[test]
