@@ -790,6 +790,7 @@ mod tests {
     ) -> (TcpStream, mpsc::Sender<Vec<u8>>, mpsc::Receiver<Event>) {
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let (ours, client) = tcp_pair(Ipv4Addr::LOCALHOST, local).await;
+        let _ = socket2::SockRef::from(&ours).set_send_buffer_size(4096);
         let (answers, rx) = mpsc::channel(64);
         let (events_tx, events) = mpsc::channel(64);
         let peer = client.local_addr().unwrap();
@@ -858,6 +859,7 @@ mod tests {
         timeout(HANG, async {
             let idle = Duration::from_millis(100);
             let (mut client, answers, mut events) = serve((idle, LONG)).await;
+            // Small buffers (no autotuning), so the answers below fill them.
             let _ = socket2::SockRef::from(&client).set_recv_buffer_size(4096);
             client.write_all(b"\x00\x03abc").await.unwrap();
             next_query(&mut events).await;
