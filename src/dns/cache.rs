@@ -36,7 +36,8 @@ pub const MAX_CACHED_MESSAGE: usize = 4096;
 /// What makes two queries get the same answer: the question plus the bits
 /// that change what an upstream returns (RD; CD and DO per RFC 4035 §3.2,
 /// so validated and unvalidated, signed and unsigned variants never mix;
-/// EDNS presence, since the OPT record is part of the answer).
+/// AD, since the answer's AD depends on AD or DO in the query, RFC 6840
+/// §5.7-5.8; EDNS presence, since the OPT record is part of the answer).
 ///
 /// Kept as one byte string, the lower-cased wire name (RFC 4343) then
 /// QTYPE, QCLASS and the variant bits: hashed in one pass, and built by
@@ -81,7 +82,8 @@ impl<'a> KeyRef<'a> {
         let variant = u8::from(header.recursion_desired())
             | u8::from(header.checking_disabled()) << 1
             | u8::from(edns.is_some()) << 2
-            | u8::from(edns.is_some_and(|e| e.dnssec_ok)) << 3;
+            | u8::from(edns.is_some_and(|e| e.dnssec_ok)) << 3
+            | u8::from(header.authentic_data()) << 4;
         let [t0, t1] = qtype.to_be_bytes();
         let [c0, c1] = qclass.to_be_bytes();
         name.extend_from_slice(&[t0, t1, c0, c1, variant]);
@@ -179,24 +181,33 @@ impl Index {
             index: self,
             tag,
             at: self.home(tag),
+            left: self.buckets.len(),
         }
     }
 
+    /// Every probe below stops after one round of the table: were it ever
+    /// full (a bucket that `remove` missed), a lookup must still end, not
+    /// hang the single-threaded runtime. An entry that finds no bucket is
+    /// only a miss until the ring's hand replaces it.
     fn insert(&mut self, tag: u32, slot: usize) {
         let mut at = self.home(tag);
-        while self.buckets[at] != 0 {
+        for _ in 0..self.buckets.len() {
+            if self.buckets[at] == 0 {
+                self.buckets[at] = u64::from(tag) << 32 | (slot as u64 + 1);
+                return;
+            }
             at = (at + 1) & self.mask;
         }
-        self.buckets[at] = u64::from(tag) << 32 | (slot as u64 + 1);
     }
 
     fn remove(&mut self, tag: u32, slot: usize) {
         let wanted = u64::from(tag) << 32 | (slot as u64 + 1);
         let mut hole = self.home(tag);
-        loop {
+        for probes in 1.. {
             match self.buckets[hole] {
                 0 => return,
                 b if b == wanted => break,
+                _ if probes >= self.buckets.len() => return,
                 _ => hole = (hole + 1) & self.mask,
             }
         }
@@ -204,7 +215,7 @@ impl Index {
         // the hole unless its home lies after the hole (it would then be
         // before its home, unreachable by its probe).
         let mut at = hole;
-        loop {
+        for _ in 1..self.buckets.len() {
             at = (at + 1) & self.mask;
             let b = self.buckets[at];
             if b == 0 {
@@ -226,6 +237,8 @@ struct Candidates<'a> {
     index: &'a Index,
     tag: u32,
     at: usize,
+    /// Buckets not yet looked at.
+    left: usize,
 }
 
 impl Iterator for Candidates<'_> {
@@ -233,7 +246,8 @@ impl Iterator for Candidates<'_> {
 
     fn next(&mut self) -> Option<usize> {
         // The table is never full, so an empty bucket ends every run.
-        loop {
+        while self.left > 0 {
+            self.left -= 1;
             let bucket = *self.index.buckets.get(self.at)?;
             if bucket == 0 {
                 return None;
@@ -243,6 +257,7 @@ impl Iterator for Candidates<'_> {
                 return Some((bucket as u32 - 1) as usize);
             }
         }
+        None
     }
 }
 
@@ -563,6 +578,8 @@ mod tests {
             key(b"\x07example\x03com\x00", 0x0100, do_set),
             key(b"\x07example\x03com\x00", 0x0110, do_set),
             key(b"\x07example\x03com\x00", 0x0000, None), // no RD
+            key(b"\x07example\x03com\x00", 0x0120, None), // AD
+            key(b"\x07example\x03com\x00", 0x0120, do_clear),
         ];
         for (i, a) in variants.iter().enumerate() {
             for b in &variants[i + 1..] {
@@ -634,6 +651,23 @@ mod tests {
             }
         }
         assert!(!wire::eq_ignore_case(b"abc", b"abcd"));
+    }
+
+    /// Were the index ever full, every probe still ends.
+    #[test]
+    fn a_full_index_ends_every_probe() {
+        let mut index = Index::new(2);
+        let len = index.buckets.len();
+        for slot in 0..len {
+            index.insert(7, slot);
+        }
+        index.insert(7, 99);
+        assert_eq!(index.candidates(7).count(), len);
+        assert_eq!(index.candidates(8).count(), 0);
+        index.remove(8, 1);
+        index.remove(7, 99);
+        index.remove(7, 2);
+        assert_eq!(index.candidates(7).count(), len - 1);
     }
 
     proptest! {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use super::mmsg;
 use super::proxy::{AttemptId, QUERY_DEADLINE};
@@ -27,11 +27,19 @@ use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, T
 
 /// Concurrent TCP clients; more are closed at once.
 pub const MAX_TCP_CLIENTS: usize = 32;
-/// A TCP client must deliver each whole message within this (RFC 7766 §6.2.3).
+/// Concurrent TCP clients from one address: one host cannot take every slot.
+pub const MAX_TCP_CLIENTS_PER_ADDRESS: usize = 8;
+/// A TCP client must deliver each whole message, and take each answer,
+/// within this (RFC 7766 §6.2.3).
 pub const TCP_CLIENT_IDLE: Duration = Duration::from_secs(10);
 /// An upstream TCP connection unused this long is closed.
 pub const TCP_UPSTREAM_IDLE: Duration = Duration::from_secs(10);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest message a TCP client may send. A query (a question and a few
+/// records: EDNS, TSIG) is far smaller; a DNS UPDATE over this is refused.
+/// Every client message waits in the 1024-slot event queue, where 64 KiB
+/// frames could take 64 MiB.
+const MAX_TCP_QUERY: usize = 4096;
 /// Messages queued towards one TCP peer.
 const TCP_QUEUE: usize = 32;
 /// recvmmsg calls in a row before looking at the other event sources.
@@ -59,8 +67,9 @@ enum Event {
     /// The socket of an attempt is readable, or (`true`) has an error pending.
     UdpReady(AttemptId, bool),
     TcpUpstreamReply(SocketAddr, Vec<u8>),
-    /// The connection `conn` to the server ended.
-    TcpUpstreamDown(SocketAddr, u64),
+    /// The connection `conn` to the server ended; `true` if queries were
+    /// still in its queue, never written.
+    TcpUpstreamDown(SocketAddr, u64, bool),
     TcpClientQuery {
         conn: u64,
         peer: SocketAddr,
@@ -85,7 +94,8 @@ struct Driver {
     attempts: HashMap<AttemptId, UdpAttempt>,
     /// Per server: connection number and its queue.
     tcp_upstreams: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
-    tcp_clients: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    /// Per connection: the client's address and its answer queue.
+    tcp_clients: HashMap<u64, (IpAddr, mpsc::Sender<Vec<u8>>)>,
     next_conn: u64,
     /// UDP answers collected while handling one wake-up, sent together.
     answers: Vec<(SocketAddrV4, Vec<u8>)>,
@@ -367,15 +377,19 @@ impl Driver {
                 );
                 self.execute(actions).await;
             }
-            Event::TcpUpstreamDown(server, conn) => {
-                // Only the current connection's end fails the TCP attempts;
-                // an older one's (idle close) concerns nothing in flight.
-                if self
-                    .tcp_upstreams
-                    .get(&server)
-                    .is_some_and(|(c, _)| *c == conn)
-                {
+            Event::TcpUpstreamDown(server, conn, unsent) => {
+                // The current connection's end: the core sends its queries
+                // again (on a new one) or fails them over. An older one's
+                // (closed while idle) concerns nothing in flight, unless
+                // queries were queued just as it closed: then the core
+                // sends the server's queries again too (on the current
+                // connection; a duplicate answer is dropped), instead of
+                // waiting for their timeout.
+                let current = self.tcp_upstreams.get(&server).map(|(c, _)| *c);
+                if current == Some(conn) {
                     self.tcp_upstreams.remove(&server);
+                }
+                if current == Some(conn) || unsent {
                     let actions = self.proxy.handle(now(), Input::TcpDown { server });
                     self.execute(actions).await;
                 }
@@ -507,7 +521,7 @@ impl Driver {
                     client: Client::Tcp { conn, .. },
                     bytes,
                 } => {
-                    if let Some(tx) = self.tcp_clients.get(&conn) {
+                    if let Some((_, tx)) = self.tcp_clients.get(&conn) {
                         let _ = tx.try_send(bytes);
                     }
                 }
@@ -584,34 +598,37 @@ impl Driver {
             self.proxy.record_drop(DropReason::NotFromLan);
             return;
         }
-        if self.tcp_clients.len() >= MAX_TCP_CLIENTS {
+        let from_peer = self.tcp_clients.values().filter(|(ip, _)| *ip == peer.ip());
+        if self.tcp_clients.len() >= MAX_TCP_CLIENTS
+            || from_peer.count() >= MAX_TCP_CLIENTS_PER_ADDRESS
+        {
             self.proxy.record_drop(DropReason::TcpConnectionLimit);
             return;
         }
         self.next_conn += 1;
         let conn = self.next_conn;
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
-        self.tcp_clients.insert(conn, tx);
-        tokio::spawn(client_connection(
-            conn,
-            peer,
-            stream,
-            rx,
-            self.events.clone(),
-        ));
+        self.tcp_clients.insert(conn, (peer.ip(), tx));
+        let timers = (TCP_CLIENT_IDLE, QUERY_DEADLINE);
+        let events = self.events.clone();
+        tokio::spawn(client_connection(conn, peer, stream, rx, events, timers));
     }
 }
 
 /// Reads one length-prefixed message (RFC 1035 §4.2.2); `Ok(None)` at a
-/// clean end of stream.
-async fn read_frame(read: &mut OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
+/// clean end of stream; `InvalidData` for a message longer than `max`.
+async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
     match read.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    let len = usize::from(u16::from_be_bytes(len));
+    if len > max {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut message = vec![0u8; len];
     read.read_exact(&mut message).await?;
     Ok(Some(message))
 }
@@ -627,62 +644,76 @@ async fn write_frame(write: &mut OwnedWriteHalf, message: &[u8]) -> io::Result<(
 }
 
 /// One TCP client: frames in, answers out. The reader ends on EOF, an
-/// error, a 0-length frame or TCP_CLIENT_IDLE without a whole message; the
-/// writer then stays long enough for the answers still being resolved.
+/// error, a 0-length frame or `idle` without a whole message; after a clean
+/// EOF the writer stays for the answers still owed, at most `linger` (the
+/// query deadline), and closes at once when none is (glibc and musl open a
+/// connection per query when they fall back to TCP: a slot must not stay
+/// taken for seconds after each). A write that takes longer than `idle`
+/// (a client that stopped reading) closes the connection too.
 async fn client_connection(
     conn: u64,
     peer: SocketAddr,
     stream: TcpStream,
     mut replies: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
+    (idle, linger_for): (Duration, Duration),
 ) {
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
-    // Ends with `true` at a clean end of stream (answers still owed are
-    // written), `false` when the client misbehaved (closed at once).
+    // Ends with `Some(queries read)` at a clean end of stream (answers still
+    // owed are written), `None` when the client misbehaved (closed at once).
     let mut reader = tokio::spawn(async move {
+        let mut asked = 0;
         loop {
-            let frame = match timeout(TCP_CLIENT_IDLE, read_frame(&mut read)).await {
+            let frame = match timeout(idle, read_frame(&mut read, MAX_TCP_QUERY)).await {
                 Err(_) => {
                     let _ = reader_events
                         .send(Event::TcpClientDrop(DropReason::TcpIdle))
                         .await;
-                    return false;
+                    return None;
                 }
-                Ok(Ok(Some(frame))) => frame,
-                Ok(Ok(None)) => return true,
-                Ok(Err(_)) => return false,
+                Ok(Ok(Some(frame))) if !frame.is_empty() => frame,
+                Ok(Ok(None)) => return Some(asked),
+                Ok(Err(e)) if e.kind() != io::ErrorKind::InvalidData => return None,
+                // 0 bytes, or more than a query takes.
+                Ok(_) => {
+                    let _ = reader_events
+                        .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
+                        .await;
+                    return None;
+                }
             };
-            if frame.is_empty() {
-                let _ = reader_events
-                    .send(Event::TcpClientDrop(DropReason::BadTcpFrame))
-                    .await;
-                return false;
-            }
+            asked += 1;
             let query = Event::TcpClientQuery {
                 conn,
                 peer,
                 bytes: frame,
             };
             if reader_events.send(query).await.is_err() {
-                return false;
+                return None;
             }
         }
     });
-    let mut reader_done = false;
-    loop {
+    // Answers written; once the reader is done, the queries it read.
+    let (mut answered, mut asked) = (0, None);
+    let mut linger_until = Instant::now();
+    while asked.is_none_or(|asked| answered < asked) {
         tokio::select! {
             reply = replies.recv() => match reply {
-                Some(reply) => if write_frame(&mut write, &reply).await.is_err() { break },
+                Some(reply) => match timeout(idle, write_frame(&mut write, &reply)).await {
+                    Ok(Ok(())) => answered += 1,
+                    _ => break,
+                },
                 None => break,
             },
-            clean = &mut reader, if !reader_done => {
-                reader_done = true;
-                if !matches!(clean, Ok(true)) {
-                    break;
+            clean = &mut reader, if asked.is_none() => match clean {
+                Ok(Some(n)) => {
+                    asked = Some(n);
+                    linger_until = Instant::now() + linger_for;
                 }
-            }
-            _ = sleep(QUERY_DEADLINE + Duration::from_secs(1)), if reader_done => break,
+                _ => break,
+            },
+            () = sleep_until(linger_until), if asked.is_some() => break,
         }
     }
     reader.abort();
@@ -697,46 +728,252 @@ async fn upstream_connection(
     mut queries: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) {
-    let stream = match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            debug!("TCP to {server}: {e}");
-            queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
-            return;
+    match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            let (mut read, mut write) = stream.into_split();
+            let reader_events = events.clone();
+            let mut reader = tokio::spawn(async move {
+                while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
+                    let reply = Event::TcpUpstreamReply(server, frame);
+                    if reader_events.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            loop {
+                tokio::select! {
+                    query = queries.recv() => match query {
+                        Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
+                        None => break,
+                    },
+                    _ = &mut reader => break,
+                    _ = sleep(TCP_UPSTREAM_IDLE) => break,
+                }
+            }
+            reader.abort();
         }
-        Err(_) => {
-            debug!("TCP to {server}: connect timed out");
-            queries.close();
-            let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let (mut read, mut write) = stream.into_split();
-    let reader_events = events.clone();
-    let mut reader = tokio::spawn(async move {
-        while let Ok(Some(frame)) = read_frame(&mut read).await {
-            if reader_events
-                .send(Event::TcpUpstreamReply(server, frame))
-                .await
-                .is_err()
-            {
-                break;
+        Ok(Err(e)) => debug!("TCP to {server}: {e}"),
+        Err(_) => debug!("TCP to {server}: connect timed out"),
+    }
+    let unsent = !queries.is_empty();
+    queries.close();
+    let _ = events
+        .send(Event::TcpUpstreamDown(server, conn, unsent))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards against a hang only: no test here measures time.
+    const HANG: Duration = Duration::from_secs(60);
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// A connected pair on loopback, the client bound to `client_ip`: b4d's
+    /// side and the client's.
+    async fn tcp_pair(client_ip: Ipv4Addr, server: SocketAddr) -> (TcpStream, TcpStream) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(client_ip.into(), 0)).unwrap();
+        let listener = TcpListener::bind(server).await.unwrap();
+        let client = socket
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (listener.accept().await.unwrap().0, client)
+    }
+
+    /// `client_connection` on b4d's side; the answer queue and the events.
+    async fn serve(
+        timers: (Duration, Duration),
+    ) -> (TcpStream, mpsc::Sender<Vec<u8>>, mpsc::Receiver<Event>) {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (ours, client) = tcp_pair(Ipv4Addr::LOCALHOST, local).await;
+        let _ = socket2::SockRef::from(&ours).set_send_buffer_size(4096);
+        let (answers, rx) = mpsc::channel(64);
+        let (events_tx, events) = mpsc::channel(64);
+        let peer = client.local_addr().unwrap();
+        tokio::spawn(client_connection(1, peer, ours, rx, events_tx, timers));
+        (client, answers, events)
+    }
+
+    async fn next_query(events: &mut mpsc::Receiver<Event>) -> Vec<u8> {
+        loop {
+            if let Some(Event::TcpClientQuery { bytes, .. }) = events.recv().await {
+                return bytes;
             }
         }
-    });
-    loop {
-        tokio::select! {
-            query = queries.recv() => match query {
-                Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
-                None => break,
-            },
-            _ = &mut reader => break,
-            _ = sleep(TCP_UPSTREAM_IDLE) => break,
-        }
     }
-    queries.close();
-    reader.abort();
-    let _ = events.send(Event::TcpUpstreamDown(server, conn)).await;
+
+    async fn until_closed(events: &mut mpsc::Receiver<Event>) {
+        while !matches!(events.recv().await, Some(Event::TcpClientClosed(1)) | None) {}
+    }
+
+    async fn read_frame_from(client: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut len = [0u8; 2];
+        client.read_exact(&mut len).await.ok()?;
+        let mut frame = vec![0; usize::from(u16::from_be_bytes(len))];
+        client.read_exact(&mut frame).await.ok()?;
+        Some(frame)
+    }
+
+    /// A client that hangs up with every answer taken frees its slot at
+    /// once, not after the query deadline (here an hour).
+    #[tokio::test]
+    async fn a_tcp_client_that_hangs_up_with_nothing_owed_is_closed_at_once() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            assert_eq!(next_query(&mut events).await, b"abc");
+            answers.send(b"answer".to_vec()).await.unwrap();
+            assert_eq!(read_frame_from(&mut client).await.unwrap(), b"answer");
+            client.shutdown().await.unwrap();
+            until_closed(&mut events).await;
+            assert_eq!(read_frame_from(&mut client).await, None);
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A client that hangs up before its answer still gets it.
+    #[tokio::test]
+    async fn an_answer_owed_after_the_client_hung_up_is_written() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            client.shutdown().await.unwrap();
+            next_query(&mut events).await;
+            answers.send(b"answer".to_vec()).await.unwrap();
+            assert_eq!(read_frame_from(&mut client).await.unwrap(), b"answer");
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A client that stops reading (a zero window) cannot hold its slot:
+    /// the write gives up after the idle time.
+    #[tokio::test]
+    async fn a_tcp_client_that_stops_reading_is_closed() {
+        timeout(HANG, async {
+            let idle = Duration::from_millis(100);
+            let (mut client, answers, mut events) = serve((idle, LONG)).await;
+            // Small buffers (no autotuning), so the answers below fill them.
+            let _ = socket2::SockRef::from(&client).set_recv_buffer_size(4096);
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            next_query(&mut events).await;
+            for _ in 0..64 {
+                if answers.send(vec![0; 60_000]).await.is_err() {
+                    break;
+                }
+            }
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A frame longer than any query is refused before it is read.
+    #[tokio::test]
+    async fn a_tcp_client_frame_over_4_kib_is_refused() {
+        timeout(HANG, async {
+            let (mut client, _answers, mut events) = serve((LONG, LONG)).await;
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            assert_eq!(next_query(&mut events).await, b"abc");
+            let len = (MAX_TCP_QUERY as u16 + 1).to_be_bytes();
+            client.write_all(&len).await.unwrap();
+            assert!(matches!(
+                events.recv().await,
+                Some(Event::TcpClientDrop(DropReason::BadTcpFrame))
+            ));
+            until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A driver for loopback clients, and its event queue.
+    async fn test_driver() -> (Driver, mpsc::Receiver<Event>) {
+        let (events, events_rx) = mpsc::channel(1024);
+        let driver = Driver {
+            proxy: Proxy::new(0, 1, std::time::Instant::now()),
+            lan_udp: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap(),
+            events,
+            attempts: HashMap::new(),
+            tcp_upstreams: HashMap::new(),
+            tcp_clients: HashMap::new(),
+            next_conn: 0,
+            answers: Vec::new(),
+            send_batch: mmsg::SendBatch::default(),
+            actions: Vec::new(),
+            clients: (Ipv4Addr::new(127, 0, 0, 0), 8),
+        };
+        (driver, events_rx)
+    }
+
+    /// A query queued on an upstream connection as it ends is sent again
+    /// on the connection that replaced it, instead of being lost until its
+    /// timeout.
+    #[tokio::test]
+    async fn a_query_queued_on_an_ended_upstream_connection_is_sent_again() {
+        let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let (mut driver, _events) = test_driver().await;
+        driver.proxy.set_upstreams(&[closed]);
+        let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        let client = Client::Tcp {
+            conn: 9,
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+        };
+        let now = std::time::Instant::now();
+        let sent = driver.proxy.handle(
+            now,
+            Input::ClientQuery {
+                client,
+                bytes: query,
+            },
+        );
+        let Some(Action::ToUpstream {
+            bytes: forwarded, ..
+        }) = sent.first()
+        else {
+            panic!("not forwarded: {sent:?}");
+        };
+        // The connection it went to ends with it still queued, while a
+        // newer one is in use.
+        let (queue, queued) = mpsc::channel(4);
+        queue.send(forwarded.clone()).await.unwrap();
+        let (events, mut events_rx) = mpsc::channel(4);
+        timeout(HANG, upstream_connection(closed, 1, queued, events))
+            .await
+            .unwrap();
+        let Some(down @ Event::TcpUpstreamDown(_, 1, true)) = events_rx.recv().await else {
+            panic!("no TcpUpstreamDown with queries queued");
+        };
+        let (current, mut on_current) = mpsc::channel(4);
+        driver.tcp_upstreams.insert(closed, (2, current));
+        driver.event(down, &mut []).await;
+        assert_eq!(&on_current.try_recv().unwrap(), forwarded);
+    }
+
+    /// One address gets MAX_TCP_CLIENTS_PER_ADDRESS connections; the next
+    /// is refused and counted, another address is still served.
+    #[tokio::test]
+    async fn one_address_cannot_take_every_tcp_slot() {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (mut driver, _events) = test_driver().await;
+        let mut clients = Vec::new();
+        for ip in [[127, 0, 0, 1]; MAX_TCP_CLIENTS_PER_ADDRESS + 1]
+            .into_iter()
+            .chain([[127, 0, 0, 2]])
+        {
+            let (ours, client) = tcp_pair(ip.into(), local).await;
+            driver.accept_tcp(ours, client.local_addr().unwrap());
+            clients.push(client);
+        }
+        assert_eq!(driver.tcp_clients.len(), MAX_TCP_CLIENTS_PER_ADDRESS + 1);
+        assert_eq!(driver.proxy.status().drops.tcp_connection_limit, 1);
+    }
 }

@@ -49,7 +49,7 @@ pub enum DropReason {
     WrongId,
     /// A reply for another question (RFC 5452 §9.1).
     WrongQuestion,
-    /// A TCP frame of length 0 or larger than a DNS message may be.
+    /// A TCP frame of length 0, or a client's over 4 KiB.
     BadTcpFrame,
     /// A TCP connection refused: the limit is reached.
     TcpConnectionLimit,
@@ -72,7 +72,7 @@ impl fmt::Display for DropReason {
             DropReason::WrongSource => "reply from the wrong address or port",
             DropReason::WrongId => "reply with the wrong ID",
             DropReason::WrongQuestion => "reply to another question",
-            DropReason::BadTcpFrame => "TCP frame of length 0",
+            DropReason::BadTcpFrame => "TCP frame of length 0 or over 4 KiB",
             DropReason::TcpConnectionLimit => "TCP connection over the limit",
             DropReason::TcpIdle => "idle TCP client",
             DropReason::NotFromLan => "client not on the LAN subnet",

@@ -147,6 +147,8 @@ struct Attempt {
     id: u16,
     sent: Instant,
     transport: Transport,
+    /// Sent again on a new TCP connection after the first one closed.
+    resent: bool,
 }
 
 /// What [`Proxy::answer_locally`] did.
@@ -160,6 +162,8 @@ enum Served {
         edns: Option<Edns>,
         /// `None` for opcodes other than QUERY: never cached.
         key: Option<CacheKey>,
+        /// Where the query's COOKIE options are removed before forwarding.
+        opt_rdlen_at: Option<usize>,
     },
 }
 
@@ -260,7 +264,7 @@ impl Proxy {
                 bytes,
             } => self.on_udp_reply(now, attempt, from, bytes, out),
             Input::TcpReply { server, bytes } => self.on_tcp_reply(now, server, bytes, out),
-            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, out),
+            Input::UdpFailed { attempt } => self.attempt_failed(now, attempt, true, out),
             Input::TcpDown { server } => self.on_tcp_down(now, server, out),
             Input::Timeout => self.on_timeout(now, out),
         }
@@ -307,6 +311,7 @@ impl Proxy {
             question_end,
             edns,
             key,
+            opt_rdlen_at,
         } = served
         else {
             return;
@@ -335,6 +340,19 @@ impl Proxy {
             return;
         }
         *self.per_client.entry(client.ip()).or_default() += 1;
+        let mut message = bytes.to_vec();
+        // DNS cookies are per hop (RFC 7873 §1: between a client and the
+        // server it talks to; the server cookie is bound to b4d's WAN
+        // address), not end-to-end, so a proxy that passes through what it
+        // can (RFC 5625 §4) still does not forward them. Forwarded, the
+        // upstream's reply would carry this client's cookie, the cache would
+        // serve it to others, and c-ares (>= 1.33) drops a reply whose
+        // client cookie is not its own, or without one from a server that
+        // sent cookies before. Without it no upstream answer has a cookie
+        // (RFC 7873 §5.2.1) and every answer, cached or b4d's own, is alike.
+        if let Some(at) = opt_rdlen_at {
+            wire::remove_cookies(&mut message, at);
+        }
         let handle = self.next_handle();
         self.by_client
             .insert((client, header.id, question.clone()), handle);
@@ -343,7 +361,7 @@ impl Proxy {
             Query {
                 client,
                 client_id: header.id,
-                message: bytes.to_vec(),
+                message,
                 question,
                 question_end,
                 edns,
@@ -380,13 +398,14 @@ impl Proxy {
             self.record_drop(DropReason::MalformedQuery);
             return Served::Yes;
         };
-        let edns = layout.edns;
+        let (edns, opt_rdlen_at) = (layout.edns, layout.opt_rdlen_at);
         if header.opcode() != 0 {
             return Served::No {
                 question: question.to_owned(),
                 question_end,
                 edns,
                 key: None,
+                opt_rdlen_at,
             };
         }
         if let Some(answer) = self.local.lookup(question) {
@@ -406,6 +425,17 @@ impl Proxy {
         let key = KeyRef::append(key_buf, qtype, qclass, header, edns);
         let mut cached = self.spare.pop().unwrap_or_default();
         if self.cache.get(key, now, header.id, &mut cached) && cached.len() <= max_size {
+            // The question as this client wrote it, not as the first asker
+            // did: a forwarder that randomises the case of its names (the
+            // "0x20" spoofing defence) drops an answer that differs. The
+            // cached question is written out in full, as is the query's
+            // when it has the key's length.
+            let name_end = question_end - 4;
+            if name_end - wire::HEADER_LEN == key.name().len() {
+                if let Some(name) = cached.get_mut(wire::HEADER_LEN..name_end) {
+                    name.copy_from_slice(&bytes[wire::HEADER_LEN..name_end]);
+                }
+            }
             self.status.cache_hits += 1;
             out.push(Action::ToClient {
                 client,
@@ -425,6 +455,7 @@ impl Proxy {
             question_end,
             edns,
             key: Some(key.to_owned()),
+            opt_rdlen_at,
         }
     }
 
@@ -477,6 +508,7 @@ impl Proxy {
                 id,
                 sent: now,
                 transport,
+                resent: false,
             },
         );
         if transport == Transport::Tcp {
@@ -568,26 +600,25 @@ impl Proxy {
             return;
         };
         match wire::read_question(bytes) {
-            Ok((question, _)) if question == query.question => {}
+            // Only with the name written out in full, as it was asked: the
+            // cache takes the name from the message's bytes. A pointer
+            // stands for a suffix of 1 or at least 3 bytes, so one always
+            // changes the length.
+            Ok((question, end)) if question == query.question => {
+                if end != wire::HEADER_LEN + question.name.len() + 4 {
+                    return self.record_drop(DropReason::MalformedReply);
+                }
+            }
             Ok(_) => return self.record_drop(DropReason::WrongQuestion),
             Err(_) => return self.record_drop(DropReason::MalformedReply),
         }
         if matches!(header.rcode(), wire::RCODE_SERVFAIL | wire::RCODE_REFUSED) {
             // Fail over at once (RFC 5625 §4 wants the proxy to behave like a
             // resolver; a stub would try the next server).
-            self.upstreams.failed(server, false);
-            self.status.upstream_failures += 1;
-            self.forget_attempt(attempt, out);
-            let Some(query) = self.queries.get_mut(&handle) else {
-                return;
-            };
-            query.last_failure = Some(bytes.to_vec());
-            if query.tried < query.candidates.len() {
-                self.start_attempt(now, handle, out);
-            } else {
-                self.fail(handle, out);
+            if let Some(query) = self.queries.get_mut(&handle) {
+                query.last_failure = Some(bytes.to_vec());
             }
-            return;
+            return self.attempt_failed(now, attempt, false, out);
         }
         self.upstreams
             .answered(server, now.saturating_duration_since(sent));
@@ -605,30 +636,74 @@ impl Proxy {
         self.finish(handle, response, out);
     }
 
+    /// The TCP connection to `server` is gone: a client SHOULD retry the
+    /// queries it had not answered (RFC 7766 §6.2.1; servers close idle or
+    /// busy connections), so each is sent once more (the driver opens a new
+    /// connection), and fails over if that connection goes too. One lost
+    /// connection is one failure of the server, however many queries it
+    /// carried.
     fn on_tcp_down(&mut self, now: Instant, server: SocketAddr, out: &mut Vec<Action>) {
-        let failed: Vec<AttemptId> = self
+        let lost: Vec<AttemptId> = self
             .attempts
             .iter()
             .filter(|(_, a)| a.transport == Transport::Tcp && a.server == server)
             .map(|(id, _)| *id)
             .collect();
-        for attempt in failed {
-            self.attempt_failed(now, attempt, out);
+        if lost.is_empty() {
+            return;
+        }
+        self.upstreams.failed(server, true);
+        self.status.upstream_failures += 1;
+        for attempt in lost {
+            let Some(a) = self.attempts.get_mut(&attempt) else {
+                continue;
+            };
+            let message = self.queries.get(&a.query).map(|q| &q.message);
+            match message {
+                Some(message) if !a.resent => {
+                    a.resent = true;
+                    a.sent = now;
+                    let mut bytes = message.clone();
+                    wire::set_id(&mut bytes, a.id);
+                    out.push(Action::ToUpstream {
+                        attempt,
+                        server,
+                        transport: Transport::Tcp,
+                        bytes,
+                    });
+                }
+                _ => self.fail_over(now, attempt, out),
+            }
         }
     }
 
-    /// An attempt that can no longer be answered (server unreachable,
-    /// connection lost): the next server now instead of at the timeout, or
-    /// SERVFAIL when every server has failed this way and nothing else is
-    /// pending.
-    fn attempt_failed(&mut self, now: Instant, attempt: AttemptId, out: &mut Vec<Action>) {
-        let Some(a) = self.attempts.get(&attempt) else {
+    /// An attempt that has failed (SERVFAIL or REFUSED, or, `unreachable`,
+    /// no way to get an answer): the next server now instead of at the
+    /// timeout, or SERVFAIL when every server has failed and no other
+    /// attempt is still waiting (a slower server may yet answer).
+    fn attempt_failed(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        unreachable: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(server) = self.attempts.get(&attempt).map(|a| a.server) else {
             return;
         };
-        let (handle, server) = (a.query, a.server);
-        debug!("upstream {server} unreachable");
-        self.upstreams.failed(server, true);
+        if unreachable {
+            debug!("upstream {server} unreachable");
+        }
+        self.upstreams.failed(server, unreachable);
         self.status.upstream_failures += 1;
+        self.fail_over(now, attempt, out);
+    }
+
+    /// [`Proxy::attempt_failed`] with the failure already counted.
+    fn fail_over(&mut self, now: Instant, attempt: AttemptId, out: &mut Vec<Action>) {
+        let Some(handle) = self.attempts.get(&attempt).map(|a| a.query) else {
+            return;
+        };
         self.forget_attempt(attempt, out);
         let Some(query) = self.queries.get(&handle) else {
             return;

@@ -413,6 +413,22 @@ fn servfail_fails_over_at_once_and_the_last_one_is_forwarded() {
     assert_eq!(h.proxy.status().upstream_failures, 2);
 }
 
+/// A REFUSED from the second server does not end the query while the
+/// first, slower one may still answer: its answer reaches the client.
+#[test]
+fn a_refusal_waits_for_a_slower_server_still_asked() {
+    let mut h = Harness::new(&[server(1), server(2)]);
+    let (a1, _, up1) = sent(&h.ask(client(5000), &query(7, "example.net", 1, None)));
+    let wake = h.proxy.poll_timeout().unwrap();
+    let (a2, to, up2) = sent(&h.advance(wake - h.now));
+    assert_eq!(to, server(2));
+    let refused = h.reply(a2, server(2), &reply(&up2, 5, &[], &[]));
+    assert_eq!(answered(&refused), None, "{refused:?}");
+    let r = reply(&up1, 0, &[rr(1, 60, &[192, 0, 2, 1])], &[]);
+    let (_, back) = answered(&h.reply(a1, server(1), &r)).unwrap();
+    assert_eq!(rcode_of(&back), 0);
+}
+
 #[test]
 fn the_fastest_server_is_preferred() {
     let mut h = Harness::new(&[server(1), server(2)]);
@@ -480,16 +496,46 @@ fn tcp_queries_go_over_tcp_and_match_on_server_and_id() {
     assert_eq!(back.len(), big.len(), "no 512-byte limit over TCP");
 }
 
+/// A lost TCP connection (RFC 7766 §6.2.1): every query it carried is sent
+/// once more to the same server, on a new connection, and the loss counts
+/// as one failure; when that connection is lost too, they fail over.
 #[test]
-fn tcp_connection_loss_fails_over() {
+fn tcp_connection_loss_resends_once_then_fails_over() {
     let mut h = Harness::new(&[server(1), server(2)]);
-    let tcp_client = Client::Tcp {
-        conn: 1,
-        peer: SocketAddr::from(([192, 168, 1, 9], 1)),
+    let tcp_client = |port| Client::Tcp {
+        conn: u64::from(port),
+        peer: SocketAddr::from(([192, 168, 1, 9], port)),
     };
-    sent(&h.ask(tcp_client, &query(11, "example", 1, None)));
-    let (_, to, _) = sent(&h.proxy.handle(h.now, Input::TcpDown { server: server(1) }));
-    assert_eq!(to, server(2));
+    // Server 1 answers at once: the fastest, asked first.
+    let (a, _, up) = sent(&h.ask(client(1), &query(10, "c.example", 1, None)));
+    h.reply(a, server(1), &reply(&up, 0, &[], &[]));
+    let (a1, _, q1) = sent(&h.ask(tcp_client(1), &query(11, "a.example", 1, None)));
+    let (a2, _, q2) = sent(&h.ask(tcp_client(2), &query(12, "b.example", 1, None)));
+    let resent = h.proxy.handle(h.now, Input::TcpDown { server: server(1) });
+    let expected: Vec<Action> = [(a1, q1), (a2, q2)]
+        .into_iter()
+        .map(|(attempt, bytes)| Action::ToUpstream {
+            attempt,
+            server: server(1),
+            transport: Transport::Tcp,
+            bytes,
+        })
+        .collect();
+    assert_eq!(resent.len(), 2);
+    assert!(expected.iter().all(|e| resent.contains(e)), "{resent:?}");
+    let status = h.proxy.status();
+    assert_eq!(status.upstream_failures, 1);
+    assert_eq!(status.upstreams[0].failures, 1);
+    let failed_over = h.proxy.handle(h.now, Input::TcpDown { server: server(1) });
+    let to: Vec<_> = failed_over
+        .iter()
+        .filter_map(|a| match a {
+            Action::ToUpstream { server, .. } => Some(*server),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, [server(2), server(2)]);
+    assert_eq!(h.proxy.status().upstream_failures, 2);
 }
 
 #[test]
@@ -548,6 +594,22 @@ fn cache_serves_the_same_bytes_with_new_id_and_aged_ttls() {
 
 /// A hit written into a recycled buffer (the bytes of an earlier, longer
 /// answer) is exactly the cached answer: nothing of the old one remains.
+/// A hit carries the question as this client asked it, case included
+/// (forwarders that randomise case, "0x20", check it), not as the first
+/// asker wrote it.
+#[test]
+fn a_cache_hit_echoes_the_question_in_the_askers_case() {
+    let mut h = Harness::new(&[server(1)]);
+    let mut first = query(1, "example.net", 1, None);
+    first[13..20].copy_from_slice(b"Example");
+    cached_round(&mut h, &first, &[rr(1, 300, &[192, 0, 2, 1])], &[], 0);
+    let mut second = query(2, "example.net", 1, None);
+    second[13..20].copy_from_slice(b"eXaMpLe");
+    let (_, hit) = answered(&h.ask(client(2), &second)).unwrap();
+    let (_, question_end) = wire::read_question(&second).unwrap();
+    assert_eq!(hit[12..question_end], second[12..question_end]);
+}
+
 #[test]
 fn a_hit_in_a_recycled_buffer_is_the_cached_answer_only() {
     let mut h = Harness::new(&[server(1)]);
@@ -819,6 +881,12 @@ proptest! {
             let mut copy = bytes.clone();
             wire::age_ttls(&mut copy, layout.ttl_offsets.iter().copied(), 7);
             prop_assert_eq!(copy.len(), bytes.len());
+            if let Some(at) = layout.opt_rdlen_at {
+                // What is left still walks, with the same records.
+                wire::remove_cookies(&mut copy, at);
+                let after = wire::scan(&copy);
+                prop_assert_eq!(after.map(|l| l.ttl_offsets.len()), Ok(layout.ttl_offsets.len()));
+            }
         }
         let names = local::LocalNames::new(&LocalHosts { domain: "lan".into(), hosts: vec![] });
         if let Ok((q, end)) = wire::read_question(&bytes) {
@@ -897,4 +965,128 @@ fn local_names_follow_updates() {
     assert_eq!(back[back.len() - 4..], [192, 168, 1, 20]);
     // The old domain is no longer local: forwarded.
     sent(&h.ask(client(1), &query(2, "laptop.lan", wire::TYPE_A, None)));
+}
+/// A query for the root name.
+fn root_query(id: u16, qtype: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m
+}
+
+/// A reply whose question name is a compression pointer (here to the 0 of
+/// QDCOUNT's high byte: the root, as asked) is dropped as malformed: the
+/// cache reads the question name from the message's bytes, and took the
+/// pointer for the name (its index then lost track of entries, filled up
+/// and hung the proxy).
+#[test]
+fn a_reply_with_a_compressed_question_is_dropped() {
+    let mut h = Harness::new(&[server(1)]);
+    let q = root_query(1, TYPE_TXT);
+    let (a, _, up) = sent(&h.ask(client(1), &q));
+    let mut r = up[..12].to_vec();
+    r[2] |= 0x80;
+    r[6..8].copy_from_slice(&1u16.to_be_bytes());
+    r.extend_from_slice(&[0xc0, 4, 0, 16, 0, 1]);
+    r.extend_from_slice(&[0, 0, 16, 0, 1, 0, 0, 1, 0x2c, 0, 2, 1, b'x']);
+    assert_eq!(answered(&h.reply(a, server(1), &r)), None);
+    assert_eq!(h.proxy.status().drops.malformed_reply, 1);
+    // The same answer with the question written out is taken and cached.
+    let mut full = up[..up.len()].to_vec();
+    full[2..12].copy_from_slice(&r[2..12]);
+    full.extend_from_slice(&r[18..]);
+    assert!(answered(&h.reply(a, server(1), &full)).is_some());
+    assert_eq!(h.proxy.status().cache_entries, 1);
+}
+
+// ---- EDNS options ----
+
+/// A query whose OPT record holds `options` (code, data) in that order.
+fn query_with_options(id: u16, qname: &str, options: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut m = query(id, qname, 1, Some(false));
+    let rdata: Vec<u8> = options
+        .iter()
+        .flat_map(|(code, data)| {
+            let head = [code.to_be_bytes(), (data.len() as u16).to_be_bytes()];
+            head.concat().into_iter().chain(data.iter().copied())
+        })
+        .collect();
+    let rdlen_at = m.len() - 2;
+    m[rdlen_at..].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(&rdata);
+    m
+}
+
+const OPTION_NSID: u16 = 3;
+const OPTION_COOKIE: u16 = 10;
+
+/// DNS cookies are per hop (RFC 7873): the forwarded query keeps every
+/// byte but the COOKIE option, so upstream answers carry none and a cache
+/// hit never hands one client another's cookie.
+#[test]
+fn cookies_are_not_forwarded_and_a_cached_answer_has_none() {
+    let mut h = Harness::new(&[server(1)]);
+    let (a_cookie, b_cookie) = (*b"AAAAAAAA", *b"BBBBBBBB");
+    let other: &[u8] = b"\x01\x02";
+    let qa = query_with_options(
+        1,
+        "example.net",
+        &[
+            (OPTION_NSID, b""),
+            (OPTION_COOKIE, &a_cookie),
+            (65001, other),
+        ],
+    );
+    let (a, _, up) = sent(&h.ask(client(1), &qa));
+    let without = query_with_options(1, "example.net", &[(OPTION_NSID, b""), (65001, other)]);
+    assert_eq!(up[2..], without[2..], "only the cookie is removed");
+    let r = reply(&up, 0, &[rr(1, 300, &[192, 0, 2, 1])], &[]);
+    answered(&h.reply(a, server(1), &r)).unwrap();
+    let qb = query_with_options(2, "example.net", &[(OPTION_COOKIE, &b_cookie)]);
+    let (_, hit) = answered(&h.ask(client(2), &qb)).expect("a cache hit");
+    for cookie in [a_cookie, b_cookie] {
+        assert!(!hit.windows(8).any(|w| w == cookie), "{hit:?}");
+    }
+}
+
+/// Every COOKIE option goes, wherever it sits; an option that overruns the
+/// record stops the walk and leaves the rest as it was.
+#[test]
+fn remove_cookies_keeps_every_other_byte() {
+    let cookie: &[u8] = b"CCCCCCCC";
+    let strip = |options: &[(u16, &[u8])]| {
+        let mut m = query_with_options(1, "a.example", options);
+        let at = wire::scan(&m).unwrap().opt_rdlen_at.unwrap();
+        wire::remove_cookies(&mut m, at);
+        m
+    };
+    let kept: &[(u16, &[u8])] = &[(OPTION_NSID, b""), (8, b"\x00\x01\x18\x00\xc0\x00\x02")];
+    let with = [
+        (OPTION_COOKIE, cookie),
+        kept[0],
+        (OPTION_COOKIE, cookie),
+        kept[1],
+        (OPTION_COOKIE, cookie),
+    ];
+    assert_eq!(strip(&with), query_with_options(1, "a.example", kept));
+    let mut overrun = query_with_options(1, "a.example", &[(OPTION_COOKIE, cookie)]);
+    let len = overrun.len();
+    overrun[len - 9] = 9; // the option claims one byte more than the record has
+    let mut stripped = overrun.clone();
+    wire::remove_cookies(&mut stripped, len - 14);
+    assert_eq!(stripped, overrun);
+}
+
+/// A signed query (TSIG, RFC 8945) is forwarded exactly as it came: an
+/// edited message would no longer verify.
+#[test]
+fn a_signed_query_keeps_its_cookie() {
+    let mut h = Harness::new(&[server(1)]);
+    let mut q = query_with_options(1, "example.net", &[(OPTION_COOKIE, b"AAAAAAAA")]);
+    q[11] = 2;
+    // A TSIG record (owner "k", class ANY, empty RDATA for brevity).
+    q.extend_from_slice(&[1, b'k', 0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+    let (_, _, up) = sent(&h.ask(client(1), &q));
+    assert_eq!(up[2..], q[2..]);
 }

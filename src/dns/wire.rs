@@ -12,6 +12,11 @@ pub const TYPE_A: u16 = 1;
 pub const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_OPT: u16 = 41;
+/// Records that sign the whole message (RFC 2931 SIG(0), RFC 8945 TSIG).
+const TYPE_SIG: u16 = 24;
+const TYPE_TSIG: u16 = 250;
+/// The EDNS COOKIE option (RFC 7873 §4).
+const OPTION_COOKIE: u16 = 10;
 pub const CLASS_IN: u16 = 1;
 
 pub const RCODE_NOERROR: u8 = 0;
@@ -24,6 +29,7 @@ const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
+const FLAG_AD: u16 = 0x0020;
 const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 /// EDNS0 "DNSSEC OK" in the OPT TTL's flag half (RFC 3225 §3).
@@ -108,6 +114,9 @@ impl Header {
     }
     pub fn checking_disabled(&self) -> bool {
         self.flags & FLAG_CD != 0
+    }
+    pub fn authentic_data(&self) -> bool {
+        self.flags & FLAG_AD != 0
     }
 }
 
@@ -344,6 +353,10 @@ pub struct Layout {
     /// negative-caching TTL of RFC 2308 §5.
     pub negative_ttl: Option<u32>,
     pub edns: Option<Edns>,
+    /// Offset of the OPT record's RDLENGTH, for [`remove_cookies`]; `None`
+    /// without one, or when a SIG(0)/TSIG record signs the message (editing
+    /// it would break the signature, RFC 8945 §5.3).
+    pub opt_rdlen_at: Option<usize>,
 }
 
 /// Walks every record of `msg` (RFC 1035 §4.1.3). Bytes after the last
@@ -361,6 +374,7 @@ pub fn scan(msg: &[u8]) -> Result<Layout, Malformed> {
         return Err(Malformed::Truncated);
     }
     let mut layout = Layout::default();
+    let mut signed = false;
     let sections = [
         (header.ancount, false),
         (header.nscount, true),
@@ -387,9 +401,11 @@ pub fn scan(msg: &[u8]) -> Result<Layout, Malformed> {
                         udp_size: class,
                         dnssec_ok: ttl & EDNS_DO != 0,
                     });
+                    layout.opt_rdlen_at = Some(at - rdlen - 2);
                 }
                 continue;
             }
+            signed |= matches!(rtype, TYPE_SIG | TYPE_TSIG);
             // RFC 2181 §8: a TTL with the top bit set is treated as zero.
             let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
             layout.ttl_offsets.push(ttl_at as u16);
@@ -402,7 +418,34 @@ pub fn scan(msg: &[u8]) -> Result<Layout, Malformed> {
             }
         }
     }
+    if signed {
+        layout.opt_rdlen_at = None;
+    }
     Ok(layout)
+}
+
+/// Removes every COOKIE option from the OPT record whose RDLENGTH is at
+/// `rdlen_at` (as [`scan`] found it) and fixes RDLENGTH; every other byte
+/// stays. Stops at an option that overruns the record.
+pub fn remove_cookies(msg: &mut Vec<u8>, rdlen_at: usize) {
+    let mut at = rdlen_at + 2;
+    while let (Ok(rdlen), Ok(code), Ok(len)) =
+        (u16_at(msg, rdlen_at), u16_at(msg, at), u16_at(msg, at + 2))
+    {
+        let next = at + 4 + usize::from(len);
+        if next > rdlen_at + 2 + usize::from(rdlen) || next > msg.len() {
+            return;
+        }
+        if code != OPTION_COOKIE {
+            at = next;
+            continue;
+        }
+        let removed = next - at;
+        msg.copy_within(next.., at);
+        msg.truncate(msg.len() - removed);
+        let rdlen = rdlen - removed as u16;
+        msg[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
 }
 
 /// The largest UDP response `query`'s sender accepts (RFC 6891 §6.2.3, never
