@@ -628,10 +628,8 @@ fn reload_keeps_leases_and_applies_a_changed_config() {
     .unwrap();
     b4d.signal(Signal::Hup);
     let invalid = b4d.wait_for_line("is invalid, keeping the running configuration", secs(5));
-    assert!(
-        invalid.contains("option 'dns_proxy' in section 'lan'"),
-        "{invalid}"
-    );
+    // Each error its own log record (a syslog datagram holds ~1 KiB).
+    b4d.wait_for_line("option 'dns_proxy' in section 'lan'", secs(5));
     assert!(b4d.is_running(), "{invalid}");
 
     // A real change: the domain. Same pid, leases restored, new option.

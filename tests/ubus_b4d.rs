@@ -61,7 +61,7 @@ fn b4d_waits_quietly_for_ubusd_then_publishes_b4_and_answers_calls() {
     assert_eq!(path, "b4");
     assert_eq!(
         signature.to_string(),
-        r#"{"status":{},"leases":{},"renew":{"reason":3},"check":{},"reload":{},"netifd_setup":{"interface":3}}"#
+        r#"{"status":{},"leases":{},"renew":{"reason":3},"check":{},"reload":{},"netifd_setup":{"interface":3},"netifd_teardown":{"interface":3}}"#
     );
     let mut answer = Message::new(
         MsgType::Data,
