@@ -143,23 +143,27 @@ fn reexec() -> std::io::Error {
 }
 
 /// Blocks (or unblocks) the signals b4d handles, across a re-exec.
+/// Through libc: nix's signal types and errno descriptions cost ~10 KiB.
 fn set_stop_signals_blocked(blocked: bool) {
-    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-    let mut set = SigSet::empty();
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-    ] {
-        set.add(signal);
-    }
     let how = match blocked {
-        true => SigmaskHow::SIG_BLOCK,
-        false => SigmaskHow::SIG_UNBLOCK,
+        true => libc::SIG_BLOCK,
+        false => libc::SIG_UNBLOCK,
     };
-    if let Err(e) = pthread_sigmask(how, Some(&set), None) {
-        warn!("cannot change the signal mask: {e}");
+    // SAFETY: `set` is initialised by sigemptyset before use, and
+    // pthread_sigmask only reads it; no old mask is asked for.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        warn!(
+            "cannot change the signal mask: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
     }
 }
 
@@ -224,10 +228,11 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
-    let (dhcpv6, dhcpv6_status) = match start_dhcpv6(&config, events.clone(), &mut tasks) {
-        Some((control, status)) => (Some(control), Some(status)),
-        None => (None, None),
-    };
+    let (dhcpv6, dhcpv6_status) =
+        match start_dhcpv6(&config, events.clone(), shutdown.subscribe(), &mut tasks) {
+            Some((control, status)) => (Some(control), Some(status)),
+            None => (None, None),
+        };
     let handoff = config.ipv6_handoff_mode(std::path::Path::new(NETIFD_PATH).exists());
     info!(
         "IPv6 hand-off: {handoff} (globals.ipv6_handoff '{}')",
@@ -330,13 +335,6 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
         shutdown.send_replace(true);
         tunnel_shutdown.send_replace(true);
         lan6_shutdown.send_replace(true);
-        if let Some(control) = dhcpv6.clone() {
-            // Not try_send: with Renew requests queued it could be dropped,
-            // and then no Release and no end until procd's SIGKILL.
-            tokio::spawn(async move {
-                let _ = control.send(Control::Shutdown).await;
-            });
-        }
     };
     loop {
         if *shutdown.borrow() && tasks.is_empty() {
@@ -412,6 +410,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
 fn start_dhcpv6(
     config: &Config,
     events: broadcast::Sender<Event>,
+    shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<(mpsc::Sender<Control>, watch::Receiver<ClientStatus>)> {
     let device = config.wan.device.to_string();
@@ -462,6 +461,7 @@ fn start_dhcpv6(
         rand::random(),
         config.wan.lease_file.clone(),
         control_rx,
+        shutdown,
         Outputs { events, status },
     ));
     Some((control_tx, status_rx))

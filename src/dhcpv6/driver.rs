@@ -37,7 +37,6 @@ pub enum Control {
     /// Duplicate address detection failed for a leased address: Decline it
     /// (RFC 8415 §18.2.8). Reported by whoever installs the address.
     DadFailed(Ipv6Addr),
-    Shutdown,
 }
 
 /// Channels the driver publishes on.
@@ -262,7 +261,9 @@ impl Persistence {
     }
 }
 
-/// Runs the client on `device` until a `Control::Shutdown` has been handled.
+/// Runs the client on `device` until `shutdown` (or the end of `control`)
+/// has been handled: a Release first, when configured. A watch rather than
+/// a message: a full control queue cannot lose it.
 /// A binding kept in `lease_file` from before a restart is published first.
 pub async fn run(
     device: String,
@@ -270,6 +271,7 @@ pub async fn run(
     seed: u64,
     lease_file: PathBuf,
     mut control: mpsc::Receiver<Control>,
+    mut shutdown: watch::Receiver<bool>,
     outputs: Outputs,
 ) -> io::Result<()> {
     let mut client = Client::new(config, seed);
@@ -379,11 +381,14 @@ pub async fn run(
             request = control.recv() => match request {
                 Some(Control::Renew) => client.handle(Instant::now(), Input::ForceRenew),
                 Some(Control::DadFailed(addr)) => client.handle(Instant::now(), Input::DadFailed(addr)),
-                Some(Control::Shutdown) | None => {
-                    shutdown_deadline = Some(tokio::time::Instant::now() + RELEASE_WAIT);
-                    client.handle(Instant::now(), Input::Shutdown)
-                }
+                None => Vec::new(),
             },
+            // The guard wait_for returns must not live across the other
+            // branches' awaits.
+            () = async { drop(shutdown.wait_for(|stop| *stop).await) }, if shutdown_deadline.is_none() => {
+                shutdown_deadline = Some(tokio::time::Instant::now() + RELEASE_WAIT);
+                client.handle(Instant::now(), Input::Shutdown)
+            }
             _ = sleep_until(shutdown_deadline) => {
                 info!("no Reply to Release within {}s, exiting anyway", RELEASE_WAIT.as_secs());
                 return Ok(());
