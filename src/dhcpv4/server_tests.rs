@@ -45,6 +45,24 @@ fn server(pool_len: u8) -> Server {
     Server::new(config(pool_len), Vec::new(), T0)
 }
 
+/// A pool of 10 and one host entry (.21) matched by MAC 60 or by client
+/// id 00:78 ("\0x").
+fn server_with_id_matched_host() -> Server {
+    Server::new(
+        ServerConfig {
+            statics: vec![StaticLease {
+                mac: mac(60),
+                client_id: Some(vec![0, b'x']),
+                ip: ip(21),
+                name: None,
+            }],
+            ..config(10)
+        },
+        Vec::new(),
+        T0,
+    )
+}
+
 /// Where client `m` is placed in a pool of `pool_len` from .100 when it
 /// has no lease (a hash of its MAC, see `Pool::home`).
 fn home(pool_len: u8, m: u8) -> Ipv4Addr {
@@ -466,19 +484,7 @@ fn static_host_gets_its_address_and_name_and_nobody_else_does() {
     );
     assert_eq!(one(&select(&mut s, T0, 3, ip(20))).message_type, DHCPNAK);
     // A static lease matched by client identifier, whatever the MAC.
-    let mut by_id = Server::new(
-        ServerConfig {
-            statics: vec![StaticLease {
-                mac: mac(60),
-                client_id: Some(vec![0, b'x']),
-                ip: ip(21),
-                name: None,
-            }],
-            ..config(10)
-        },
-        Vec::new(),
-        T0,
-    );
+    let mut by_id = server_with_id_matched_host();
     let bytes = build_request(DHCPDISCOVER, mac(61), NONE, &[(OPT_CLIENT_ID, &[0, b'x'])]);
     assert_eq!(
         one(&by_id.handle(T0, Input::Received { bytes: &bytes })).yiaddr,
@@ -818,19 +824,7 @@ fn a_client_cannot_take_a_configured_hosts_name() {
 /// one's static address.
 #[test]
 fn a_static_address_is_never_acked_to_two_clients() {
-    let mut s = Server::new(
-        ServerConfig {
-            statics: vec![StaticLease {
-                mac: mac(60),
-                client_id: Some(vec![0, b'x']),
-                ip: ip(21),
-                name: None,
-            }],
-            ..config(10)
-        },
-        Vec::new(),
-        T0,
-    );
+    let mut s = server_with_id_matched_host();
     // The MAC's device takes the address first.
     assert_eq!(one(&select(&mut s, T0, 60, ip(21))).message_type, DHCPACK);
     // Another device with the entry's client id.
