@@ -106,14 +106,18 @@ impl Settings {
 
     /// Whether a kernel address on the LAN device looks like one b4d made:
     /// our interface id, not link-local, and a finite lifetime (a static
-    /// address someone configured is permanent) or inside one of b4d's
-    /// unreachable `routes` (a prefix delegated with infinite lifetimes
-    /// gives a permanent address; the route, marked with b4d's protocol,
-    /// survives restarts and names the prefix).
+    /// address someone configured is permanent) or exactly the address b4d
+    /// carves from one of its unreachable `routes` (a prefix delegated with
+    /// infinite lifetimes gives a permanent address; the route, marked with
+    /// b4d's protocol, survives restarts and names the prefix). Not any
+    /// permanent address inside such a route: an admin's static one in
+    /// another subnet of the delegated prefix (say 2001:db8:100:1::1 beside
+    /// b4d's 2001:db8:100::1) stays theirs.
     pub fn is_ours(&self, a: &KernelAddress, routes: &[KernelRoute]) -> bool {
+        let carved_from = |r: &KernelRoute| matches!(carve(r.dst, self), Ok(Some(subnet)) if lan_address(subnet, self) == a.addr);
         u128::from(a.addr) as u64 == self.iface_id
             && !a.addr.is_unicast_link_local()
-            && (a.valid != FOREVER || routes.iter().any(|r| r.dst.contains_addr(a.addr)))
+            && (a.valid != FOREVER || routes.iter().any(carved_from))
     }
 }
 

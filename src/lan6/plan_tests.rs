@@ -786,6 +786,22 @@ fn an_address_from_a_prefix_with_infinite_lifetimes_is_still_ours() {
     assert!(plan_at(&core, t0, &k)
         .ops
         .contains(&set_addr("2001:db8:100::1", 64, 0, 7200)));
+    // A permanent one in another subnet of b4d's prefix, with b4d's
+    // interface id, is someone else's (an admin's static address).
+    let mut with_static = k.clone();
+    let addresses = &mut with_static.lan.as_mut().unwrap().1;
+    addresses.push(KernelAddress {
+        addr: v6("2001:db8:100:1::1"),
+        ..addresses[0]
+    });
+    let ops = stop(core.settings(), &with_static);
+    assert!(ops.contains(&remove), "{ops:?}");
+    assert!(
+        !ops.iter().any(
+            |op| matches!(op, Op::RemoveAddress { addr, .. } if *addr == v6("2001:db8:100:1::1"))
+        ),
+        "{ops:?}"
+    );
     // A permanent one outside b4d's routes stays someone else's.
     let mut k = k;
     k.routes.clear();
