@@ -233,7 +233,8 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
             Some((control, status)) => (Some(control), Some(status)),
             None => (None, None),
         };
-    let handoff = config.ipv6_handoff_mode(std::path::Path::new(NETIFD_PATH).exists());
+    let netifd_present = std::path::Path::new(NETIFD_PATH).exists();
+    let handoff = config.ipv6_handoff_mode(netifd_present);
     info!(
         "IPv6 hand-off: {handoff} (globals.ipv6_handoff '{}')",
         config.globals.ipv6_handoff
@@ -373,7 +374,6 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                 }
                 info!("{reload}: reloading the configuration from {}", config_path.display());
                 if let Some(new) = changed_config(&config, config_path) {
-                    let netifd_present = std::path::Path::new(NETIFD_PATH).exists();
                     let teardown = config.reload_teardown(&new, netifd_present);
                     if teardown.tunnel {
                         if let Some(tunnel) = &tunnel {
