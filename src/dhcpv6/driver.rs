@@ -122,6 +122,10 @@ fn use_optimistic_dad(device: &str) {
 /// cut, the DHCPv6 Solicit, still is (RFC 8415 §18.2.1).
 fn solicit_wan_router(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) {
     keep_accepting_ras(device);
+    send_router_solicitation(device, ifindex, link_local);
+}
+
+fn send_router_solicitation(device: &str, ifindex: u32, link_local: Option<Ipv6Addr>) {
     match ndisc::solicit_routers(device, ifindex, link_local) {
         Ok(from) => debug!("WAN {device}: Router Solicitation sent ({from:?} source)"),
         Err(e) => warn!("WAN {device}: cannot send a Router Solicitation: {e}"),
@@ -261,8 +265,7 @@ impl Persistence {
     }
 }
 
-/// Runs the client on `device` until `shutdown` (or the end of `control`)
-/// has been handled: a Release first, when configured. A watch rather than
+/// Runs the client on `device` until `shutdown` has been handled: a Release first, when configured. A watch rather than
 /// a message: a full control queue cannot lose it.
 /// A binding kept in `lease_file` from before a restart is published first.
 pub async fn run(
@@ -289,6 +292,7 @@ pub async fn run(
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
     let mut buf = vec![0u8; 65536];
     let mut announced_wait = false;
+    let mut control_open = true;
 
     let mut state: Option<LinkState> = link.snapshot().await?;
     // What the core returned for the last input, executed below together
@@ -321,7 +325,7 @@ pub async fn run(
                 // has been ignoring RAs since, and the default route would
                 // expire with the router lifetime. The netconf notification
                 // of that change woke this loop; ask for an RA now.
-                solicit_wan_router(&device, s.index, s.link_local);
+                send_router_solicitation(&device, s.index, s.link_local);
             }
         }
         carrier = with_carrier.map(|s| s.index);
@@ -378,10 +382,15 @@ pub async fn run(
                 state = link.snapshot().await?;
                 Vec::new()
             }
-            request = control.recv() => match request {
+            request = control.recv(), if control_open => match request {
                 Some(Control::Renew) => client.handle(Instant::now(), Input::ForceRenew),
                 Some(Control::DadFailed(addr)) => client.handle(Instant::now(), Input::DadFailed(addr)),
-                None => Vec::new(),
+                // Nobody sends any more: stop asking (recv would return
+                // None at once, every turn).
+                None => {
+                    control_open = false;
+                    Vec::new()
+                }
             },
             // The guard wait_for returns must not live across the other
             // branches' awaits.
