@@ -130,8 +130,6 @@ impl Config {
         render::render(self)
     }
 
-    /// Who takes the DHCPv6 results to the rest of the system. `auto` means
-    /// netifd when it is present (OpenWrt), else b4d itself.
     /// What a reload to `new` must take down before b4d restarts in place.
     /// The new process adopts the tunnel and the LAN addresses it finds
     /// under the names and settings it is configured with; whatever the
@@ -158,6 +156,8 @@ impl Config {
         }
     }
 
+    /// Who takes the DHCPv6 results to the rest of the system. `auto` means
+    /// netifd when it is present (OpenWrt), else b4d itself.
     pub fn ipv6_handoff_mode(&self, netifd_present: bool) -> HandoffMode {
         match self.globals.ipv6_handoff {
             Ipv6Handoff::Auto if netifd_present => HandoffMode::Netifd,

@@ -476,9 +476,13 @@ impl Server {
         client: &ClientKey,
         mac: [u8; 6],
     ) -> Option<&StaticLease> {
-        self.static_for(client, mac).filter(|s| {
-            (self.leases.by_ip(s.ip)).is_none_or(|l| &l.client == client || !l.is_active(now))
-        })
+        self.static_for(client, mac)
+            .filter(|s| !self.leased_to_another(s.ip, client, now))
+    }
+
+    /// Whether someone other than `client` holds an active lease on `ip`.
+    fn leased_to_another(&self, ip: Ipv4Addr, client: &ClientKey, now: u64) -> bool {
+        (self.leases.by_ip(ip)).is_some_and(|l| &l.client != client && l.is_active(now))
     }
 
     fn is_static_ip(&self, ip: Ipv4Addr) -> bool {
@@ -519,10 +523,7 @@ impl Server {
             && ip != self.config.server_ip
             && !self.is_static_ip(ip)
             && !self.is_quarantined(ip, now)
-            && self
-                .leases
-                .by_ip(ip)
-                .is_none_or(|l| &l.client == client || !l.is_active(now))
+            && !self.leased_to_another(ip, client, now)
             && self
                 .offers
                 .get(&ip)
@@ -585,9 +586,8 @@ impl Server {
         }
         // Only pool addresses: a static host's expired record keeps its
         // address (and learned name) for that host.
-        let (offered, statics) = (&self.offers, &self.config.statics);
         if let Some(ip) = self.leases.oldest_expired(now, |ip| {
-            !offered.contains_key(&ip) && !statics.iter().any(|s| s.ip == ip)
+            !self.offers.contains_key(&ip) && !self.is_static_ip(ip)
         }) {
             self.leases.remove(ip);
             self.refresh(ip);
