@@ -57,6 +57,56 @@ impl Retry {
     }
 }
 
+/// A port another program may hold (67 held by dnsmasq, 546 by odhcp6c):
+/// not shared (with SO_REUSEADDR both would get the traffic), but tried
+/// again every `every` until it is free. [`PortWait::failed`] and
+/// [`PortWait::opened`] say when to log, so a streak of failures is told
+/// once and its end once.
+#[derive(Debug)]
+pub struct PortWait {
+    every: Duration,
+    at: Option<tokio::time::Instant>,
+    failing: bool,
+}
+
+impl PortWait {
+    pub fn new(every: Duration) -> PortWait {
+        PortWait {
+            every,
+            at: None,
+            failing: false,
+        }
+    }
+
+    /// Whether an attempt may be made at `now`.
+    pub fn due(&self, now: tokio::time::Instant) -> bool {
+        self.at.is_none_or(|at| at <= now)
+    }
+
+    /// When the next attempt is due; `None` when one may be made any time.
+    pub fn at(&self) -> Option<tokio::time::Instant> {
+        self.at
+    }
+
+    /// The port was had; true if earlier attempts had failed.
+    pub fn opened(&mut self) -> bool {
+        self.at = None;
+        std::mem::take(&mut self.failing)
+    }
+
+    /// An attempt failed at `now`; true for the first of a streak.
+    pub fn failed(&mut self, now: tokio::time::Instant) -> bool {
+        self.at = Some(now + self.every);
+        !std::mem::replace(&mut self.failing, true)
+    }
+
+    /// Nothing to attempt on (the device is gone): the next one, once it is
+    /// back, need not wait.
+    pub fn idle(&mut self) {
+        self.at = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +127,24 @@ mod tests {
         assert_eq!(retry.at(), None);
         retry.settle(t0, Some("EBUSY"), "test");
         assert_eq!(retry.at(), Some(t0 + Retry::FIRST));
+    }
+
+    #[test]
+    fn a_held_port_is_tried_every_period_and_each_streak_is_told_once() {
+        let t0 = tokio::time::Instant::now();
+        let every = Duration::from_secs(5);
+        let mut wait = PortWait::new(every);
+        assert!(wait.due(t0));
+        assert!(wait.failed(t0), "the first failure is told");
+        assert!(!wait.due(t0 + Duration::from_secs(4)));
+        assert!(wait.due(t0 + every));
+        assert!(!wait.failed(t0 + every), "later ones are not");
+        assert_eq!(wait.at(), Some(t0 + every * 2));
+        assert!(wait.opened(), "the end of the streak is told");
+        assert_eq!(wait.at(), None);
+        assert!(!wait.opened());
+        assert!(wait.failed(t0), "a new streak is told again");
+        wait.idle();
+        assert!(wait.due(t0));
     }
 }

@@ -326,6 +326,65 @@ fn sol_max_rt_from_the_server_caps_solicit_retransmissions() {
     assert!(b4d.lines_matching("lease-acquired").is_empty());
 }
 
+/// odhcp6c still running on the WAN (netifd's wan6 left on proto 'dhcpv6'
+/// after installing b4d) holds [::]:546 on the device with SO_REUSEADDR, as
+/// odhcp6c binds it. b4d must not share the port (each client would get the
+/// other's Replies, with the same DUID-LL fighting over one binding): it says
+/// once what is wrong and how to fix it, sends nothing, keeps running, and
+/// gets its lease once the port is free.
+#[test]
+fn port_546_held_by_odhcp6c_is_waited_for_not_shared() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("port_546_held_by_odhcp6c_is_waited_for_not_shared");
+    let (client, server) = client_and_server();
+    let holder = client.spawn(
+        &dir,
+        "odhcp6c-socket",
+        "python3",
+        &[
+            "-c",
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')\n\
+             s.bind(('::', 546))\n\
+             print('holding port 546', flush=True)\n\
+             time.sleep(600)\n",
+        ],
+    );
+    holder.wait_for_line("holding port 546", secs(10));
+    let kea = Kea6Server::start(&server, &dir, "kea", &isp_kea());
+    kea.wait_ready();
+    let capture = Capture::dhcpv6(&client, &dir, "wan", "eth0");
+    let config = b4d_config(&dir, "");
+
+    let b4d = start_b4d(&client, &dir, "b4d", &config);
+    let warning = b4d.wait_for_line("DHCPv6: cannot use UDP port 546 on eth0", secs(10));
+    assert!(
+        warning.contains("in use") && warning.contains("uci set network.wan6.proto=b4"),
+        "{warning}"
+    );
+    std::thread::sleep(secs(3));
+    assert!(b4d.is_running(), "b4d keeps running without port 546");
+    assert!(
+        capture.matching("dhcp6 solicit").is_empty(),
+        "nothing sent while another client holds the port"
+    );
+
+    holder.signal(Signal::Term);
+    holder.wait_exit(secs(5));
+    b4d.wait_for_line("DHCPv6: port 546 on eth0 is ours now", secs(10));
+    b4d.wait_for_line("event: lease-acquired", secs(20));
+    assert_eq!(
+        b4d.count_matching("cannot use UDP port 546"),
+        1,
+        "said once"
+    );
+}
+
 fn isp_dnsmasq() -> Dnsmasq6Config {
     Dnsmasq6Config {
         dns_servers: vec!["2001:db8::53".parse().unwrap()],

@@ -2,7 +2,7 @@
 //! device, the lease file and the clock, feeds the core and executes what it
 //! returns. No protocol decisions are made here.
 
-use crate::timer::sleep_until;
+use crate::timer::{sleep_until, PortWait};
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
@@ -226,15 +226,13 @@ pub async fn run(
     let mut buf = vec![0u8; 65536];
     let mut status_due: Option<tokio::time::Instant> = None;
     let mut announced_missing = false;
-    // While port 67 cannot be had: when to try again, and whether that was
-    // said (once per streak).
-    let mut open_retry: Option<tokio::time::Instant> = None;
-    let mut open_failing = false;
+    // While port 67 cannot be had: when to try again, said once per streak.
+    let mut port_wait = PortWait::new(OPEN_RETRY);
     loop {
         match &device_state {
             Some(s)
                 if socket.as_ref().is_none_or(|(index, _)| *index != s.index)
-                    && open_retry.is_none_or(|at| at <= tokio::time::Instant::now()) =>
+                    && port_wait.due(tokio::time::Instant::now()) =>
             {
                 // The old device's socket goes first: it holds the port.
                 socket = None;
@@ -242,14 +240,13 @@ pub async fn run(
                 match open_socket(&device) {
                     Ok(opened) => {
                         socket = Some((s.index, opened));
-                        open_retry = None;
-                        if std::mem::take(&mut open_failing) {
+                        if port_wait.opened() {
                             info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
                         }
                         debug!("DHCPv4: listening on {device} (index {})", s.index);
                     }
                     Err(e) => {
-                        if !std::mem::replace(&mut open_failing, true) {
+                        if port_wait.failed(tokio::time::Instant::now()) {
                             let hint = match e.kind() {
                                 io::ErrorKind::AddrInUse => {
                                     " (another DHCP server is running: on OpenWrt turn off \
@@ -263,7 +260,6 @@ pub async fn run(
                                 OPEN_RETRY.as_secs()
                             );
                         }
-                        open_retry = Some(tokio::time::Instant::now() + OPEN_RETRY);
                     }
                 }
             }
@@ -276,7 +272,7 @@ pub async fn run(
         }
         if device_state.is_none() {
             // Nothing to retry on until the device is back.
-            open_retry = None;
+            port_wait.idle();
         }
         let timer = server.poll_timeout().map(|at| {
             // Capped: a far-off deadline would overflow an Instant; waking
@@ -311,7 +307,7 @@ pub async fn run(
             _ = sleep_until(timer) => {
                 actions = server.handle(unix_now(), Input::Timeout);
             }
-            _ = sleep_until(open_retry) => {}
+            _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
                 outputs.status.send_replace(server.status(unix_now()).clone());

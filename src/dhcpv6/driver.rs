@@ -2,7 +2,7 @@
 //! port 546 and the link watch, feeds the core with time and packets, and
 //! executes what it returns. No protocol decisions are made here.
 
-use crate::timer::sleep_until;
+use crate::timer::{sleep_until, PortWait};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ pub const SERVER_PORT: u16 = 547;
 /// procd's default stop timeout is 5 s.
 const RELEASE_WAIT: Duration = Duration::from_secs(3);
 
+/// How often port 546 is tried again while another client holds it.
+const OPEN_RETRY: Duration = Duration::from_secs(5);
+
 /// Requests from the rest of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -47,11 +50,13 @@ pub struct Outputs {
 
 /// Opens the client socket: UDP [::]:546 bound to the WAN device, multicast
 /// out of that device only, hop limit 1 (servers are on-link or behind a
-/// relay on the link).
+/// relay on the link). No SO_REUSEADDR: odhcp6c sets it, and two clients
+/// sharing the port on one device would each get the other's Replies (one
+/// of them all of them), with the same DUID-LL fighting over one binding.
+/// Failing to bind is how b4d sees that another client runs on the WAN.
 fn open_socket(device: &str, ifindex: u32) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_only_v6(true)?;
-    socket.set_reuse_address(true)?;
     socket
         .bind_device(Some(device.as_bytes()))
         .map_err(|e| io::Error::new(e.kind(), format!("SO_BINDTODEVICE {device}: {e}")))?;
@@ -283,9 +288,21 @@ pub async fn run(
     // Before anything else (even the link): the DNS proxy, the tunnel and
     // the LAN get the restored binding at once.
     let restored = persistence.restore(&mut client);
-    execute(restored, &mut client, None, &outputs, &mut persistence).await;
+    execute(
+        restored,
+        &mut client,
+        None,
+        &outputs,
+        None,
+        &mut persistence,
+    )
+    .await;
     let mut link = LinkWatch::new(&device)?;
     let mut socket: Option<(u32, UdpSocket)> = None;
+    // While port 546 cannot be had: when to try again, and why (shown as
+    // the status's last problem, the core knows nothing of it).
+    let mut port_wait = PortWait::new(OPEN_RETRY);
+    let mut port_problem: Option<String> = None;
     let mut ready = false;
     // The device index while its link is up with carrier.
     let mut carrier: Option<u32> = None;
@@ -303,15 +320,43 @@ pub async fn run(
         // recreated, and tell the core when DHCPv6 becomes (im)possible.
         let now = Instant::now();
         match &state {
-            Some(s) if socket.as_ref().is_none_or(|(idx, _)| *idx != s.index) => {
-                socket = Some((s.index, open_socket(&device, s.index)?));
-                use_optimistic_dad(&device);
+            Some(s)
+                if socket.as_ref().is_none_or(|(idx, _)| *idx != s.index)
+                    && port_wait.due(tokio::time::Instant::now()) =>
+            {
+                match open_socket(&device, s.index) {
+                    Ok(opened) => {
+                        socket = Some((s.index, opened));
+                        if port_wait.opened() {
+                            info!("DHCPv6: port {CLIENT_PORT} on {device} is ours now");
+                            port_problem = None;
+                            publish_status(&outputs, &client, None);
+                        }
+                        use_optimistic_dad(&device);
+                    }
+                    Err(e) => {
+                        socket = None;
+                        let problem = port_trouble(&device, &e);
+                        if port_wait.failed(tokio::time::Instant::now()) {
+                            warn!(
+                                "DHCPv6: {problem}; trying again every {} s",
+                                OPEN_RETRY.as_secs()
+                            );
+                        }
+                        publish_status(&outputs, &client, Some(&problem));
+                        port_problem = Some(problem);
+                    }
+                }
             }
             None if !announced_wait => {
                 info!("waiting for WAN device {device} to appear");
                 announced_wait = true;
             }
             _ => {}
+        }
+        if state.is_none() {
+            // Nothing to retry on until the device is back.
+            port_wait.idle();
         }
         // Carrier up (start, cable back, ifup): ask for the RA now, before
         // the link-local address has finished DAD.
@@ -329,7 +374,9 @@ pub async fn run(
             }
         }
         carrier = with_carrier.map(|s| s.index);
-        let now_ready = state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
+        // Without the socket nothing can be sent or heard: the core waits
+        // as it does for the link.
+        let now_ready = socket.is_some() && state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
         if now_ready != ready && shutdown_deadline.is_none() {
             ready = now_ready;
             if ready {
@@ -351,6 +398,7 @@ pub async fn run(
             &mut client,
             socket.as_ref().map(|s| &s.1),
             &outputs,
+            port_problem.as_deref(),
             &mut persistence,
         )
         .await
@@ -377,6 +425,7 @@ pub async fn run(
                     Vec::new()
                 }
             },
+            _ = sleep_until(port_wait.at()) => Vec::new(),
             changed = link.changed() => {
                 changed?;
                 state = link.snapshot().await?;
@@ -414,6 +463,7 @@ async fn execute(
     client: &mut Client,
     socket: Option<&UdpSocket>,
     outputs: &Outputs,
+    port_problem: Option<&str>,
     persistence: &mut Persistence,
 ) -> bool {
     let mut stopped = false;
@@ -445,7 +495,32 @@ async fn execute(
         }
     }
     if any {
-        outputs.status.send_replace(client.status());
+        publish_status(outputs, client, port_problem);
     }
     stopped
+}
+
+/// The core's status, with the driver's own trouble (the port held by
+/// another client) as the last problem while it lasts.
+fn publish_status(outputs: &Outputs, client: &Client, port_problem: Option<&str>) {
+    let mut status = client.status();
+    if let Some(problem) = port_problem {
+        status.last_problem = Some(problem.to_string());
+    }
+    outputs.status.send_replace(status);
+}
+
+/// Why port 546 could not be had, in words, with the fix when it is the
+/// usual case: odhcp6c still running on the WAN because netifd's wan6
+/// interface is still `proto 'dhcpv6'`.
+fn port_trouble(device: &str, e: &io::Error) -> String {
+    let hint = match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            " (another DHCPv6 client runs on it: on OpenWrt odhcp6c, for an \
+             interface with proto 'dhcpv6'; hand it to b4d with `uci set \
+             network.wan6.proto=b4; uci commit network; ifup wan6`)"
+        }
+        _ => "",
+    };
+    format!("cannot use UDP port {CLIENT_PORT} on {device}: {e}{hint}")
 }
