@@ -72,6 +72,13 @@ impl Lab {
     }
 
     fn b4d_with(&self, wan: &str, lan: &str) -> Process {
+        let b4d = self.spawn_b4d(wan, lan);
+        b4d.wait_for_line("proxy listening on 192.168.1.1:53", secs(10));
+        b4d
+    }
+
+    /// b4d started, without waiting for its proxy to listen.
+    fn spawn_b4d(&self, wan: &str, lan: &str) -> Process {
         let config = format!(
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
              config wan 'wan'\n\toption device 'eth0'\n\toption lease_file '{dhcpv6}'\n{wan}\n\
@@ -84,14 +91,12 @@ impl Lab {
             dhcpv6 = self.dir.file("b4d.dhcpv6").display(),
         );
         let path = self.dir.write("b4d.uci", config);
-        let b4d = self.router.spawn(
+        self.router.spawn(
             &self.dir,
             "b4d",
             env!("CARGO_BIN_EXE_b4d"),
             &["--foreground", "--config", &path.display().to_string()],
-        );
-        b4d.wait_for_line("proxy listening on 192.168.1.1:53", secs(10));
-        b4d
+        )
     }
 
     /// dig from the LAN client to b4d, bounded to one 5 s try.
@@ -143,6 +148,60 @@ fn a_aaaa_unknown_types_and_local_names() {
     let unknown = lab.ask(&["printer.lan"]);
     assert!(unknown.contains("status: NXDOMAIN"), "{unknown}");
     b4d.wait_for_line("upstream servers 2001:db8:1::53", secs(1));
+}
+
+/// OpenWrt's dnsmasq (`nonwildcard`: bind-dynamic, SO_REUSEADDR on each
+/// address) still serving the LAN address after b4d is installed: b4d does
+/// not share the port, says once why and how to fix it, keeps running, and
+/// takes the port once dnsmasq is gone.
+#[test]
+fn port_53_held_by_dnsmasq_is_waited_for_and_taken_once_free() {
+    if !require_dns_tools() {
+        return;
+    }
+    let lab = lab("port_53_held_by_dnsmasq_is_waited_for_and_taken_once_free");
+    let _unbound = lab.unbound("unbound", &[UPSTREAM_A]);
+    let dnsmasq = lab.router.spawn(
+        &lab.dir,
+        "dnsmasq",
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--log-facility=-",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-dynamic",
+            "--interface=eth1",
+            "--address=/www.example.test/198.51.100.99",
+        ],
+    );
+    dnsmasq.wait_for_line("started", secs(10));
+    let b4d = lab.spawn_b4d(
+        "\toption dhcpv6 'off'\n\toption aftr '2001:db8:1::1'\n",
+        &format!("\tlist dns_server '{UPSTREAM_A}'\n"),
+    );
+    let warning = b4d.wait_for_line("cannot listen on 192.168.1.1:53", secs(10));
+    assert!(
+        warning.contains("in use") && warning.contains("uci set b4d.lan.dns_proxy=0"),
+        "{warning}"
+    );
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test", "A"])),
+        ["198.51.100.99"],
+        "dnsmasq answers, alone"
+    );
+    assert!(b4d.is_running(), "b4d keeps running without port 53");
+
+    dnsmasq.signal(Signal::Term);
+    dnsmasq.wait_exit(secs(5));
+    b4d.wait_for_line("proxy listening on 192.168.1.1:53", secs(10));
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test", "A"])),
+        ["192.0.2.80"]
+    );
+    assert_eq!(b4d.count_matching("cannot listen on"), 1, "said once");
 }
 
 #[test]

@@ -669,6 +669,15 @@ fn status_waiting_for_wan() -> Json {
         reason: Some("no AFTR yet".into()),
         ..TunnelStatus::default()
     });
+    // Right after installing on a stock OpenWrt: dnsmasq holds the LAN ports.
+    status.dns = Some(b4d::dns::ProxyStatus {
+        problem: Some("cannot listen on 192.168.1.1:53: Address in use".into()),
+        ..Default::default()
+    });
+    status.dhcpv4 = Some(b4d::dhcpv4::ServerStatus {
+        problem: Some("cannot serve on br-lan: Address in use".into()),
+        ..Default::default()
+    });
     let table = b4d::ubus::status_table::status_table(&status, now);
     serde_json::from_str(&table.to_string()).expect("status is JSON")
 }
@@ -746,6 +755,14 @@ fn page_follows_state_changes_and_lists_check_results() {
         .contains(r#"class="alert-message warning" id="b4d-state""#));
     assert_eq!(first.field("tunnel-reason").as_deref(), Some("no AFTR yet"));
     assert_eq!(first.field("dhcpv6-state").as_deref(), Some("soliciting"));
+    assert_eq!(
+        first.field("dns-problem").as_deref(),
+        Some("cannot listen on 192.168.1.1:53: Address in use")
+    );
+    assert_eq!(
+        first.field("dhcpv4-problem").as_deref(),
+        Some("cannot serve on br-lan: Address in use")
+    );
     screenshot(&dir, &browser, &site, "waiting", None);
 }
 

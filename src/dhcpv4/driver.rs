@@ -216,7 +216,7 @@ pub async fn run(
         persistence.write(&server, now);
     }
     outputs.leases.send_replace(server.lease_list(now));
-    outputs.status.send_replace(server.status(now).clone());
+    publish_status(&outputs, &mut server, now, None);
 
     // The socket follows the device: br-lan is recreated when OpenWrt
     // restarts its network, and a socket bound to the old one hears nothing.
@@ -228,6 +228,7 @@ pub async fn run(
     let mut announced_missing = false;
     // While port 67 cannot be had: when to try again, said once per streak.
     let mut port_wait = PortWait::new(OPEN_RETRY);
+    let mut port_problem: Option<String> = None;
     loop {
         match &device_state {
             Some(s)
@@ -242,24 +243,29 @@ pub async fn run(
                         socket = Some((s.index, opened));
                         if port_wait.opened() {
                             info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
+                            port_problem = None;
+                            publish_status(&outputs, &mut server, unix_now(), None);
                         }
                         debug!("DHCPv4: listening on {device} (index {})", s.index);
                     }
                     Err(e) => {
+                        let hint = match e.kind() {
+                            io::ErrorKind::AddrInUse => {
+                                " (another DHCP server is running: on OpenWrt turn off \
+                                 dnsmasq's for the LAN with `uci set dhcp.lan.ignore=1; \
+                                 uci commit dhcp; service dnsmasq restart`)"
+                            }
+                            _ => "",
+                        };
+                        let problem = format!("cannot serve on {device}: {e}{hint}");
                         if port_wait.failed(tokio::time::Instant::now()) {
-                            let hint = match e.kind() {
-                                io::ErrorKind::AddrInUse => {
-                                    " (another DHCP server is running: on OpenWrt turn off \
-                                     dnsmasq's for the LAN with `uci set dhcp.lan.ignore=1; \
-                                     uci commit dhcp; service dnsmasq restart`)"
-                                }
-                                _ => "",
-                            };
                             warn!(
-                                "DHCPv4: cannot serve on {device}: {e}{hint}; trying again every {} s",
+                                "DHCPv4: {problem}; trying again every {} s",
                                 OPEN_RETRY.as_secs()
                             );
                         }
+                        port_problem = Some(problem);
+                        publish_status(&outputs, &mut server, unix_now(), port_problem.as_deref());
                     }
                 }
             }
@@ -310,7 +316,7 @@ pub async fn run(
             _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
-                outputs.status.send_replace(server.status(unix_now()).clone());
+                publish_status(&outputs, &mut server, unix_now(), port_problem.as_deref());
             }
             ready = readable => {
                 let (index, s) = ready?;
@@ -360,6 +366,14 @@ pub async fn run(
         }
         status_due.get_or_insert_with(|| tokio::time::Instant::now() + STATUS_INTERVAL);
     }
+}
+
+/// The core's status, with the driver's own trouble (port 67 held by
+/// another server) as the problem while it lasts.
+fn publish_status(outputs: &Outputs, server: &mut Server, now: u64, port_problem: Option<&str>) {
+    let mut status = server.status(now).clone();
+    status.problem = port_problem.map(str::to_string);
+    outputs.status.send_replace(status);
 }
 
 async fn send(socket: &UdpSocket, device: &str, to: Destination, bytes: &[u8]) {

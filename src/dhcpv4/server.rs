@@ -169,6 +169,9 @@ pub struct ServerStatus {
     pub quarantined: u32,
     /// Lines of the lease file that could not be read at start.
     pub bad_lease_file_lines: u64,
+    /// Why the server is not serving (port 67 held by another server); set
+    /// by the driver, the core knows nothing of sockets.
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -107,10 +107,12 @@ struct Driver {
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
-/// up after b4d.
+/// up after b4d. SO_REUSEADDR only for TCP, where a restart needs it (the
+/// last run's connections in TIME_WAIT); on UDP it would let b4d share the
+/// port with a dnsmasq that sets it too, each getting some of the queries.
 fn lan_socket(listen: SocketAddrV4, ty: Type, protocol: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, ty, Some(protocol))?;
-    socket.set_reuse_address(true)?;
+    socket.set_reuse_address(ty == Type::STREAM)?;
     socket.set_freebind_v4(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::V4(listen).into())?;
@@ -145,13 +147,24 @@ pub async fn run(
         match listen(config.listen) {
             Ok(sockets) => break sockets,
             Err(e) => {
+                let hint = match e.kind() {
+                    io::ErrorKind::AddrInUse => {
+                        " (another DNS server holds it: on OpenWrt dnsmasq; leave the LAN's \
+                         DNS to it with `uci set b4d.lan.dns_proxy=0`, or free the address \
+                         with `uci add_list dhcp.@dnsmasq[0].notinterface=lan`, which also \
+                         ends dnsmasq's DNS on the LAN's IPv6 addresses)"
+                    }
+                    _ => "",
+                };
+                let problem = format!("cannot listen on {}: {e}{hint}", config.listen);
                 if !warned {
-                    warn!(
-                        "cannot listen on {}: {e}; trying again every {BIND_RETRY:?}",
-                        config.listen
-                    );
+                    warn!("{problem}; trying again every {} s", BIND_RETRY.as_secs());
                     warned = true;
                 }
+                status.send_replace(ProxyStatus {
+                    problem: Some(problem),
+                    ..ProxyStatus::default()
+                });
                 tokio::select! {
                     _ = sleep(BIND_RETRY) => {}
                     _ = shutdown.wait_for(|stop| *stop) => return Ok(()),

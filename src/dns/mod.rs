@@ -175,4 +175,6 @@ pub struct ProxyStatus {
     pub in_flight: usize,
     pub upstreams: Vec<UpstreamStatus>,
     pub drops: Drops,
+    /// Why the proxy is not serving (its port held by another server).
+    pub problem: Option<String>,
 }

@@ -227,7 +227,7 @@ fn dns_table(d: &ProxyStatus) -> Table {
             dropped.push(name, n);
         }
     }
-    Table::new()
+    let mut t = Table::new()
         .with("queries", d.queries_udp + d.queries_tcp)
         .with("queries_tcp", d.queries_tcp)
         .with("cache_hits", d.cache_hits)
@@ -238,7 +238,11 @@ fn dns_table(d: &ProxyStatus) -> Table {
         .with("servfail_sent", d.servfail_sent)
         .with("cache_entries", d.cache_entries as u64)
         .with("upstreams", Value::Array(upstreams))
-        .with("dropped", dropped)
+        .with("dropped", dropped);
+    if let Some(problem) = &d.problem {
+        t.push("problem", problem.as_str());
+    }
+    t
 }
 
 fn dhcpv4_table(d: &ServerStatus) -> Table {
@@ -246,7 +250,7 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
     for (name, n) in &d.dropped {
         dropped.push(name, *n);
     }
-    Table::new()
+    let mut t = Table::new()
         .with("active_leases", d.active_leases)
         .with("pool_size", d.pool_size)
         .with("pool_used", d.pool_used)
@@ -257,7 +261,11 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
         .with("offers", d.sent_offer)
         .with("acks", d.sent_ack)
         .with("naks", d.sent_nak)
-        .with("dropped", dropped)
+        .with("dropped", dropped);
+    if let Some(problem) = &d.problem {
+        t.push("problem", problem.as_str());
+    }
+    t
 }
 
 /// Native IPv6 on the LAN: each delegated prefix with the LAN prefix and
@@ -450,5 +458,32 @@ mod tests {
         let text = status_table(&status, at + Duration::from_secs(10)).to_string();
         let needle = r#""ipv6_lan":{"state":"assigned","prefixes":[{"delegated":"2001:db8:100::/56","lan_prefix":"2001:db8:100::/64","address":"2001:db8:100::1","preferred":2990,"valid":"infinite","deprecated":false},{"delegated":"2001:db8:200::/56","preferred":0,"valid":7190,"deprecated":true}]}"#;
         assert!(text.contains(needle), "{needle} not in {text}");
+    }
+
+    #[test]
+    fn a_lan_service_kept_off_its_port_shows_why() {
+        let now = Instant::now();
+        let mut status = Status::new(now);
+        status.dns = Some(ProxyStatus::default());
+        status.dhcpv4 = Some(ServerStatus::default());
+        let text = status_table(&status, now).to_string();
+        assert!(!text.contains("problem"), "{text}");
+
+        let held = "cannot serve on br-lan: Address in use";
+        status.dns = Some(ProxyStatus {
+            problem: Some(held.replace("serve on br-lan", "listen on 192.168.1.1:53")),
+            ..ProxyStatus::default()
+        });
+        status.dhcpv4 = Some(ServerStatus {
+            problem: Some(held.into()),
+            ..ServerStatus::default()
+        });
+        let text = status_table(&status, now).to_string();
+        for needle in [
+            r#""dropped":{},"problem":"cannot listen on 192.168.1.1:53: Address in use"}"#,
+            r#""naks":0,"dropped":{},"problem":"cannot serve on br-lan: Address in use"}"#,
+        ] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
     }
 }

@@ -186,6 +186,9 @@ function renderBanner(st) {
 
 function renderOverview(st) {
 	var wan = isObject(st.wan) ? st.wan : {};
+	/* Set only while a LAN service cannot have its port (dnsmasq holds it). */
+	var dns = isObject(st.dns) ? st.dns : {};
+	var dhcpv4 = isObject(st.dhcpv4) ? st.dhcpv4 : {};
 
 	return section(_('Overview'), infoTable([
 		[ _('State'), st.state, 'state' ],
@@ -195,6 +198,8 @@ function renderOverview(st) {
 		[ _('WAN IPv6 address'), wan.address, 'wan-address' ],
 		[ _('Last event'), stamped(st.last_event) ],
 		[ _('Last error'), stamped(st.last_error), 'last-error' ],
+		[ _('DNS proxy not serving'), dns.problem, 'dns-problem' ],
+		[ _('DHCPv4 server not serving'), dhcpv4.problem, 'dhcpv4-problem' ],
 		[ _('Uptime'), duration(st.uptime) ],
 		[ _('Version'), st.version ]
 	]));
