@@ -680,7 +680,7 @@ fn port_67_held_by_another_server_is_waited_for_not_shared() {
     let b4d = lan.start_b4d("b4d", &config);
     let warning = b4d.wait_for_line("DHCPv4: cannot serve on eth0", secs(10));
     assert!(
-        warning.contains("in use") && warning.contains("uci set dhcp.lan.ignore=1"),
+        warning.contains("in use") && warning.contains("uci set dhcp.lan.dhcpv4=disabled"),
         "{warning}"
     );
     let client = lan.udhcpc(c, "udhcpc", "late", &[]);

@@ -251,8 +251,11 @@ pub async fn run(
                     Err(e) => {
                         let hint = match e.kind() {
                             io::ErrorKind::AddrInUse => {
+                                // Not `ignore`: odhcpd reads it too and would stop
+                                // serving IPv6 on the LAN; `dhcpv4` only stops
+                                // dnsmasq's DHCPv4 range (dnsmasq.init).
                                 " (another DHCP server is running: on OpenWrt turn off \
-                                 dnsmasq's for the LAN with `uci set dhcp.lan.ignore=1; \
+                                 dnsmasq's for the LAN with `uci set dhcp.lan.dhcpv4=disabled; \
                                  uci commit dhcp; service dnsmasq restart`)"
                             }
                             _ => "",
