@@ -21,6 +21,8 @@ use support::*;
 
 /// The id the fake ubusd gives netifd's `network.interface` object.
 const NETIFD: u32 = 0x1b2c_3d4e;
+/// ... and netifd's `network.interface.wan6`.
+const NETIFD_WAN6: u32 = 0x1b2c_3d4f;
 /// ubusd's event object (b4d's `b4.state` events go there).
 const EVENT_OBJECT: u32 = 1;
 
@@ -63,7 +65,7 @@ fn setup(dir: &TestDir, mac: &str, config: &Kea6Config) -> Setup {
         env!("CARGO_BIN_EXE_b4d"),
         &["--foreground", "--config", &b4d_config(dir)],
     );
-    let netifd = FakeNetifd::start(dir);
+    let netifd = FakeNetifd::start(dir, wan6_status(false, true));
     Setup {
         _cpe: cpe,
         _isp: isp,
@@ -97,23 +99,39 @@ fn b4d_config(dir: &TestDir) -> String {
     dir.write("b4d.uci", text).display().to_string()
 }
 
+/// What `ubus call network.interface.wan6 status` answers (the fields
+/// netifd_handle_status puts first): at boot after the handler's setup
+/// (pending), up, or down after `ifdown` (neither, autostart off).
+fn wan6_status(up: bool, pending: bool) -> Table {
+    Table::new()
+        .with("up", up)
+        .with("pending", pending)
+        .with("available", true)
+        .with("autostart", up || pending)
+        .with("dynamic", false)
+        .with("proto", "b4")
+}
+
 /// ubusd with netifd behind it, as far as b4d can tell.
 struct FakeNetifd {
     peer: UbusdReplay,
     next_seq: u16,
     /// `notify_proto` calls answered so far.
     notifies: usize,
+    /// What netifd says of wan6 when asked.
+    wan6_status: Table,
 }
 
 impl FakeNetifd {
     /// Accepts b4d's connection and its `b4` object.
-    fn start(dir: &TestDir) -> FakeNetifd {
+    fn start(dir: &TestDir, wan6_status: Table) -> FakeNetifd {
         let mut peer = UbusdReplay::listen(&dir.file("ubus.sock"));
         ubus_peer::register(&mut peer, CLIENT_ID);
         FakeNetifd {
             peer,
             next_seq: 100,
             notifies: 0,
+            wan6_status,
         }
     }
 
@@ -135,19 +153,25 @@ impl FakeNetifd {
             let (seq, peer) = (m.header.seq, m.header.peer);
             match m.header.kind() {
                 Some(MsgType::Lookup) => {
-                    assert_eq!(
-                        m.attrs,
-                        vec![Attr::ObjPath("network.interface".into())],
-                        "b4d looks up netifd's object and nothing else"
-                    );
-                    let signature = Table::new().with("notify_proto", Table::new());
+                    let (path, id, method) = match &m.attrs[..] {
+                        [Attr::ObjPath(p)] if p == "network.interface" => {
+                            (p, NETIFD, "notify_proto")
+                        }
+                        [Attr::ObjPath(p)] if p == "network.interface.wan6" => {
+                            (p, NETIFD_WAN6, "status")
+                        }
+                        other => {
+                            panic!("b4d looks up netifd's objects and nothing else: {other:?}")
+                        }
+                    };
+                    let signature = Table::new().with(method, Table::new());
                     let mut answer = Message::new(
                         MsgType::Data,
                         seq,
                         0,
                         vec![
-                            Attr::ObjPath("network.interface".into()),
-                            Attr::ObjId(NETIFD),
+                            Attr::ObjPath(path.clone()),
+                            Attr::ObjId(id),
                             Attr::ObjType(0x5eed_0001),
                             Attr::Signature(signature),
                         ],
@@ -170,6 +194,32 @@ impl FakeNetifd {
                         )
                         .encode(),
                     );
+                }
+                Some(MsgType::Invoke) if peer == NETIFD_WAN6 => {
+                    assert!(
+                        m.attrs.contains(&Attr::Method("status".into())),
+                        "only status is asked of wan6: {m:?}"
+                    );
+                    let mut answer = Message::new(
+                        MsgType::Data,
+                        seq,
+                        NETIFD_WAN6,
+                        vec![
+                            Attr::ObjId(NETIFD_WAN6),
+                            Attr::Data(self.wan6_status.clone()),
+                        ],
+                    )
+                    .encode();
+                    answer.extend(
+                        Message::new(
+                            MsgType::Status,
+                            seq,
+                            NETIFD_WAN6,
+                            vec![Attr::Status(0), Attr::ObjId(NETIFD_WAN6)],
+                        )
+                        .encode(),
+                    );
+                    self.peer.send(&answer);
                 }
                 Some(MsgType::Invoke) if peer == EVENT_OBJECT => {
                     self.peer.send(
@@ -480,4 +530,52 @@ fn stopping_b4d_takes_the_interface_down_before_the_connection_closes() {
         Some(&Value::String("wan6".into()))
     );
     assert!(b4d.wait_exit(secs(10)).success(), "clean exit");
+}
+
+/// b4d restarted (crash respawn, reload) while wan6 is down (`ifdown wan6`):
+/// netifd would take a report then too and hand the delegated prefix to the
+/// LAN behind an interface it shows as down. b4d asks netifd how wan6 is,
+/// reports nothing while it is down, and everything at the next setup.
+#[test]
+fn b4d_started_while_wan6_is_down_reports_at_the_next_setup() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("netifd_mode_started_down");
+    let cpe = Netns::new("cpe");
+    let isp_ns = Netns::new("isp");
+    veth_pair(
+        VethEnd::new(&cpe, "eth0").mac("02:00:00:00:b4:0b"),
+        VethEnd::new(&isp_ns, "eth0"),
+    );
+    let kea = Kea6Server::start(&isp_ns, &dir, "kea", &isp("2001:db8:100::"));
+    kea.wait_ready();
+    let b4d = cpe.spawn(
+        &dir,
+        "b4d",
+        env!("CARGO_BIN_EXE_b4d"),
+        &["--foreground", "--config", &b4d_config(&dir)],
+    );
+    let mut netifd = FakeNetifd::start(&dir, wan6_status(false, false));
+    // Serve ubus until b4d has its lease, and a while after.
+    let deadline = Instant::now() + secs(30);
+    while b4d.count_matching("event: lease-acquired") == 0 && Instant::now() < deadline {
+        netifd.serve_until(secs(1), |_| false);
+    }
+    b4d.wait_for_line("event: lease-acquired", secs(1));
+    netifd.serve_until(secs(3), |_| false);
+    assert_eq!(netifd.notifies, 0, "nothing reported while wan6 is down");
+    assert_eq!(
+        b4d.count_matching("netifd: interface 'wan6' is down; reporting at its next setup"),
+        1
+    );
+
+    // ifup wan6: the handler's setup, and the lease at once.
+    assert_eq!(
+        netifd.call_b4("netifd_setup", Table::new().with("interface", "wan6")),
+        0
+    );
+    let (up, _) = netifd.next_notify(secs(5));
+    assert_eq!(up.get("link-up"), Some(&Value::Bool(true)));
+    assert_eq!(strings(up.get("ip6prefix")).len(), 1, "{up}");
 }

@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::watch;
 
-use super::report::{self, NetifdStatus, Reporter};
+use super::report::{self, InterfaceState, NetifdStatus, Reporter};
 use crate::dhcpv6::ClientStatus;
 use crate::ubus::{Status, Table, UbusHandle};
 
 /// How long b4d waits at shutdown for netifd to take "link-up": false.
 const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the start waits for netifd's status of the interface, asking
+/// again every STATUS_RETRY while b4d's ubus connection is still being made.
+const STATUS_WAIT: Duration = Duration::from_secs(3);
+const STATUS_RETRY: Duration = Duration::from_millis(100);
 
 type PendingCall = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
 
@@ -44,6 +49,41 @@ fn explain(interface: &str, status: Status) -> String {
     format!("status {status}: {hint}")
 }
 
+/// Asks netifd how the interface is as b4d starts, so that a b4d restarted
+/// while it is down does not bring its prefix back (see
+/// [`Reporter::handle_start_state`]), and says when it is not b4d's. No
+/// answer (netifd or ubusd not there yet): report as usual.
+async fn learn_start_state(ubus: &UbusHandle, interface: &str, reporter: &mut Reporter) {
+    let path = report::interface_object(interface);
+    let ask = async {
+        loop {
+            match ubus.call(&path, report::STATUS_METHOD, Table::new()).await {
+                Err(Status::ConnectionFailed) => tokio::time::sleep(STATUS_RETRY).await,
+                answered => return answered,
+            }
+        }
+    };
+    let Ok(Ok(Some(answer))) = tokio::time::timeout(STATUS_WAIT, ask).await else {
+        return;
+    };
+    let Some(state) = InterfaceState::from_status(&answer) else {
+        return;
+    };
+    if let Some(proto) = state.proto.as_deref().filter(|p| *p != report::PROTO) {
+        warn!(
+            "netifd: interface '{interface}' is proto '{proto}', not '{}': its own client \
+             runs on the WAN and b4d's reports are refused; hand it to b4d with `uci set \
+             network.{interface}.proto={}; uci commit network; ifup {interface}`",
+            report::PROTO,
+            report::PROTO
+        );
+    }
+    reporter.handle_start_state(&state);
+    if reporter.waits_for_setup() {
+        info!("netifd: interface '{interface}' is down; reporting at its next setup (ifup)");
+    }
+}
+
 /// Reports to netifd's `interface` until `shutdown`, then says the link is
 /// down (best effort: netifd keeps lifetimes of its own if b4d is killed).
 /// `set_up` carries netifd's last word on the interface: true at each setup
@@ -67,6 +107,8 @@ pub async fn run(
         reporter.handle_lease(Instant::now(), status.lease.as_ref(), &status.info);
     }
     info!("netifd: reporting the DHCPv6 results to interface '{interface}'");
+    learn_start_state(&ubus, &interface, &mut reporter).await;
+    status.send_replace(reporter.status());
     loop {
         let now = Instant::now();
         if pending.is_none() {

@@ -26,6 +26,47 @@ use crate::ubus::{Status, Table, Value};
 /// (`_proto_notify` in netifd-proto.sh does the same).
 pub const OBJECT: &str = "network.interface";
 pub const METHOD: &str = "notify_proto";
+/// `ubus call network.interface.<name> status`: asked once at b4d's start.
+pub const STATUS_METHOD: &str = "status";
+/// The protocol handler files/lib/netifd/proto/b4.sh adds.
+pub const PROTO: &str = "b4";
+
+/// netifd's own object for one interface (netifd's interface_add_ubus).
+pub fn interface_object(interface: &str) -> String {
+    format!("{OBJECT}.{interface}")
+}
+
+/// What netifd's `status` of the interface says that matters to b4d
+/// (netifd_handle_status in netifd's ubus.c).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceState {
+    /// IFS_UP.
+    pub up: bool,
+    /// IFS_SETUP: the handler's setup ran and netifd waits for a report.
+    pub pending: bool,
+    /// The interface's protocol handler: "b4", or "dhcpv6" while odhcp6c
+    /// still has the WAN.
+    pub proto: Option<String>,
+}
+
+impl InterfaceState {
+    /// `None` for an answer that is not netifd's status (no "up" flag): it
+    /// says nothing about the interface.
+    pub fn from_status(status: &Table) -> Option<InterfaceState> {
+        let flag = |name| match status.get(name) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
+        Some(InterfaceState {
+            up: flag("up")?,
+            pending: flag("pending").unwrap_or(false),
+            proto: status
+                .get("proto")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+}
 
 /// First retry after a failed call; doubles up to [`RETRY_MAX`]. netifd
 /// answers in milliseconds when it is there; a failure means it is not (yet),
@@ -171,6 +212,23 @@ impl Reporter {
         self.lease_addresses = addresses;
         self.lease_prefixes = prefixes;
         self.info = info.clone();
+    }
+
+    /// netifd's state of the interface when b4d starts while netifd keeps
+    /// running (crash respawn, reload, restart): one neither up nor being set
+    /// up is down (`ifdown`, not started yet, or tearing down), and netifd
+    /// would take a report then too (see `suspended`), so b4d waits for the
+    /// handler's setup as after a teardown. Up, or pending (the setup ran
+    /// before b4d could hear it): report as usual.
+    pub fn handle_start_state(&mut self, state: &InterfaceState) {
+        if !state.up && !state.pending {
+            self.forget(true);
+        }
+    }
+
+    /// Whether b4d waits for netifd's next setup before reporting.
+    pub fn waits_for_setup(&self) -> bool {
+        self.suspended
     }
 
     /// netifd (re)started the interface (`proto_b4_setup`): it has forgotten
@@ -789,6 +847,47 @@ mod tests {
         r.handle_answer(t1, Ok(()));
         assert!(!r.reported_up());
         assert_eq!(r.poll_send(t1), None);
+    }
+
+    #[test]
+    fn started_while_the_interface_is_down_b4d_waits_for_its_setup() {
+        let t0 = Instant::now();
+        let status = |up: bool, pending: bool| {
+            Table::new()
+                .with("up", up)
+                .with("pending", pending)
+                .with("available", true)
+                .with("autostart", !up && !pending)
+                .with("proto", "b4")
+        };
+        let l = lease(t0, vec![addr("2001:db8:1::2", t0, 3600, 7200)], vec![]);
+        for (up, pending, reports) in [
+            (true, false, true),
+            (false, true, true),
+            (false, false, false),
+        ] {
+            let state = InterfaceState::from_status(&status(up, pending)).unwrap();
+            assert_eq!(state.proto.as_deref(), Some(PROTO));
+            let mut r = Reporter::new("wan6");
+            r.handle_start_state(&state);
+            r.handle_lease(t0, Some(&l), &info());
+            assert_eq!(
+                r.poll_send(t0).is_some(),
+                reports,
+                "up {up} pending {pending}"
+            );
+            assert_eq!(r.waits_for_setup(), !reports);
+            if !reports {
+                // ifup wan6: the handler's setup, and the lease at once.
+                r.handle_resync();
+                assert!(r.poll_send(t0).is_some());
+            }
+        }
+        assert_eq!(
+            InterfaceState::from_status(&Table::new().with("pending", false)),
+            None,
+            "not netifd's status: it says nothing"
+        );
     }
 
     #[test]
