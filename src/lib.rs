@@ -3,6 +3,7 @@
 //! Each subsystem lives in its own folder; `main.rs` only wires them together.
 
 pub mod atomic_file;
+pub mod boot_clock;
 pub mod check;
 pub mod cli;
 pub mod config;

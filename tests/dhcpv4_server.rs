@@ -112,8 +112,17 @@ impl Lan {
         b4d
     }
 
+    /// The lease file's lease lines, after the line naming the boot and the
+    /// wall clock's offset (src/dhcpv4/leases.rs).
     fn leases_file(&self) -> String {
-        std::fs::read_to_string(self.dir.file("b4d.leases")).unwrap_or_default()
+        let file = std::fs::read_to_string(self.dir.file("b4d.leases")).unwrap_or_default();
+        match file.split_once('\n') {
+            Some((first, rest)) => {
+                assert!(first.starts_with("boot-id "), "{file}");
+                rest.to_string()
+            }
+            None => file,
+        }
     }
 
     /// Writes an executable hook script and returns its path.

@@ -17,9 +17,10 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::leases::{self, format_mac};
+use super::leases::{self, format_mac, TimeBase};
 use super::server::{self, Action, Destination, Input, Server, ServerConfig, ServerStatus};
 use super::LeaseInfo;
+use crate::boot_clock::{boottime, BootClock};
 use crate::netlink::LinkWatch;
 
 pub const SERVER_PORT: u16 = 67;
@@ -47,10 +48,21 @@ pub struct Subscriptions {
     pub status: watch::Receiver<ServerStatus>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
+/// The server's clock: CLOCK_BOOTTIME seconds, which NTP does not move (see
+/// leases.rs for why not the wall clock).
+fn server_now() -> u64 {
+    boottime().map_or(0, |d| d.as_secs())
+}
+
+/// How the wall clock maps to the server's right now.
+fn time_base(boot_id: &str) -> TimeBase {
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_secs());
+    TimeBase {
+        boot_id: boot_id.to_string(),
+        wall_minus_boot: wall as i64 - server_now() as i64,
+    }
 }
 
 /// UDP 0.0.0.0:67 bound to the LAN device (so only its clients are served
@@ -131,9 +143,9 @@ fn add_arp_entry(fd: RawFd, device: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Res
 }
 
 /// Loads the lease file; a missing file is an empty one.
-fn load_leases(path: &Path) -> (Vec<leases::Lease>, usize) {
+fn load_leases(path: &Path, base: &TimeBase) -> (Vec<leases::Lease>, usize) {
     match std::fs::read_to_string(path) {
-        Ok(text) => leases::parse(&text, server::valid_hostname),
+        Ok(text) => leases::parse(&text, base, server::valid_hostname),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
         Err(e) => {
             warn!(
@@ -147,6 +159,8 @@ fn load_leases(path: &Path) -> (Vec<leases::Lease>, usize) {
 
 struct Persistence {
     path: PathBuf,
+    /// This boot's id, written with the times (see leases.rs).
+    boot_id: String,
     /// Whether the last write failed, i.e. the file is stale (logged once
     /// per failure streak).
     failing: bool,
@@ -156,7 +170,8 @@ impl Persistence {
     /// Writes synchronously: the file lives on tmpfs on OpenWrt, and the
     /// DHCPACK waiting on it must not go out before it is written.
     fn write(&mut self, server: &Server, now: u64) {
-        match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now)) {
+        let base = time_base(&self.boot_id);
+        match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now, &base)) {
             Ok(()) => {
                 if std::mem::take(&mut self.failing) {
                     info!("DHCPv4: lease file {} written again", self.path.display());
@@ -184,8 +199,11 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     outputs: Outputs,
 ) -> io::Result<()> {
-    let now = unix_now();
-    let (restored, bad_lines) = load_leases(&lease_file);
+    // Without a boot id (no /proc) a file is always read with the current
+    // offset, as one from another boot.
+    let boot_id = BootClock::read().map_or_else(|_| "unknown".to_string(), |c| c.boot_id);
+    let now = server_now();
+    let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id));
     let restored_count = restored.len();
     let pool = (config.pool_first, config.pool_last);
     let statics = config.statics.len();
@@ -200,6 +218,7 @@ pub async fn run(
     }
     let mut persistence = Persistence {
         path: lease_file,
+        boot_id,
         failing: false,
     };
     let kept = server.status(now).active_leases;
@@ -244,7 +263,7 @@ pub async fn run(
                         if port_wait.opened() {
                             info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
                             port_problem = None;
-                            publish_status(&outputs, &mut server, unix_now(), None);
+                            publish_status(&outputs, &mut server, server_now(), None);
                         }
                         debug!("DHCPv4: listening on {device} (index {})", s.index);
                     }
@@ -268,7 +287,12 @@ pub async fn run(
                             );
                         }
                         port_problem = Some(problem);
-                        publish_status(&outputs, &mut server, unix_now(), port_problem.as_deref());
+                        publish_status(
+                            &outputs,
+                            &mut server,
+                            server_now(),
+                            port_problem.as_deref(),
+                        );
                     }
                 }
             }
@@ -286,7 +310,7 @@ pub async fn run(
         let timer = server.poll_timeout().map(|at| {
             // Capped: a far-off deadline would overflow an Instant; waking
             // once a day to look again costs nothing.
-            let wait = at.saturating_sub(unix_now()).min(86_400);
+            let wait = at.saturating_sub(server_now()).min(86_400);
             tokio::time::Instant::now() + Duration::from_secs(wait)
         });
         let readable = async {
@@ -302,7 +326,7 @@ pub async fn run(
             _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
                 // Every change was written when it happened; only a write
                 // that failed is retried.
-                let now = unix_now();
+                let now = server_now();
                 if persistence.failing {
                     persistence.write(&server, now);
                 }
@@ -314,12 +338,12 @@ pub async fn run(
                 device_state = link.snapshot().await?;
             }
             _ = sleep_until(timer) => {
-                actions = server.handle(unix_now(), Input::Timeout);
+                actions = server.handle(server_now(), Input::Timeout);
             }
             _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
-                publish_status(&outputs, &mut server, unix_now(), port_problem.as_deref());
+                publish_status(&outputs, &mut server, server_now(), port_problem.as_deref());
             }
             ready = readable => {
                 let (index, s) = ready?;
@@ -332,7 +356,7 @@ pub async fn run(
                             if arrived_on.is_some_and(|i| i != index) {
                                 continue;
                             }
-                            let now = unix_now();
+                            let now = server_now();
                             for action in server.handle(now, Input::Received { bytes: &buf[..len] }) {
                                 if !actions.contains(&action) || matches!(action, Action::Send { .. }) {
                                     actions.push(action);
@@ -351,7 +375,7 @@ pub async fn run(
         if actions.is_empty() {
             continue;
         }
-        let now = unix_now();
+        let now = server_now();
         // The core orders each message's actions; across a batch, do every
         // write and publication before any send.
         if actions.contains(&Action::Persist) {

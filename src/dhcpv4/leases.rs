@@ -1,12 +1,24 @@
 //! The lease store (records by address and by client, with an expiry index)
 //! and its persistence: a text file, one lease per line, written atomically.
 //!
-//! File format, one line per active dynamic lease (static hosts come from
-//! the configuration and are not stored):
+//! File format: a first line naming the boot and the wall clock's offset
+//! from CLOCK_BOOTTIME when written, then one line per active dynamic lease
+//! (static hosts come from the configuration and are not stored):
 //!
 //! ```text
+//! boot-id <kernel boot id> wall-minus-boot <seconds>
 //! <expires unix seconds> <mac aa:bb:cc:dd:ee:ff> <ip> <hostname or *> <client-id hex or *>
 //! ```
+//!
+//! Why the first line: the server runs on CLOCK_BOOTTIME seconds, because a
+//! router without a battery-backed clock boots with a stale wall clock that
+//! NTP then moves forward by days or years: on the wall clock every lease
+//! granted before that would expire at once while its client still uses the
+//! address, and the pool would hand it to another. The file keeps wall-clock
+//! expiries (readable, and still meaningful after a reboot); within the same
+//! boot the offset written with them turns them back exactly, whatever the
+//! wall clock did in between. A file from another boot (or without the
+//! line) is read with the current offset.
 //!
 //! Writes go to `<file>.tmp`, are fsynced, then renamed over the file and the
 //! directory fsynced, so a reader (or b4d after kill -9 or a power cut)
@@ -49,8 +61,9 @@ pub struct Lease {
     pub mac: [u8; 6],
     pub ip: Ipv4Addr,
     pub hostname: Option<String>,
-    /// Unix seconds; a record whose time has passed is an expired lease kept
-    /// so the client gets the same address back while nobody else needs it.
+    /// On the server's clock (CLOCK_BOOTTIME seconds; see the file format);
+    /// a record whose time has passed is an expired lease kept so the client
+    /// gets the same address back while nobody else needs it.
     pub expires: u64,
 }
 
@@ -195,17 +208,64 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Writes the file's text for every active lease at `now`.
+/// How the file's wall-clock times map to the server's clock: the wall
+/// clock minus CLOCK_BOOTTIME, in seconds, during boot `boot_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeBase {
+    pub boot_id: String,
+    pub wall_minus_boot: i64,
+}
+
+impl TimeBase {
+    pub fn to_wall(&self, boot_secs: u64) -> u64 {
+        let wall = i64::try_from(boot_secs).unwrap_or(i64::MAX);
+        wall.saturating_add(self.wall_minus_boot).max(0) as u64
+    }
+
+    pub fn to_boot(&self, wall_secs: u64) -> u64 {
+        let wall = i64::try_from(wall_secs).unwrap_or(i64::MAX);
+        wall.saturating_sub(self.wall_minus_boot).max(0) as u64
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "boot-id {} wall-minus-boot {}",
+            self.boot_id, self.wall_minus_boot
+        )
+    }
+
+    fn parse_line(line: &str) -> Option<TimeBase> {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some("boot-id"), Some(id), Some("wall-minus-boot"), Some(offset), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return None;
+        };
+        Some(TimeBase {
+            boot_id: id.to_string(),
+            wall_minus_boot: offset.parse().ok()?,
+        })
+    }
+}
+
+/// Writes the file's text for every active lease at `now` (the server's
+/// clock), with expiries on the wall clock as `base` maps them.
 pub fn write_leases<'a>(
     out: &mut impl io::Write,
     leases: impl Iterator<Item = &'a Lease>,
     now: u64,
+    base: &TimeBase,
 ) -> io::Result<()> {
+    writeln!(out, "{}", base.line())?;
     for lease in leases.filter(|l| l.is_active(now)) {
         write!(
             out,
             "{} {} {} {} ",
-            lease.expires,
+            base.to_wall(lease.expires),
             format_mac(&lease.mac),
             lease.ip,
             lease.hostname.as_deref().unwrap_or("*"),
@@ -220,23 +280,40 @@ pub fn write_leases<'a>(
 }
 
 /// The file's text, as a string (tests, small tools).
-pub fn serialize<'a>(leases: impl Iterator<Item = &'a Lease>, now: u64) -> String {
+pub fn serialize<'a>(leases: impl Iterator<Item = &'a Lease>, now: u64, base: &TimeBase) -> String {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail; the text is ASCII but for host names,
     // which are checked labels.
-    let _ = write_leases(&mut out, leases, now);
+    let _ = write_leases(&mut out, leases, now, base);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses the file. Returns the leases and how many lines were unusable.
+/// Parses the file, with expiries on the server's clock: through the
+/// file's own time base when it is from boot `current.boot_id`, else
+/// through `current`. Returns the leases and how many lines were unusable.
 /// Host names are re-checked with `valid_hostname` so a hand-edited file
 /// cannot smuggle odd names into DNS.
-pub fn parse(text: &str, valid_hostname: impl Fn(&str) -> bool) -> (Vec<Lease>, usize) {
+pub fn parse(
+    text: &str,
+    current: &TimeBase,
+    valid_hostname: impl Fn(&str) -> bool,
+) -> (Vec<Lease>, usize) {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    let written = lines.peek().and_then(|first| TimeBase::parse_line(first));
+    if written.is_some() {
+        lines.next();
+    }
+    let base = written
+        .filter(|w| w.boot_id == current.boot_id)
+        .unwrap_or_else(|| current.clone());
     let mut leases = Vec::new();
     let mut bad = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    for line in lines {
         match parse_line(line, &valid_hostname) {
-            Some(lease) => leases.push(lease),
+            Some(mut lease) => {
+                lease.expires = base.to_boot(lease.expires);
+                leases.push(lease);
+            }
             None => bad += 1,
         }
     }
@@ -308,18 +385,70 @@ mod tests {
         );
     }
 
+    /// Boot `id` with the wall clock `wall_minus_boot` seconds ahead.
+    fn base(id: &str, wall_minus_boot: i64) -> TimeBase {
+        TimeBase {
+            boot_id: id.into(),
+            wall_minus_boot,
+        }
+    }
+
     #[test]
     fn file_round_trip_keeps_active_leases_only() {
         let mut with_id = lease(102, 3, 1000);
         with_id.client = ClientKey::Id(vec![1, 2, 0, 0, 0, 0, 3]);
         with_id.hostname = Some("printer".into());
         let leases = [lease(100, 1, 1000), lease(101, 2, 10), with_id.clone()];
-        let text = serialize(leases.iter(), 500);
-        assert_eq!(text.lines().count(), 2);
-        assert!(text.contains("1000 02:00:00:00:00:03 192.168.1.102 printer 01020000000003\n"));
-        let (back, bad) = parse(&text, |_| true);
+        let boot = base("boot-a", 1_700_000_000);
+        let text = serialize(leases.iter(), 500, &boot);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("boot-id boot-a wall-minus-boot 1700000000")
+        );
+        assert_eq!(lines.count(), 2, "{text}");
+        assert!(
+            text.contains("1700001000 02:00:00:00:00:03 192.168.1.102 printer 01020000000003\n")
+        );
+        let (back, bad) = parse(&text, &boot, |_| true);
         assert_eq!(bad, 0);
         assert_eq!(back, vec![leases[0].clone(), with_id]);
+    }
+
+    /// A router boots with its wall clock years behind; NTP moves it on
+    /// after the leases were granted and written; b4d restarts. The leases
+    /// keep their expiries on the server's clock: the file's own offset,
+    /// not the moved wall clock, turns them back.
+    #[test]
+    fn a_wall_clock_jump_within_the_boot_changes_no_expiry() {
+        let granted = [lease(100, 1, 43_260), lease(101, 2, 43_300)];
+        let before_ntp = base("boot-a", 1_500_000_000);
+        let text = serialize(granted.iter(), 60, &before_ntp);
+        let after_ntp = base("boot-a", 1_600_000_000);
+        let (back, bad) = parse(&text, &after_ntp, |_| true);
+        assert_eq!(bad, 0);
+        assert_eq!(back, granted);
+        // And backwards a day.
+        let (back, _) = parse(&text, &base("boot-a", 1_499_913_600), |_| true);
+        assert_eq!(back, granted);
+    }
+
+    /// A file from another boot (a lease file on flash) or from before the
+    /// first line existed is read on the wall clock as it is now.
+    #[test]
+    fn a_file_from_another_boot_or_without_a_time_base_uses_the_wall_clock_now() {
+        let granted = [lease(100, 1, 43_260)];
+        let text = serialize(granted.iter(), 60, &base("boot-a", 1_500_000_000));
+        // Rebooted 100 s of wall time later, now 30 s into the new boot.
+        let now = base("boot-b", 1_500_000_070);
+        let (back, _) = parse(&text, &now, |_| true);
+        assert_eq!(back[0].expires, 43_260 - 70);
+        let old = "1500043260 02:00:00:00:00:01 192.168.1.100 * *\n";
+        let (back, bad) = parse(old, &now, |_| true);
+        assert_eq!((back[0].expires, bad), (43_260 - 70, 0));
+        // Long expired on the wall clock: expired at once, no underflow.
+        let (back, _) = parse("5 02:00:00:00:00:01 192.168.1.100 * *\n", &now, |_| true);
+        assert_eq!(back[0].expires, 0);
     }
 
     #[test]
@@ -327,22 +456,33 @@ mod tests {
         let text = "garbage\n1 02:00:00:00:00:01 192.168.1.5 * *\n\
                     1 02:00:00:00:00:1 192.168.1.5 * *\n1 02:00:00:00:00:01 192.168.1.5 bad.name *\n\
                     1 02:00:00:00:00:01 192.168.1.5 * 0\n";
-        let (leases, bad) = parse(text, |n| !n.contains('.'));
+        let (leases, bad) = parse(text, &base("b", 0), |n| !n.contains('.'));
         assert_eq!(leases.len(), 1);
         assert_eq!(bad, 4);
     }
 
     proptest! {
         #[test]
-        fn parse_never_panics(text in "\\PC{0,300}") {
-            let _ = parse(&text, |_| true);
+        fn parse_never_panics(text in "\\PC{0,300}", offset in any::<i64>()) {
+            let _ = parse(&text, &base("b", offset), |_| true);
         }
 
         #[test]
         fn parse_never_panics_on_near_valid_lines(
-            expires in any::<u64>(), mac in "[0-9a-f:]{0,20}", ip in "[0-9.]{0,16}", id in "[0-9a-fx*]{0,9}"
+            expires in any::<u64>(), mac in "[0-9a-f:]{0,20}", ip in "[0-9.]{0,16}", id in "[0-9a-fx*]{0,9}",
+            written in any::<i64>(), offset in any::<i64>()
         ) {
-            let _ = parse(&format!("{expires} {mac} {ip} * {id}"), |_| true);
+            let text = format!("boot-id b wall-minus-boot {written}\n{expires} {mac} {ip} * {id}");
+            let _ = parse(&text, &base("b", offset), |_| true);
+        }
+
+        #[test]
+        fn times_survive_the_round_trip(expires in 1u64..u32::MAX as u64 * 4, offset in -1_000_000i64..4_000_000_000) {
+            let b = base("b", offset);
+            let mut l = lease(100, 1, 0);
+            l.expires = expires;
+            let (back, _) = parse(&serialize([l.clone()].iter(), 0, &b), &b, |_| true);
+            prop_assert_eq!(back, vec![l]);
         }
     }
 }

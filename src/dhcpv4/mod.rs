@@ -30,8 +30,9 @@ pub struct LeaseInfo {
     pub mac: [u8; 6],
     pub ip: Ipv4Addr,
     pub hostname: Option<String>,
-    /// Unix seconds; 0 = static (no expiry).
-    pub expires_unix: u64,
+    /// On the server's clock (CLOCK_BOOTTIME seconds, see leases.rs);
+    /// 0 = static (no expiry).
+    pub expires: u64,
     pub is_static: bool,
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use log::{debug, info, warn};
 
-use super::leases::{self, format_mac, ClientKey, Lease, LeaseStore};
+use super::leases::{self, format_mac, ClientKey, Lease, LeaseStore, TimeBase};
 use super::pool::Pool;
 use super::wire::{self, Reply, ReplyOption, Request, WireError};
 use super::LeaseInfo;
@@ -315,14 +315,19 @@ impl Server {
         actions
     }
 
-    /// What the lease file holds now.
-    pub fn lease_file_contents(&self, now: u64) -> String {
-        leases::serialize(self.leases.iter(), now)
+    /// What the lease file holds now, its times mapped by `base`.
+    pub fn lease_file_contents(&self, now: u64, base: &TimeBase) -> String {
+        leases::serialize(self.leases.iter(), now, base)
     }
 
-    /// Streams the lease file's text into `out`.
-    pub fn write_lease_file(&self, out: &mut impl std::io::Write, now: u64) -> std::io::Result<()> {
-        leases::write_leases(out, self.leases.iter(), now)
+    /// Streams the lease file's text into `out`, its times mapped by `base`.
+    pub fn write_lease_file(
+        &self,
+        out: &mut impl std::io::Write,
+        now: u64,
+        base: &TimeBase,
+    ) -> std::io::Result<()> {
+        leases::write_leases(out, self.leases.iter(), now, base)
     }
 
     /// Active dynamic leases plus every static host (with the name it was
@@ -339,7 +344,7 @@ impl Server {
                     .name
                     .clone()
                     .or_else(|| self.leases.by_ip(s.ip).and_then(|l| l.hostname.clone())),
-                expires_unix: 0,
+                expires: 0,
                 is_static: true,
             })
             .collect();
@@ -351,7 +356,7 @@ impl Server {
                     mac: l.mac,
                     ip: l.ip,
                     hostname: l.hostname.clone(),
-                    expires_unix: l.expires,
+                    expires: l.expires,
                     is_static: false,
                 }),
         );

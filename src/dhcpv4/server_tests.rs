@@ -6,12 +6,29 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 
-use super::leases::{ClientKey, Lease};
+use super::leases::{ClientKey, Lease, TimeBase};
 use super::server::*;
 use super::wire::tests::build_request;
 use super::wire::*;
 
 const T0: u64 = 1_700_000_000;
+
+/// The lease file's time base in these tests: the wall clock is the
+/// server's clock, so the file shows the core's expiries as they are.
+fn file_base() -> TimeBase {
+    TimeBase {
+        boot_id: "test-boot".into(),
+        wall_minus_boot: 0,
+    }
+}
+
+/// The lease file's lease lines (after its time-base line).
+fn lease_lines(s: &Server, now: u64) -> String {
+    let file = s.lease_file_contents(now, &file_base());
+    let (first, rest) = file.split_once('\n').expect("the time-base line");
+    assert_eq!(first, "boot-id test-boot wall-minus-boot 0");
+    rest.to_string()
+}
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 const NONE: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 
@@ -250,7 +267,7 @@ fn selecting_request_is_acked_after_the_lease_is_persisted() {
     assert_eq!(actions[1], Action::LeasesChanged);
     let ack = one(&actions);
     assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(100)));
-    let file = s.lease_file_contents(T0);
+    let file = lease_lines(&s, T0);
     assert_eq!(
         file,
         format!("{} 02:00:00:00:00:01 192.168.1.100 host1 *\n", T0 + 3600)
@@ -259,9 +276,9 @@ fn selecting_request_is_acked_after_the_lease_is_persisted() {
     let dynamic: Vec<_> = list.iter().filter(|l| !l.is_static).collect();
     assert_eq!(dynamic.len(), 1);
     assert_eq!(dynamic[0].hostname.as_deref(), Some("host1"));
-    assert_eq!(dynamic[0].expires_unix, T0 + 3600);
+    assert_eq!(dynamic[0].expires, T0 + 3600);
     let printer = list.iter().find(|l| l.is_static).unwrap();
-    assert_eq!((printer.ip, printer.expires_unix), (ip(20), 0));
+    assert_eq!((printer.ip, printer.expires), (ip(20), 0));
     assert_eq!(printer.hostname.as_deref(), Some("printer"));
 }
 
@@ -371,9 +388,7 @@ fn renewing_and_rebinding_extend_the_lease_and_answer_to_ciaddr() {
         actions.contains(&Action::LeasesChanged),
         "the published expiry moves too"
     );
-    assert!(s
-        .lease_file_contents(T0)
-        .starts_with(&(T0 + 1800 + 3600).to_string()));
+    assert!(lease_lines(&s, T0).starts_with(&(T0 + 1800 + 3600).to_string()));
     // Someone renewing an address that is another client's: NAK.
     assert_eq!(
         one(&renew(&mut s, T0 + 1800, 2, have)).message_type,
@@ -399,7 +414,7 @@ fn release_expires_the_lease_but_remembers_the_client() {
     );
     let actions = s.handle(T0 + 5, Input::Received { bytes: &bytes });
     assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
-    assert!(!s.lease_file_contents(T0 + 5).contains("192.168.1.100"));
+    assert!(!lease_lines(&s, T0 + 5).contains("192.168.1.100"));
     assert_eq!(s.status(T0 + 5).active_leases, 1);
     // A release by someone else changes nothing.
     let bytes = build_request(DHCPRELEASE, mac(3), ip(101), &[]);
@@ -549,7 +564,7 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
     ];
     let mut s = Server::new(config(10), restored, T0);
     assert_eq!(s.status(T0).active_leases, 1);
-    assert_eq!(s.lease_file_contents(T0).lines().count(), 1);
+    assert_eq!(lease_lines(&s, T0).lines().count(), 1);
     assert_eq!(one(&renew(&mut s, T0, 1, ip(101))).message_type, DHCPACK);
     assert_eq!(one(&discover(&mut s, T0, 9)).yiaddr, ip(100));
 }
@@ -785,8 +800,8 @@ proptest! {
                     prop_assert!((100..105).contains(&n) || n == 20, "{reply:?}");
                 }
             }
-            let file = s.lease_file_contents(now);
-            let (parsed, bad) = super::leases::parse(&file, valid_hostname);
+            let file = s.lease_file_contents(now, &file_base());
+            let (parsed, bad) = super::leases::parse(&file, &file_base(), valid_hostname);
             prop_assert_eq!(bad, 0);
             // One active lease per address and per client.
             let mut ips: Vec<_> = parsed.iter().map(|l| l.ip).collect();
@@ -805,7 +820,7 @@ fn a_client_cannot_take_a_configured_hosts_name() {
         mac: [2, 0, 0, 0, 0, last],
         ip: ip(last),
         hostname: Some(name.into()),
-        expires_unix: 1,
+        expires: 1,
         is_static: false,
     };
     let statics = [("printer".to_string(), ip(20))];

@@ -47,23 +47,13 @@ use std::time::{Duration, Instant};
 
 use super::duid;
 use super::lease::{DelegatedPrefix, Lease, LeasedAddress, NetworkInfo};
+pub use crate::boot_clock::BootClock;
 
 /// The first line: format name and version.
 pub const HEADER: &str = "b4d-dhcpv6 1";
 
-/// Where the kernel tells which boot this is (random per boot).
-const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
-
 /// A file larger than this is not ours (a real one is well under 2 KiB).
 const MAX_FILE_LEN: usize = 64 * 1024;
-
-/// A reading of the restart-surviving clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootClock {
-    pub boot_id: String,
-    /// CLOCK_BOOTTIME: time since this boot.
-    pub since_boot: Duration,
-}
 
 /// What the client keeps: the binding, if any, and what the server said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,40 +400,6 @@ impl Stored {
 }
 
 // ----- I/O -------------------------------------------------------------------
-
-impl BootClock {
-    /// Reads the boot id and CLOCK_BOOTTIME.
-    pub fn read() -> io::Result<BootClock> {
-        let boot_id = std::fs::read_to_string(BOOT_ID_PATH)?.trim().to_string();
-        if !is_field(&boot_id) {
-            return Err(io::Error::other(format!("{BOOT_ID_PATH} is empty")));
-        }
-        Ok(BootClock {
-            boot_id,
-            since_boot: boottime()?,
-        })
-    }
-
-    /// The same boot, read again now.
-    pub fn now(&self) -> io::Result<BootClock> {
-        Ok(BootClock {
-            boot_id: self.boot_id.clone(),
-            since_boot: boottime()?,
-        })
-    }
-}
-
-fn boottime() -> io::Result<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
 
 /// Reads and rebases the file at `path` for the client `duid` on WAN device
 /// `wan`; `Ok(None)` when there is none.

@@ -69,10 +69,10 @@ pub type NetifdProto = Box<dyn Fn(&str, bool) -> bool + Send>;
 pub use super::status_table::status_table;
 
 /// The `leases` reply: every DHCPv4 lease, static hosts included;
-/// `expires` is the seconds left at `now_unix` (as odhcpd's `valid`: the
-/// LuCI page runs in a browser whose clock is not the router's), 0 for
-/// static leases.
-pub fn leases_table(leases: &[LeaseInfo], now_unix: u64) -> Table {
+/// `expires` is the seconds left at `now` on the DHCPv4 server's clock
+/// (CLOCK_BOOTTIME seconds; as odhcpd's `valid`: the LuCI page runs in a
+/// browser whose clock is not the router's), 0 for static leases.
+pub fn leases_table(leases: &[LeaseInfo], now: u64) -> Table {
     let list = leases
         .iter()
         .map(|l| {
@@ -85,7 +85,7 @@ pub fn leases_table(leases: &[LeaseInfo], now_unix: u64) -> Table {
             let mut t = Table::new()
                 .with("mac", mac)
                 .with("ip", l.ip.to_string())
-                .with("expires", l.expires_unix.saturating_sub(now_unix))
+                .with("expires", l.expires.saturating_sub(now))
                 .with("static", l.is_static);
             if let Some(name) = &l.hostname {
                 t.push("hostname", name.as_str());
@@ -134,9 +134,7 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
                 .as_deref()
                 .map(Vec::as_slice)
                 .unwrap_or(&[]),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            crate::boot_clock::boottime().map_or(0, |d| d.as_secs()),
         )),
         "renew" => {
             let reason = request
@@ -411,14 +409,14 @@ mod tests {
                 mac: [2, 0, 0, 0, 0, 0x0a],
                 ip: "192.168.1.100".parse().unwrap(),
                 hostname: Some("tv".into()),
-                expires_unix: 1_700_000_000,
+                expires: 1_700_000_000,
                 is_static: false,
             },
             LeaseInfo {
                 mac: [2, 0, 0, 0, 0, 0x0b],
                 ip: "192.168.1.10".parse().unwrap(),
                 hostname: None,
-                expires_unix: 0,
+                expires: 0,
                 is_static: true,
             },
         ];
