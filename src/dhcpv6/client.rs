@@ -1566,7 +1566,7 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
                 ia.t1,
                 ia.t2,
                 ia.status,
-                ia.leases.iter().map(|a| a.preferred).min(),
+                renewal_basis(ia.leases.iter().map(|a| (a.preferred, a.valid))),
             )
         })
         .chain(msg.ia_pd.iter().map(|ia| {
@@ -1574,7 +1574,7 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
                 ia.t1,
                 ia.t2,
                 ia.status,
-                ia.leases.iter().map(|p| p.preferred).min(),
+                renewal_basis(ia.leases.iter().map(|p| (p.preferred, p.valid))),
             )
         }));
     for (t1, t2, status, shortest_preferred) in ias {
@@ -1604,6 +1604,24 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
         });
     }
     best
+}
+
+/// The lifetime T1/T2 are derived from when the server leaves them to the
+/// client: the shortest preferred lifetime of what is still preferred. A
+/// deprecated address or prefix (preferred 0, as a server lists one during
+/// renumbering) would make it 0 and the client renew every second for as
+/// long as the server lists it (§14.2 asks for rate limiting); if all are
+/// deprecated, the shortest valid lifetime. An IA of only withdrawn ones
+/// (valid 0) still counts (its Reply must be applied), as 0. `None` for an
+/// IA without any.
+fn renewal_basis(lifetimes: impl Iterator<Item = (u32, u32)> + Clone) -> Option<u32> {
+    let live = lifetimes.clone().filter(|&(_, valid)| valid > 0);
+    live.clone()
+        .map(|(preferred, _)| preferred)
+        .filter(|&preferred| preferred > 0)
+        .min()
+        .or_else(|| live.map(|(_, valid)| valid).min())
+        .or_else(|| lifetimes.map(|(preferred, _)| preferred).min())
 }
 
 /// Updates `held` with `fresh`: known entries are replaced, new ones added,

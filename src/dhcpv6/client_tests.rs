@@ -175,6 +175,8 @@ struct ServerReply {
     sol_max_rt: Option<u32>,
     ia_status: Option<Status>,
     client_id: Option<Vec<u8>>,
+    /// The prefix's (preferred, valid) when not the address's.
+    prefix_lifetimes: Option<(u32, u32)>,
 }
 
 impl Default for ServerReply {
@@ -191,6 +193,7 @@ impl Default for ServerReply {
             sol_max_rt: None,
             ia_status: None,
             client_id: Some(DUID.to_vec()),
+            prefix_lifetimes: None,
         }
     }
 }
@@ -227,9 +230,12 @@ impl ServerReply {
         }));
         let mut pd = DhcpOptions::new();
         if let Some((p, len)) = self.prefix {
+            let (preferred, valid) = self
+                .prefix_lifetimes
+                .unwrap_or((self.preferred, self.valid));
             pd.insert(DhcpOption::IAPrefix(IAPrefix {
-                preferred_lifetime: self.preferred,
-                valid_lifetime: self.valid,
+                preferred_lifetime: preferred,
+                valid_lifetime: valid,
                 prefix_len: len,
                 prefix_ip: p,
                 opts: DhcpOptions::new(),
@@ -838,6 +844,37 @@ fn zero_t1_t2_use_half_and_eight_tenths_of_preferred() {
     let lease = lab.client.lease().unwrap();
     assert_eq!(lease.t1, Some(lab.now + secs(1000)));
     assert_eq!(lease.t2, Some(lab.now + secs(1600)));
+}
+
+/// A server that leaves T1/T2 to the client and lists a deprecated prefix
+/// (preferred 0, renumbering) next to a live address: the renewal times
+/// come from what is still preferred, not from the 0 (a Renew every second
+/// for as long as the server lists the old prefix); all deprecated: from
+/// the valid lifetime.
+#[test]
+fn zero_t1_t2_with_a_deprecated_lease_do_not_renew_every_second() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply {
+        t1: 0,
+        t2: 0,
+        prefix_lifetimes: Some((0, 3000)),
+        ..Default::default()
+    });
+    let lease = lab.client.lease().unwrap();
+    assert_eq!(lease.t1, Some(lab.now + secs(1000)));
+    assert_eq!(lease.t2, Some(lab.now + secs(1600)));
+
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply {
+        t1: 0,
+        t2: 0,
+        preferred: 0,
+        valid: 3000,
+        ..Default::default()
+    });
+    let lease = lab.client.lease().unwrap();
+    assert_eq!(lease.t1, Some(lab.now + secs(1500)));
+    assert_eq!(lease.t2, Some(lab.now + secs(2400)));
 }
 
 #[test]
