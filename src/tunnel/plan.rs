@@ -372,13 +372,18 @@ fn is_slaac(a: &KernelAddress) -> bool {
     a.prefix_len == 64 && !a.temporary && !a.addr.is_unicast_link_local()
 }
 
-/// The WAN /128s b4d wants: every IA_NA address, and the prefix address
-/// when that is the tunnel's source.
+/// The WAN /128s b4d wants: every IA_NA address (unless netifd installs
+/// them), and the prefix address when that is the tunnel's source. The
+/// prefix address is b4d's in netifd mode too: netifd is told the prefix
+/// for the LAN and puts no address of it on the WAN, so with an ISP that
+/// delegates a prefix and gives no IA_NA (nor SLAAC) the tunnel would wait
+/// for it forever.
 fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> Vec<WanAddress> {
-    if !known.install_wan_addresses {
-        return Vec::new();
-    }
-    let mut wanted = known.leased.clone();
+    let mut wanted = if known.install_wan_addresses {
+        known.leased.clone()
+    } else {
+        Vec::new()
+    };
     let slaac_present = wan.addresses.iter().any(is_slaac);
     let from_prefix = match config.source {
         TunnelSource::Prefix => true,
@@ -526,7 +531,7 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
     // deleted at once, so it was re-added in a loop) and runs it again, not
     // optimistically, when the link comes up. Added once the link is up,
     // its DAD starts then, optimistic where the kernel allows it.
-    if !known.install_wan_addresses || !wan.up {
+    if !wan.up {
         return;
     }
     let wanted = wanted_wan_addresses(config, known, wan);
@@ -546,12 +551,20 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
         }
     }
     // Ours: a /128 without prefix route that b4d no longer wants (the lease
-    // ended, the prefix moved). Addresses of anyone else are never touched.
+    // ended, the prefix moved); in netifd mode only a prefix address, never
+    // a leased one (netifd's). Addresses of anyone else are never touched.
     if known.settling {
         return;
     }
+    let ours = |a: &KernelAddress| {
+        a.prefix_len == 128
+            && a.no_prefix_route
+            && (known.install_wan_addresses
+                || (u128::from(a.addr) & u128::from(u64::MAX) == PREFIX_INTERFACE_ID
+                    && !known.leased.iter().any(|l| l.addr == a.addr)))
+    };
     for a in &wan.addresses {
-        if a.prefix_len == 128 && a.no_prefix_route && !wanted.iter().any(|w| w.addr == a.addr) {
+        if ours(a) && !wanted.iter().any(|w| w.addr == a.addr) {
             ops.push(Op::RemoveWanAddress {
                 wan: wan.index,
                 addr: a.addr,

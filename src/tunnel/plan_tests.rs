@@ -774,6 +774,60 @@ fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
         .all(|op| !matches!(op, Op::SetWanAddress { .. } | Op::RemoveWanAddress { .. })));
 }
 
+/// netifd mode with an ISP that delegates only a prefix (no IA_NA, no
+/// SLAAC): netifd puts no address of it on the WAN, so b4d installs its
+/// prefix address itself (only that one), builds the tunnel from it, and
+/// takes it away at stop.
+#[test]
+fn netifd_mode_installs_the_prefix_address_when_there_is_no_ia_na() {
+    let mut o = observed(None);
+    o.wan
+        .as_mut()
+        .unwrap()
+        .addresses
+        .retain(|a| a.addr != ia_na());
+    let prefix_only = Knowledge {
+        leased: vec![],
+        ..netifd_known()
+    };
+    let b4 = prefix_address(&prefix_only.delegated[0]);
+    assert_eq!(b4, v6("2001:db8:100::b4"));
+    let p = run(&config(), &prefix_only, &o);
+    let installed: Vec<Ipv6Addr> = p
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::SetWanAddress { address, .. } => Some(address.addr),
+            Op::RemoveWanAddress { .. } => panic!("nothing removed: {op:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(installed, vec![b4]);
+    assert_eq!(p.verdict.unwrap().local, b4);
+
+    // It is on the WAN now; the prefix moves: the old one goes.
+    o.wan.as_mut().unwrap().addresses.push(kernel_addr(b4, 128));
+    let moved = Knowledge {
+        delegated: vec![Prefix {
+            prefix: v6("2001:db8:200::"),
+            ..prefix_only.delegated[0].clone()
+        }],
+        ..prefix_only.clone()
+    };
+    let ops = run(&config(), &moved, &o).ops;
+    assert!(ops.contains(&Op::RemoveWanAddress {
+        wan: WAN,
+        addr: b4,
+        prefix_len: 128
+    }));
+    // At stop it goes with the tunnel.
+    assert!(stop(&o, false).contains(&Op::RemoveWanAddress {
+        wan: WAN,
+        addr: b4,
+        prefix_len: 128
+    }));
+}
+
 #[test]
 fn netifd_mode_never_refreshes_or_removes_wan_addresses() {
     let mut o = observed(Some(built(&spec())));
