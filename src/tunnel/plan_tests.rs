@@ -810,7 +810,7 @@ fn netifd_mode_installs_the_prefix_address_when_there_is_no_ia_na() {
     let moved = Knowledge {
         delegated: vec![Prefix {
             prefix: v6("2001:db8:200::"),
-            ..prefix_only.delegated[0].clone()
+            ..prefix_only.delegated[0]
         }],
         ..prefix_only.clone()
     };
