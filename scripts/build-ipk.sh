@@ -143,6 +143,8 @@ build_b4d() {
     # run once by OpenWrt at first boot, or by postinst on a live system.
     install -D -m 0644 files/etc/uci-defaults/90-b4d-firewall \
         "$stage/data/etc/uci-defaults/90-b4d-firewall"
+    # sysupgrade keeps state_dir (the DHCPv6 DUID) with the settings.
+    install -D -m 0644 files/lib/upgrade/keep.d/b4d "$stage/data/lib/upgrade/keep.d/b4d"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.
     write_control "$stage" b4d "$arch" "kmod-ip6-tunnel, nftables" net \
         "DS-Lite B4 element (RFC 6333)" \

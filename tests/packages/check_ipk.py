@@ -166,12 +166,13 @@ def check_b4d(path, arch, version, license_):
     files = {m.name: m for m in data.getmembers() if m.isfile()}
     check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d",
                             "./etc/uci-defaults/90-b4d-firewall", "./lib/netifd/proto/b4.sh",
-                            "./usr/sbin/b4d"],
+                            "./lib/upgrade/keep.d/b4d", "./usr/sbin/b4d"],
           f"{name}: data files {sorted(files)}")
     check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
     for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755),
                       ("etc/uci-defaults/90-b4d-firewall", 0o644),
-                      ("lib/netifd/proto/b4.sh", 0o755)):
+                      ("lib/netifd/proto/b4.sh", 0o755),
+                      ("lib/upgrade/keep.d/b4d", 0o644)):
         check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
         with open(os.path.join(ROOT, "files", rel), "rb") as f:
             check(read_member(data, f"./{rel}") == f.read(), f"{name}: /{rel} is files/{rel}")
