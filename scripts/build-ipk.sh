@@ -95,6 +95,14 @@ EOF
 # Install-time scripts. In an image build (ImageBuilder, SDK rootfs)
 # IPKG_INSTROOT is the image root: there only the boot symlink is made
 # (what rc.common's `enable` does), nothing runs or stops on the build host.
+# On a live system an install enables and (re)starts b4d and a removal stops
+# and disables it. An upgrade (opkg-lede sets PKG_UPGRADE=1 for the old
+# package's prerm and the new one's postinst, as OpenWrt's default_prerm and
+# default_postinst read it) keeps the user's choice: no disable, no enable;
+# the old prerm notes in UPGRADE_MARK whether b4d was running, and the new
+# postinst starts it again if it was, or if it is enabled. An upgrade from
+# a package whose prerm left no mark (it disabled b4d) is an install.
+UPGRADE_MARK=/var/run/b4d.upgrade
 write_service_scripts() {
     local control="$1/CONTROL" start
     start="$(sed -n 's/^START=\([0-9]*\)$/\1/p' files/etc/init.d/b4d)"
@@ -111,13 +119,30 @@ if [ -f "\$defaults" ]; then
 	( . "\$defaults" ) && rm -f "\$defaults"
 	[ -x /etc/init.d/firewall ] && /etc/init.d/firewall reload
 fi
+if [ "\${PKG_UPGRADE}" = "1" ] && [ -f ${UPGRADE_MARK} ]; then
+	read -r was < ${UPGRADE_MARK}
+	rm -f ${UPGRADE_MARK}
+	if [ "\$was" = running ] || /etc/init.d/b4d enabled; then
+		/etc/init.d/b4d restart
+	fi
+	exit 0
+fi
 /etc/init.d/b4d enable
 /etc/init.d/b4d restart
 exit 0
 EOF
-    cat >"$control/prerm" <<'EOF'
+    cat >"$control/prerm" <<EOF
 #!/bin/sh
-[ -n "${IPKG_INSTROOT}" ] && exit 0
+[ -n "\${IPKG_INSTROOT}" ] && exit 0
+if [ "\${PKG_UPGRADE}" = "1" ]; then
+	if pidof b4d >/dev/null 2>&1; then
+		echo running > ${UPGRADE_MARK}
+	else
+		echo stopped > ${UPGRADE_MARK}
+	fi
+	/etc/init.d/b4d stop
+	exit 0
+fi
 /etc/init.d/b4d stop
 /etc/init.d/b4d disable
 exit 0

@@ -213,21 +213,96 @@ def check_service_scripts(name, control):
         check(made == ["etc", "etc/rc.d", "etc/rc.d/S60b4d"], f"{name}: image build touched only rc.d: {made}")
         r = run_script(os.path.join(tmp, "prerm"), env)
         check(r.returncode == 0 and os.path.islink(link), f"{name}: prerm in image build does nothing")
-        # Live system: enable + restart on install, stop + disable on removal.
         if os.geteuid() == 0 and shutil.which("unshare"):
-            calls = os.path.join(tmp, "calls")
-            stub = f'#!/bin/sh\necho "$*" >> {calls}\n'
-            live = (
-                "mount -t tmpfs none /etc/init.d && "
-                f"printf '%s' '{stub}' > /etc/init.d/b4d && chmod 755 /etc/init.d/b4d && "
-                f"sh {tmp}/postinst && sh {tmp}/prerm"
-            )
-            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", live],
-                               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True)
-            check(r.returncode == 0, f"{name}: scripts on a live system exit 0 ({r.stderr})")
-            got = open(calls).read().split("\n") if os.path.exists(calls) else []
-            check(got == ["enable", "restart", "stop", "disable", ""],
-                  f"{name}: live system calls init script with {got}")
+            check_live_system(name, tmp)
+        else:
+            print(f"  {name}: SKIP live-system runs (needs root and unshare)")
+
+
+# Stand-ins on the live system: /etc/init.d/b4d records its calls (and
+# answers `enabled` from $STUB_ENABLED), `pidof` finds the programs named in
+# $STUB_RUNNING; `uci` is tests/support/openwrt/uci on $UCI_STATE.
+INIT_STUB = """#!/bin/sh
+echo "$*" >> "$CALLS"
+[ "$1" = enabled ] && [ "$STUB_ENABLED" != 1 ] && exit 1
+exit 0
+"""
+PIDOF_STUB = """#!/bin/sh
+case " $STUB_RUNNING " in *" $1 "*) exit 0 ;; esac
+exit 1
+"""
+
+
+def run_live(tmp, script, env):
+    """Runs `script` (shell, with postinst and prerm in $PKG_SCRIPTS) on a
+    stand-in live system: a private mount namespace where /etc is an overlay
+    (writes stay in the namespace), /run a fresh tmpfs, /etc/init.d/b4d the
+    recording stub and the stand-ins first in PATH. Returns (the process,
+    the init script's calls, the uci state afterwards)."""
+    bin_dir = os.path.join(tmp, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB)):
+        with open(os.path.join(bin_dir, tool), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(bin_dir, tool), 0o755)
+    shutil.copy(os.path.join(ROOT, "tests/support/openwrt/uci"), os.path.join(bin_dir, "uci"))
+    calls = os.path.join(tmp, "calls")
+    uci_state = os.path.join(tmp, "uci.state")
+    for f in (calls, uci_state):
+        if os.path.exists(f):
+            os.remove(f)
+    with open(uci_state, "w") as f:
+        f.write(env.pop("UCI", ""))
+    ovl = os.path.join(tmp, "ovl")
+    os.makedirs(ovl, exist_ok=True)
+    setup = (
+        f"mount -t tmpfs none {ovl} && mkdir {ovl}/upper {ovl}/work && "
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={ovl}/upper,workdir={ovl}/work /etc && "
+        "mount -t tmpfs none /run && "
+        "mkdir -p /etc/init.d && "
+        f"cp {bin_dir}/b4d-init /etc/init.d/b4d && "
+    )
+    full_env = {
+        "PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PKG_SCRIPTS": tmp, "CALLS": calls, "UCI_STATE": uci_state,
+        "RC_LOG": os.path.join(tmp, "tools.log"),
+    }
+    full_env.update(env)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + script],
+                       env=full_env, capture_output=True, text=True)
+    got = open(calls).read().splitlines() if os.path.exists(calls) else []
+    return r, got, open(uci_state).read()
+
+
+def check_live_system(name, tmp):
+    # opkg install, then opkg remove (PKG_UPGRADE=0 for both, as opkg-lede
+    # sets it): enable + restart, then stop + disable.
+    r, calls, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst && sh $PKG_SCRIPTS/prerm",
+                           {"PKG_UPGRADE": "0"})
+    check(r.returncode == 0, f"{name}: install and removal exit 0 ({r.stderr})")
+    check(calls == ["enable", "restart", "stop", "disable"],
+          f"{name}: install and removal call the init script with {calls}")
+    # opkg upgrade: the old prerm and the new postinst with PKG_UPGRADE=1.
+    # The user's enabled state stays; b4d runs again if it ran or is enabled.
+    upgrade = "sh $PKG_SCRIPTS/prerm upgrade 0.1.0-2 && sh $PKG_SCRIPTS/postinst configure"
+    for enabled, running, want in (
+        ("1", "b4d", ["stop", "restart"]),
+        ("0", "", ["stop", "enabled"]),
+        ("0", "b4d", ["stop", "restart"]),
+        ("1", "", ["stop", "enabled", "restart"]),
+    ):
+        r, calls, _ = run_live(tmp, upgrade, {"PKG_UPGRADE": "1", "STUB_ENABLED": enabled,
+                                              "STUB_RUNNING": running})
+        what = f"upgrade with b4d {'enabled' if enabled == '1' else 'disabled'}, " \
+               f"{'running' if running else 'stopped'}"
+        check(r.returncode == 0, f"{name}: {what} exits 0 ({r.stderr})")
+        check(calls == want, f"{name}: {what}: init script calls {calls} != {want}")
+    # An upgrade from a package whose prerm disabled b4d and left no mark:
+    # as an install.
+    r, calls, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst configure",
+                           {"PKG_UPGRADE": "1", "STUB_ENABLED": "0"})
+    check(r.returncode == 0 and calls == ["enable", "restart"],
+          f"{name}: upgrade from an older prerm enables and restarts: {calls} ({r.stderr})")
 
 
 def check_luci(path, version, license_):
