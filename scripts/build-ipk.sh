@@ -129,6 +129,18 @@ if [ "\${PKG_UPGRADE}" = "1" ] && [ -f ${UPGRADE_MARK} ]; then
 fi
 /etc/init.d/b4d enable
 /etc/init.d/b4d restart
+[ "\${PKG_UPGRADE}" = "1" ] && exit 0
+# netifd loads its protocol handlers only when it starts: a running netifd
+# knows proto 'b4' (b4.sh, just installed) only after a restart.
+pidof netifd >/dev/null 2>&1 || exit 0
+case "\$(uci -q get b4d.globals.ipv6_handoff)" in "" | auto | netifd) ;; *) exit 0 ;; esac
+interface="\$(uci -q get b4d.wan.netifd_interface)"
+[ -n "\$interface" ] || interface=wan6
+if [ "\$(uci -q get "network.\$interface.proto")" = b4 ]; then
+	echo "b4d: netifd loads protocol handlers only at its start; for \$interface's proto 'b4': service network restart"
+else
+	echo "b4d: to hand \$interface to b4d: uci set network.\$interface.proto='b4'; uci commit network; service network restart (not ifup: netifd loads protocol handlers only at its start)"
+fi
 exit 0
 EOF
     cat >"$control/prerm" <<EOF

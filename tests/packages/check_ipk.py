@@ -282,6 +282,28 @@ def check_live_system(name, tmp):
     check(r.returncode == 0, f"{name}: install and removal exit 0 ({r.stderr})")
     check(calls == ["enable", "restart", "stop", "disable"],
           f"{name}: install and removal call the init script with {calls}")
+    check(r.stdout == "", f"{name}: install without netifd says nothing: {r.stdout!r}")
+    # netifd running: it loads b4.sh only when it restarts, and an install
+    # says how to hand the interface over, once; quiet when b4d does not
+    # report to netifd and on an upgrade.
+    for uci, upgrade, want in (
+        ("network.wan6.proto='dhcpv6'\n", "0",
+         "uci set network.wan6.proto='b4'; uci commit network; service network restart"),
+        ("b4d.wan.netifd_interface='wan6b'\n", "0",
+         "uci set network.wan6b.proto='b4'; uci commit network; service network restart"),
+        ("network.wan6.proto='b4'\n", "0", "for wan6's proto 'b4': service network restart"),
+        ("b4d.globals.ipv6_handoff='standalone'\n", "0", None),
+        ("network.wan6.proto='dhcpv6'\n", "1", None),
+    ):
+        r, _, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst",
+                           {"PKG_UPGRADE": upgrade, "STUB_RUNNING": "netifd", "UCI": uci})
+        lines = r.stdout.splitlines()
+        if want is None:
+            check(r.returncode == 0 and lines == [],
+                  f"{name}: postinst with {uci.strip()}, PKG_UPGRADE={upgrade} is quiet: {lines}")
+        else:
+            check(r.returncode == 0 and len(lines) == 1 and want in lines[0],
+                  f"{name}: postinst with {uci.strip()} says {want!r}: {lines} ({r.stderr})")
     # opkg upgrade: the old prerm and the new postinst with PKG_UPGRADE=1.
     # The user's enabled state stays; b4d runs again if it ran or is enabled.
     upgrade = "sh $PKG_SCRIPTS/prerm upgrade 0.1.0-2 && sh $PKG_SCRIPTS/postinst configure"
