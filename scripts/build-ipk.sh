@@ -114,11 +114,13 @@ if [ -n "\${IPKG_INSTROOT}" ]; then
 	ln -sf ../init.d/b4d "\${IPKG_INSTROOT}/etc/rc.d/S${start}b4d"
 	exit 0
 fi
-defaults=/etc/uci-defaults/90-b4d-firewall
-if [ -f "\$defaults" ]; then
-	( . "\$defaults" ) && rm -f "\$defaults"
-	[ -x /etc/init.d/firewall ] && /etc/init.d/firewall reload
-fi
+for defaults in 90-b4d-firewall 91-b4d-network; do
+	[ -f "/etc/uci-defaults/\$defaults" ] || continue
+	( . "/etc/uci-defaults/\$defaults" ) && rm -f "/etc/uci-defaults/\$defaults"
+	if [ "\$defaults" = 90-b4d-firewall ] && [ -x /etc/init.d/firewall ]; then
+		/etc/init.d/firewall reload
+	fi
+done
 if [ "\${PKG_UPGRADE}" = "1" ] && [ -f ${UPGRADE_MARK} ]; then
 	read -r was < ${UPGRADE_MARK}
 	rm -f ${UPGRADE_MARK}
@@ -180,6 +182,9 @@ build_b4d() {
     # run once by OpenWrt at first boot, or by postinst on a live system.
     install -D -m 0644 files/etc/uci-defaults/90-b4d-firewall \
         "$stage/data/etc/uci-defaults/90-b4d-firewall"
+    # b4d's shipped WAN/LAN defaults fitted to the network config, once.
+    install -D -m 0644 files/etc/uci-defaults/91-b4d-network \
+        "$stage/data/etc/uci-defaults/91-b4d-network"
     # sysupgrade keeps state_dir (the DHCPv6 DUID) with the settings.
     install -D -m 0644 files/lib/upgrade/keep.d/b4d "$stage/data/lib/upgrade/keep.d/b4d"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.

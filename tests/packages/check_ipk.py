@@ -165,12 +165,14 @@ def check_b4d(path, arch, version, license_):
         check(control.getmember(script).mode & 0o777 == 0o755, f"{name}: {script} is 0755")
     files = {m.name: m for m in data.getmembers() if m.isfile()}
     check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d",
-                            "./etc/uci-defaults/90-b4d-firewall", "./lib/netifd/proto/b4.sh",
+                            "./etc/uci-defaults/90-b4d-firewall",
+                            "./etc/uci-defaults/91-b4d-network", "./lib/netifd/proto/b4.sh",
                             "./lib/upgrade/keep.d/b4d", "./usr/sbin/b4d"],
           f"{name}: data files {sorted(files)}")
     check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
     for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755),
                       ("etc/uci-defaults/90-b4d-firewall", 0o644),
+                      ("etc/uci-defaults/91-b4d-network", 0o644),
                       ("lib/netifd/proto/b4.sh", 0o755),
                       ("lib/upgrade/keep.d/b4d", 0o644)):
         check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
@@ -187,18 +189,24 @@ def check_b4d(path, arch, version, license_):
         check(not interp, f"{name}: /usr/sbin/b4d is static (no PT_INTERP)")
         if float_abi is not None:
             check(e_flags & float_abi, f"{name}: ARM float ABI flags {e_flags:#x}")
-    check_service_scripts(name, control)
+    check_service_scripts(name, control, data)
 
 
 def run_script(script, env):
     return subprocess.run(["sh", script], env=env, capture_output=True, text=True)
 
 
-def check_service_scripts(name, control):
+def check_service_scripts(name, control, data):
     with tempfile.TemporaryDirectory() as tmp:
         for script in ("postinst", "prerm"):
             with open(os.path.join(tmp, script), "wb") as f:
                 f.write(read_member(control, f"./{script}"))
+        # The package's uci-defaults, for the live system's /etc/uci-defaults.
+        os.makedirs(os.path.join(tmp, "uci-defaults"))
+        for m in data.getmembers():
+            if m.isfile() and m.name.startswith("./etc/uci-defaults/"):
+                with open(os.path.join(tmp, "uci-defaults", os.path.basename(m.name)), "wb") as f:
+                    f.write(read_member(data, m.name))
         # Image build: only the boot symlink, rc.common's START=60.
         root = os.path.join(tmp, "root")
         os.makedirs(root)
@@ -220,12 +228,16 @@ def check_service_scripts(name, control):
 
 
 # Stand-ins on the live system: /etc/init.d/b4d records its calls (and
-# answers `enabled` from $STUB_ENABLED), `pidof` finds the programs named in
-# $STUB_RUNNING; `uci` is tests/support/openwrt/uci on $UCI_STATE.
+# answers `enabled` from $STUB_ENABLED), /etc/init.d/firewall and `logger`
+# record theirs, `pidof` finds the programs named in $STUB_RUNNING; `uci`
+# is tests/support/openwrt/uci on $UCI_STATE.
 INIT_STUB = """#!/bin/sh
 echo "$*" >> "$CALLS"
 [ "$1" = enabled ] && [ "$STUB_ENABLED" != 1 ] && exit 1
 exit 0
+"""
+RECORD_STUB = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
 """
 PIDOF_STUB = """#!/bin/sh
 case " $STUB_RUNNING " in *" $1 "*) exit 0 ;; esac
@@ -241,7 +253,8 @@ def run_live(tmp, script, env):
     the init script's calls, the uci state afterwards)."""
     bin_dir = os.path.join(tmp, "bin")
     os.makedirs(bin_dir, exist_ok=True)
-    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB)):
+    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB),
+                       ("firewall", RECORD_STUB), ("logger", RECORD_STUB)):
         with open(os.path.join(bin_dir, tool), "w") as f:
             f.write(text)
         os.chmod(os.path.join(bin_dir, tool), 0o755)
@@ -262,6 +275,9 @@ def run_live(tmp, script, env):
         "mkdir -p /etc/init.d && "
         f"cp {bin_dir}/b4d-init /etc/init.d/b4d && "
     )
+    if env.pop("DEFAULTS", None):
+        setup += (f"cp -r {tmp}/uci-defaults /etc/uci-defaults && "
+                  f"cp {bin_dir}/firewall /etc/init.d/firewall && ")
     full_env = {
         "PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
         "PKG_SCRIPTS": tmp, "CALLS": calls, "UCI_STATE": uci_state,
@@ -283,6 +299,22 @@ def check_live_system(name, tmp):
     check(calls == ["enable", "restart", "stop", "disable"],
           f"{name}: install and removal call the init script with {calls}")
     check(r.stdout == "", f"{name}: install without netifd says nothing: {r.stdout!r}")
+    # The package's uci-defaults run once, before b4d starts, and are
+    # deleted: the tunnel's firewall zone (then a firewall reload) and b4d's
+    # shipped WAN/LAN defaults fitted to the network config.
+    network = ("network.wan6.device='eth1'\nnetwork.lan.ipaddr='10.0.0.1/16'\n"
+               "b4d.lan.ipaddr='192.168.1.1'\n")
+    check_left = "; ls /etc/uci-defaults >&2"
+    r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/postinst" + check_left,
+                             {"PKG_UPGRADE": "0", "DEFAULTS": "1", "UCI": network})
+    check(r.returncode == 0 and r.stderr == "", f"{name}: uci-defaults left {r.stderr!r}")
+    check(calls[:1] == ["firewall reload"] and calls[-2:] == ["enable", "restart"],
+          f"{name}: firewall reloaded, then b4d (re)started: {calls}")
+    for line in ("firewall.b4d_dslite='zone'", "b4d.wan.device='eth1'",
+                 "b4d.lan.ipaddr='10.0.0.1'", "b4d.lan.netmask='255.255.0.0'"):
+        check(line in uci.splitlines(), f"{name}: postinst's uci-defaults set {line}: {uci}")
+    check(sum(c.startswith("logger -t b4d uci-defaults:") for c in calls) == 3,
+          f"{name}: three seeded options logged: {calls}")
     # netifd running: it loads b4.sh only when it restarts, and an install
     # says how to hand the interface over, once; quiet when b4d does not
     # report to netifd and on an upgrade.
