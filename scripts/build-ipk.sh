@@ -95,6 +95,14 @@ EOF
 # Install-time scripts. In an image build (ImageBuilder, SDK rootfs)
 # IPKG_INSTROOT is the image root: there only the boot symlink is made
 # (what rc.common's `enable` does), nothing runs or stops on the build host.
+# On a live system an install enables and (re)starts b4d and a removal stops
+# and disables it. An upgrade (opkg-lede sets PKG_UPGRADE=1 for the old
+# package's prerm and the new one's postinst, as OpenWrt's default_prerm and
+# default_postinst read it) keeps the user's choice: no disable, no enable;
+# the old prerm notes in UPGRADE_MARK whether b4d was running, and the new
+# postinst starts it again if it was, or if it is enabled. An upgrade from
+# a package whose prerm left no mark (it disabled b4d) is an install.
+UPGRADE_MARK=/var/run/b4d.upgrade
 write_service_scripts() {
     local control="$1/CONTROL" start
     start="$(sed -n 's/^START=\([0-9]*\)$/\1/p' files/etc/init.d/b4d)"
@@ -106,18 +114,49 @@ if [ -n "\${IPKG_INSTROOT}" ]; then
 	ln -sf ../init.d/b4d "\${IPKG_INSTROOT}/etc/rc.d/S${start}b4d"
 	exit 0
 fi
-defaults=/etc/uci-defaults/90-b4d-firewall
-if [ -f "\$defaults" ]; then
-	( . "\$defaults" ) && rm -f "\$defaults"
-	[ -x /etc/init.d/firewall ] && /etc/init.d/firewall reload
+for defaults in 90-b4d-firewall 91-b4d-network; do
+	[ -f "/etc/uci-defaults/\$defaults" ] || continue
+	( . "/etc/uci-defaults/\$defaults" ) && rm -f "/etc/uci-defaults/\$defaults"
+	if [ "\$defaults" = 90-b4d-firewall ] && [ -x /etc/init.d/firewall ]; then
+		/etc/init.d/firewall reload
+	fi
+done
+if [ "\${PKG_UPGRADE}" = "1" ] && [ -f ${UPGRADE_MARK} ]; then
+	read -r was < ${UPGRADE_MARK}
+	rm -f ${UPGRADE_MARK}
+	if [ "\$was" = running ] || /etc/init.d/b4d enabled; then
+		/etc/init.d/b4d restart
+	fi
+	exit 0
 fi
 /etc/init.d/b4d enable
 /etc/init.d/b4d restart
+[ "\${PKG_UPGRADE}" = "1" ] && exit 0
+# netifd loads its protocol handlers only when it starts: a running netifd
+# knows proto 'b4' (b4.sh, just installed) only after a restart.
+pidof netifd >/dev/null 2>&1 || exit 0
+case "\$(uci -q get b4d.globals.ipv6_handoff)" in "" | auto | netifd) ;; *) exit 0 ;; esac
+interface="\$(uci -q get b4d.wan.netifd_interface)"
+[ -n "\$interface" ] || interface=wan6
+if [ "\$(uci -q get "network.\$interface.proto")" = b4 ]; then
+	echo "b4d: netifd loads protocol handlers only at its start; for \$interface's proto 'b4': service network restart"
+else
+	echo "b4d: to hand \$interface to b4d: uci set network.\$interface.proto='b4'; uci commit network; service network restart (not ifup: netifd loads protocol handlers only at its start)"
+fi
 exit 0
 EOF
-    cat >"$control/prerm" <<'EOF'
+    cat >"$control/prerm" <<EOF
 #!/bin/sh
-[ -n "${IPKG_INSTROOT}" ] && exit 0
+[ -n "\${IPKG_INSTROOT}" ] && exit 0
+if [ "\${PKG_UPGRADE}" = "1" ]; then
+	if pidof b4d >/dev/null 2>&1; then
+		echo running > ${UPGRADE_MARK}
+	else
+		echo stopped > ${UPGRADE_MARK}
+	fi
+	/etc/init.d/b4d stop
+	exit 0
+fi
 /etc/init.d/b4d stop
 /etc/init.d/b4d disable
 exit 0
@@ -143,6 +182,11 @@ build_b4d() {
     # run once by OpenWrt at first boot, or by postinst on a live system.
     install -D -m 0644 files/etc/uci-defaults/90-b4d-firewall \
         "$stage/data/etc/uci-defaults/90-b4d-firewall"
+    # b4d's shipped WAN/LAN defaults fitted to the network config, once.
+    install -D -m 0644 files/etc/uci-defaults/91-b4d-network \
+        "$stage/data/etc/uci-defaults/91-b4d-network"
+    # sysupgrade keeps state_dir (the DHCPv6 DUID) with the settings.
+    install -D -m 0644 files/lib/upgrade/keep.d/b4d "$stage/data/lib/upgrade/keep.d/b4d"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.
     write_control "$stage" b4d "$arch" "kmod-ip6-tunnel, nftables" net \
         "DS-Lite B4 element (RFC 6333)" \

@@ -21,6 +21,10 @@ const UCI_DEFAULTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/files/etc/uci-defaults/90-b4d-firewall"
 );
+const NETWORK_DEFAULTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/files/etc/uci-defaults/91-b4d-network"
+);
 const UCI_STAND_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/openwrt/uci");
 const NETIFD_PROTO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -50,7 +54,13 @@ fn shipped_shell_scripts_are_shellcheck_clean() {
     let Some(shellcheck) = require("shellcheck") else {
         return;
     };
-    for script in [SCRIPT, PROTO_HANDLER, UCI_DEFAULTS, UCI_STAND_IN] {
+    for script in [
+        SCRIPT,
+        PROTO_HANDLER,
+        UCI_DEFAULTS,
+        NETWORK_DEFAULTS,
+        UCI_STAND_IN,
+    ] {
         let out = Command::new(&shellcheck).arg(script).output().unwrap();
         assert!(
             out.status.success(),
@@ -278,19 +288,26 @@ fn the_proto_handler_has_no_task_and_only_tells_b4d_of_setup_and_teardown() {
     }
 }
 
-/// Runs the uci-defaults script with `shell` on the configuration in
-/// `state` (`uci show` lines); returns the uci calls and the configuration
-/// afterwards.
-fn run_uci_defaults(dir: &TestDir, shell: &[&Path], state: &Path) -> (Vec<String>, String) {
+/// Runs the uci-defaults `script` with `shell` on the configuration in
+/// `state` (`uci show` lines); returns the uci and logger calls and the
+/// configuration afterwards.
+fn run_uci_defaults_script(
+    dir: &TestDir,
+    shell: &[&Path],
+    script: &str,
+    state: &Path,
+) -> (Vec<String>, String) {
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(UCI_STAND_IN, bin.join("uci")).unwrap();
     let mut cmd = Command::new(shell[0]);
-    cmd.args(&shell[1..])
-        .arg(UCI_DEFAULTS)
-        .env("UCI_STATE", state);
-    let calls = run_logged(dir, cmd, &[], &format!("uci-defaults with {shell:?}"));
+    cmd.args(&shell[1..]).arg(script).env("UCI_STATE", state);
+    let calls = run_logged(dir, cmd, &["logger"], &format!("{script} with {shell:?}"));
     (calls, std::fs::read_to_string(state).unwrap())
+}
+
+fn run_uci_defaults(dir: &TestDir, shell: &[&Path], state: &Path) -> (Vec<String>, String) {
+    run_uci_defaults_script(dir, shell, UCI_DEFAULTS, state)
 }
 
 /// fw4 drops forwarded traffic to a device in no zone: the package gives
@@ -362,6 +379,162 @@ fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
                 "{line} missing ({shell:?}):\n{config}"
             );
         }
+    }
+}
+
+/// b4d's shipped defaults from network config lines `network`: the uci
+/// calls and logger lines, and b4d's options afterwards.
+fn seed_from_network(
+    dir: &TestDir,
+    shell: &[&Path],
+    b4d: &str,
+    network: &str,
+) -> (Vec<String>, Vec<String>) {
+    let state = dir.write("uci.state", format!("{b4d}{network}"));
+    let (calls, config) = run_uci_defaults_script(dir, shell, NETWORK_DEFAULTS, &state);
+    let b4d_options = config
+        .lines()
+        .filter(|l| l.starts_with("b4d."))
+        .map(str::to_string)
+        .collect();
+    (calls, b4d_options)
+}
+
+const SHIPPED: &str = "b4d.wan.device='wan'\nb4d.lan.device='br-lan'\n\
+                       b4d.lan.ipaddr='192.168.1.1'\nb4d.lan.netmask='255.255.255.0'\n";
+
+fn logged(calls: &[String]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("logger|-t|b4d|uci-defaults: "))
+        .collect()
+}
+
+/// A router whose WAN is eth1 (wan6 an alias of wan) and whose LAN is
+/// 192.168.8.1/24 gets a b4d on eth1 serving 192.168.8.0/24; each change is
+/// logged, and a second run (an upgrade) changes nothing.
+#[test]
+fn uci_defaults_fit_b4d_s_shipped_devices_and_lan_to_the_network_config() {
+    let dir = TestDir::new("uci_defaults_network");
+    for shell in shells() {
+        let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        let network = "network.wan=interface\nnetwork.wan.device='eth1'\n\
+                       network.wan.proto='dhcp'\n\
+                       network.wan6=interface\nnetwork.wan6.device='@wan'\n\
+                       network.wan6.proto='dhcpv6'\n\
+                       network.lan=interface\nnetwork.lan.device='br-lan'\n\
+                       network.lan.ipaddr='192.168.8.1'\nnetwork.lan.netmask='255.255.255.0'\n";
+        let (calls, b4d) = seed_from_network(&dir, &shell, SHIPPED, network);
+        assert_eq!(
+            b4d,
+            [
+                "b4d.lan.device='br-lan'",
+                "b4d.lan.netmask='255.255.255.0'",
+                "b4d.wan.device='eth1'",
+                "b4d.lan.ipaddr='192.168.8.1'",
+            ],
+            "{shell:?}"
+        );
+        assert_eq!(
+            logged(&calls),
+            [
+                "wan.device 'eth1' from /etc/config/network (was the shipped 'wan')",
+                "lan.ipaddr '192.168.8.1' from /etc/config/network (was the shipped '192.168.1.1')",
+            ],
+            "{shell:?}"
+        );
+        assert!(calls.contains(&"uci-commit|b4d".to_string()), "{calls:?}");
+
+        // Again, on what the first run left: nothing to do.
+        let state = dir.file("uci.state");
+        let before = std::fs::read_to_string(&state).unwrap();
+        let (calls, after) = run_uci_defaults_script(&dir, &shell, NETWORK_DEFAULTS, &state);
+        assert_eq!(after, before, "{shell:?}");
+        assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
+        assert!(logged(&calls).is_empty(), "{calls:?}");
+    }
+}
+
+/// CIDR and list forms of the LAN address, a VLAN WAN device named on wan6
+/// itself, PPPoE behind the alias, and options b4d's file leaves unset.
+#[test]
+fn uci_defaults_read_cidr_and_list_addresses_and_follow_aliases_to_pppoe() {
+    let dir = TestDir::new("uci_defaults_network_forms");
+    for shell in shells() {
+        let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        let (_, b4d) = seed_from_network(
+            &dir,
+            &shell,
+            SHIPPED,
+            "network.wan6.device='eth0.2'\nnetwork.lan.device='br-home'\n\
+             network.lan.ipaddr='10.0.0.1/16'\n",
+        );
+        for line in [
+            "b4d.wan.device='eth0.2'",
+            "b4d.lan.device='br-home'",
+            "b4d.lan.ipaddr='10.0.0.1'",
+            "b4d.lan.netmask='255.255.0.0'",
+        ] {
+            assert!(b4d.iter().any(|l| l == line), "{line} ({shell:?}): {b4d:?}");
+        }
+
+        // A list: the first address is the router's. b4d's file without the
+        // options (its built-in defaults are the shipped ones).
+        let (_, b4d) = seed_from_network(
+            &dir,
+            &shell,
+            "",
+            "network.wan.proto='pppoe'\nnetwork.wan.device='eth0.7'\n\
+             network.wan6.device='@wan'\n\
+             network.lan.ipaddr='10.1.2.3/20' '192.168.5.1/24'\n",
+        );
+        assert_eq!(
+            b4d,
+            [
+                "b4d.wan.device='pppoe-wan'",
+                "b4d.lan.ipaddr='10.1.2.3'",
+                "b4d.lan.netmask='255.255.240.0'",
+            ],
+            "{shell:?}"
+        );
+
+        // Garbage in the network config is not copied.
+        let (calls, b4d) = seed_from_network(
+            &dir,
+            &shell,
+            SHIPPED,
+            "network.lan.ipaddr='192.168.8.1/40'\nnetwork.lan.netmask='255.255.255.0'\n",
+        );
+        assert!(b4d.contains(&"b4d.lan.netmask='255.255.255.0'".to_string()));
+        assert!(
+            b4d.contains(&"b4d.lan.ipaddr='192.168.8.1'".to_string()),
+            "{b4d:?}"
+        );
+        assert!(
+            !logged(&calls).iter().any(|l| l.starts_with("lan.netmask")),
+            "{calls:?}"
+        );
+    }
+}
+
+/// What the user set in /etc/config/b4d is never touched.
+#[test]
+fn uci_defaults_leave_options_the_user_changed() {
+    let dir = TestDir::new("uci_defaults_network_user");
+    for shell in shells() {
+        let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        let user = "b4d.wan.device='eth0.2'\nb4d.lan.device='br-lan'\n\
+                    b4d.lan.ipaddr='172.16.0.1'\nb4d.lan.netmask='255.255.0.0'\n";
+        let (calls, b4d) = seed_from_network(
+            &dir,
+            &shell,
+            user,
+            "network.wan6.device='eth1'\nnetwork.lan.device='br-lan'\n\
+             network.lan.ipaddr='10.0.0.1/8'\n",
+        );
+        let want: Vec<String> = user.lines().map(str::to_string).collect();
+        assert_eq!(b4d, want, "{shell:?}");
+        assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
     }
 }
 

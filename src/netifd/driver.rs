@@ -34,6 +34,16 @@ fn call(ubus: &UbusHandle, message: Table) -> PendingCall {
     })
 }
 
+/// netifd reads /lib/netifd/proto/ only when it starts (proto_shell_init in
+/// its main()); neither `ifup` nor a reload looks again. A netifd running
+/// since before b4d's package installed b4.sh knows no proto 'b4', whatever
+/// /etc/config/network says: the interface gets proto "none" (error
+/// INVALID_PROTO in `ifstatus`), its old client stops and netifd refuses
+/// b4d's reports, so the WAN has no IPv6 and the tunnel no IPv4.
+const RESTART_NETIFD: &str = "if /etc/config/network already says proto 'b4', netifd \
+     was started before b4d's handler was installed (it loads handlers only at its \
+     start): `service network restart` (a reboot does it too)";
+
 /// What a failed call most likely means, for the log.
 fn explain(interface: &str, status: Status) -> String {
     let hint = match status {
@@ -41,12 +51,37 @@ fn explain(interface: &str, status: Status) -> String {
             "netifd is not running, or has no interface '{interface}' \
              (configure it with proto 'b4')"
         ),
-        Status::NotSupported => format!("interface '{interface}' is not proto 'b4'"),
+        Status::NotSupported => format!(
+            "interface '{interface}' is not proto 'b4' in netifd (`ifstatus {interface}`: \
+             proto 'none' with error INVALID_PROTO means netifd has no such handler); \
+             {RESTART_NETIFD}"
+        ),
         Status::PermissionDenied => format!("interface '{interface}' is being torn down"),
         Status::ConnectionFailed => "ubusd is not reachable".to_string(),
         _ => "netifd refused the update".to_string(),
     };
     format!("status {status}: {hint}")
+}
+
+/// The warning at b4d's start when netifd does not run the interface with
+/// b4d's handler, or `None` when it does.
+fn proto_warning(interface: &str, state: &InterfaceState) -> Option<String> {
+    let proto = state.proto.as_deref().filter(|p| *p != report::PROTO)?;
+    if state.unknown_proto {
+        return Some(format!(
+            "netifd: interface '{interface}' has no protocol (proto '{proto}', error \
+             INVALID_PROTO): netifd knows no handler for the proto /etc/config/network \
+             gives it, so nothing configures the WAN and b4d's reports are refused; \
+             {RESTART_NETIFD}"
+        ));
+    }
+    Some(format!(
+        "netifd: interface '{interface}' is proto '{proto}', not '{b4}': its own client runs \
+         on the WAN and b4d's reports are refused; hand it to b4d with `uci set \
+         network.{interface}.proto={b4}; uci commit network; service network restart` (not \
+         `ifup`: netifd loads protocol handlers only at its start); {RESTART_NETIFD}",
+        b4 = report::PROTO
+    ))
 }
 
 /// Asks netifd how the interface is as b4d starts, so that a b4d restarted
@@ -69,14 +104,8 @@ async fn learn_start_state(ubus: &UbusHandle, interface: &str, reporter: &mut Re
     let Some(state) = InterfaceState::from_status(&answer) else {
         return;
     };
-    if let Some(proto) = state.proto.as_deref().filter(|p| *p != report::PROTO) {
-        warn!(
-            "netifd: interface '{interface}' is proto '{proto}', not '{}': its own client \
-             runs on the WAN and b4d's reports are refused; hand it to b4d with `uci set \
-             network.{interface}.proto={}; uci commit network; ifup {interface}`",
-            report::PROTO,
-            report::PROTO
-        );
+    if let Some(warning) = proto_warning(interface, &state) {
+        warn!("{warning}");
     }
     reporter.handle_start_state(&state);
     if reporter.waits_for_setup() {
@@ -186,4 +215,72 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ubus::Value;
+
+    fn status(proto: &str, errors: Vec<Value>) -> InterfaceState {
+        let mut status = Table::new()
+            .with("up", false)
+            .with("pending", false)
+            .with("proto", proto);
+        if !errors.is_empty() {
+            status.push("errors", errors);
+        }
+        InterfaceState::from_status(&status).unwrap()
+    }
+
+    fn error(subsystem: &str, code: &str) -> Value {
+        Table::new()
+            .with("subsystem", subsystem)
+            .with("code", code)
+            .into()
+    }
+
+    #[test]
+    fn b4d_s_own_proto_gets_no_warning() {
+        assert_eq!(proto_warning("wan6", &status("b4", vec![])), None);
+    }
+
+    /// netifd started before the package installed b4.sh: proto "none" and
+    /// INVALID_PROTO, as proto_attach_interface sets them. Only restarting
+    /// netifd helps, and the warning says so.
+    #[test]
+    fn a_handler_netifd_has_not_loaded_asks_for_a_netifd_restart() {
+        let state = status("none", vec![error("proto", "INVALID_PROTO")]);
+        assert!(state.unknown_proto);
+        let warning = proto_warning("wan6", &state).unwrap();
+        assert!(warning.contains("has no protocol"), "{warning}");
+        assert!(warning.contains("`service network restart`"), "{warning}");
+        assert!(!warning.contains("ifup wan6"), "{warning}");
+        // Another subsystem's error is not this one.
+        let state = status("none", vec![error("device", "INVALID_PROTO")]);
+        assert!(!state.unknown_proto);
+    }
+
+    #[test]
+    fn another_client_s_proto_names_the_change_and_the_netifd_restart() {
+        let warning = proto_warning("wan6", &status("dhcpv6", vec![])).unwrap();
+        assert!(warning.contains("is proto 'dhcpv6', not 'b4'"), "{warning}");
+        assert!(
+            warning.contains(
+                "`uci set network.wan6.proto=b4; uci commit network; service network restart`"
+            ),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("already says proto 'b4', netifd was started before"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn a_refused_report_names_the_netifd_restart() {
+        let hint = explain("wan6", Status::NotSupported);
+        assert!(hint.contains("INVALID_PROTO"), "{hint}");
+        assert!(hint.contains("`service network restart`"), "{hint}");
+    }
 }

@@ -45,8 +45,12 @@ pub struct InterfaceState {
     /// IFS_SETUP: the handler's setup ran and netifd waits for a report.
     pub pending: bool,
     /// The interface's protocol handler: "b4", or "dhcpv6" while odhcp6c
-    /// still has the WAN.
+    /// still has the WAN; "none" when netifd has no handler for the proto
+    /// the config names (proto.c: proto_attach_interface).
     pub proto: Option<String>,
+    /// netifd has no handler for the configured proto: its status then lists
+    /// the error {subsystem "proto", code "INVALID_PROTO"}.
+    pub unknown_proto: bool,
 }
 
 impl InterfaceState {
@@ -64,8 +68,24 @@ impl InterfaceState {
                 .get("proto")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            unknown_proto: has_error(status, "proto", "INVALID_PROTO"),
         })
     }
+}
+
+/// Whether netifd's status lists the error `subsystem`/`code` (its "errors"
+/// array of {subsystem, code, data} tables, netifd_add_interface_errors).
+fn has_error(status: &Table, subsystem: &str, code: &str) -> bool {
+    let Some(Value::Array(errors)) = status.get("errors") else {
+        return false;
+    };
+    errors.iter().any(|error| match error {
+        Value::Table(error) => {
+            error.get("subsystem").and_then(Value::as_str) == Some(subsystem)
+                && error.get("code").and_then(Value::as_str) == Some(code)
+        }
+        _ => false,
+    })
 }
 
 /// First retry after a failed call; doubles up to [`RETRY_MAX`]. netifd

@@ -165,13 +165,16 @@ def check_b4d(path, arch, version, license_):
         check(control.getmember(script).mode & 0o777 == 0o755, f"{name}: {script} is 0755")
     files = {m.name: m for m in data.getmembers() if m.isfile()}
     check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d",
-                            "./etc/uci-defaults/90-b4d-firewall", "./lib/netifd/proto/b4.sh",
-                            "./usr/sbin/b4d"],
+                            "./etc/uci-defaults/90-b4d-firewall",
+                            "./etc/uci-defaults/91-b4d-network", "./lib/netifd/proto/b4.sh",
+                            "./lib/upgrade/keep.d/b4d", "./usr/sbin/b4d"],
           f"{name}: data files {sorted(files)}")
     check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
     for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755),
                       ("etc/uci-defaults/90-b4d-firewall", 0o644),
-                      ("lib/netifd/proto/b4.sh", 0o755)):
+                      ("etc/uci-defaults/91-b4d-network", 0o644),
+                      ("lib/netifd/proto/b4.sh", 0o755),
+                      ("lib/upgrade/keep.d/b4d", 0o644)):
         check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
         with open(os.path.join(ROOT, "files", rel), "rb") as f:
             check(read_member(data, f"./{rel}") == f.read(), f"{name}: /{rel} is files/{rel}")
@@ -186,18 +189,24 @@ def check_b4d(path, arch, version, license_):
         check(not interp, f"{name}: /usr/sbin/b4d is static (no PT_INTERP)")
         if float_abi is not None:
             check(e_flags & float_abi, f"{name}: ARM float ABI flags {e_flags:#x}")
-    check_service_scripts(name, control)
+    check_service_scripts(name, control, data)
 
 
 def run_script(script, env):
     return subprocess.run(["sh", script], env=env, capture_output=True, text=True)
 
 
-def check_service_scripts(name, control):
+def check_service_scripts(name, control, data):
     with tempfile.TemporaryDirectory() as tmp:
         for script in ("postinst", "prerm"):
             with open(os.path.join(tmp, script), "wb") as f:
                 f.write(read_member(control, f"./{script}"))
+        # The package's uci-defaults, for the live system's /etc/uci-defaults.
+        os.makedirs(os.path.join(tmp, "uci-defaults"))
+        for m in data.getmembers():
+            if m.isfile() and m.name.startswith("./etc/uci-defaults/"):
+                with open(os.path.join(tmp, "uci-defaults", os.path.basename(m.name)), "wb") as f:
+                    f.write(read_member(data, m.name))
         # Image build: only the boot symlink, rc.common's START=60.
         root = os.path.join(tmp, "root")
         os.makedirs(root)
@@ -212,21 +221,142 @@ def check_service_scripts(name, control):
         check(made == ["etc", "etc/rc.d", "etc/rc.d/S60b4d"], f"{name}: image build touched only rc.d: {made}")
         r = run_script(os.path.join(tmp, "prerm"), env)
         check(r.returncode == 0 and os.path.islink(link), f"{name}: prerm in image build does nothing")
-        # Live system: enable + restart on install, stop + disable on removal.
         if os.geteuid() == 0 and shutil.which("unshare"):
-            calls = os.path.join(tmp, "calls")
-            stub = f'#!/bin/sh\necho "$*" >> {calls}\n'
-            live = (
-                "mount -t tmpfs none /etc/init.d && "
-                f"printf '%s' '{stub}' > /etc/init.d/b4d && chmod 755 /etc/init.d/b4d && "
-                f"sh {tmp}/postinst && sh {tmp}/prerm"
-            )
-            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", live],
-                               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True)
-            check(r.returncode == 0, f"{name}: scripts on a live system exit 0 ({r.stderr})")
-            got = open(calls).read().split("\n") if os.path.exists(calls) else []
-            check(got == ["enable", "restart", "stop", "disable", ""],
-                  f"{name}: live system calls init script with {got}")
+            check_live_system(name, tmp)
+        else:
+            print(f"  {name}: SKIP live-system runs (needs root and unshare)")
+
+
+# Stand-ins on the live system: /etc/init.d/b4d records its calls (and
+# answers `enabled` from $STUB_ENABLED), /etc/init.d/firewall and `logger`
+# record theirs, `pidof` finds the programs named in $STUB_RUNNING; `uci`
+# is tests/support/openwrt/uci on $UCI_STATE.
+INIT_STUB = """#!/bin/sh
+echo "$*" >> "$CALLS"
+[ "$1" = enabled ] && [ "$STUB_ENABLED" != 1 ] && exit 1
+exit 0
+"""
+RECORD_STUB = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
+"""
+PIDOF_STUB = """#!/bin/sh
+case " $STUB_RUNNING " in *" $1 "*) exit 0 ;; esac
+exit 1
+"""
+
+
+def run_live(tmp, script, env):
+    """Runs `script` (shell, with postinst and prerm in $PKG_SCRIPTS) on a
+    stand-in live system: a private mount namespace where /etc is an overlay
+    (writes stay in the namespace), /run a fresh tmpfs, /etc/init.d/b4d the
+    recording stub and the stand-ins first in PATH. Returns (the process,
+    the init script's calls, the uci state afterwards)."""
+    bin_dir = os.path.join(tmp, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB),
+                       ("firewall", RECORD_STUB), ("logger", RECORD_STUB)):
+        with open(os.path.join(bin_dir, tool), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(bin_dir, tool), 0o755)
+    shutil.copy(os.path.join(ROOT, "tests/support/openwrt/uci"), os.path.join(bin_dir, "uci"))
+    calls = os.path.join(tmp, "calls")
+    uci_state = os.path.join(tmp, "uci.state")
+    for f in (calls, uci_state):
+        if os.path.exists(f):
+            os.remove(f)
+    with open(uci_state, "w") as f:
+        f.write(env.pop("UCI", ""))
+    ovl = os.path.join(tmp, "ovl")
+    os.makedirs(ovl, exist_ok=True)
+    setup = (
+        f"mount -t tmpfs none {ovl} && mkdir {ovl}/upper {ovl}/work && "
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={ovl}/upper,workdir={ovl}/work /etc && "
+        "mount -t tmpfs none /run && "
+        "mkdir -p /etc/init.d && "
+        f"cp {bin_dir}/b4d-init /etc/init.d/b4d && "
+    )
+    if env.pop("DEFAULTS", None):
+        setup += (f"cp -r {tmp}/uci-defaults /etc/uci-defaults && "
+                  f"cp {bin_dir}/firewall /etc/init.d/firewall && ")
+    full_env = {
+        "PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PKG_SCRIPTS": tmp, "CALLS": calls, "UCI_STATE": uci_state,
+        "RC_LOG": os.path.join(tmp, "tools.log"),
+    }
+    full_env.update(env)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + script],
+                       env=full_env, capture_output=True, text=True)
+    got = open(calls).read().splitlines() if os.path.exists(calls) else []
+    return r, got, open(uci_state).read()
+
+
+def check_live_system(name, tmp):
+    # opkg install, then opkg remove (PKG_UPGRADE=0 for both, as opkg-lede
+    # sets it): enable + restart, then stop + disable.
+    r, calls, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst && sh $PKG_SCRIPTS/prerm",
+                           {"PKG_UPGRADE": "0"})
+    check(r.returncode == 0, f"{name}: install and removal exit 0 ({r.stderr})")
+    check(calls == ["enable", "restart", "stop", "disable"],
+          f"{name}: install and removal call the init script with {calls}")
+    check(r.stdout == "", f"{name}: install without netifd says nothing: {r.stdout!r}")
+    # The package's uci-defaults run once, before b4d starts, and are
+    # deleted: the tunnel's firewall zone (then a firewall reload) and b4d's
+    # shipped WAN/LAN defaults fitted to the network config.
+    network = ("network.wan6.device='eth1'\nnetwork.lan.ipaddr='10.0.0.1/16'\n"
+               "b4d.lan.ipaddr='192.168.1.1'\n")
+    check_left = "; ls /etc/uci-defaults >&2"
+    r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/postinst" + check_left,
+                             {"PKG_UPGRADE": "0", "DEFAULTS": "1", "UCI": network})
+    check(r.returncode == 0 and r.stderr == "", f"{name}: uci-defaults left {r.stderr!r}")
+    check(calls[:1] == ["firewall reload"] and calls[-2:] == ["enable", "restart"],
+          f"{name}: firewall reloaded, then b4d (re)started: {calls}")
+    for line in ("firewall.b4d_dslite='zone'", "b4d.wan.device='eth1'",
+                 "b4d.lan.ipaddr='10.0.0.1'", "b4d.lan.netmask='255.255.0.0'"):
+        check(line in uci.splitlines(), f"{name}: postinst's uci-defaults set {line}: {uci}")
+    check(sum(c.startswith("logger -t b4d uci-defaults:") for c in calls) == 3,
+          f"{name}: three seeded options logged: {calls}")
+    # netifd running: it loads b4.sh only when it restarts, and an install
+    # says how to hand the interface over, once; quiet when b4d does not
+    # report to netifd and on an upgrade.
+    for uci, upgrade, want in (
+        ("network.wan6.proto='dhcpv6'\n", "0",
+         "uci set network.wan6.proto='b4'; uci commit network; service network restart"),
+        ("b4d.wan.netifd_interface='wan6b'\n", "0",
+         "uci set network.wan6b.proto='b4'; uci commit network; service network restart"),
+        ("network.wan6.proto='b4'\n", "0", "for wan6's proto 'b4': service network restart"),
+        ("b4d.globals.ipv6_handoff='standalone'\n", "0", None),
+        ("network.wan6.proto='dhcpv6'\n", "1", None),
+    ):
+        r, _, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst",
+                           {"PKG_UPGRADE": upgrade, "STUB_RUNNING": "netifd", "UCI": uci})
+        lines = r.stdout.splitlines()
+        if want is None:
+            check(r.returncode == 0 and lines == [],
+                  f"{name}: postinst with {uci.strip()}, PKG_UPGRADE={upgrade} is quiet: {lines}")
+        else:
+            check(r.returncode == 0 and len(lines) == 1 and want in lines[0],
+                  f"{name}: postinst with {uci.strip()} says {want!r}: {lines} ({r.stderr})")
+    # opkg upgrade: the old prerm and the new postinst with PKG_UPGRADE=1.
+    # The user's enabled state stays; b4d runs again if it ran or is enabled.
+    upgrade = "sh $PKG_SCRIPTS/prerm upgrade 0.1.0-2 && sh $PKG_SCRIPTS/postinst configure"
+    for enabled, running, want in (
+        ("1", "b4d", ["stop", "restart"]),
+        ("0", "", ["stop", "enabled"]),
+        ("0", "b4d", ["stop", "restart"]),
+        ("1", "", ["stop", "enabled", "restart"]),
+    ):
+        r, calls, _ = run_live(tmp, upgrade, {"PKG_UPGRADE": "1", "STUB_ENABLED": enabled,
+                                              "STUB_RUNNING": running})
+        what = f"upgrade with b4d {'enabled' if enabled == '1' else 'disabled'}, " \
+               f"{'running' if running else 'stopped'}"
+        check(r.returncode == 0, f"{name}: {what} exits 0 ({r.stderr})")
+        check(calls == want, f"{name}: {what}: init script calls {calls} != {want}")
+    # An upgrade from a package whose prerm disabled b4d and left no mark:
+    # as an install.
+    r, calls, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst configure",
+                           {"PKG_UPGRADE": "1", "STUB_ENABLED": "0"})
+    check(r.returncode == 0 and calls == ["enable", "restart"],
+          f"{name}: upgrade from an older prerm enables and restarts: {calls} ({r.stderr})")
 
 
 def check_luci(path, version, license_):
