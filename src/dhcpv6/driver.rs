@@ -518,7 +518,8 @@ fn port_trouble(device: &str, e: &io::Error) -> String {
         io::ErrorKind::AddrInUse => {
             " (another DHCPv6 client runs on it: on OpenWrt odhcp6c, for an \
              interface with proto 'dhcpv6'; hand it to b4d with `uci set \
-             network.wan6.proto=b4; uci commit network; ifup wan6`)"
+             network.wan6.proto=b4; uci commit network; service network restart`: \
+             netifd loads b4d's protocol handler only when it starts)"
         }
         _ => "",
     };
