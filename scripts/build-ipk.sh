@@ -102,7 +102,10 @@ EOF
 # the old prerm notes in UPGRADE_MARK whether b4d was running, and the new
 # postinst starts it again if it was, or if it is enabled. An upgrade from
 # a package whose prerm left no mark (it disabled b4d) is an install.
+# A removal also hands back what b4d took over (HAND_BACK, after b4d has
+# stopped): wan6 to dhcpv6, DHCPv4 and DNS on the LAN to dnsmasq.
 UPGRADE_MARK=/var/run/b4d.upgrade
+HAND_BACK=/usr/libexec/b4d-hand-back
 write_service_scripts() {
     local control="$1/CONTROL" start
     start="$(sed -n 's/^START=\([0-9]*\)$/\1/p' files/etc/init.d/b4d)"
@@ -159,6 +162,9 @@ if [ "\${PKG_UPGRADE}" = "1" ]; then
 fi
 /etc/init.d/b4d stop
 /etc/init.d/b4d disable
+# A removal: b4d is gone (its ports free), its files not yet; hand back
+# what it took over and would leave broken.
+[ ! -x ${HAND_BACK} ] || ${HAND_BACK}
 exit 0
 EOF
     chmod 0755 "$control/postinst" "$control/prerm"
@@ -185,6 +191,8 @@ build_b4d() {
     # b4d's shipped WAN/LAN defaults fitted to the network config, once.
     install -D -m 0644 files/etc/uci-defaults/91-b4d-network \
         "$stage/data/etc/uci-defaults/91-b4d-network"
+    # Run by prerm on a removal: undoes the hand-over to b4d.
+    install -D -m 0755 files/usr/libexec/b4d-hand-back "$stage/data/usr/libexec/b4d-hand-back"
     # sysupgrade keeps state_dir (the DHCPv6 DUID) with the settings.
     install -D -m 0644 files/lib/upgrade/keep.d/b4d "$stage/data/lib/upgrade/keep.d/b4d"
     # The ip6tnl kernel module carries the tunnel; nft loads the MSS clamp.

@@ -4,6 +4,8 @@
 //! (`tests/support/openwrt/rc.common`, the documented rc.common/procd.sh
 //! behaviour, logging each procd call), and the netifd protocol handler
 //! `files/lib/netifd/proto/b4.sh`, through a stand-in for netifd-proto.sh.
+//! (`files/usr/libexec/b4d-hand-back`, which restarts services, runs on
+//! tests/packages/check_ipk.py's stand-in live system, under ash and dash.)
 //!
 //! Not run here: procd itself (respawn, the netdev and reload triggers,
 //! sending SIGHUP on reload) and netifd, which need an OpenWrt system.
@@ -24,6 +26,10 @@ const UCI_DEFAULTS: &str = concat!(
 const NETWORK_DEFAULTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/files/etc/uci-defaults/91-b4d-network"
+);
+const HAND_BACK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/files/usr/libexec/b4d-hand-back"
 );
 const UCI_STAND_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/openwrt/uci");
 const NETIFD_PROTO: &str = concat!(
@@ -59,6 +65,7 @@ fn shipped_shell_scripts_are_shellcheck_clean() {
         PROTO_HANDLER,
         UCI_DEFAULTS,
         NETWORK_DEFAULTS,
+        HAND_BACK,
         UCI_STAND_IN,
     ] {
         let out = Command::new(&shellcheck).arg(script).output().unwrap();

@@ -3,7 +3,8 @@
 OpenWrt's ipkg-build see them: unpacks each one and checks every control
 field and every file. Runs the install scripts too: in an image build
 (IPKG_INSTROOT set) and, as root, on a stand-in live system (a private
-mount namespace whose /etc/init.d holds a recording stub).
+mount namespace whose /etc/init.d holds recording stubs): install, removal
+(with what it hands back), upgrade, and the SDK package's prerm.
 
 Usage: tests/packages/check_ipk.py [DIST_DIR]   (default dist/)
 Prints one line per check group and ends with 'N passed, N failed'.
@@ -167,18 +168,27 @@ def check_b4d(path, arch, version, license_):
     check(sorted(files) == ["./etc/config/b4d", "./etc/init.d/b4d",
                             "./etc/uci-defaults/90-b4d-firewall",
                             "./etc/uci-defaults/91-b4d-network", "./lib/netifd/proto/b4.sh",
-                            "./lib/upgrade/keep.d/b4d", "./usr/sbin/b4d"],
+                            "./lib/upgrade/keep.d/b4d", "./usr/libexec/b4d-hand-back",
+                            "./usr/sbin/b4d"],
           f"{name}: data files {sorted(files)}")
     check(all(m.isdir() or m.isfile() for m in data.getmembers()), f"{name}: only files and dirs")
     for rel, mode in (("etc/config/b4d", 0o600), ("etc/init.d/b4d", 0o755),
                       ("etc/uci-defaults/90-b4d-firewall", 0o644),
                       ("etc/uci-defaults/91-b4d-network", 0o644),
                       ("lib/netifd/proto/b4.sh", 0o755),
-                      ("lib/upgrade/keep.d/b4d", 0o644)):
+                      ("lib/upgrade/keep.d/b4d", 0o644),
+                      ("usr/libexec/b4d-hand-back", 0o755)):
         check(files[f"./{rel}"].mode & 0o777 == mode, f"{name}: /{rel} mode")
         with open(os.path.join(ROOT, "files", rel), "rb") as f:
             check(read_member(data, f"./{rel}") == f.read(), f"{name}: /{rel} is files/{rel}")
     check(files["./usr/sbin/b4d"].mode & 0o777 == 0o755, f"{name}: /usr/sbin/b4d mode")
+    # The SDK path installs the same files from files/.
+    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
+        makefile = f.read()
+    for rel in files:
+        if rel != "./usr/sbin/b4d":
+            check(f"$(B4D_SOURCE_DIR)/files/{rel[2:]} $(1)/{rel[2:]}\n" in makefile,
+                  f"openwrt-package/b4d/Makefile installs /{rel[2:]}")
     elf = elf_facts(read_member(data, "./usr/sbin/b4d"))
     want_class, want_data, want_machine, float_abi = ARCHES[arch]
     check(elf is not None, f"{name}: /usr/sbin/b4d is ELF")
@@ -207,6 +217,10 @@ def check_service_scripts(name, control, data):
             if m.isfile() and m.name.startswith("./etc/uci-defaults/"):
                 with open(os.path.join(tmp, "uci-defaults", os.path.basename(m.name)), "wb") as f:
                     f.write(read_member(data, m.name))
+        # And the prerm's hand-back, for its /usr/libexec.
+        with open(os.path.join(tmp, "b4d-hand-back"), "wb") as f:
+            f.write(read_member(data, "./usr/libexec/b4d-hand-back"))
+        os.chmod(os.path.join(tmp, "b4d-hand-back"), 0o755)
         # Image build: only the boot symlink, rc.common's START=60.
         root = os.path.join(tmp, "root")
         os.makedirs(root)
@@ -228,17 +242,30 @@ def check_service_scripts(name, control, data):
 
 
 # Stand-ins on the live system: /etc/init.d/b4d records its calls (and
-# answers `enabled` from $STUB_ENABLED), /etc/init.d/firewall and `logger`
-# record theirs, `pidof` finds the programs named in $STUB_RUNNING; `uci`
-# is tests/support/openwrt/uci on $UCI_STATE.
+# answers `enabled` from $STUB_ENABLED); /etc/init.d/firewall, network,
+# dnsmasq and odhcpd, and `logger`, record theirs (a service named in
+# $STUB_DISABLED is not `enabled`; one in $STUB_FAILING fails every call);
+# `pidof` finds the programs named in $STUB_RUNNING; `uci` is
+# tests/support/openwrt/uci on $UCI_STATE (its batch fails with
+# $STUB_UCI_FAILS=1).
 INIT_STUB = """#!/bin/sh
 echo "$*" >> "$CALLS"
 [ "$1" = enabled ] && [ "$STUB_ENABLED" != 1 ] && exit 1
 exit 0
 """
 RECORD_STUB = """#!/bin/sh
-echo "$(basename "$0") $*" >> "$CALLS"
+name="$(basename "$0")"
+echo "$name $*" >> "$CALLS"
+case " $STUB_FAILING " in *" $name "*) exit 1 ;; esac
+[ "$1" = enabled ] || exit 0
+case " $STUB_DISABLED " in *" $name "*) exit 1 ;; esac
+exit 0
 """
+UCI_WRAPPER = """#!/bin/sh
+[ "$STUB_UCI_FAILS" = 1 ] && [ "$2" = batch ] && exit 1
+exec "$(dirname "$0")/uci-stand-in" "$@"
+"""
+SERVICES = ("network", "dnsmasq", "odhcpd")
 PIDOF_STUB = """#!/bin/sh
 case " $STUB_RUNNING " in *" $1 "*) exit 0 ;; esac
 exit 1
@@ -247,18 +274,22 @@ exit 1
 
 def run_live(tmp, script, env):
     """Runs `script` (shell, with postinst and prerm in $PKG_SCRIPTS) on a
-    stand-in live system: a private mount namespace where /etc is an overlay
-    (writes stay in the namespace), /run a fresh tmpfs, /etc/init.d/b4d the
-    recording stub and the stand-ins first in PATH. Returns (the process,
-    the init script's calls, the uci state afterwards)."""
+    stand-in live system: a private mount namespace where /etc and /usr are
+    overlays (writes stay in the namespace), /run a fresh tmpfs,
+    /etc/init.d/b4d and the services' init scripts recording stubs (the
+    host's own are never run), /usr/libexec/b4d-hand-back the package's and
+    the stand-ins first in PATH; with ASH=1 /bin/sh is busybox's ash, as on
+    OpenWrt. Returns (the process, the init scripts' calls, the uci state
+    afterwards)."""
     bin_dir = os.path.join(tmp, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB),
-                       ("firewall", RECORD_STUB), ("logger", RECORD_STUB)):
+                       ("firewall", RECORD_STUB), ("logger", RECORD_STUB),
+                       ("uci", UCI_WRAPPER)) + tuple((s, RECORD_STUB) for s in SERVICES):
         with open(os.path.join(bin_dir, tool), "w") as f:
             f.write(text)
         os.chmod(os.path.join(bin_dir, tool), 0o755)
-    shutil.copy(os.path.join(ROOT, "tests/support/openwrt/uci"), os.path.join(bin_dir, "uci"))
+    shutil.copy(os.path.join(ROOT, "tests/support/openwrt/uci"), os.path.join(bin_dir, "uci-stand-in"))
     calls = os.path.join(tmp, "calls")
     uci_state = os.path.join(tmp, "uci.state")
     for f in (calls, uci_state):
@@ -269,12 +300,17 @@ def run_live(tmp, script, env):
     ovl = os.path.join(tmp, "ovl")
     os.makedirs(ovl, exist_ok=True)
     setup = (
-        f"mount -t tmpfs none {ovl} && mkdir {ovl}/upper {ovl}/work && "
+        f"mount -t tmpfs none {ovl} && mkdir {ovl}/upper {ovl}/work {ovl}/usr {ovl}/usr-work && "
         f"mount -t overlay overlay -o lowerdir=/etc,upperdir={ovl}/upper,workdir={ovl}/work /etc && "
+        f"mount -t overlay overlay -o lowerdir=/usr,upperdir={ovl}/usr,workdir={ovl}/usr-work /usr && "
         "mount -t tmpfs none /run && "
-        "mkdir -p /etc/init.d && "
+        "mkdir -p /etc/init.d /usr/libexec && "
         f"cp {bin_dir}/b4d-init /etc/init.d/b4d && "
+        f"cp {tmp}/b4d-hand-back /usr/libexec/b4d-hand-back && "
+        + "".join(f"cp {bin_dir}/{s} /etc/init.d/{s} && " for s in SERVICES)
     )
+    if env.pop("ASH", None):
+        setup += f"mount --bind {shutil.which('busybox')} /bin/sh && "
     if env.pop("DEFAULTS", None):
         setup += (f"cp -r {tmp}/uci-defaults /etc/uci-defaults && "
                   f"cp {bin_dir}/firewall /etc/init.d/firewall && ")
@@ -357,6 +393,158 @@ def check_live_system(name, tmp):
                            {"PKG_UPGRADE": "1", "STUB_ENABLED": "0"})
     check(r.returncode == 0 and calls == ["enable", "restart"],
           f"{name}: upgrade from an older prerm enables and restarts: {calls} ({r.stderr})")
+    check_hand_back(name, tmp)
+
+
+# A stock OpenWrt's configuration, where the hand-back must leave it
+# (lists as `uci show` prints them).
+STOCK = {
+    "network.wan6": "interface", "network.wan6.device": "'@wan'",
+    "network.wan6.proto": "'dhcpv6'",
+    "dhcp.lan": "dhcp", "dhcp.lan.interface": "'lan'", "dhcp.lan.dhcpv4": "'server'",
+    "dhcp.lan.dhcpv6": "'server'", "dhcp.@dnsmasq[0]": "dnsmasq",
+    "b4d.lan": "lan", "b4d.lan.dhcp": "'1'", "b4d.lan.dns_proxy": "'1'",
+}
+# The README's hand-over to b4d: uci changes and what the removal says.
+WAN6 = ({"network.wan6.proto": "'b4'"}, "network.wan6.proto 'b4' -> 'dhcpv6'")
+DHCPV4 = ({"dhcp.lan.dhcpv4": "'disabled'"}, "dhcp.lan.dhcpv4 'disabled' -> 'server'")
+DNS_LIST = ({"dhcp.@dnsmasq[0].notinterface": "'lan'"},
+            "dhcp.@dnsmasq[0].notinterface: 'lan' removed")
+DNS_SERVICE = ({"dhcp.lan.dns_service": "'0'"}, "dhcp.lan.dns_service '0' removed")
+RESTART_DHCP = ["dnsmasq enabled", "dnsmasq restart", "odhcpd enabled", "odhcpd restart"]
+
+
+def uci_text(config):
+    return "".join(f"{k}={v}\n" for k, v in config.items())
+
+
+def check_hand_back(name, tmp):
+    """opkg remove undoes the README's hand-over to b4d, only what points at
+    b4d, after b4d stopped; it says each change on stdout and in the log,
+    reloads netifd and restarts dnsmasq and odhcpd where needed. Under dash
+    and, where busybox is installed, ash."""
+    shells = ["dash"] + (["ash"] if shutil.which("busybox") else [])
+    if len(shells) == 1:
+        print(f"  {name}: SKIP the hand-back under ash (no busybox)")
+    removal = "sh $PKG_SCRIPTS/prerm remove"
+    # (what, hand-over changes, extra config (the user's), env, the config
+    # the removal leaves (STOCK + extra unless given), what it says, the
+    # calls after stop + disable (logger lines left out)).
+    cases = [
+        ("nothing handed over", [], {}, {}, None, [], []),
+        ("wan6 only", [WAN6], {}, {}, None, [WAN6[1]], ["network reload"]),
+        ("DNS left to dnsmasq", [WAN6, DHCPV4], {"b4d.lan.dns_proxy": "'0'"}, {},
+         None, [WAN6[1], DHCPV4[1]], ["network reload"] + RESTART_DHCP),
+        ("DNS to b4d's proxy, a second proto 'b4' interface, another notinterface",
+         [WAN6, DHCPV4, DNS_LIST, DNS_SERVICE],
+         {"network.wan6b": "interface", "network.wan6b.proto": "'b4'",
+          "dhcp.@dnsmasq[0].notinterface": "'wan' 'lan' 'guest'"}, {},
+         {"network.wan6b.proto": "'dhcpv6'", "dhcp.@dnsmasq[0].notinterface": "'wan' 'guest'"},
+         [WAN6[1], "network.wan6b.proto 'b4' -> 'dhcpv6'", DHCPV4[1], DNS_LIST[1],
+          DNS_SERVICE[1]],
+         ["network reload"] + RESTART_DHCP),
+        ("b4d's DHCPv4 server and DNS proxy off: dnsmasq's settings are the user's",
+         [WAN6, DHCPV4, DNS_LIST, DNS_SERVICE],
+         {"b4d.lan.dhcp": "'0'", "b4d.lan.dns_proxy": "'Off'"}, {},
+         {**DHCPV4[0], **DNS_LIST[0], **DNS_SERVICE[0]}, [WAN6[1]], ["network reload"]),
+        ("netifd not running, odhcpd disabled", [WAN6, DHCPV4], {},
+         {"STUB_RUNNING": "", "STUB_DISABLED": "odhcpd"}, None, [WAN6[1], DHCPV4[1]],
+         ["dnsmasq enabled", "dnsmasq restart", "odhcpd enabled"]),
+        ("restarts failing", [WAN6, DHCPV4], {}, {"STUB_FAILING": "network dnsmasq"},
+         None, [WAN6[1], DHCPV4[1]], ["network reload", "dnsmasq enabled", "odhcpd enabled",
+                                      "odhcpd restart"]),
+    ]
+    for shell in shells:
+        for what, handed, extra, env, left, says, after in cases:
+            before = dict(STOCK)
+            for changes, _ in handed:
+                before.update(changes)
+            before.update(extra)
+            want = {**STOCK, **extra, **(left or {})}
+            r, calls, uci = run_live(tmp, removal, {
+                "PKG_UPGRADE": "0", "STUB_RUNNING": "netifd", "UCI": uci_text(before),
+                **({"ASH": "1"} if shell == "ash" else {}), **env})
+            what = f"{name}: removal under {shell}, {what}"
+            check(r.returncode == 0, f"{what}: exits 0 ({r.stderr})")
+            check(sorted(uci.splitlines()) == sorted(uci_text(want).splitlines()),
+                  f"{what}: leaves\n{uci}instead of\n{uci_text(want)}")
+            lines = r.stdout.splitlines()
+            check(len(lines) == len(says) and
+                  all(line.startswith(f"b4d: {s} (") for line, s in zip(lines, says)),
+                  f"{what}: says {lines}, not {says}")
+            logged = [c for c in calls if c.startswith("logger ")]
+            check([c.replace("logger -t b4d ", "b4d: ", 1) for c in logged] == lines,
+                  f"{what}: logs {logged}")
+            # b4d stopped first: the changes come after, netifd reloads
+            # once the network config is in, dnsmasq once dhcp's is.
+            order = [c for c in calls if not c.startswith("logger ")]
+            check(order == ["stop", "disable"] + after, f"{what}: calls {order}")
+            check(not says or calls.index(logged[0]) > calls.index("disable"),
+                  f"{what}: changed before b4d stopped: {calls}")
+    # Nothing changes in an upgrade (PKG_UPGRADE=1), with everything handed
+    # over; nor when uci fails, which the removal survives and reports.
+    handed_over = {**STOCK}
+    for changes, _ in (WAN6, DHCPV4, DNS_LIST, DNS_SERVICE):
+        handed_over.update(changes)
+    r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/prerm upgrade 0.1.0-2 && "
+                             "sh $PKG_SCRIPTS/postinst configure",
+                             {"PKG_UPGRADE": "1", "STUB_RUNNING": "netifd b4d",
+                              "UCI": uci_text(handed_over)})
+    check(r.returncode == 0 and calls == ["stop", "restart"] and r.stdout == "" and
+          sorted(uci.splitlines()) == sorted(uci_text(handed_over).splitlines()),
+          f"{name}: an upgrade hands nothing back: {calls} {r.stdout!r}\n{uci}")
+    r, calls, uci = run_live(tmp, removal, {"PKG_UPGRADE": "0", "STUB_RUNNING": "netifd",
+                                            "STUB_UCI_FAILS": "1",
+                                            "UCI": uci_text(handed_over)})
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and calls[:2] == ["stop", "disable"] and
+          [c for c in calls if not c.startswith("logger ")] == ["stop", "disable"] and
+          len(lines) == 2 and all("uci could not change" in line for line in lines) and
+          "set network.wan6.proto='dhcpv6'" in lines[0],
+          f"{name}: a removal where uci fails exits 0 and says what is left: "
+          f"{calls} {lines} ({r.stderr})")
+    check_sdk_prerm(name, tmp, handed_over)
+
+
+# OpenWrt's default_prerm (lib/functions.sh), as opkg runs it for a package
+# built by the SDK: the package's own prerm (prerm-pkg) in a subshell first,
+# then its init script disabled (not on an upgrade) and stopped.
+DEFAULT_PRERM = """#!/bin/sh
+( . "$PKG_SCRIPTS/prerm-pkg" )
+[ "$PKG_UPGRADE" = 1 ] || /etc/init.d/b4d disable
+/etc/init.d/b4d stop
+"""
+
+
+def check_sdk_prerm(name, tmp, handed_over):
+    """The SDK path (openwrt-package/b4d/Makefile): its prerm stops b4d
+    before the hand-back, which default_prerm would do only afterwards."""
+    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
+        makefile = f.read()
+    body = re.search(r"^define Package/b4d/prerm\n(.*?)^endef$", makefile, re.M | re.S)
+    check(body is not None, "openwrt-package/b4d/Makefile defines Package/b4d/prerm")
+    if body is None:
+        return
+    with open(os.path.join(tmp, "prerm-pkg"), "w") as f:
+        f.write(body.group(1).replace("$$", "$"))
+    with open(os.path.join(tmp, "default_prerm"), "w") as f:
+        f.write(DEFAULT_PRERM)
+    for upgrade, want, want_calls in (
+        ("0", STOCK, ["stop", "network reload"] + RESTART_DHCP + ["disable", "stop"]),
+        ("1", handed_over, ["stop"]),
+    ):
+        r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/default_prerm",
+                                 {"PKG_UPGRADE": upgrade, "STUB_RUNNING": "netifd",
+                                  "UCI": uci_text(handed_over)})
+        what = f"{name}: the SDK package's {'upgrade' if upgrade == '1' else 'removal'}"
+        check(r.returncode == 0 and
+              sorted(uci.splitlines()) == sorted(uci_text(want).splitlines()),
+              f"{what} leaves\n{uci}({r.stderr})")
+        order = [c for c in calls if not c.startswith("logger ")]
+        check(order == want_calls, f"{what}: calls {order}")
+        check(upgrade == "1" or calls.index("stop") < calls.index(
+            next(c for c in calls if c.startswith("logger "))),
+            f"{what}: hands back before b4d stopped: {calls}")
 
 
 def check_luci(path, version, license_):
