@@ -503,6 +503,7 @@ def check_hand_back(name, tmp):
           "set network.wan6.proto='dhcpv6'" in lines[0],
           f"{name}: a removal where uci fails exits 0 and says what is left: "
           f"{calls} {lines} ({r.stderr})")
+    check_image_build_prerm(f"{name}: prerm", tmp, "prerm", handed_over)
     check_sdk_prerm(name, tmp, handed_over)
 
 
@@ -545,6 +546,18 @@ def check_sdk_prerm(name, tmp, handed_over):
         check(upgrade == "1" or calls.index("stop") < calls.index(
             next(c for c in calls if c.startswith("logger "))),
             f"{what}: hands back before b4d stopped: {calls}")
+    check_image_build_prerm(f"{name}: the SDK package's prerm", tmp, "prerm-pkg", handed_over)
+
+
+def check_image_build_prerm(what, tmp, script, handed_over):
+    """In an image build ($IPKG_INSTROOT set) the prerm `script` hands
+    nothing back, even on a build host that looks like a live router."""
+    r, calls, uci = run_live(tmp, f"sh $PKG_SCRIPTS/{script}",
+                             {"IPKG_INSTROOT": os.path.join(tmp, "root"),
+                              "STUB_RUNNING": "netifd", "UCI": uci_text(handed_over)})
+    check(r.returncode == 0 and calls == [] and r.stdout == "" and
+          sorted(uci.splitlines()) == sorted(uci_text(handed_over).splitlines()),
+          f"{what} in an image build: {calls} {r.stdout!r}\n{uci}")
 
 
 def check_luci(path, version, license_):
