@@ -741,14 +741,21 @@ fn netifd_known() -> Knowledge {
     }
 }
 
-#[test]
-fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
+/// No tunnel yet, and the WAN without the leased address (netifd has not
+/// put it there).
+fn observed_without_ia_na() -> Observed {
     let mut o = observed(None);
     o.wan
         .as_mut()
         .unwrap()
         .addresses
         .retain(|a| a.addr != ia_na());
+    o
+}
+
+#[test]
+fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
+    let mut o = observed_without_ia_na();
     let p = run(&config(), &netifd_known(), &o);
     assert_eq!(
         p.ops,
@@ -780,12 +787,7 @@ fn netifd_mode_waits_for_the_leased_address_instead_of_installing_it() {
 /// takes it away at stop.
 #[test]
 fn netifd_mode_installs_the_prefix_address_when_there_is_no_ia_na() {
-    let mut o = observed(None);
-    o.wan
-        .as_mut()
-        .unwrap()
-        .addresses
-        .retain(|a| a.addr != ia_na());
+    let mut o = observed_without_ia_na();
     let prefix_only = Knowledge {
         leased: vec![],
         ..netifd_known()
