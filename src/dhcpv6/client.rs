@@ -535,8 +535,13 @@ impl Client {
         }
         let before = self.snapshot();
         let lease = self.lease.take().filter(|l| !l.is_empty());
+        // Without a usable link (cable out, or the driver could not have
+        // port 546) no Release can go: the binding is kept (in the file too,
+        // nothing announced) and the next start Rebinds it, rather than
+        // forgotten here while the server still holds it.
+        let can_release = !matches!(self.state, State::Idle);
         match lease {
-            Some(lease) if self.config.release_on_stop => {
+            Some(lease) if self.config.release_on_stop && can_release => {
                 self.lose_lease(LossReason::Released, &before);
                 let exchange = self.new_exchange(
                     Params {

@@ -1047,6 +1047,25 @@ fn release_gives_up_after_rel_max_rc() {
     assert_eq!(releases, 4, "REL_MAX_RC");
 }
 
+/// Stopping while the link is down (cable out, or port 546 held by
+/// another client): no Release can go, so the binding is neither announced
+/// lost nor waited on; it stays in the file for the next start's Rebind.
+#[test]
+fn shutdown_without_a_link_keeps_the_binding_and_stops_at_once() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    lab.feed(Input::LinkDown);
+    lab.take_events();
+    let sent = lab.sent.len();
+    lab.feed(Input::Shutdown);
+    assert!(lab.stopped, "at once");
+    assert_eq!(lab.sent.len(), sent, "no Release without a link");
+    assert!(
+        lab.take_events().is_empty(),
+        "the binding is not announced lost"
+    );
+}
+
 #[test]
 fn shutdown_without_release_stops_at_once() {
     let mut cfg = config(stateful());

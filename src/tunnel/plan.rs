@@ -353,14 +353,24 @@ pub fn tunnel_mtu(config: &Tunnel, wan_mtu: u32) -> u32 {
     wan_mtu.saturating_sub(overhead).max(IPV6_MIN_MTU)
 }
 
-/// The address b4d takes from a delegated prefix for the tunnel's local end.
+/// The address b4d takes from a delegated prefix for the tunnel's local end:
+/// interface id ::b4 in the prefix's last /64. Not its first: that is the
+/// subnet the LAN gets (netifd's ip6assign hands out subnets first-fit from
+/// 0, and b4d's own `lan.ip6hint` defaults to 0), where odhcpd's stateful
+/// DHCPv6 (12-bit host ids) could give a LAN host the same address.
 pub fn prefix_address(prefix: &Prefix) -> Ipv6Addr {
-    let mask = if prefix.len == 0 {
+    let len = u32::from(prefix.len.min(128));
+    let mask = if len == 0 {
         0
     } else {
-        u128::MAX << (128 - u32::from(prefix.len.min(128)))
+        u128::MAX << (128 - len)
     };
-    Ipv6Addr::from((u128::from(prefix.prefix) & mask) | PREFIX_INTERFACE_ID)
+    let last_subnet = if len < 64 {
+        (u128::MAX >> len) & !u128::from(u64::MAX)
+    } else {
+        0
+    };
+    Ipv6Addr::from((u128::from(prefix.prefix) & mask) | last_subnet | PREFIX_INTERFACE_ID)
 }
 
 fn usable(a: &KernelAddress) -> bool {
@@ -389,7 +399,17 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
         TunnelSource::Prefix => true,
         // The fallback of the rule: only when neither IA_NA nor SLAAC gives
         // an address (an IA_NA not installed yet counts: it is coming).
-        TunnelSource::Auto => known.leased.is_empty() && !slaac_present,
+        TunnelSource::Auto if known.install_wan_addresses => {
+            known.leased.is_empty() && !slaac_present
+        }
+        // In netifd mode an IA_NA comes when netifd installs it: until
+        // then a prefix address the tunnel already uses stays (make
+        // before break; at a start with an IA_NA none is made).
+        TunnelSource::Auto => {
+            !slaac_present
+                && (known.leased.is_empty()
+                    || (!leased_on_wan(known, wan) && prefix_address_on_wan(known, wan)))
+        }
         TunnelSource::IaNa | TunnelSource::Slaac => false,
     };
     if from_prefix && config.enabled {
@@ -402,6 +422,20 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
         }
     }
     wanted
+}
+
+fn leased_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
+    wan.addresses
+        .iter()
+        .any(|a| usable(a) && known.leased.iter().any(|l| l.addr == a.addr))
+}
+
+fn prefix_address_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
+    known
+        .delegated
+        .first()
+        .map(prefix_address)
+        .is_some_and(|p| wan.addresses.iter().any(|a| a.addr == p && usable(a)))
 }
 
 /// The tunnel's local address by the rule `tunnel.source` names:
@@ -439,6 +473,11 @@ fn local_address(
         TunnelSource::IaNa => ia_na(),
         TunnelSource::Slaac => slaac(),
         TunnelSource::Prefix => prefix(),
+        // netifd mode: the prefix address while the IA_NA is not there
+        // yet (it is wanted only if the tunnel already used it).
+        TunnelSource::Auto if pending_ia_na && !known.install_wan_addresses => {
+            ia_na().or_else(prefix)
+        }
         TunnelSource::Auto if pending_ia_na => ia_na(),
         TunnelSource::Auto => slaac().or_else(prefix),
     };

@@ -625,7 +625,7 @@ fn source_prefix_installs_prefix_b4_and_uses_it() {
         source: TunnelSource::Prefix,
         ..config()
     };
-    let want = v6("2001:db8:100::b4");
+    let want = v6("2001:db8:100:ff::b4");
     let p = run(&c, &known(), &observed(None));
     assert!(p.ops.contains(&Op::SetWanAddress {
         wan: WAN,
@@ -662,7 +662,7 @@ fn auto_falls_back_to_the_prefix_without_ia_na_or_slaac() {
         .addresses
         .retain(|a| a.prefix_len != 128);
     let p = run(&config(), &k, &o);
-    assert!(p.ops.iter().any(|op| matches!(op, Op::SetWanAddress { address, .. } if address.addr == v6("2001:db8:100::b4"))));
+    assert!(p.ops.iter().any(|op| matches!(op, Op::SetWanAddress { address, .. } if address.addr == v6("2001:db8:100:ff::b4"))));
     let k = Knowledge {
         leased: vec![],
         delegated: vec![],
@@ -683,7 +683,20 @@ fn prefix_address_masks_host_bits() {
         preferred: 0,
         valid: 0,
     };
-    assert_eq!(prefix_address(&p), v6("2001:db8:100::b4"));
+    assert_eq!(prefix_address(&p), v6("2001:db8:100:ff::b4"));
+    // The last /64 of a /48, a /64 itself.
+    let p48 = Prefix {
+        prefix: v6("2001:db8:100::"),
+        len: 48,
+        ..p
+    };
+    assert_eq!(prefix_address(&p48), v6("2001:db8:100:ffff::b4"));
+    let p64 = Prefix {
+        prefix: v6("2001:db8:100:7::5"),
+        len: 64,
+        ..p
+    };
+    assert_eq!(prefix_address(&p64), v6("2001:db8:100:7::b4"));
 }
 
 #[test]
@@ -793,7 +806,7 @@ fn netifd_mode_installs_the_prefix_address_when_there_is_no_ia_na() {
         ..netifd_known()
     };
     let b4 = prefix_address(&prefix_only.delegated[0]);
-    assert_eq!(b4, v6("2001:db8:100::b4"));
+    assert_eq!(b4, v6("2001:db8:100:ff::b4"));
     let p = run(&config(), &prefix_only, &o);
     let installed: Vec<Ipv6Addr> = p
         .ops
@@ -828,6 +841,44 @@ fn netifd_mode_installs_the_prefix_address_when_there_is_no_ia_na() {
         addr: b4,
         prefix_len: 128
     }));
+}
+
+/// netifd mode, the tunnel on the prefix address, and the ISP adds an
+/// IA_NA: the prefix address and the tunnel stay until netifd has put the
+/// IA_NA on the WAN (make before break), then the tunnel moves to it and the
+/// prefix address goes. With the IA_NA in the first lease no prefix address
+/// is made at all.
+#[test]
+fn netifd_mode_keeps_the_prefix_address_until_the_ia_na_is_on_the_wan() {
+    let mut o = observed_without_ia_na();
+    let b4 = prefix_address(&known().delegated[0]);
+    o.wan.as_mut().unwrap().addresses.push(kernel_addr(b4, 128));
+    let p = run(&config(), &netifd_known(), &o);
+    assert_eq!(p.verdict.unwrap().local, b4, "still on the prefix address");
+    assert!(
+        p.ops
+            .iter()
+            .all(|op| !matches!(op, Op::RemoveWanAddress { .. })),
+        "{:?}",
+        p.ops
+    );
+    // netifd installs the IA_NA: the tunnel moves, the prefix address goes.
+    o.wan
+        .as_mut()
+        .unwrap()
+        .addresses
+        .push(kernel_addr(ia_na(), 128));
+    let p = run(&config(), &netifd_known(), &o);
+    assert_eq!(p.verdict.unwrap().local, ia_na());
+    assert!(p.ops.contains(&Op::RemoveWanAddress {
+        wan: WAN,
+        addr: b4,
+        prefix_len: 128
+    }));
+    // A start with an IA_NA: nothing made from the prefix while netifd has
+    // not installed it.
+    let p = run(&config(), &netifd_known(), &observed_without_ia_na());
+    assert_eq!(p.ops, vec![]);
 }
 
 #[test]
