@@ -200,8 +200,11 @@ pub async fn run(
     outputs: Outputs,
 ) -> io::Result<()> {
     // Without a boot id (no /proc) a file is always read with the current
-    // offset, as one from another boot.
-    let boot_id = BootClock::read().map_or_else(|_| "unknown".to_string(), |c| c.boot_id);
+    // offset, as one from another boot: an id no file can hold.
+    let boot_id = BootClock::read().map_or_else(
+        |_| format!("unknown-{}-{}", std::process::id(), server_now()),
+        |c| c.boot_id,
+    );
     let now = server_now();
     let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id));
     let restored_count = restored.len();

@@ -136,7 +136,13 @@ pub async fn run(
         reporter.handle_lease(Instant::now(), status.lease.as_ref(), &status.info);
     }
     info!("netifd: reporting the DHCPv6 results to interface '{interface}'");
-    learn_start_state(&ubus, &interface, &mut reporter).await;
+    // A stop meanwhile is not kept waiting (the loop below sees it: the
+    // clone's view of the watch is its own).
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        () = learn_start_state(&ubus, &interface, &mut reporter) => {}
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
     status.send_replace(reporter.status());
     loop {
         let now = Instant::now();

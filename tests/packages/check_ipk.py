@@ -505,6 +505,7 @@ def check_hand_back(name, tmp):
           f"{calls} {lines} ({r.stderr})")
     check_image_build_prerm(f"{name}: prerm", tmp, "prerm", handed_over)
     check_sdk_prerm(name, tmp, handed_over)
+    check_sdk_postinst(name, tmp)
 
 
 # OpenWrt's default_prerm (lib/functions.sh), as opkg runs it for a package
@@ -547,6 +548,31 @@ def check_sdk_prerm(name, tmp, handed_over):
             next(c for c in calls if c.startswith("logger "))),
             f"{what}: hands back before b4d stopped: {calls}")
     check_image_build_prerm(f"{name}: the SDK package's prerm", tmp, "prerm-pkg", handed_over)
+
+
+def check_sdk_postinst(name, tmp):
+    """The SDK path's postinst: an older default_postinst runs it before the
+    uci-defaults, so it runs the firewall one still there itself (then
+    deletes it) and reloads fw4, which then loads the tunnel's zone."""
+    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
+        makefile = f.read()
+    body = re.search(r"^define Package/b4d/postinst\n(.*?)^endef$", makefile, re.M | re.S)
+    check(body is not None, "openwrt-package/b4d/Makefile defines Package/b4d/postinst")
+    if body is None:
+        return
+    with open(os.path.join(tmp, "postinst-pkg"), "w") as f:
+        f.write(body.group(1).replace("$$", "$"))
+    r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/postinst-pkg; ls /etc/uci-defaults >&2",
+                             {"PKG_UPGRADE": "0", "DEFAULTS": "1"})
+    check(r.returncode == 0 and "90-b4d-firewall" not in r.stderr and
+          "firewall.b4d_dslite='zone'" in uci.splitlines() and calls == ["firewall reload"],
+          f"{name}: the SDK package's postinst runs 90-b4d-firewall, deletes it, "
+          f"reloads fw4: {calls} {r.stderr!r}\n{uci}")
+    r, calls, _ = run_live(tmp, "sh $PKG_SCRIPTS/postinst-pkg",
+                           {"PKG_UPGRADE": "0", "DEFAULTS": "1",
+                            "IPKG_INSTROOT": os.path.join(tmp, "root")})
+    check(r.returncode == 0 and calls == [],
+          f"{name}: the SDK package's postinst does nothing in an image build: {calls}")
 
 
 def check_image_build_prerm(what, tmp, script, handed_over):
