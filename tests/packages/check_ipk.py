@@ -518,17 +518,25 @@ DEFAULT_PRERM = """#!/bin/sh
 """
 
 
+def sdk_script(tmp, script):
+    """Writes the SDK Makefile's Package/b4d/<script> to <tmp>/<script>-pkg,
+    as OpenWrt's build would ($$ to $); false if it has none."""
+    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
+        makefile = f.read()
+    body = re.search(rf"^define Package/b4d/{script}\n(.*?)^endef$", makefile, re.M | re.S)
+    check(body is not None, f"openwrt-package/b4d/Makefile defines Package/b4d/{script}")
+    if body is None:
+        return False
+    with open(os.path.join(tmp, f"{script}-pkg"), "w") as f:
+        f.write(body.group(1).replace("$$", "$"))
+    return True
+
+
 def check_sdk_prerm(name, tmp, handed_over):
     """The SDK path (openwrt-package/b4d/Makefile): its prerm stops b4d
     before the hand-back, which default_prerm would do only afterwards."""
-    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
-        makefile = f.read()
-    body = re.search(r"^define Package/b4d/prerm\n(.*?)^endef$", makefile, re.M | re.S)
-    check(body is not None, "openwrt-package/b4d/Makefile defines Package/b4d/prerm")
-    if body is None:
+    if not sdk_script(tmp, "prerm"):
         return
-    with open(os.path.join(tmp, "prerm-pkg"), "w") as f:
-        f.write(body.group(1).replace("$$", "$"))
     with open(os.path.join(tmp, "default_prerm"), "w") as f:
         f.write(DEFAULT_PRERM)
     for upgrade, want, want_calls in (
@@ -554,14 +562,8 @@ def check_sdk_postinst(name, tmp):
     """The SDK path's postinst: an older default_postinst runs it before the
     uci-defaults, so it runs the firewall one still there itself (then
     deletes it) and reloads fw4, which then loads the tunnel's zone."""
-    with open(os.path.join(ROOT, "openwrt-package/b4d/Makefile")) as f:
-        makefile = f.read()
-    body = re.search(r"^define Package/b4d/postinst\n(.*?)^endef$", makefile, re.M | re.S)
-    check(body is not None, "openwrt-package/b4d/Makefile defines Package/b4d/postinst")
-    if body is None:
+    if not sdk_script(tmp, "postinst"):
         return
-    with open(os.path.join(tmp, "postinst-pkg"), "w") as f:
-        f.write(body.group(1).replace("$$", "$"))
     r, calls, uci = run_live(tmp, "sh $PKG_SCRIPTS/postinst-pkg; ls /etc/uci-defaults >&2",
                              {"PKG_UPGRADE": "0", "DEFAULTS": "1"})
     check(r.returncode == 0 and "90-b4d-firewall" not in r.stderr and
