@@ -17,10 +17,11 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::clock_now;
 use super::leases::{self, format_mac, TimeBase};
 use super::server::{self, Action, Destination, Input, Server, ServerConfig, ServerStatus};
 use super::LeaseInfo;
-use crate::boot_clock::{boottime, BootClock};
+use crate::boot_clock::BootClock;
 use crate::netlink::LinkWatch;
 
 pub const SERVER_PORT: u16 = 67;
@@ -48,12 +49,6 @@ pub struct Subscriptions {
     pub status: watch::Receiver<ServerStatus>,
 }
 
-/// The server's clock: CLOCK_BOOTTIME seconds, which NTP does not move (see
-/// leases.rs for why not the wall clock).
-fn server_now() -> u64 {
-    boottime().map_or(0, |d| d.as_secs())
-}
-
 /// How the wall clock maps to the server's right now.
 fn time_base(boot_id: &str) -> TimeBase {
     let wall = SystemTime::now()
@@ -61,7 +56,7 @@ fn time_base(boot_id: &str) -> TimeBase {
         .map_or(0, |d| d.as_secs());
     TimeBase {
         boot_id: boot_id.to_string(),
-        wall_minus_boot: wall as i64 - server_now() as i64,
+        wall_minus_boot: wall as i64 - clock_now() as i64,
     }
 }
 
@@ -202,10 +197,10 @@ pub async fn run(
     // Without a boot id (no /proc) a file is always read with the current
     // offset, as one from another boot: an id no file can hold.
     let boot_id = BootClock::read().map_or_else(
-        |_| format!("unknown-{}-{}", std::process::id(), server_now()),
+        |_| format!("unknown-{}-{}", std::process::id(), clock_now()),
         |c| c.boot_id,
     );
-    let now = server_now();
+    let now = clock_now();
     let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id));
     let restored_count = restored.len();
     let pool = (config.pool_first, config.pool_last);
@@ -266,7 +261,7 @@ pub async fn run(
                         if port_wait.opened() {
                             info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
                             port_problem = None;
-                            publish_status(&outputs, &mut server, server_now(), None);
+                            publish_status(&outputs, &mut server, clock_now(), None);
                         }
                         debug!("DHCPv4: listening on {device} (index {})", s.index);
                     }
@@ -290,12 +285,7 @@ pub async fn run(
                             );
                         }
                         port_problem = Some(problem);
-                        publish_status(
-                            &outputs,
-                            &mut server,
-                            server_now(),
-                            port_problem.as_deref(),
-                        );
+                        publish_status(&outputs, &mut server, clock_now(), port_problem.as_deref());
                     }
                 }
             }
@@ -313,7 +303,7 @@ pub async fn run(
         let timer = server.poll_timeout().map(|at| {
             // Capped: a far-off deadline would overflow an Instant; waking
             // once a day to look again costs nothing.
-            let wait = at.saturating_sub(server_now()).min(86_400);
+            let wait = at.saturating_sub(clock_now()).min(86_400);
             tokio::time::Instant::now() + Duration::from_secs(wait)
         });
         let readable = async {
@@ -329,7 +319,7 @@ pub async fn run(
             _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
                 // Every change was written when it happened; only a write
                 // that failed is retried.
-                let now = server_now();
+                let now = clock_now();
                 if persistence.failing {
                     persistence.write(&server, now);
                 }
@@ -341,12 +331,12 @@ pub async fn run(
                 device_state = link.snapshot().await?;
             }
             _ = sleep_until(timer) => {
-                actions = server.handle(server_now(), Input::Timeout);
+                actions = server.handle(clock_now(), Input::Timeout);
             }
             _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
-                publish_status(&outputs, &mut server, server_now(), port_problem.as_deref());
+                publish_status(&outputs, &mut server, clock_now(), port_problem.as_deref());
             }
             ready = readable => {
                 let (index, s) = ready?;
@@ -359,7 +349,7 @@ pub async fn run(
                             if arrived_on.is_some_and(|i| i != index) {
                                 continue;
                             }
-                            let now = server_now();
+                            let now = clock_now();
                             for action in server.handle(now, Input::Received { bytes: &buf[..len] }) {
                                 if !actions.contains(&action) || matches!(action, Action::Send { .. }) {
                                     actions.push(action);
@@ -378,7 +368,7 @@ pub async fn run(
         if actions.is_empty() {
             continue;
         }
-        let now = server_now();
+        let now = clock_now();
         // The core orders each message's actions; across a batch, do every
         // write and publication before any send.
         if actions.contains(&Action::Persist) {

@@ -23,6 +23,13 @@ pub use server::{Server, ServerConfig, ServerStatus, StaticLease};
 
 use crate::config::Config;
 
+/// The server's clock: CLOCK_BOOTTIME seconds, which NTP does not move (see
+/// leases.rs for why not the wall clock). Lease expiries, the driver's
+/// timers and what ubus shows as time left are all on it.
+pub fn clock_now() -> u64 {
+    crate::boot_clock::boottime().map_or(0, |d| d.as_secs())
+}
+
 /// One lease as the rest of b4d sees it: the DNS proxy answers A/PTR for
 /// `hostname`, ubus `leases` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

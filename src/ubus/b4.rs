@@ -134,7 +134,7 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
                 .as_deref()
                 .map(Vec::as_slice)
                 .unwrap_or(&[]),
-            crate::boot_clock::boottime().map_or(0, |d| d.as_secs()),
+            crate::dhcpv4::clock_now(),
         )),
         "renew" => {
             let reason = request
