@@ -373,6 +373,11 @@ pub fn prefix_address(prefix: &Prefix) -> Ipv6Addr {
     Ipv6Addr::from((u128::from(prefix.prefix) & mask) | last_subnet | PREFIX_INTERFACE_ID)
 }
 
+/// Whether `addr` has the interface id [`prefix_address`] gives.
+fn has_prefix_interface_id(addr: Ipv6Addr) -> bool {
+    u128::from(addr) & u128::from(u64::MAX) == PREFIX_INTERFACE_ID
+}
+
 fn usable(a: &KernelAddress) -> bool {
     !a.dad_failed && !a.deprecated && !a.addr.is_unicast_link_local()
 }
@@ -599,7 +604,7 @@ fn plan_wan(config: &Tunnel, known: &Knowledge, wan: &WanDevice, ops: &mut Vec<O
         a.prefix_len == 128
             && a.no_prefix_route
             && (known.install_wan_addresses
-                || (u128::from(a.addr) & u128::from(u64::MAX) == PREFIX_INTERFACE_ID
+                || (has_prefix_interface_id(a.addr)
                     && !known.leased.iter().any(|l| l.addr == a.addr)))
     };
     for a in &wan.addresses {
