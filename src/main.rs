@@ -1,6 +1,5 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
-use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use b4d::dhcpv4;
 use b4d::dhcpv6::driver::{self, Control, Outputs};
 use b4d::dhcpv6::{duid, ClientConfig, ClientStatus, Event, Mode};
 use b4d::dns::{self, driver::DriverConfig, LocalHosts, ProxyStatus};
+use b4d::lan4::driver::LanSubnet;
 use b4d::logging::{self, Target};
 use b4d::status::Status;
 use b4d::tunnel::{self, aftr::AftrSource};
@@ -259,9 +259,11 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     );
     // Ends (changed() fails) when the LAN IPv6 task has finished.
     let lan6_done = lan6_status.clone();
-    let dhcpv4 = start_dhcpv4(&config, shutdown.subscribe(), &mut tasks);
+    let lan = start_lan4(&config, shutdown.subscribe(), &mut tasks);
+    let dhcpv4 = start_dhcpv4(&config, lan.clone(), shutdown.subscribe(), &mut tasks);
     let dns_status = start_dns_proxy(
         &config,
+        lan.clone(),
         events.subscribe(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
         tunnel.clone(),
@@ -303,6 +305,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     let (ubus_shutdown, ubus_shutdown_rx) = watch::channel(false);
     let ubus = start_ubus(
         &config,
+        lan,
         &status,
         controls,
         shutdown.subscribe(),
@@ -531,23 +534,51 @@ fn start_lan6(
     Some(status_rx)
 }
 
+/// Follows the LAN's IPv4 subnet (`lan.ipaddr`, or the LAN device's own
+/// address) for the DHCPv4 server and the DNS proxy, if either runs.
+fn start_lan4(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> Option<LanSubnet> {
+    if !config.lan.dhcp && !config.lan.dns_proxy {
+        return None;
+    }
+    let (subnet, subnet_rx) = watch::channel(config.lan.address);
+    tasks.spawn(b4d::lan4::driver::run(
+        config.lan.device.to_string(),
+        config.lan.address,
+        subnet,
+        shutdown,
+    ));
+    Some(subnet_rx)
+}
+
 /// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
 /// list (for the DNS proxy and ubus) and status receivers.
 fn start_dhcpv4(
     config: &Config,
+    lan: Option<LanSubnet>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<dhcpv4::driver::Subscriptions> {
-    if !config.lan.dhcp {
+    let (true, Some(lan)) = (config.lan.dhcp, lan) else {
         info!("DHCPv4 server is off (lan.dhcp '0')");
         return None;
-    }
+    };
     let (leases, leases_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
     let (status, status_rx) = watch::channel(dhcpv4::ServerStatus::default());
+    let server_config = config.clone();
+    let settings = dhcpv4::driver::Settings {
+        device: config.lan.device.to_string(),
+        config_for: Box::new(move |subnet| {
+            dhcpv4::ServerConfig::from_config(&server_config, subnet)
+        }),
+        lease_file: config.lan.lease_file.clone(),
+    };
     tasks.spawn(dhcpv4::driver::run(
-        config.lan.device.to_string(),
-        dhcpv4::ServerConfig::from_config(config),
-        config.lan.lease_file.clone(),
+        settings,
+        lan,
         shutdown,
         dhcpv4::driver::Outputs { leases, status },
     ));
@@ -574,6 +605,7 @@ struct Controls {
 /// whoever reports through it can say goodbye after `shutdown`.
 fn start_ubus(
     config: &Config,
+    lan: Option<LanSubnet>,
     status: &watch::Sender<Status>,
     controls: Controls,
     shutdown: watch::Receiver<bool>,
@@ -597,10 +629,9 @@ fn start_ubus(
         status: status.subscribe(),
         leases,
         reload: Box::new(move || reload.try_send(()).is_ok()),
-        dns_proxy: config
-            .lan
-            .dns_proxy
-            .then_some((config.lan.ipaddr, config.lan.dns_port)),
+        dns_proxy: lan
+            .filter(|_| config.lan.dns_proxy)
+            .map(|lan| (lan, config.lan.dns_port)),
         netifd_proto: Box::new(move |interface, up| match &netifd {
             Some((ours, set_up)) if ours == interface => {
                 set_up.send_replace(up);
@@ -695,16 +726,17 @@ async fn stop_ubus_last(
 /// live. Returns the proxy's counters (published every second).
 fn start_dns_proxy(
     config: &Config,
+    lan: Option<LanSubnet>,
     mut events: broadcast::Receiver<Event>,
     leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> Option<watch::Receiver<ProxyStatus>> {
-    if !config.lan.dns_proxy {
+    let (true, Some(lan)) = (config.lan.dns_proxy, lan) else {
         info!("DNS proxy is off (lan.dns_proxy '0')");
         return None;
-    }
+    };
     let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
     if config.lan.dns_server.is_empty() {
         let mut stop = shutdown.clone();
@@ -747,8 +779,8 @@ fn start_dns_proxy(
     }
     let (status, status_rx) = watch::channel(ProxyStatus::default());
     let driver_config = DriverConfig {
-        listen: SocketAddrV4::new(config.lan.ipaddr, config.lan.dns_port),
-        clients: (config.lan.network(), config.lan.prefix_len()),
+        port: config.lan.dns_port,
+        lan,
         cache_size: config.lan.dns_cache_size as usize,
         seed: rand::random(),
         on_upstream_recovered: Box::new(move || {

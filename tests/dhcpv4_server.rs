@@ -552,6 +552,108 @@ fn lan_device_appearing_after_start_is_served() {
     b4d.wait_for_line(&format!("DHCPv4: leased {ip}"), secs(2));
 }
 
+/// OpenWrt's netifd owns br-lan's address: when the user changes
+/// network.lan.ipaddr (LuCI), netifd replaces the address under b4d. With
+/// lan.ipaddr unset (the default) b4d follows the device: the DHCPv4 server
+/// hands out the new subnet with the new router and DNS address, the old
+/// leases leave the lease file, and the DNS proxy answers on the new
+/// address; without any address both wait and say so.
+#[test]
+fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
+    if !ready() || find_in_path("dig").is_none() {
+        assert!(std::env::var_os("CI").is_none(), "dig missing under CI");
+        return;
+    }
+    let mut lan = Lan::new("lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it");
+    let a = lan.add_client("a", "02:00:00:00:08:01");
+    let written = lan.config("", "");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let follow = text
+        .replace("\toption ipaddr '192.168.1.1'\n", "")
+        .replace("\toption netmask '255.255.255.0'\n", "")
+        .replace("option dns_proxy '0'", "option dns_proxy '1'");
+    let config = lan.dir.write("follow.uci", follow).display().to_string();
+    let b4d = lan.start_b4d("b4d", &config);
+    // What the DHCPv4 server and the DNS proxy say about one change, in
+    // whichever order they say it.
+    let said_since = |mark: usize, needle: &str| {
+        if b4d.wait_for_line_after(mark, needle, secs(5)).is_none() {
+            panic!("b4d did not say {needle:?}:\n{}", b4d.tail(30));
+        }
+    };
+    said_since(0, "DHCPv4 server on eth0 (192.168.1.1/24)");
+    said_since(0, "proxy listening on 192.168.1.1:53");
+    let first = lan.udhcpc(a, "udhcpc-1", "a", &[]);
+    let bound = first.wait_for_line("udhcpc-event bound", secs(20));
+    let old_ip = field(&bound, "ip").to_string();
+    assert!(old_ip.starts_with("192.168.1."), "{bound}");
+    assert_eq!(field(&bound, "router"), "192.168.1.1", "{bound}");
+    b4d.wait_for_line(&format!("DHCPv4: leased {old_ip}"), secs(2));
+    drop(first);
+
+    // netifd applying network.lan.ipaddr='10.0.0.1/16'.
+    let mark = b4d.mark();
+    lan.server
+        .ip(&["addr", "del", "192.168.1.1/24", "dev", "eth0"]);
+    lan.server.add_addr("eth0", "10.0.0.1/16");
+    said_since(mark, "DHCPv4: serving 10.0.0.1/16 now (was 192.168.1.1/24)");
+    said_since(mark, "proxy listening on 10.0.0.1:53 now");
+    assert!(
+        !lan.leases_file().contains(&old_ip),
+        "a lease of the old subnet stays in the file:\n{}",
+        lan.leases_file()
+    );
+
+    // The client asks for its old address: it gets one of the new subnet.
+    let second = lan.udhcpc(a, "udhcpc-2", "a", &["-r", &old_ip]);
+    let bound = second.wait_for_line("udhcpc-event bound", secs(20));
+    let new_ip = field(&bound, "ip").to_string();
+    assert!(new_ip.starts_with("10.0.0."), "{bound}");
+    let last: u8 = new_ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(
+        (100..=249).contains(&last),
+        "outside dhcp_start/limit: {bound}"
+    );
+    assert_eq!(field(&bound, "mask"), "16", "{bound}");
+    assert_eq!(field(&bound, "router"), "10.0.0.1", "{bound}");
+    assert_eq!(field(&bound, "dns"), "10.0.0.1", "{bound}");
+    assert_eq!(field(&bound, "serverid"), "10.0.0.1", "{bound}");
+
+    // The proxy answers the client's name on the new address (local names
+    // need no upstream) and nothing is left on the old one.
+    let answer = lan.clients[a].exec_stdout(
+        "dig",
+        &[
+            "@10.0.0.1",
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "a.home.example",
+            "A",
+        ],
+    );
+    assert_eq!(answer.trim(), new_ip, "dig answered: {answer}");
+    assert!(
+        !lan.server.udp_listeners().contains("192.168.1.1:53"),
+        "{}",
+        lan.server.udp_listeners()
+    );
+
+    // No address at all (ifdown lan): both wait and say so; back: served.
+    let mark = b4d.mark();
+    lan.server.ip(&["addr", "flush", "dev", "eth0"]);
+    said_since(mark, "LAN eth0 has no IPv4 address");
+    said_since(mark, "the proxy waits for one");
+    let mark = b4d.mark();
+    lan.server.add_addr("eth0", "10.0.0.1/16");
+    said_since(mark, "LAN eth0: serving 10.0.0.1/16");
+    drop(second);
+    let third = lan.udhcpc(a, "udhcpc-3", "a", &["-r", &new_ip]);
+    let bound = third.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "ip"), new_ip, "its lease stayed: {bound}");
+    assert!(b4d.is_running());
+}
+
 /// Sends hand-made datagrams to 192.168.1.1:67 from a host on the LAN:
 /// a truncated one, a wrong magic cookie, an option length running past the
 /// end, then `flood` DISCOVERs from random MACs.

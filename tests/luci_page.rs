@@ -676,6 +676,7 @@ fn status_waiting_for_wan() -> Json {
     });
     status.dhcpv4 = Some(b4d::dhcpv4::ServerStatus {
         problem: Some("cannot serve on br-lan: Address in use".into()),
+        subnet: b4d::lan4::Ipv4Subnet::new("10.0.0.1".parse().unwrap(), 16),
         ..Default::default()
     });
     let table = b4d::ubus::status_table::status_table(&status, now);
@@ -763,6 +764,8 @@ fn page_follows_state_changes_and_lists_check_results() {
         first.field("dhcpv4-problem").as_deref(),
         Some("cannot serve on br-lan: Address in use")
     );
+    // Followed from br-lan (network.lan.ipaddr), shown as served.
+    assert_eq!(first.field("lan-subnet").as_deref(), Some("10.0.0.1/16"));
     screenshot(&dir, &browser, &site, "waiting", None);
 }
 

@@ -147,6 +147,8 @@ pub enum Reason {
         subnet: String,
         got: Ipv4Addr,
     },
+    /// `netmask` without `ipaddr`: a followed LAN address has its own prefix.
+    NetmaskWithoutIpaddr,
     /// A static lease on the router's own LAN address.
     RouterAddress {
         got: Ipv4Addr,
@@ -245,6 +247,10 @@ impl fmt::Display for Reason {
             Reason::NetworkOrBroadcast { subnet, got } => write!(
                 f,
                 "must not be the network or broadcast address of {subnet}, got '{got}'"
+            ),
+            Reason::NetmaskWithoutIpaddr => f.write_str(
+                "needs lan.ipaddr: without it b4d follows the LAN device's address, with \
+                 the device's own prefix (unset netmask, or set ipaddr too)",
             ),
             Reason::RouterAddress { got } => write!(
                 f,

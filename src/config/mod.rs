@@ -41,8 +41,8 @@
 //! | `tunnel` `encaplimit` | none\|0..=255 | none |
 //! | `tunnel` `disable_on_native_ipv4` | bool | 1 |
 //! | `lan` `device` | interface name | br-lan |
-//! | `lan` `ipaddr` | IPv4 | 192.168.1.1 |
-//! | `lan` `netmask` | contiguous dotted mask | 255.255.255.0 |
+//! | `lan` `ipaddr` | IPv4 | unset: the LAN device's own address, followed |
+//! | `lan` `netmask` | contiguous dotted mask, only with `ipaddr` | 255.255.255.0 |
 //! | `lan` `dns_proxy` | bool | 1 |
 //! | `lan` `dns_port` | 1..=65535 | 53 |
 //! | `lan` `dns_cache_size` | 0..=1000000 | 1000 |
@@ -77,7 +77,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Reason};
+pub use validate::host_address_problem;
 pub use value::{ClientId, Duid, InterfaceName, MacAddr};
+
+use crate::lan4::Ipv4Subnet;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -459,10 +462,10 @@ impl fmt::Display for EncapLimit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lan {
     pub device: InterfaceName,
-    /// The router's address; never the network or broadcast address of the subnet.
-    pub ipaddr: Ipv4Addr,
-    /// Contiguous.
-    pub netmask: Ipv4Addr,
+    /// The router's address and subnet (`ipaddr`, `netmask`); `None` (both
+    /// unset) serves whatever address the LAN device has, followed live
+    /// (see [`crate::lan4`]).
+    pub address: Option<Ipv4Subnet>,
     pub dns_proxy: bool,
     pub dns_port: u16,
     pub dns_cache_size: u32,
@@ -487,45 +490,11 @@ pub struct Lan {
     pub ip6ifaceid: u64,
 }
 
-impl Lan {
-    pub fn prefix_len(&self) -> u8 {
-        // Contiguous by construction, so the one-bits are the prefix (at most 32).
-        u32::from(self.netmask).leading_ones() as u8
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.ipaddr) & u32::from(self.netmask))
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.ipaddr) | !u32::from(self.netmask))
-    }
-
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        u32::from(addr) & u32::from(self.netmask) == u32::from(self.network())
-    }
-
-    /// First and last address of the DHCP pool (both inclusive; both inside the subnet
-    /// and below the broadcast address by construction).
-    pub fn dhcp_pool(&self) -> (Ipv4Addr, Ipv4Addr) {
-        let net = u32::from(self.network());
-        let first = net.wrapping_add(self.dhcp_start);
-        let last = first.wrapping_add(self.dhcp_limit.saturating_sub(1));
-        (Ipv4Addr::from(first), Ipv4Addr::from(last))
-    }
-
-    /// "192.168.1.0/24", for messages.
-    pub fn subnet_string(&self) -> String {
-        format!("{}/{}", self.network(), self.prefix_len())
-    }
-}
-
 impl Default for Lan {
     fn default() -> Self {
         Lan {
             device: InterfaceName::from_static("br-lan"),
-            ipaddr: Ipv4Addr::new(192, 168, 1, 1),
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            address: None,
             dns_proxy: true,
             dns_port: 53,
             dns_cache_size: 1000,

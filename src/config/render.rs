@@ -112,8 +112,16 @@ pub(super) fn render(c: &Config) -> String {
     let l = &c.lan;
     out.section("lan", Some("lan"));
     out.option("device", &l.device);
-    out.option("ipaddr", l.ipaddr);
-    out.option("netmask", l.netmask);
+    out.optional(
+        "ipaddr",
+        l.address.map(|s| s.address()),
+        "the LAN device's own address, followed",
+    );
+    out.optional(
+        "netmask",
+        l.address.map(|s| s.netmask()),
+        "the LAN device's own prefix",
+    );
     out.flag("dns_proxy", l.dns_proxy);
     out.option("dns_port", l.dns_port);
     out.option("dns_cache_size", l.dns_cache_size);

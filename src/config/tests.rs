@@ -81,14 +81,8 @@ fn defaults_match_the_documented_table() {
     assert_eq!(c.tunnel.ipv4_address, Ipv4Addr::new(192, 0, 0, 2));
     assert_eq!(c.tunnel.peer, Ipv4Addr::new(192, 0, 0, 1));
     assert_eq!(c.lan.device.as_str(), "br-lan");
-    assert_eq!(c.lan.subnet_string(), "192.168.1.0/24");
-    assert_eq!(
-        c.lan.dhcp_pool(),
-        (
-            Ipv4Addr::new(192, 168, 1, 100),
-            Ipv4Addr::new(192, 168, 1, 249)
-        )
-    );
+    assert_eq!(c.lan.address, None, "the LAN device's address is followed");
+    assert_eq!((c.lan.dhcp_start, c.lan.dhcp_limit), (100, 150));
     assert_eq!(c.lan.lease_time, Duration::from_secs(43_200));
     assert_eq!(
         log::LevelFilter::from(c.globals.log_level),
@@ -159,10 +153,11 @@ fn full_example_parses_into_typed_values() {
             "2001:db8::54".parse().unwrap()
         ]
     );
-    assert_eq!(c.lan.prefix_len(), 16);
+    let lan = c.lan.address.unwrap();
+    assert_eq!(lan.to_string(), "10.0.0.1/16");
     assert_eq!(
-        c.lan.dhcp_pool(),
-        (Ipv4Addr::new(10, 0, 3, 232), Ipv4Addr::new(10, 0, 11, 183))
+        lan.offset_pool(c.lan.dhcp_start, c.lan.dhcp_limit),
+        Some((Ipv4Addr::new(10, 0, 3, 232), Ipv4Addr::new(10, 0, 11, 183)))
     );
     assert_eq!(c.hosts.len(), 1);
     assert_eq!(c.hosts[0].mac.to_string(), "00:11:22:33:44:55");
@@ -549,21 +544,33 @@ fn cross_option_rules() {
         "must not be the network or broadcast address of 10.1.1.0/31",
     );
     assert_one_error(
-        "config lan 'lan'\n\toption netmask '255.255.255.128'\n",
-        2,
+        "config lan 'lan'\n\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.128'\n",
+        3,
         "lan",
         "dhcp_limit",
         "does not fit in 192.168.1.0/25: the last address would be offset 249, the highest usable offset is 126",
     );
     assert_one_error(
-        "config lan 'lan'\n\toption dhcp_start '100'\n\toption dhcp_limit '156'\n",
-        3,
+        "config lan 'lan'\n\toption ipaddr '192.168.1.1'\n\toption dhcp_start '100'\n\
+         \toption dhcp_limit '156'\n",
+        4,
         "lan",
         "dhcp_limit",
         "dhcp_start 100 + dhcp_limit 156 does not fit",
     );
     // The largest pool that fits: offsets 1..=254.
-    parse_ok("config lan\n\toption dhcp_start 1\n\toption dhcp_limit 254\n");
+    parse_ok(
+        "config lan\n\toption ipaddr '192.168.1.1'\n\toption dhcp_start 1\n\toption dhcp_limit 254\n",
+    );
+    // A followed subnet is judged when it is known, at run time.
+    parse_ok("config lan\n\toption dhcp_start 100\n\toption dhcp_limit 1000\n");
+    assert_one_error(
+        "config lan 'lan'\n\toption netmask '255.255.0.0'\n",
+        2,
+        "lan",
+        "netmask",
+        "needs lan.ipaddr: without it b4d follows the LAN device's address",
+    );
     assert_one_error(
         "config tunnel\n\toption name 'br-lan'\n",
         2,
@@ -594,7 +601,8 @@ fn cross_rules_do_not_pile_onto_a_bad_value() {
     assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
     // A broken lan netmask does not make every host "outside the subnet".
     let errs = errors(
-        "config lan\n\toption netmask 'x'\nconfig host\n\toption mac 02:00:00:00:00:01\n\toption ip 10.9.9.9\n",
+        "config lan\n\toption ipaddr 192.168.1.1\n\toption netmask 'x'\n\
+         config host\n\toption mac 02:00:00:00:00:01\n\toption ip 10.9.9.9\n",
     );
     assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
 }
@@ -602,6 +610,9 @@ fn cross_rules_do_not_pile_onto_a_bad_value() {
 #[test]
 fn host_rules() {
     let host = |body: &str| format!("config host 'h'\n{body}");
+    // Two lines of a fixed LAN subnet, which hosts are judged against.
+    let fixed_lan_host =
+        |body: &str| format!("config lan\n\toption ipaddr '192.168.1.1'\n{}", host(body));
     assert_one_error(
         &host("\toption ip '192.168.1.10'\n"),
         1,
@@ -638,26 +649,31 @@ fn host_rules() {
         "must not be a multicast MAC address",
     );
     assert_one_error(
-        &host("\toption mac '00:11:22:33:44:55'\n\toption ip '10.0.0.10'\n"),
-        3,
+        &fixed_lan_host("\toption mac '00:11:22:33:44:55'\n\toption ip '10.0.0.10'\n"),
+        5,
         "h",
         "ip",
         "must be inside the LAN subnet 192.168.1.0/24, got '10.0.0.10'",
     );
     assert_one_error(
-        &host("\toption mac '00:11:22:33:44:55'\n\toption ip '192.168.1.255'\n"),
-        3,
+        &fixed_lan_host("\toption mac '00:11:22:33:44:55'\n\toption ip '192.168.1.255'\n"),
+        5,
         "h",
         "ip",
         "must not be the network or broadcast address",
     );
     assert_one_error(
-        &host("\toption mac '00:11:22:33:44:55'\n\toption ip '192.168.1.1'\n"),
-        3,
+        &fixed_lan_host("\toption mac '00:11:22:33:44:55'\n\toption ip '192.168.1.1'\n"),
+        5,
         "h",
         "ip",
         "must differ from the router's own LAN address",
     );
+    // A followed subnet is not known yet: the server leaves out at run time
+    // what does not fit it.
+    parse_ok(&host(
+        "\toption mac '00:11:22:33:44:55'\n\toption ip '10.0.0.10'\n",
+    ));
     assert_one_error(
         &host(
             "\toption mac '00:11:22:33:44:55'\n\toption ip '192.168.1.10'\n\toption name 'a.b'\n",

@@ -16,6 +16,7 @@ use super::{
     Config, ConfigError, ConfigErrors, DhcpV6Mode, EncapLimit, Globals, Ipv6Handoff, Lan, LogLevel,
     MacAddr, Reason, StaticHost, Tunnel, TunnelSource, Wan, SOFTWIRE_NETWORK,
 };
+use crate::lan4::Ipv4Subnet;
 
 pub(super) const SECTION_TYPES: &[&str] = &["globals", "wan", "tunnel", "lan", "host"];
 
@@ -347,7 +348,7 @@ pub(super) fn config_from_text(text: &str, file: &str) -> Result<Config, ConfigE
 
     check_wan(&wan, w, &mut errs);
     check_tunnel(&tunnel, t, &wan, w, &mut errs);
-    let subnet_ok = check_lan(&lan, l, &mut errs);
+    let fixed_subnet = check_lan(&lan, l, &mut errs);
     check_interfaces(&wan, w, &tunnel, t, &lan, l, &mut errs);
     if wan.lease_file == lan.lease_file && ok(w, &["lease_file"]) && ok(l, &["lease_file"]) {
         // Report on whichever was written in the file (both default apart).
@@ -366,7 +367,7 @@ pub(super) fn config_from_text(text: &str, file: &str) -> Result<Config, ConfigE
             },
         );
     }
-    let hosts = static_hosts(&hosts, &lan, subnet_ok, &mut errs);
+    let hosts = static_hosts(&hosts, fixed_subnet, &mut errs);
 
     if errs.list.is_empty() {
         Ok(Config {
@@ -578,10 +579,7 @@ fn lan(o: &mut Opts, errs: &mut Errors) -> Lan {
     let d = Lan::default();
     Lan {
         device: o.get(errs, "device", str::parse).unwrap_or(d.device),
-        ipaddr: o
-            .get(errs, "ipaddr", parse_unicast_ipv4)
-            .unwrap_or(d.ipaddr),
-        netmask: o.get(errs, "netmask", parse_netmask).unwrap_or(d.netmask),
+        address: lan_address(o, errs),
         dns_proxy: bool_opt(o, errs, "dns_proxy", d.dns_proxy),
         dns_port: o
             .get(errs, "dns_port", |s| {
@@ -744,28 +742,58 @@ fn check_tunnel(tunnel: &Tunnel, t: Option<&Opts>, wan: &Wan, w: Option<&Opts>, 
     }
 }
 
-/// Returns whether the LAN address/mask are usable for judging host addresses.
-fn check_lan(lan: &Lan, l: Option<&Opts>, errs: &mut Errors) -> bool {
-    if !ok(l, &["ipaddr", "netmask"]) {
-        return false;
+/// OpenWrt's default LAN mask, when `ipaddr` comes without one.
+const DEFAULT_NETMASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
+
+/// `ipaddr` with `netmask` (default /24) as a subnet; neither set: `None`,
+/// the LAN device's address is followed. A `netmask` alone is an error: it
+/// would say nothing about a followed address, which has its own prefix.
+fn lan_address(o: &mut Opts, errs: &mut Errors) -> Option<Ipv4Subnet> {
+    let ipaddr = o.get(errs, "ipaddr", parse_unicast_ipv4);
+    let netmask = o.get(errs, "netmask", parse_netmask);
+    if !o.is_set("ipaddr") {
+        if o.is_set("netmask") && o.ok("netmask") {
+            let line = o.lines.get("netmask").copied();
+            errs.push(
+                line,
+                Some(&o.label),
+                Some("netmask"),
+                Reason::NetmaskWithoutIpaddr,
+            );
+        }
+        return None;
     }
-    if lan.ipaddr == lan.network() || lan.ipaddr == lan.broadcast() {
+    let netmask = match o.is_set("netmask") {
+        true => netmask?,
+        false => DEFAULT_NETMASK,
+    };
+    let ipaddr = ipaddr?;
+    let prefix_len = u32::from(netmask).leading_ones() as u8;
+    let subnet = Ipv4Subnet::new(ipaddr, prefix_len);
+    if subnet.is_none() {
+        let mask = u32::from(netmask);
+        let network = Ipv4Addr::from(u32::from(ipaddr) & mask);
         report_cross(
             errs,
             "ipaddr",
-            &[(l, "ipaddr"), (l, "netmask")],
+            &[(Some(o), "ipaddr"), (Some(o), "netmask")],
             Reason::NetworkOrBroadcast {
-                subnet: lan.subnet_string(),
-                got: lan.ipaddr,
+                subnet: format!("{network}/{prefix_len}"),
+                got: ipaddr,
             },
         );
-        return false;
     }
+    subnet
+}
+
+/// Returns the LAN subnet when it is fixed and usable for judging host
+/// addresses (a followed one is judged at run time).
+fn check_lan(lan: &Lan, l: Option<&Opts>, errs: &mut Errors) -> Option<Ipv4Subnet> {
+    let subnet = lan.address?;
     if ok(l, &["dhcp_start", "dhcp_limit"]) {
         // OpenWrt: the pool is network + start .. network + start + limit - 1, and must
         // stay below the broadcast address.
-        let size = 1u64 << (32 - u32::from(lan.prefix_len()));
-        let max_offset = size.saturating_sub(2);
+        let max_offset = subnet.max_host_offset();
         let last = u64::from(lan.dhcp_start) + u64::from(lan.dhcp_limit) - 1;
         if last > max_offset {
             report_cross(
@@ -773,7 +801,7 @@ fn check_lan(lan: &Lan, l: Option<&Opts>, errs: &mut Errors) -> bool {
                 "dhcp_limit",
                 &[(l, "dhcp_limit"), (l, "dhcp_start"), (l, "netmask")],
                 Reason::PoolDoesNotFit {
-                    subnet: lan.subnet_string(),
+                    subnet: subnet.network_string(),
                     start: lan.dhcp_start,
                     limit: lan.dhcp_limit,
                     max_offset,
@@ -781,7 +809,7 @@ fn check_lan(lan: &Lan, l: Option<&Opts>, errs: &mut Errors) -> bool {
             );
         }
     }
-    true
+    Some(subnet)
 }
 
 fn check_interfaces(
@@ -824,8 +852,7 @@ fn check_interfaces(
 
 fn static_hosts(
     sections: &[(&Section, String)],
-    lan: &Lan,
-    subnet_ok: bool,
+    lan: Option<Ipv4Subnet>,
     errs: &mut Errors,
 ) -> Vec<StaticHost> {
     let mut hosts = Vec::new();
@@ -843,24 +870,7 @@ fn static_hosts(
 
         let mut valid = true;
         if let Some(ip) = ip {
-            let reason = if !subnet_ok {
-                None
-            } else if !lan.contains(ip) {
-                Some(Reason::NotInSubnet {
-                    subnet: lan.subnet_string(),
-                    got: ip,
-                })
-            } else if ip == lan.network() || ip == lan.broadcast() {
-                Some(Reason::NetworkOrBroadcast {
-                    subnet: lan.subnet_string(),
-                    got: ip,
-                })
-            } else if ip == lan.ipaddr {
-                Some(Reason::RouterAddress { got: ip })
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = lan.and_then(|lan| host_address_problem(lan, ip)) {
                 errs.push(Some(line_of("ip")), Some(label), Some("ip"), reason);
                 valid = false;
             }
@@ -899,4 +909,24 @@ fn static_hosts(
         }
     }
     hosts
+}
+
+/// Why a static host cannot have `ip` on the LAN `lan`, if it cannot. Also
+/// asked at run time of a followed subnet.
+pub fn host_address_problem(lan: Ipv4Subnet, ip: Ipv4Addr) -> Option<Reason> {
+    if !lan.contains(ip) {
+        Some(Reason::NotInSubnet {
+            subnet: lan.network_string(),
+            got: ip,
+        })
+    } else if ip == lan.network() || ip == lan.broadcast() {
+        Some(Reason::NetworkOrBroadcast {
+            subnet: lan.network_string(),
+            got: ip,
+        })
+    } else if ip == lan.address() {
+        Some(Reason::RouterAddress { got: ip })
+    } else {
+        None
+    }
 }

@@ -22,6 +22,8 @@ use super::leases::{self, format_mac, TimeBase};
 use super::server::{self, Action, Destination, Input, Server, ServerConfig, ServerStatus};
 use super::LeaseInfo;
 use crate::boot_clock::BootClock;
+use crate::lan4::driver::LanSubnet;
+use crate::lan4::Ipv4Subnet;
 use crate::netlink::LinkWatch;
 
 pub const SERVER_PORT: u16 = 67;
@@ -184,16 +186,56 @@ impl Persistence {
     }
 }
 
-/// Runs the server on `device` until `shutdown` turns true. The lease file
-/// is written whenever the core asks (before the DHCPACK that needs it); on
-/// the way out it is flushed again only if the last write failed.
+/// What the driver serves with.
+pub struct Settings {
+    /// The LAN device (`lan.device`).
+    pub device: String,
+    /// The server's configuration on a LAN subnet, and what of the
+    /// configuration does not fit it ([`ServerConfig::from_config`]).
+    pub config_for: Box<dyn Fn(Ipv4Subnet) -> (ServerConfig, Vec<String>) + Send>,
+    pub lease_file: PathBuf,
+}
+
+/// Why nothing is served while the LAN device has no IPv4 address.
+fn no_address_problem(device: &str) -> String {
+    format!("waiting for an IPv4 address on {device}")
+}
+
+/// Waits for the first LAN subnet; `None` if shutdown came first.
+async fn first_subnet(
+    lan: &mut LanSubnet,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Ipv4Subnet> {
+    tokio::select! {
+        subnet = lan.wait_for(Option::is_some) => subnet.ok().and_then(|s| *s),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    }
+}
+
+/// Runs the server on the LAN device until `shutdown` turns true, on the
+/// subnet `lan` says (followed when it changes). The lease file is written
+/// whenever the core asks (before the DHCPACK that needs it); on the way
+/// out it is flushed again only if the last write failed.
 pub async fn run(
-    device: String,
-    config: ServerConfig,
-    lease_file: PathBuf,
+    settings: Settings,
+    mut lan: LanSubnet,
     mut shutdown: watch::Receiver<bool>,
     outputs: Outputs,
 ) -> io::Result<()> {
+    let Settings {
+        device,
+        config_for,
+        lease_file,
+    } = settings;
+    if lan.borrow().is_none() {
+        outputs.status.send_replace(ServerStatus {
+            problem: Some(no_address_problem(&device)),
+            ..ServerStatus::default()
+        });
+    }
+    let Some(mut subnet) = first_subnet(&mut lan, &mut shutdown).await else {
+        return Ok(());
+    };
     // Without a boot id (no /proc) a file is always read with the current
     // offset, as one from another boot: an id no file can hold.
     let boot_id = BootClock::read().map_or_else(
@@ -203,6 +245,8 @@ pub async fn run(
     let now = clock_now();
     let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id));
     let restored_count = restored.len();
+    let (config, misfits) = config_for(subnet);
+    say_misfits(&misfits);
     let pool = (config.pool_first, config.pool_last);
     let statics = config.statics.len();
     let lease_secs = config.lease_secs;
@@ -221,8 +265,8 @@ pub async fn run(
     };
     let kept = server.status(now).active_leases;
     info!(
-        "DHCPv4 server on {device}: pool {}-{}, lease {lease_secs}s, {statics} static hosts, \
-         {kept} of {restored_count} leases restored from {}",
+        "DHCPv4 server on {device} ({subnet}): pool {}-{}, lease {lease_secs}s, \
+         {statics} static hosts, {kept} of {restored_count} leases restored from {}",
         pool.0,
         pool.1,
         persistence.path.display()
@@ -246,8 +290,13 @@ pub async fn run(
     // While port 67 cannot be had: when to try again, said once per streak.
     let mut port_wait = PortWait::new(OPEN_RETRY);
     let mut port_problem: Option<String> = None;
+    // Set while the LAN device has no address to serve from (it may lose
+    // it for a while: an `ifdown lan`); it outranks the port problem.
+    let mut address_problem: Option<String> = None;
+    let mut lan_open = true;
     loop {
         match &device_state {
+            _ if address_problem.is_some() => socket = None,
             Some(s)
                 if socket.as_ref().is_none_or(|(index, _)| *index != s.index)
                     && port_wait.due(tokio::time::Instant::now()) =>
@@ -330,13 +379,45 @@ pub async fn run(
                 changed?;
                 device_state = link.snapshot().await?;
             }
+            changed = lan.changed(), if lan_open => {
+                let Ok(()) = changed else {
+                    // Its driver ended (shutdown): the subnet stays.
+                    lan_open = false;
+                    continue;
+                };
+                let now = clock_now();
+                match *lan.borrow_and_update() {
+                    None => address_problem = Some(no_address_problem(&device)),
+                    Some(new) => {
+                        address_problem = None;
+                        if new != subnet {
+                            let (config, misfits) = config_for(new);
+                            say_misfits(&misfits);
+                            let pool = (config.pool_first, config.pool_last);
+                            let before = server.status(now).active_leases;
+                            actions = server.reconfigure(config, now);
+                            info!(
+                                "DHCPv4: serving {new} now (was {subnet}): pool {}-{}, \
+                                 {} of {before} leases fit it",
+                                pool.0,
+                                pool.1,
+                                server.status(now).active_leases
+                            );
+                            subnet = new;
+                        }
+                    }
+                }
+                let problem = address_problem.as_ref().or(port_problem.as_ref());
+                publish_status(&outputs, &mut server, now, problem.map(String::as_str));
+            }
             _ = sleep_until(timer) => {
                 actions = server.handle(clock_now(), Input::Timeout);
             }
             _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
-                publish_status(&outputs, &mut server, clock_now(), port_problem.as_deref());
+                let problem = address_problem.as_ref().or(port_problem.as_ref());
+                publish_status(&outputs, &mut server, clock_now(), problem.map(String::as_str));
             }
             ready = readable => {
                 let (index, s) = ready?;
@@ -388,11 +469,17 @@ pub async fn run(
     }
 }
 
+fn say_misfits(misfits: &[String]) {
+    for misfit in misfits {
+        warn!("DHCPv4: {misfit}");
+    }
+}
+
 /// The core's status, with the driver's own trouble (port 67 held by
-/// another server) as the problem while it lasts.
-fn publish_status(outputs: &Outputs, server: &mut Server, now: u64, port_problem: Option<&str>) {
+/// another server, no LAN address) as the problem while it lasts.
+fn publish_status(outputs: &Outputs, server: &mut Server, now: u64, problem: Option<&str>) {
     let mut status = server.status(now).clone();
-    status.problem = port_problem.map(str::to_string);
+    status.problem = problem.map(str::to_string);
     outputs.status.send_replace(status);
 }
 

@@ -21,7 +21,8 @@ use std::net::Ipv4Addr;
 
 pub use server::{Server, ServerConfig, ServerStatus, StaticLease};
 
-use crate::config::Config;
+use crate::config::{host_address_problem, Config};
+use crate::lan4::Ipv4Subnet;
 
 /// The server's clock: CLOCK_BOOTTIME seconds, which NTP does not move (see
 /// leases.rs for why not the wall clock). Lease expiries, the driver's
@@ -68,28 +69,127 @@ pub fn local_names(
 }
 
 impl ServerConfig {
-    /// The server's view of the `lan` section and the `host` sections.
-    pub fn from_config(config: &Config) -> ServerConfig {
-        let lan = &config.lan;
-        let (pool_first, pool_last) = lan.dhcp_pool();
-        ServerConfig {
-            server_ip: lan.ipaddr,
-            netmask: lan.netmask,
+    /// The server's view of the `lan` section and the `host` sections, on
+    /// the LAN subnet `lan` (fixed by `lan.ipaddr` or followed from the
+    /// device); with what of the configuration does not fit that subnet, to
+    /// be said (for a fixed subnet the configuration check already refused
+    /// it; a followed one can change under it).
+    pub fn from_config(config: &Config, lan: Ipv4Subnet) -> (ServerConfig, Vec<String>) {
+        let settings = &config.lan;
+        let mut misfits = Vec::new();
+        let (pool_first, pool_last) = lan
+            .offset_pool(settings.dhcp_start, settings.dhcp_limit)
+            .inspect(|(_, last)| {
+                let wanted = u64::from(settings.dhcp_start) + u64::from(settings.dhcp_limit) - 1;
+                if wanted > lan.max_host_offset() {
+                    misfits.push(format!(
+                        "the pool (lan.dhcp_start {} + lan.dhcp_limit {}) ends at {last}, \
+                         the last address of {} below its broadcast address",
+                        settings.dhcp_start,
+                        settings.dhcp_limit,
+                        lan.network_string()
+                    ));
+                }
+            })
+            .unwrap_or_else(|| {
+                misfits.push(format!(
+                    "no dynamic addresses: lan.dhcp_start {} is not inside {}",
+                    settings.dhcp_start,
+                    lan.network_string()
+                ));
+                // `last < first`: the empty pool.
+                (Ipv4Addr::from(1), Ipv4Addr::UNSPECIFIED)
+            });
+        let statics = config
+            .hosts
+            .iter()
+            .filter(|h| match host_address_problem(lan, h.ip) {
+                Some(reason) => {
+                    misfits.push(format!("static host {} left out: ip {reason}", h.mac));
+                    false
+                }
+                None => true,
+            })
+            .map(|h| StaticLease {
+                mac: h.mac.0,
+                client_id: h.client_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                ip: h.ip,
+                name: h.name.clone(),
+            })
+            .collect();
+        let config = ServerConfig {
+            server_ip: lan.address(),
+            netmask: lan.netmask(),
             pool_first,
             pool_last,
-            lease_secs: u32::try_from(lan.lease_time.as_secs()).unwrap_or(u32::MAX - 1),
-            domain: Some(lan.domain.clone()).filter(|d| !d.is_empty()),
-            mtu: lan.dhcp_mtu,
-            statics: config
-                .hosts
-                .iter()
-                .map(|h| StaticLease {
-                    mac: h.mac.0,
-                    client_id: h.client_id.as_ref().map(|c| c.as_bytes().to_vec()),
-                    ip: h.ip,
-                    name: h.name.clone(),
-                })
-                .collect(),
+            lease_secs: u32::try_from(settings.lease_time.as_secs()).unwrap_or(u32::MAX - 1),
+            domain: Some(settings.domain.clone()).filter(|d| !d.is_empty()),
+            mtu: settings.dhcp_mtu,
+            statics,
+        };
+        (config, misfits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MacAddr, StaticHost};
+
+    fn subnet(s: &str) -> Ipv4Subnet {
+        let (ip, len) = s.split_once('/').unwrap();
+        Ipv4Subnet::new(ip.parse().unwrap(), len.parse().unwrap()).unwrap()
+    }
+
+    fn host(ip: &str) -> StaticHost {
+        StaticHost {
+            mac: "02:00:00:00:00:01".parse::<MacAddr>().unwrap(),
+            ip: ip.parse().unwrap(),
+            name: None,
+            client_id: None,
         }
+    }
+
+    #[test]
+    fn a_followed_subnet_gets_the_configured_offsets() {
+        let config = Config {
+            hosts: vec![host("10.0.5.5")],
+            ..Config::default()
+        };
+        let (server, misfits) = ServerConfig::from_config(&config, subnet("10.0.0.1/16"));
+        assert_eq!(server.server_ip, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(server.netmask, Ipv4Addr::new(255, 255, 0, 0));
+        assert_eq!(
+            (server.pool_first, server.pool_last),
+            (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 249))
+        );
+        assert_eq!(server.statics.len(), 1);
+        assert!(misfits.is_empty(), "{misfits:?}");
+    }
+
+    #[test]
+    fn what_does_not_fit_a_followed_subnet_is_cut_and_said() {
+        let config = Config {
+            hosts: vec![host("10.0.5.5"), host("192.168.8.20")],
+            ..Config::default()
+        };
+        // 192.168.8.1/25: offsets 100..=249 run past .126.
+        let (server, misfits) = ServerConfig::from_config(&config, subnet("192.168.8.1/25"));
+        assert_eq!(
+            (server.pool_first, server.pool_last),
+            (
+                Ipv4Addr::new(192, 168, 8, 100),
+                Ipv4Addr::new(192, 168, 8, 126)
+            )
+        );
+        assert_eq!(server.statics.len(), 1);
+        assert_eq!(server.statics[0].ip, Ipv4Addr::new(192, 168, 8, 20));
+        assert_eq!(misfits.len(), 2, "{misfits:?}");
+        assert!(misfits[0].contains("ends at 192.168.8.126"), "{misfits:?}");
+        assert!(misfits[1].contains("10.0.5.5"), "{misfits:?}");
+        // A /28 has no offset 100 at all.
+        let (server, misfits) = ServerConfig::from_config(&config, subnet("192.168.8.1/28"));
+        assert!(server.pool_last < server.pool_first, "the empty pool");
+        assert!(misfits[0].contains("no dynamic addresses"), "{misfits:?}");
     }
 }

@@ -17,6 +17,7 @@ use super::leases::{self, format_mac, ClientKey, Lease, LeaseStore, TimeBase};
 use super::pool::Pool;
 use super::wire::{self, Reply, ReplyOption, Request, WireError};
 use super::LeaseInfo;
+use crate::lan4::Ipv4Subnet;
 
 /// How long an offered address stays reserved for the client it was
 /// offered to (RFC 2131 §4.3.1 lets the server decide; clients answer an
@@ -169,6 +170,8 @@ pub struct ServerStatus {
     pub quarantined: u32,
     /// Lines of the lease file that could not be read at start.
     pub bad_lease_file_lines: u64,
+    /// The LAN subnet served: the server's address and prefix.
+    pub subnet: Option<Ipv4Subnet>,
     /// Why the server is not serving (port 67 held by another server); set
     /// by the driver, the core knows nothing of sockets.
     pub problem: Option<String>,
@@ -237,6 +240,10 @@ impl Server {
         let mut server = Server {
             status: ServerStatus {
                 pool_size: pool.len(),
+                subnet: Ipv4Subnet::new(
+                    config.server_ip,
+                    u32::from(config.netmask).leading_ones() as u8,
+                ),
                 ..ServerStatus::default()
             },
             pool,
@@ -272,6 +279,25 @@ impl Server {
             }
         }
         server
+    }
+
+    /// Serves a changed subnet or pool (the LAN device's address moved):
+    /// as a restart with the new configuration would, it keeps the leases
+    /// that fit and drops the rest (their clients get a DHCPNAK when they
+    /// next ask, RFC 2131 §4.3.2, and start over); offers and quarantine
+    /// end with the old pool. Counters carry on.
+    pub fn reconfigure(&mut self, config: ServerConfig, now: u64) -> Vec<Action> {
+        let leases = self.leases.iter().cloned().collect();
+        let counters = std::mem::take(&mut self.status);
+        let rate = std::mem::take(&mut self.rate);
+        *self = Server::new(config, leases, now);
+        self.status = ServerStatus {
+            pool_size: self.status.pool_size,
+            subnet: self.status.subnet,
+            ..counters
+        };
+        self.rate = rate;
+        vec![Action::Persist, Action::LeasesChanged]
     }
 
     /// Counters and current pool figures.

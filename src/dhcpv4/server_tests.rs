@@ -570,6 +570,54 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
 }
 
 #[test]
+fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
+    let mut s = server(10);
+    let kept = lease(&mut s, T0, 1);
+    let second = lease(&mut s, T0, 2);
+    assert_eq!(one(&discover(&mut s, T0, 3)).message_type, DHCPOFFER);
+    // The same network, a larger pool (the admin widened the LAN mask):
+    // both leases stay, the offer ends.
+    let wider = ServerConfig {
+        netmask: Ipv4Addr::new(255, 255, 0, 0),
+        pool_last: ip(149),
+        ..config(10)
+    };
+    assert_eq!(
+        s.reconfigure(wider, T0 + 1),
+        vec![Action::Persist, Action::LeasesChanged]
+    );
+    let status = s.status(T0 + 1).clone();
+    assert_eq!((status.pool_size, status.active_leases), (50, 2));
+    assert_eq!(status.received.discover, 3, "counters carry on");
+    assert_eq!(one(&renew(&mut s, T0 + 2, 1, kept)).message_type, DHCPACK);
+    // Another network (network.lan.ipaddr changed): every lease goes, and
+    // the clients asking for their old addresses are told no.
+    let moved = ServerConfig {
+        server_ip: Ipv4Addr::new(10, 0, 0, 1),
+        netmask: Ipv4Addr::new(255, 255, 0, 0),
+        pool_first: Ipv4Addr::new(10, 0, 0, 100),
+        pool_last: Ipv4Addr::new(10, 0, 0, 249),
+        statics: Vec::new(),
+        ..config(10)
+    };
+    s.reconfigure(moved, T0 + 3);
+    assert_eq!(s.status(T0 + 3).active_leases, 0);
+    assert_eq!(
+        s.status(T0 + 3).subnet.map(|s| s.to_string()).as_deref(),
+        Some("10.0.0.1/16")
+    );
+    assert_eq!(lease_lines(&s, T0 + 3), "");
+    assert!(s.lease_list(T0 + 3).is_empty());
+    let nak = one(&init_reboot(&mut s, T0 + 4, 2, second));
+    assert_eq!(nak.message_type, DHCPNAK);
+    let offer = one(&discover(&mut s, T0 + 5, 2));
+    assert_eq!(offer.option(OPT_ROUTER), Some(&[10, 0, 0, 1][..]));
+    assert!(
+        (100..250).contains(&offer.yiaddr.octets()[3]) && offer.yiaddr.octets()[..3] == [10, 0, 0]
+    );
+}
+
+#[test]
 fn replies_fit_the_clients_maximum_message_size() {
     let long_domain = format!(
         "{}.{}.{}.example",

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,8 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 use super::mmsg;
 use super::proxy::{AttemptId, QUERY_DEADLINE};
 use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
+use crate::lan4::driver::LanSubnet;
+use crate::lan4::Ipv4Subnet;
 
 /// Concurrent TCP clients; more are closed at once.
 pub const MAX_TCP_CLIENTS: usize = 32;
@@ -48,12 +50,13 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
 pub struct DriverConfig {
-    /// The LAN address and port to listen on (`lan.ipaddr`, `lan.dns_port`).
-    pub listen: SocketAddrV4,
-    /// Only clients inside this subnet (network, prefix length) are
-    /// answered, like OpenWrt's dnsmasq default `localservice`: the address
-    /// alone does not stop a packet for it arriving on another interface.
-    pub clients: (Ipv4Addr, u8),
+    /// The port to listen on (`lan.dns_port`), on the LAN address.
+    pub port: u16,
+    /// The LAN subnet: its address is listened on, followed when it moves;
+    /// only clients inside it are answered, like OpenWrt's dnsmasq default
+    /// `localservice` (the address alone does not stop a packet for it
+    /// arriving on another interface).
+    pub lan: LanSubnet,
     pub cache_size: usize,
     /// Seeds the ID generator.
     pub seed: u64,
@@ -79,6 +82,8 @@ enum Event {
     TcpClientClosed(u64),
     Upstreams(Vec<Ipv6Addr>),
     Hosts(LocalHosts),
+    /// The LAN subnet moved or went (`None`).
+    Lan(Option<Ipv4Subnet>),
     Shutdown,
 }
 
@@ -103,7 +108,10 @@ struct Driver {
     /// The core's actions for one client query (reused: nothing allocated
     /// per query on a cache hit).
     actions: Vec<Action>,
-    clients: (Ipv4Addr, u8),
+    /// The LAN subnet listened on: the clients answered.
+    lan: Ipv4Subnet,
+    /// Why the proxy does not serve the LAN as it should, if it does not.
+    problem: Option<String>,
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
@@ -140,39 +148,16 @@ pub async fn run(
     status: watch::Sender<ProxyStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    // Port 53 may be taken (dnsmasq still running): the rest of the B4 must
-    // not stop for that, so wait and try again.
-    let mut warned = false;
-    let (lan_udp, lan_tcp) = loop {
-        match listen(config.listen) {
-            Ok(sockets) => break sockets,
-            Err(e) => {
-                let hint = match e.kind() {
-                    io::ErrorKind::AddrInUse => {
-                        " (another DNS server holds it: on OpenWrt dnsmasq; leave the LAN's \
-                         DNS to it with `uci set b4d.lan.dns_proxy=0`, or free the address \
-                         with `uci add_list dhcp.@dnsmasq[0].notinterface=lan`, which also \
-                         ends dnsmasq's DNS on the LAN's IPv6 addresses)"
-                    }
-                    _ => "",
-                };
-                let problem = format!("cannot listen on {}: {e}{hint}", config.listen);
-                if !warned {
-                    warn!("{problem}; trying again every {} s", BIND_RETRY.as_secs());
-                    warned = true;
-                }
-                status.send_replace(ProxyStatus {
-                    problem: Some(problem),
-                    ..ProxyStatus::default()
-                });
-                tokio::select! {
-                    _ = sleep(BIND_RETRY) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        }
+    let mut lan = config.lan;
+    let Some((subnet, lan_udp, lan_tcp)) =
+        first_listeners(&mut lan, config.port, &status, &mut shutdown).await
+    else {
+        return Ok(());
     };
-    info!("proxy listening on {} (UDP and TCP)", config.listen);
+    info!(
+        "proxy listening on {} (UDP and TCP)",
+        listen_address(subnet, config.port)
+    );
 
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let mut driver = Driver {
@@ -186,11 +171,13 @@ pub async fn run(
         answers: Vec::with_capacity(mmsg::BATCH),
         send_batch: mmsg::SendBatch::default(),
         actions: Vec::new(),
-        clients: config.clients,
+        lan: subnet,
+        problem: None,
     };
+    let mut lan_tcp = lan_tcp;
     driver.set_upstreams(&upstreams.borrow_and_update());
     driver.proxy.set_local_hosts(&hosts.borrow_and_update());
-    status.send_replace(driver.proxy.status());
+    driver.publish(&status);
     // At low load every query is a turn of the loop below, so a turn polls
     // as little as it can: the settings arrive as events from a task of
     // their own (three watch futures would each take and release a lock on
@@ -201,6 +188,7 @@ pub async fn run(
         shutdown,
         upstreams,
         hosts,
+        lan,
         driver.events.clone(),
     ));
     let mut buf = vec![0u8; usize::from(u16::MAX)];
@@ -248,6 +236,12 @@ pub async fn run(
                 Event::Shutdown => break,
                 Event::Upstreams(servers) => driver.set_upstreams(&servers),
                 Event::Hosts(hosts) => driver.proxy.set_local_hosts(&hosts),
+                Event::Lan(subnet) => {
+                    if let Some(tcp) = driver.follow_lan(subnet, config.port) {
+                        lan_tcp = tcp;
+                    }
+                    driver.publish(&status);
+                }
                 event => driver.event(event, &mut buf).await,
             },
             () = &mut timer => {
@@ -257,7 +251,7 @@ pub async fn run(
                 }
                 let now = Instant::now();
                 if now >= next_status {
-                    status.send_replace(driver.proxy.status());
+                    driver.publish(&status);
                     next_status = now + STATUS_INTERVAL;
                 }
             }
@@ -272,9 +266,78 @@ pub async fn run(
     for (_, attempt) in driver.attempts.drain() {
         attempt.waiter.abort();
     }
-    status.send_replace(driver.proxy.status());
+    driver.publish(&status);
     info!("proxy stopped");
     Ok(())
+}
+
+fn listen_address(lan: Ipv4Subnet, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(lan.address(), port)
+}
+
+/// Why the proxy is not listening where it should.
+fn listen_problem(addr: SocketAddrV4, e: &io::Error) -> String {
+    let hint = match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            " (another DNS server holds it: on OpenWrt dnsmasq; leave the LAN's \
+             DNS to it with `uci set b4d.lan.dns_proxy=0`, or free the address \
+             with `uci add_list dhcp.@dnsmasq[0].notinterface=lan`, which also \
+             ends dnsmasq's DNS on the LAN's IPv6 addresses)"
+        }
+        _ => "",
+    };
+    format!("cannot listen on {addr}: {e}{hint}")
+}
+
+const NO_LAN_ADDRESS: &str = "waiting for an IPv4 address on the LAN device";
+
+/// The first listeners, on the LAN address once there is one; `None` if
+/// shutdown came first. Port 53 may be taken (dnsmasq still running): the
+/// rest of the B4 must not stop for that, so this waits and tries again.
+async fn first_listeners(
+    lan: &mut LanSubnet,
+    port: u16,
+    status: &watch::Sender<ProxyStatus>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(Ipv4Subnet, UdpSocket, TcpListener)> {
+    let mut warned = false;
+    loop {
+        let subnet = *lan.borrow_and_update();
+        let problem = match subnet {
+            None => NO_LAN_ADDRESS.to_string(),
+            Some(subnet) => match listen(listen_address(subnet, port)) {
+                Ok((udp, tcp)) => return Some((subnet, udp, tcp)),
+                Err(e) => {
+                    let problem = listen_problem(listen_address(subnet, port), &e);
+                    if !warned {
+                        warn!("{problem}; trying again every {} s", BIND_RETRY.as_secs());
+                        warned = true;
+                    }
+                    problem
+                }
+            },
+        };
+        status.send_replace(ProxyStatus {
+            problem: Some(problem),
+            ..ProxyStatus::default()
+        });
+        // A changed subnet is tried at once; a closed channel (shutdown)
+        // waits for the shutdown itself.
+        let retry = async {
+            match subnet {
+                Some(_) => sleep(BIND_RETRY).await,
+                None => {
+                    if lan.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = retry => {}
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+    }
 }
 
 /// Turns changes of the watched settings into events for the loop, until
@@ -283,9 +346,10 @@ async fn side_events(
     mut shutdown: watch::Receiver<bool>,
     mut upstreams: watch::Receiver<Vec<Ipv6Addr>>,
     mut hosts: watch::Receiver<LocalHosts>,
+    mut lan: LanSubnet,
     events: mpsc::Sender<Event>,
 ) {
-    let (mut upstreams_open, mut hosts_open) = (true, true);
+    let (mut upstreams_open, mut hosts_open, mut lan_open) = (true, true, true);
     loop {
         let event = tokio::select! {
             changed = shutdown.changed() => {
@@ -309,6 +373,14 @@ async fn side_events(
                     continue;
                 }
             },
+            changed = lan.changed(), if lan_open => match changed {
+                Ok(()) => Event::Lan(*lan.borrow_and_update()),
+                // Its driver ended (shutdown): the subnet stays.
+                Err(_) => {
+                    lan_open = false;
+                    continue;
+                }
+            },
         };
         let last = matches!(event, Event::Shutdown);
         if events.send(event).await.is_err() || last {
@@ -318,6 +390,61 @@ async fn side_events(
 }
 
 impl Driver {
+    /// Publishes the core's counters with the driver's problem.
+    fn publish(&self, status: &watch::Sender<ProxyStatus>) {
+        let mut now = self.proxy.status();
+        now.problem.clone_from(&self.problem);
+        status.send_replace(now);
+    }
+
+    /// Moves the listeners to a changed LAN address (returning the new TCP
+    /// listener); the cache and queries in flight stay. Without an address,
+    /// or when the new one cannot be had, the old listeners stay (they hear
+    /// nothing meanwhile) and the problem is said; the next change retries.
+    fn follow_lan(&mut self, subnet: Option<Ipv4Subnet>, port: u16) -> Option<TcpListener> {
+        let Some(subnet) = subnet else {
+            debug!("the LAN device has no IPv4 address: the proxy waits for one");
+            self.problem = Some(NO_LAN_ADDRESS.to_string());
+            return None;
+        };
+        if subnet == self.lan {
+            self.problem = None;
+            return None;
+        }
+        if subnet.address() == self.lan.address() {
+            // Only the prefix changed: the same sockets, other clients.
+            info!(
+                "proxy answering {} now (was {})",
+                subnet.network_string(),
+                self.lan.network_string()
+            );
+            self.lan = subnet;
+            self.problem = None;
+            return None;
+        }
+        // Another address binds beside the old one (no wildcard here), so
+        // the old listeners serve until the new ones are there.
+        let addr = listen_address(subnet, port);
+        match listen(addr) {
+            Ok((udp, tcp)) => {
+                info!(
+                    "proxy listening on {addr} now (UDP and TCP; was {})",
+                    self.lan
+                );
+                self.lan_udp = udp;
+                self.lan = subnet;
+                self.problem = None;
+                Some(tcp)
+            }
+            Err(e) => {
+                let problem = listen_problem(addr, &e);
+                warn!("{problem}");
+                self.problem = Some(problem);
+                None
+            }
+        }
+    }
+
     fn set_upstreams(&mut self, servers: &[Ipv6Addr]) {
         let addrs: Vec<SocketAddr> = servers
             .iter()
@@ -416,7 +543,7 @@ impl Driver {
                 self.tcp_clients.remove(&conn);
             }
             // Handled by the loop itself.
-            Event::Upstreams(_) | Event::Hosts(_) | Event::Shutdown => {}
+            Event::Upstreams(_) | Event::Hosts(_) | Event::Lan(_) | Event::Shutdown => {}
         }
     }
 
@@ -601,9 +728,7 @@ impl Driver {
     }
 
     fn is_lan(&self, client: SocketAddr) -> bool {
-        let (network, prefix) = self.clients;
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        matches!(client, SocketAddr::V4(c) if u32::from(*c.ip()) & mask == u32::from(network) & mask)
+        matches!(client, SocketAddr::V4(c) if self.lan.contains(*c.ip()))
     }
 
     fn accept_tcp(&mut self, stream: TcpStream, peer: SocketAddr) {
@@ -779,6 +904,7 @@ async fn upstream_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// Guards against a hang only: no test here measures time.
     const HANG: Duration = Duration::from_secs(60);
@@ -920,7 +1046,8 @@ mod tests {
             answers: Vec::new(),
             send_batch: mmsg::SendBatch::default(),
             actions: Vec::new(),
-            clients: (Ipv4Addr::new(127, 0, 0, 0), 8),
+            lan: Ipv4Subnet::new(Ipv4Addr::new(127, 0, 0, 1), 8).unwrap(),
+            problem: None,
         };
         (driver, events_rx)
     }

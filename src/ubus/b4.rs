@@ -19,6 +19,7 @@ use super::driver::{UbusHandle, UbusRequest};
 use super::wire::{BlobType, Status as UbusStatus, Table, Value};
 use crate::check;
 use crate::dhcpv4::LeaseInfo;
+use crate::lan4::driver::LanSubnet;
 use crate::status::Status;
 
 pub const OBJECT_NAME: &str = "b4";
@@ -49,8 +50,9 @@ pub struct Backend {
     pub status: watch::Receiver<Status>,
     /// The DHCPv4 server's leases (`None` with the server off).
     pub leases: Option<watch::Receiver<Arc<Vec<LeaseInfo>>>>,
-    /// The LAN DNS proxy's address and port, for `check` (`None`: off).
-    pub dns_proxy: Option<(Ipv4Addr, u16)>,
+    /// The LAN subnet the DNS proxy listens on and its port, for `check`
+    /// (`None`: off).
+    pub dns_proxy: Option<(LanSubnet, u16)>,
     /// Asks the daemon to re-read its configuration (as SIGHUP does).
     pub reload: Box<dyn Fn() -> bool + Send>,
     /// Forces a DHCPv6 renew (and with it AFTR re-resolution); `reason` is for
@@ -177,6 +179,13 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
     }
 }
 
+/// Where the DNS proxy listens now (the LAN address may have moved).
+fn dns_proxy_address(backend: &Backend) -> Option<(Ipv4Addr, u16)> {
+    let (lan, port) = backend.dns_proxy.as_ref()?;
+    let address = lan.borrow().map(|subnet| subnet.address())?;
+    Some((address, *port))
+}
+
 /// Answers calls until `shutdown` or until the driver is gone; sends
 /// `b4.state` on every change of state or reason.
 pub async fn serve(
@@ -198,7 +207,7 @@ pub async fn serve(
                 Some(request) if request.method == "check" => {
                     // The probes wait for answers: run them aside so other
                     // calls are answered meanwhile.
-                    let targets = check::Targets::from_status(&backend.status.borrow(), backend.dns_proxy);
+                    let targets = check::Targets::from_status(&backend.status.borrow(), dns_proxy_address(&backend));
                     tokio::spawn(async move {
                         let reply = match tokio::task::spawn_blocking(move || check::run(&targets)).await {
                             Ok(outcomes) => Reply::ok(check_table(&outcomes)),

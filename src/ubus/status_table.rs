@@ -262,6 +262,9 @@ fn dhcpv4_table(d: &ServerStatus) -> Table {
         .with("acks", d.sent_ack)
         .with("naks", d.sent_nak)
         .with("dropped", dropped);
+    if let Some(subnet) = d.subnet {
+        t.push("subnet", subnet.to_string());
+    }
     if let Some(problem) = &d.problem {
         t.push("problem", problem.as_str());
     }
@@ -476,12 +479,13 @@ mod tests {
         });
         status.dhcpv4 = Some(ServerStatus {
             problem: Some(held.into()),
+            subnet: crate::lan4::Ipv4Subnet::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 16),
             ..ServerStatus::default()
         });
         let text = status_table(&status, now).to_string();
         for needle in [
             r#""dropped":{},"problem":"cannot listen on 192.168.1.1:53: Address in use"}"#,
-            r#""naks":0,"dropped":{},"problem":"cannot serve on br-lan: Address in use"}"#,
+            r#""naks":0,"dropped":{},"subnet":"10.0.0.1/16","problem":"cannot serve on br-lan: Address in use"}"#,
         ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
