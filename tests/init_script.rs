@@ -407,8 +407,11 @@ fn seed_from_network(
     (calls, b4d_options)
 }
 
-const SHIPPED: &str = "b4d.wan.device='wan'\nb4d.lan.device='br-lan'\n\
-                       b4d.lan.ipaddr='192.168.1.1'\nb4d.lan.netmask='255.255.255.0'\n";
+/// /etc/config/b4d as shipped: no LAN address (br-lan's is followed).
+const SHIPPED: &str = "b4d.wan.device='wan'\nb4d.lan.device='br-lan'\n";
+/// As older packages shipped it: the LAN address fixed at OpenWrt's default.
+const SHIPPED_BEFORE: &str = "b4d.wan.device='wan'\nb4d.lan.device='br-lan'\n\
+                              b4d.lan.ipaddr='192.168.1.1'\nb4d.lan.netmask='255.255.255.0'\n";
 
 fn logged(calls: &[String]) -> Vec<&str> {
     calls
@@ -417,11 +420,11 @@ fn logged(calls: &[String]) -> Vec<&str> {
         .collect()
 }
 
-/// A router whose WAN is eth1 (wan6 an alias of wan) and whose LAN is
-/// 192.168.8.1/24 gets a b4d on eth1 serving 192.168.8.0/24; each change is
-/// logged, and a second run (an upgrade) changes nothing.
+/// A router whose WAN is eth1 (wan6 an alias of wan) gets a b4d on eth1;
+/// its LAN address is left to be followed from br-lan, not copied; each
+/// change is logged, and a second run (an upgrade) changes nothing.
 #[test]
-fn uci_defaults_fit_b4d_s_shipped_devices_and_lan_to_the_network_config() {
+fn uci_defaults_fit_b4d_s_shipped_devices_to_the_network_config() {
     let dir = TestDir::new("uci_defaults_network");
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
@@ -429,24 +432,19 @@ fn uci_defaults_fit_b4d_s_shipped_devices_and_lan_to_the_network_config() {
                        network.wan.proto='dhcp'\n\
                        network.wan6=interface\nnetwork.wan6.device='@wan'\n\
                        network.wan6.proto='dhcpv6'\n\
-                       network.lan=interface\nnetwork.lan.device='br-lan'\n\
+                       network.lan=interface\nnetwork.lan.device='br-home'\n\
                        network.lan.ipaddr='192.168.8.1'\nnetwork.lan.netmask='255.255.255.0'\n";
         let (calls, b4d) = seed_from_network(&dir, &shell, SHIPPED, network);
         assert_eq!(
             b4d,
-            [
-                "b4d.lan.device='br-lan'",
-                "b4d.lan.netmask='255.255.255.0'",
-                "b4d.wan.device='eth1'",
-                "b4d.lan.ipaddr='192.168.8.1'",
-            ],
+            ["b4d.wan.device='eth1'", "b4d.lan.device='br-home'"],
             "{shell:?}"
         );
         assert_eq!(
             logged(&calls),
             [
                 "wan.device 'eth1' from /etc/config/network (was the shipped 'wan')",
-                "lan.ipaddr '192.168.8.1' from /etc/config/network (was the shipped '192.168.1.1')",
+                "lan.device 'br-home' from /etc/config/network (was the shipped 'br-lan')",
             ],
             "{shell:?}"
         );
@@ -462,65 +460,52 @@ fn uci_defaults_fit_b4d_s_shipped_devices_and_lan_to_the_network_config() {
     }
 }
 
-/// CIDR and list forms of the LAN address, a VLAN WAN device named on wan6
-/// itself, PPPoE behind the alias, and options b4d's file leaves unset.
+/// An upgrade from a package that shipped lan.ipaddr 192.168.1.1/24, or
+/// copied network.lan's address (plain, CIDR, the first of a list): the
+/// copy goes, so that b4d follows br-lan when network.lan changes. This is
+/// the router whose LAN was moved to 10.0.0.1/16 after b4d was installed
+/// and that b4d kept serving 192.168.1.0/24.
 #[test]
-fn uci_defaults_read_cidr_and_list_addresses_and_follow_aliases_to_pppoe() {
-    let dir = TestDir::new("uci_defaults_network_forms");
+fn uci_defaults_drop_a_lan_address_an_older_package_left() {
+    let dir = TestDir::new("uci_defaults_network_upgrade");
+    let without_address = |b4d: &[String]| {
+        !b4d.iter()
+            .any(|l| l.starts_with("b4d.lan.ipaddr") || l.starts_with("b4d.lan.netmask"))
+    };
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
-        let (_, b4d) = seed_from_network(
-            &dir,
-            &shell,
-            SHIPPED,
-            "network.wan6.device='eth0.2'\nnetwork.lan.device='br-home'\n\
-             network.lan.ipaddr='10.0.0.1/16'\n",
-        );
-        for line in [
-            "b4d.wan.device='eth0.2'",
-            "b4d.lan.device='br-home'",
-            "b4d.lan.ipaddr='10.0.0.1'",
-            "b4d.lan.netmask='255.255.0.0'",
-        ] {
-            assert!(b4d.iter().any(|l| l == line), "{line} ({shell:?}): {b4d:?}");
-        }
-
-        // A list: the first address is the router's. b4d's file without the
-        // options (its built-in defaults are the shipped ones).
-        let (_, b4d) = seed_from_network(
-            &dir,
-            &shell,
-            "",
-            "network.wan.proto='pppoe'\nnetwork.wan.device='eth0.7'\n\
-             network.wan6.device='@wan'\n\
-             network.lan.ipaddr='10.1.2.3/20' '192.168.5.1/24'\n",
-        );
-        assert_eq!(
-            b4d,
-            [
-                "b4d.wan.device='pppoe-wan'",
-                "b4d.lan.ipaddr='10.1.2.3'",
-                "b4d.lan.netmask='255.255.240.0'",
-            ],
-            "{shell:?}"
-        );
-
-        // Garbage in the network config is not copied.
         let (calls, b4d) = seed_from_network(
             &dir,
             &shell,
-            SHIPPED,
-            "network.lan.ipaddr='192.168.8.1/40'\nnetwork.lan.netmask='255.255.255.0'\n",
+            SHIPPED_BEFORE,
+            "network.lan.device='br-lan'\nnetwork.lan.ipaddr='10.0.0.1/16'\n",
         );
-        assert!(b4d.contains(&"b4d.lan.netmask='255.255.255.0'".to_string()));
-        assert!(
-            b4d.contains(&"b4d.lan.ipaddr='192.168.8.1'".to_string()),
-            "{b4d:?}"
+        assert!(without_address(&b4d), "{shell:?}: {b4d:?}");
+        assert_eq!(
+            logged(&calls),
+            [
+                "lan.ipaddr '192.168.1.1' removed: b4d follows the LAN device's address \
+              (network.lan.ipaddr)"
+            ],
+            "{shell:?}"
         );
-        assert!(
-            !logged(&calls).iter().any(|l| l.starts_with("lan.netmask")),
-            "{calls:?}"
-        );
+        for (copied, network) in [
+            (
+                "b4d.lan.ipaddr='10.0.0.1'\nb4d.lan.netmask='255.255.0.0'\n",
+                "network.lan.ipaddr='10.0.0.1/16'\n",
+            ),
+            (
+                "b4d.lan.ipaddr='10.1.2.3'\nb4d.lan.netmask='255.255.240.0'\n",
+                "network.lan.ipaddr='10.1.2.3/20' '192.168.5.1/24'\n",
+            ),
+            (
+                "b4d.lan.ipaddr='192.168.8.1'\nb4d.lan.netmask='255.255.255.0'\n",
+                "network.lan.ipaddr='192.168.8.1'\nnetwork.lan.netmask='255.255.255.0'\n",
+            ),
+        ] {
+            let (_, b4d) = seed_from_network(&dir, &shell, &format!("{SHIPPED}{copied}"), network);
+            assert!(without_address(&b4d), "{shell:?} {network}: {b4d:?}");
+        }
     }
 }
 
@@ -542,6 +527,16 @@ fn uci_defaults_leave_options_the_user_changed() {
         let want: Vec<String> = user.lines().map(str::to_string).collect();
         assert_eq!(b4d, want, "{shell:?}");
         assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
+        // The shipped 192.168.1.1 with a mask of the user's: a choice, kept.
+        let user = "b4d.lan.ipaddr='192.168.1.1'\nb4d.lan.netmask='255.255.0.0'\n";
+        let (_, b4d) = seed_from_network(&dir, &shell, user, "network.lan.ipaddr='10.0.0.1/8'\n");
+        assert_eq!(
+            b4d,
+            [
+                "b4d.lan.ipaddr='192.168.1.1'",
+                "b4d.lan.netmask='255.255.0.0'"
+            ]
+        );
     }
 }
 

@@ -186,7 +186,8 @@ function renderBanner(st) {
 
 function renderOverview(st) {
 	var wan = isObject(st.wan) ? st.wan : {};
-	/* Set only while a LAN service cannot have its port (dnsmasq holds it). */
+	/* The problems are set only while a LAN service cannot serve (dnsmasq
+	 * holds its port, the LAN device has no IPv4 address). */
 	var dns = isObject(st.dns) ? st.dns : {};
 	var dhcpv4 = isObject(st.dhcpv4) ? st.dhcpv4 : {};
 
@@ -196,6 +197,7 @@ function renderOverview(st) {
 		[ _('In this state for'), duration(st.state_since) ],
 		[ _('WAN device'), wan.device, 'wan-device' ],
 		[ _('WAN IPv6 address'), wan.address, 'wan-address' ],
+		[ _('LAN IPv4 address'), dhcpv4.subnet, 'lan-subnet' ],
 		[ _('Last event'), stamped(st.last_event) ],
 		[ _('Last error'), stamped(st.last_error), 'last-error' ],
 		[ _('DNS proxy not serving'), dns.problem, 'dns-problem' ],
