@@ -591,12 +591,31 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
     b4d.wait_for_line(&format!("DHCPv4: leased {old_ip}"), secs(2));
     drop(first);
 
-    // netifd applying network.lan.ipaddr='10.0.0.1/16'.
+    // netifd applying network.lan.ipaddr='10.0.0.1/16', while something
+    // (a dnsmasq on all addresses) holds port 53 of the new address.
+    let holder = lan.server.spawn(
+        &lan.dir,
+        "port-53-holder",
+        "python3",
+        &[
+            "-c",
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND\n\
+             s.bind(('10.0.0.1', 53))\n\
+             print('holding', flush=True)\n\
+             time.sleep(60)\n",
+        ],
+    );
+    holder.wait_for_line("holding", secs(5));
     let mark = b4d.mark();
     lan.server
         .ip(&["addr", "del", "192.168.1.1/24", "dev", "eth0"]);
     lan.server.add_addr("eth0", "10.0.0.1/16");
     said_since(mark, "DHCPv4: serving 10.0.0.1/16 now (was 192.168.1.1/24)");
+    said_since(mark, "cannot listen on 10.0.0.1:53");
+    // Freed: taken on a retry, without another change.
+    drop(holder);
     said_since(mark, "proxy listening on 10.0.0.1:53 now");
     assert!(
         !lan.leases_file().contains(&old_ip),

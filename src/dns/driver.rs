@@ -112,6 +112,9 @@ struct Driver {
     lan: Ipv4Subnet,
     /// Why the proxy does not serve the LAN as it should, if it does not.
     problem: Option<String>,
+    /// A LAN subnet whose address could not be listened on yet: tried
+    /// again with the status tick.
+    pending_lan: Option<Ipv4Subnet>,
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
@@ -173,6 +176,7 @@ pub async fn run(
         actions: Vec::new(),
         lan: subnet,
         problem: None,
+        pending_lan: None,
     };
     let mut lan_tcp = lan_tcp;
     driver.set_upstreams(&upstreams.borrow_and_update());
@@ -251,6 +255,11 @@ pub async fn run(
                 }
                 let now = Instant::now();
                 if now >= next_status {
+                    if let Some(subnet) = driver.pending_lan {
+                        if let Some(tcp) = driver.follow_lan(Some(subnet), config.port) {
+                            lan_tcp = tcp;
+                        }
+                    }
                     driver.publish(&status);
                     next_status = now + STATUS_INTERVAL;
                 }
@@ -399,9 +408,12 @@ impl Driver {
 
     /// Moves the listeners to a changed LAN address (returning the new TCP
     /// listener); the cache and queries in flight stay. Without an address,
-    /// or when the new one cannot be had, the old listeners stay (they hear
-    /// nothing meanwhile) and the problem is said; the next change retries.
+    /// or while the new one cannot be had, the old listeners stay (they
+    /// hear nothing meanwhile) and the problem is said, once; a failed
+    /// address is tried again every status tick until it binds or the LAN
+    /// changes again.
     fn follow_lan(&mut self, subnet: Option<Ipv4Subnet>, port: u16) -> Option<TcpListener> {
+        self.pending_lan = None;
         let Some(subnet) = subnet else {
             debug!("the LAN device has no IPv4 address: the proxy waits for one");
             self.problem = Some(NO_LAN_ADDRESS.to_string());
@@ -438,8 +450,11 @@ impl Driver {
             }
             Err(e) => {
                 let problem = listen_problem(addr, &e);
-                warn!("{problem}");
+                if self.problem.as_ref() != Some(&problem) {
+                    warn!("{problem}; trying again every second");
+                }
                 self.problem = Some(problem);
+                self.pending_lan = Some(subnet);
                 None
             }
         }
@@ -1048,6 +1063,7 @@ mod tests {
             actions: Vec::new(),
             lan: Ipv4Subnet::new(Ipv4Addr::new(127, 0, 0, 1), 8).unwrap(),
             problem: None,
+            pending_lan: None,
         };
         (driver, events_rx)
     }

@@ -16,9 +16,6 @@ pub mod driver;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::netlink::wire::{AF_INET, IFA_F_SECONDARY};
-use crate::netlink::Address;
-
 /// The router's address and the prefix length of its subnet
 /// ("192.168.1.1/24"): the address is never the network or broadcast
 /// address of a subnet that has room for hosts.
@@ -104,30 +101,22 @@ impl fmt::Display for Ipv4Subnet {
     }
 }
 
-/// Which of the LAN device's addresses b4d serves: the one it serves now
-/// while the device still has it (adding a second address must not move
-/// every client), else the device's first primary address with room for a
-/// pool (a secondary one is an alias inside a primary's subnet). `None`
-/// when the device has no usable IPv4 address.
+/// Which of the LAN device's primary addresses (with their prefix
+/// lengths) b4d serves: the one it serves now while the device still has it
+/// (adding a second address must not move every client), else the first
+/// with room for a pool. `None` when the device has no usable one.
 pub fn followed_subnet(
-    addresses: &[Address],
-    index: u32,
+    addresses: &[(Ipv4Addr, u8)],
     current: Option<Ipv4Subnet>,
 ) -> Option<Ipv4Subnet> {
-    let candidates: Vec<Ipv4Subnet> = addresses
+    let mut usable = addresses
         .iter()
-        .filter(|a| a.index == index && a.family == AF_INET)
-        .filter(|a| u32::from(a.header_flags) & IFA_F_SECONDARY == 0)
-        .filter_map(|a| match a.addr() {
-            Some(std::net::IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_link_local() => {
-                Ipv4Subnet::new(ip, a.prefix_len)
-            }
-            _ => None,
-        })
-        .collect();
+        .filter(|(ip, _)| !ip.is_loopback() && !ip.is_link_local())
+        .filter_map(|&(ip, prefix_len)| Ipv4Subnet::new(ip, prefix_len));
+    let first = usable.next();
     current
-        .filter(|c| candidates.contains(c))
-        .or_else(|| candidates.first().copied())
+        .filter(|c| first == Some(*c) || usable.any(|s| s == *c))
+        .or(first)
 }
 
 #[cfg(test)]
@@ -139,19 +128,9 @@ mod tests {
         Ipv4Subnet::new(ip.parse().unwrap(), len.parse().unwrap()).unwrap()
     }
 
-    fn v4(s: &str, index: u32, header_flags: u8) -> Address {
+    fn v4(s: &str) -> (Ipv4Addr, u8) {
         let (ip, len) = s.split_once('/').unwrap();
-        let ip: Ipv4Addr = ip.parse().unwrap();
-        Address {
-            family: AF_INET,
-            prefix_len: len.parse().unwrap(),
-            header_flags,
-            flags: u32::from(header_flags),
-            index,
-            address: Some(ip.into()),
-            local: Some(ip.into()),
-            ..Address::default()
-        }
+        (ip.parse().unwrap(), len.parse().unwrap())
     }
 
     #[test]
@@ -207,42 +186,39 @@ mod tests {
     }
 
     #[test]
-    fn followed_subnet_is_the_first_primary_address_of_the_device() {
+    fn followed_subnet_is_the_first_usable_address_of_the_device() {
         let addresses = [
-            v4("127.0.0.1/8", 1, 0),
-            v4("10.9.9.1/24", 4, 0),
-            v4("169.254.1.1/16", 3, 0),
-            v4("192.168.8.1/24", 3, 0),
-            v4("192.168.8.2/24", 3, IFA_F_SECONDARY as u8),
-            v4("172.16.0.1/16", 3, 0),
+            v4("169.254.1.1/16"),
+            v4("192.168.8.1/24"),
+            v4("172.16.0.1/16"),
         ];
         assert_eq!(
-            followed_subnet(&addresses, 3, None),
+            followed_subnet(&addresses, None),
             Some(subnet("192.168.8.1/24"))
         );
-        assert_eq!(followed_subnet(&addresses, 7, None), None);
+        assert_eq!(followed_subnet(&[], None), None);
     }
 
     #[test]
     fn followed_subnet_stays_while_the_device_keeps_it() {
-        let addresses = [v4("192.168.8.1/24", 3, 0), v4("172.16.0.1/16", 3, 0)];
+        let addresses = [v4("192.168.8.1/24"), v4("172.16.0.1/16")];
         let serving = Some(subnet("172.16.0.1/16"));
-        assert_eq!(followed_subnet(&addresses, 3, serving), serving);
+        assert_eq!(followed_subnet(&addresses, serving), serving);
         // Gone (the user changed network.lan.ipaddr): the new one.
         assert_eq!(
-            followed_subnet(&addresses[..1], 3, serving),
+            followed_subnet(&addresses[..1], serving),
             Some(subnet("192.168.8.1/24"))
         );
         // Its prefix changed: the address as the kernel has it now.
         assert_eq!(
-            followed_subnet(&[v4("172.16.0.1/12", 3, 0)], 3, serving),
+            followed_subnet(&[v4("172.16.0.1/12")], serving),
             Some(subnet("172.16.0.1/12"))
         );
     }
 
     #[test]
     fn addresses_without_room_for_a_pool_are_not_followed() {
-        let addresses = [v4("10.0.0.1/31", 3, 0), v4("10.0.0.9/32", 3, 0)];
-        assert_eq!(followed_subnet(&addresses, 3, None), None);
+        let addresses = [v4("10.0.0.1/31"), v4("10.0.0.9/32"), v4("127.0.0.1/8")];
+        assert_eq!(followed_subnet(&addresses, None), None);
     }
 }

@@ -22,6 +22,7 @@
 //!   .add_route(&RouteSpec) / .delete_route(&RouteSpec)   unicast or unreachable, main table
 //! Subscription::open(&[RTNLGRP_LINK, ...]) -> .changed().await   (bursts coalesced; overrun = change)
 //! LinkWatch::new(name) -> .snapshot().await -> Option<LinkState>, .changed().await
+//!   (link, IPv4 and IPv6 addresses, IPv6 forwarding)
 //! ```
 //! Requests fail with the kernel's errno as an `io::Error` ("File exists
 //! (os error 17)"); callers add the operation's name.
@@ -30,7 +31,7 @@ pub mod socket;
 pub mod wire;
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use socket::Subscription;
 pub use wire::{
@@ -41,8 +42,8 @@ pub use wire::{
 
 use socket::RequestSocket;
 use wire::{
-    AF_INET6, IFA_F_DADFAILED, IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, RTM_NEWADDR, RTM_NEWLINK,
-    RTM_NEWROUTE,
+    AF_INET, AF_INET6, AF_UNSPEC, IFA_F_DADFAILED, IFA_F_OPTIMISTIC, IFA_F_SECONDARY,
+    IFA_F_TENTATIVE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE,
 };
 
 /// The request side of rtnetlink.
@@ -160,6 +161,9 @@ pub struct LinkState {
     pub link_local: Option<Ipv6Addr>,
     /// Global IPv6 addresses whose DAD has finished or that are optimistic.
     pub global: Vec<Ipv6Addr>,
+    /// Primary IPv4 addresses and their prefix lengths (a secondary one is
+    /// an alias inside a primary's subnet), for the LAN side.
+    pub ipv4: Vec<(Ipv4Addr, u8)>,
 }
 
 impl LinkState {
@@ -178,9 +182,19 @@ pub fn link_state(link: &Link, addresses: &[Address]) -> LinkState {
         mtu: link.mtu,
         link_local: None,
         global: Vec::new(),
+        ipv4: Vec::new(),
     };
     for address in addresses {
-        if address.index != link.index || address.family != AF_INET6 {
+        if address.index != link.index {
+            continue;
+        }
+        if let (AF_INET, Some(IpAddr::V4(addr))) = (address.family, address.addr()) {
+            if u32::from(address.header_flags) & IFA_F_SECONDARY == 0 {
+                state.ipv4.push((addr, address.prefix_len));
+            }
+            continue;
+        }
+        if address.family != AF_INET6 {
             continue;
         }
         // RFC 4429 §3.3: an optimistic address may source packets while its
@@ -210,7 +224,7 @@ pub struct LinkWatch {
 }
 
 impl LinkWatch {
-    /// Subscribes to link, IPv6 address and IPv6 netconf (forwarding)
+    /// Subscribes to link, address and IPv6 netconf (forwarding)
     /// notifications. Must be called inside a tokio runtime.
     pub fn new(name: &str) -> io::Result<Self> {
         Ok(LinkWatch {
@@ -218,6 +232,7 @@ impl LinkWatch {
             netlink: Netlink::open()?,
             notifications: Subscription::open(&[
                 RTNLGRP_LINK,
+                RTNLGRP_IPV4_IFADDR,
                 RTNLGRP_IPV6_IFADDR,
                 RTNLGRP_IPV6_NETCONF,
             ])?,
@@ -231,7 +246,7 @@ impl LinkWatch {
         };
         let addresses = self
             .netlink
-            .addresses(AF_INET6, link.index)
+            .addresses(AF_UNSPEC, link.index)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("{e} ({})", self.name)))?;
         Ok(Some(link_state(&link, &addresses)))
@@ -306,6 +321,38 @@ mod tests {
             vec!["2001:db8::1".parse::<Ipv6Addr>().unwrap()]
         );
         assert!(state.ready_for_dhcpv6());
+    }
+
+    #[test]
+    fn link_state_lists_primary_ipv4_addresses_only() {
+        let v4 = |addr: &str, prefix_len, header_flags: u32, index| {
+            let ip: Ipv4Addr = addr.parse().unwrap();
+            Address {
+                family: AF_INET,
+                prefix_len,
+                header_flags: header_flags as u8,
+                flags: header_flags,
+                index,
+                address: Some(ip.into()),
+                local: Some(ip.into()),
+                ..Address::default()
+            }
+        };
+        let addresses = [
+            v4("192.168.8.1", 24, 0, 3),
+            v4("192.168.8.2", 24, IFA_F_SECONDARY, 3),
+            v4("10.0.0.1", 16, 0, 4),
+            v4("172.16.0.1", 12, 0, 3),
+        ];
+        let state = link_state(&link(wire::IFF_UP | wire::IFF_LOWER_UP), &addresses);
+        assert_eq!(
+            state.ipv4,
+            [
+                (Ipv4Addr::new(192, 168, 8, 1), 24),
+                (Ipv4Addr::new(172, 16, 0, 1), 12)
+            ]
+        );
+        assert!(state.global.is_empty() && state.link_local.is_none());
     }
 
     #[test]

@@ -186,6 +186,8 @@ impl Lab {
 
         let ubus_socket = ubus_socket(test);
         let services = if lan_services { "1" } else { "0" };
+        // lan.ipaddr unset, as shipped: b4d follows br-lan's own address
+        // (add_br_lan). The second B4 fixes it instead (lan.ipaddr).
         let config = format!(
             "config globals 'globals'\n\
              \toption log_level 'debug'\n\
@@ -196,7 +198,6 @@ impl Lab {
              \toption lease_file '{dhcpv6}'\n\n\
              config lan 'lan'\n\
              \toption device 'br-lan'\n\
-             \toption ipaddr '{LAN_ADDR}'\n\
              \toption dns_proxy '{services}'\n\
              \toption dhcp '{services}'\n\
              \toption lease_file '{leases}'\n",
