@@ -728,7 +728,7 @@ fn start_dns_proxy(
     config: &Config,
     lan: Option<LanSubnet>,
     mut events: broadcast::Receiver<Event>,
-    leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
+    mut leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut JoinSet<std::io::Result<()>>,
@@ -759,24 +759,31 @@ fn start_dns_proxy(
         .filter_map(|h| Some((h.name.clone()?, h.ip)))
         .collect();
     let domain = config.lan.domain.clone();
-    let local_hosts = move |leases: &[dhcpv4::LeaseInfo]| LocalHosts {
+    let local_hosts = move |leases: &[dhcpv4::LeaseInfo], subnet| LocalHosts {
         domain: domain.clone(),
-        hosts: dhcpv4::local_names(&static_hosts, leases),
+        hosts: dhcpv4::local_names(&static_hosts, leases, subnet),
     };
-    let (hosts_tx, hosts) = watch::channel(local_hosts(&[]));
-    if let Some(mut leases) = leases {
-        let mut stop = shutdown.clone();
-        tasks.spawn(async move {
-            loop {
-                let current = leases.borrow_and_update().clone();
-                hosts_tx.send_replace(local_hosts(&current));
-                tokio::select! {
-                    changed = leases.changed() => if changed.is_err() { return Ok(()) },
-                    _ = stop.wait_for(|stop| *stop) => return Ok(()),
+    let (hosts_tx, hosts) = watch::channel(local_hosts(&[], *lan.borrow()));
+    let mut stop = shutdown.clone();
+    let mut subnet = lan.clone();
+    tasks.spawn(async move {
+        let (mut leases_open, mut subnet_open) = (leases.is_some(), true);
+        loop {
+            let current = leases.as_mut().map(|l| l.borrow_and_update().clone());
+            let lan = *subnet.borrow_and_update();
+            hosts_tx.send_replace(local_hosts(current.as_deref().map_or(&[], |l| l), lan));
+            tokio::select! {
+                changed = async { leases.as_mut()?.changed().await.ok() }, if leases_open => {
+                    leases_open = changed.is_some();
                 }
+                changed = subnet.changed(), if subnet_open => subnet_open = changed.is_ok(),
+                _ = stop.wait_for(|stop| *stop) => return Ok(()),
             }
-        });
-    }
+            if !leases_open && !subnet_open {
+                return Ok(());
+            }
+        }
+    });
     let (status, status_rx) = watch::channel(ProxyStatus::default());
     let driver_config = DriverConfig {
         port: config.lan.dns_port,

@@ -506,6 +506,22 @@ fn uci_defaults_drop_a_lan_address_an_older_package_left() {
             let (_, b4d) = seed_from_network(&dir, &shell, &format!("{SHIPPED}{copied}"), network);
             assert!(without_address(&b4d), "{shell:?} {network}: {b4d:?}");
         }
+        // A netmask alone, which b4d now refuses: removed too.
+        let (calls, b4d) = seed_from_network(
+            &dir,
+            &shell,
+            "b4d.lan.netmask='255.255.0.0'\n",
+            "network.lan.ipaddr='10.0.0.1/16'\n",
+        );
+        assert!(without_address(&b4d), "{shell:?}: {b4d:?}");
+        assert_eq!(
+            logged(&calls),
+            [
+                "lan.netmask '255.255.0.0' without lan.ipaddr removed: b4d follows the LAN \
+              device's address (network.lan.ipaddr)"
+            ],
+            "{shell:?}"
+        );
     }
 }
 

@@ -201,6 +201,37 @@ fn no_address_problem(device: &str) -> String {
     format!("waiting for an IPv4 address on {device}")
 }
 
+/// The driver's reasons for not serving, most basic first.
+#[derive(Default)]
+struct Trouble {
+    /// The LAN device has no IPv4 address (an `ifdown lan`).
+    address: Option<String>,
+    /// Port 67 is held by another server.
+    port: Option<String>,
+    /// The pool has no address inside the (followed) subnet.
+    pool: Option<String>,
+}
+
+impl Trouble {
+    fn problem(&self) -> Option<&str> {
+        (self.address.as_ref())
+            .or(self.port.as_ref())
+            .or(self.pool.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// A pool without one address of `subnet` serves nobody new: said in the
+/// status, not only in the log.
+fn pool_problem(config: &ServerConfig, subnet: Ipv4Subnet) -> Option<String> {
+    (config.pool_last < config.pool_first).then(|| {
+        format!(
+            "no dynamic addresses: lan.dhcp_start is past the end of {}",
+            subnet.network_string()
+        )
+    })
+}
+
 /// Waits for the first LAN subnet; `None` if shutdown came first.
 async fn first_subnet(
     lan: &mut LanSubnet,
@@ -247,6 +278,10 @@ pub async fn run(
     let restored_count = restored.len();
     let (config, misfits) = config_for(subnet);
     say_misfits(&misfits);
+    let mut trouble = Trouble {
+        pool: pool_problem(&config, subnet),
+        ..Trouble::default()
+    };
     let pool = (config.pool_first, config.pool_last);
     let statics = config.statics.len();
     let lease_secs = config.lease_secs;
@@ -277,7 +312,7 @@ pub async fn run(
         persistence.write(&server, now);
     }
     outputs.leases.send_replace(server.lease_list(now));
-    publish_status(&outputs, &mut server, now, None);
+    publish_status(&outputs, &mut server, now, &trouble);
 
     // The socket follows the device: br-lan is recreated when OpenWrt
     // restarts its network, and a socket bound to the old one hears nothing.
@@ -289,14 +324,10 @@ pub async fn run(
     let mut announced_missing = false;
     // While port 67 cannot be had: when to try again, said once per streak.
     let mut port_wait = PortWait::new(OPEN_RETRY);
-    let mut port_problem: Option<String> = None;
-    // Set while the LAN device has no address to serve from (it may lose
-    // it for a while: an `ifdown lan`); it outranks the port problem.
-    let mut address_problem: Option<String> = None;
     let mut lan_open = true;
     loop {
         match &device_state {
-            _ if address_problem.is_some() => socket = None,
+            _ if trouble.address.is_some() => socket = None,
             Some(s)
                 if socket.as_ref().is_none_or(|(index, _)| *index != s.index)
                     && port_wait.due(tokio::time::Instant::now()) =>
@@ -309,8 +340,8 @@ pub async fn run(
                         socket = Some((s.index, opened));
                         if port_wait.opened() {
                             info!("DHCPv4: port {SERVER_PORT} on {device} is ours now; serving");
-                            port_problem = None;
-                            publish_status(&outputs, &mut server, clock_now(), None);
+                            trouble.port = None;
+                            publish_status(&outputs, &mut server, clock_now(), &trouble);
                         }
                         debug!("DHCPv4: listening on {device} (index {})", s.index);
                     }
@@ -333,8 +364,8 @@ pub async fn run(
                                 OPEN_RETRY.as_secs()
                             );
                         }
-                        port_problem = Some(problem);
-                        publish_status(&outputs, &mut server, clock_now(), port_problem.as_deref());
+                        trouble.port = Some(problem);
+                        publish_status(&outputs, &mut server, clock_now(), &trouble);
                     }
                 }
             }
@@ -345,8 +376,9 @@ pub async fn run(
             }
             _ => {}
         }
-        if device_state.is_none() {
-            // Nothing to retry on until the device is back.
+        if device_state.is_none() || trouble.address.is_some() {
+            // Nothing to retry on until the device (or its address) is
+            // back; a retry time left to pass would wake every turn.
             port_wait.idle();
         }
         let timer = server.poll_timeout().map(|at| {
@@ -387,12 +419,13 @@ pub async fn run(
                 };
                 let now = clock_now();
                 match *lan.borrow_and_update() {
-                    None => address_problem = Some(no_address_problem(&device)),
+                    None => trouble.address = Some(no_address_problem(&device)),
                     Some(new) => {
-                        address_problem = None;
+                        trouble.address = None;
                         if new != subnet {
                             let (config, misfits) = config_for(new);
                             say_misfits(&misfits);
+                            trouble.pool = pool_problem(&config, new);
                             let pool = (config.pool_first, config.pool_last);
                             let before = server.status(now).active_leases;
                             actions = server.reconfigure(config, now);
@@ -407,8 +440,7 @@ pub async fn run(
                         }
                     }
                 }
-                let problem = address_problem.as_ref().or(port_problem.as_ref());
-                publish_status(&outputs, &mut server, now, problem.map(String::as_str));
+                publish_status(&outputs, &mut server, now, &trouble);
             }
             _ = sleep_until(timer) => {
                 actions = server.handle(clock_now(), Input::Timeout);
@@ -416,8 +448,7 @@ pub async fn run(
             _ = sleep_until(port_wait.at()) => {}
             _ = sleep_until(status_due) => {
                 status_due = None;
-                let problem = address_problem.as_ref().or(port_problem.as_ref());
-                publish_status(&outputs, &mut server, clock_now(), problem.map(String::as_str));
+                publish_status(&outputs, &mut server, clock_now(), &trouble);
             }
             ready = readable => {
                 let (index, s) = ready?;
@@ -475,11 +506,14 @@ fn say_misfits(misfits: &[String]) {
     }
 }
 
-/// The core's status, with the driver's own trouble (port 67 held by
-/// another server, no LAN address) as the problem while it lasts.
-fn publish_status(outputs: &Outputs, server: &mut Server, now: u64, problem: Option<&str>) {
+/// The core's status, with the driver's own trouble as the problem while
+/// it lasts; without a LAN address no subnet is served.
+fn publish_status(outputs: &Outputs, server: &mut Server, now: u64, trouble: &Trouble) {
     let mut status = server.status(now).clone();
-    status.problem = problem.map(str::to_string);
+    status.problem = trouble.problem().map(str::to_string);
+    if trouble.address.is_some() {
+        status.subnet = None;
+    }
     outputs.status.send_replace(status);
 }
 

@@ -48,16 +48,23 @@ pub struct LeaseInfo {
 /// names, then the names clients gave with their leases, where a name
 /// already taken (compared as DNS does, RFC 4343) keeps its first address:
 /// a phone calling itself `printer` must not move `printer.lan` away from
-/// the printer the admin named.
+/// the printer the admin named. A configured host outside the LAN `subnet`
+/// (a followed subnet moved away from it) is left out, as the DHCPv4
+/// server leaves it out: its name must not hide the device's new lease.
 pub fn local_names(
     static_hosts: &[(String, Ipv4Addr)],
     leases: &[LeaseInfo],
+    subnet: Option<Ipv4Subnet>,
 ) -> Vec<(String, Ipv4Addr)> {
     let mut names: Vec<(String, Ipv4Addr)> = Vec::with_capacity(static_hosts.len() + leases.len());
+    let configured = static_hosts
+        .iter()
+        .filter(|(_, ip)| subnet.is_none_or(|lan| host_address_problem(lan, *ip).is_none()))
+        .cloned();
     let leased = leases
         .iter()
         .filter_map(|l| Some((l.hostname.clone()?, l.ip)));
-    for (name, ip) in static_hosts.iter().cloned().chain(leased) {
+    for (name, ip) in configured.chain(leased) {
         if !names
             .iter()
             .any(|(taken, _)| taken.eq_ignore_ascii_case(&name))

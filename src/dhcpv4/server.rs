@@ -31,6 +31,8 @@ pub const DECLINE_QUARANTINE_SECS: u64 = 600;
 pub const MAX_MESSAGES_PER_MAC_PER_SEC: u16 = 8;
 /// Bound of the rate-limit table (MACs seen in the current second).
 pub const RATE_TABLE_MAX: usize = 4096;
+/// Bound of the leases kept aside from another subnet (see `parked`).
+pub const MAX_PARKED: usize = 4096;
 
 /// A static lease from a `host` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +222,13 @@ pub struct Server {
     config: ServerConfig,
     pool: Pool,
     leases: LeaseStore,
+    /// Active leases of another subnet (the LAN moved: a followed address
+    /// changed, or a restart with another one): not served, listed or
+    /// counted, but kept in the lease file until they expire, so that a
+    /// move back (LuCI's apply rolled back after 90 s) restores them rather
+    /// than handing their addresses to newcomers while clients still use
+    /// them. The newest [`MAX_PARKED`].
+    parked: Vec<Lease>,
     offers: BTreeMap<Ipv4Addr, Offer>,
     offer_by_client: HashMap<ClientKey, Ipv4Addr>,
     quarantine: BTreeMap<Ipv4Addr, u64>,
@@ -249,6 +258,7 @@ impl Server {
             pool,
             config,
             leases: LeaseStore::default(),
+            parked: Vec::new(),
             offers: BTreeMap::new(),
             offer_by_client: HashMap::new(),
             quarantine: BTreeMap::new(),
@@ -263,13 +273,15 @@ impl Server {
         server.pool.set_occupied(own, true);
         restored.sort_by_key(|l| l.expires);
         for lease in restored {
-            if server.pool.contains(lease.ip)
+            // No lease lasts longer than 2^32 s (RFC 2131 §3.3): a later
+            // expiry is a damaged or hand-edited file.
+            let sane = lease.is_active(now) && lease.expires - now <= u64::from(u32::MAX);
+            if sane && !server.config.in_subnet(lease.ip) {
+                server.parked.push(lease);
+            } else if sane
+                && server.pool.contains(lease.ip)
                 && !server.is_static_ip(lease.ip)
                 && lease.ip != own
-                && lease.is_active(now)
-                // No lease lasts longer than 2^32 s (RFC 2131 §3.3): a later
-                // expiry is a damaged or hand-edited file.
-                && lease.expires - now <= u64::from(u32::MAX)
             {
                 let ip = lease.ip;
                 if let Some(gone) = server.leases.insert(lease) {
@@ -278,16 +290,22 @@ impl Server {
                 server.refresh(ip);
             }
         }
+        // Sorted by expiry: the ones that last longest stay.
+        let excess = server.parked.len().saturating_sub(MAX_PARKED);
+        server.parked.drain(..excess);
         server
     }
 
     /// Serves a changed subnet or pool (the LAN device's address moved):
-    /// as a restart with the new configuration would, it keeps the leases
-    /// that fit and drops the rest (their clients get a DHCPNAK when they
-    /// next ask, RFC 2131 §4.3.2, and start over); offers and quarantine
-    /// end with the old pool. Counters carry on.
+    /// as a restart with the new configuration would, it serves the leases
+    /// that fit, parks those of another subnet (their clients get a
+    /// DHCPNAK when they next ask, RFC 2131 §4.3.2, and start over) and
+    /// drops the rest; offers and quarantine end with the old pool.
+    /// Counters carry on.
     pub fn reconfigure(&mut self, config: ServerConfig, now: u64) -> Vec<Action> {
-        let leases = self.leases.iter().cloned().collect();
+        let leases = (self.leases.iter().cloned())
+            .chain(self.parked.drain(..))
+            .collect();
         let counters = std::mem::take(&mut self.status);
         let rate = std::mem::take(&mut self.rate);
         *self = Server::new(config, leases, now);
@@ -343,7 +361,7 @@ impl Server {
 
     /// What the lease file holds now, its times mapped by `base`.
     pub fn lease_file_contents(&self, now: u64, base: &TimeBase) -> String {
-        leases::serialize(self.leases.iter(), now, base)
+        leases::serialize(self.leases.iter().chain(&self.parked), now, base)
     }
 
     /// Streams the lease file's text into `out`, its times mapped by `base`.
@@ -353,7 +371,7 @@ impl Server {
         now: u64,
         base: &TimeBase,
     ) -> std::io::Result<()> {
-        leases::write_leases(out, self.leases.iter(), now, base)
+        leases::write_leases(out, self.leases.iter().chain(&self.parked), now, base)
     }
 
     /// Active dynamic leases plus every static host (with the name it was

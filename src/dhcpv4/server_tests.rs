@@ -600,21 +600,42 @@ fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
         statics: Vec::new(),
         ..config(10)
     };
-    s.reconfigure(moved, T0 + 3);
+    s.reconfigure(moved.clone(), T0 + 3);
     assert_eq!(s.status(T0 + 3).active_leases, 0);
     assert_eq!(
         s.status(T0 + 3).subnet.map(|s| s.to_string()).as_deref(),
         Some("10.0.0.1/16")
     );
-    assert_eq!(lease_lines(&s, T0 + 3), "");
+    assert_eq!(lease_lines(&s, T0 + 3).lines().count(), 2);
     assert!(s.lease_list(T0 + 3).is_empty());
     let nak = one(&init_reboot(&mut s, T0 + 4, 2, second));
     assert_eq!(nak.message_type, DHCPNAK);
     let offer = one(&discover(&mut s, T0 + 5, 2));
     assert_eq!(offer.option(OPT_ROUTER), Some(&[10, 0, 0, 1][..]));
-    assert!(
-        (100..250).contains(&offer.yiaddr.octets()[3]) && offer.yiaddr.octets()[..3] == [10, 0, 0]
+    let [a, b, c, last] = offer.yiaddr.octets();
+    assert!([a, b, c] == [10, 0, 0] && (100..250).contains(&last));
+    // (The helper's SELECTING request names the old server: INIT-REBOOT.)
+    let moved_lease = one(&init_reboot(&mut s, T0 + 5, 2, offer.yiaddr)).yiaddr;
+
+    // Back (LuCI rolled the change back): the parked leases are served
+    // again, client 2's new one is parked in turn.
+    s.reconfigure(config(10), T0 + 6);
+    assert_eq!(s.status(T0 + 6).active_leases, 2);
+    assert_eq!(one(&renew(&mut s, T0 + 7, 1, kept)).message_type, DHCPACK);
+    assert_eq!(lease_lines(&s, T0 + 7).lines().count(), 3);
+    // A restart on the new subnet reads them the same way.
+    let file = s.lease_file_contents(T0 + 7, &file_base());
+    let (restored, bad) = super::leases::parse(&file, &file_base(), |_| true);
+    assert_eq!((restored.len(), bad), (3, 0));
+    let mut again = Server::new(moved, restored, T0 + 8);
+    assert_eq!(again.status(T0 + 8).active_leases, 1);
+    assert_eq!(lease_lines(&again, T0 + 8).lines().count(), 3);
+    assert_eq!(
+        one(&renew(&mut again, T0 + 9, 2, moved_lease)).message_type,
+        DHCPACK
     );
+    // Parked leases leave the file when they expire.
+    assert_eq!(lease_lines(&again, T0 + 3600 + 10).lines().count(), 0);
 }
 
 #[test]
@@ -872,13 +893,22 @@ fn a_client_cannot_take_a_configured_hosts_name() {
         is_static: false,
     };
     let statics = [("printer".to_string(), ip(20))];
-    let names = super::local_names(
-        &statics,
-        &[lease("Printer", 101), lease("tv", 102), lease("TV", 103)],
-    );
+    let leases = [lease("Printer", 101), lease("tv", 102), lease("TV", 103)];
+    let names = super::local_names(&statics, &leases, None);
     assert_eq!(
         names,
         [("printer".to_string(), ip(20)), ("tv".to_string(), ip(102))]
+    );
+    // The LAN moved away from the configured address (a followed subnet):
+    // the printer's own lease names it now.
+    let moved = crate::lan4::Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 1), 8);
+    let names = super::local_names(&statics, &leases, moved);
+    assert_eq!(
+        names,
+        [
+            ("Printer".to_string(), ip(101)),
+            ("tv".to_string(), ip(102))
+        ]
     );
 }
 
