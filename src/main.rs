@@ -544,14 +544,15 @@ fn start_lan4(
     if !config.lan.dhcp && !config.lan.dns_proxy {
         return None;
     }
-    let (subnet, subnet_rx) = watch::channel(config.lan.address);
+    let device = config.lan.device.to_string();
+    let (state, state_rx) = watch::channel(b4d::lan4::driver::initial(&device, config.lan.address));
     tasks.spawn(b4d::lan4::driver::run(
-        config.lan.device.to_string(),
+        device,
         config.lan.address,
-        subnet,
+        state,
         shutdown,
     ));
-    Some(subnet_rx)
+    Some(state_rx)
 }
 
 /// Starts the LAN DHCPv4 server unless `lan.dhcp` is off; returns the lease
@@ -763,14 +764,14 @@ fn start_dns_proxy(
         domain: domain.clone(),
         hosts: dhcpv4::local_names(&static_hosts, leases, subnet),
     };
-    let (hosts_tx, hosts) = watch::channel(local_hosts(&[], *lan.borrow()));
+    let (hosts_tx, hosts) = watch::channel(local_hosts(&[], lan.borrow().clone().ok()));
     let mut stop = shutdown.clone();
     let mut subnet = lan.clone();
     tasks.spawn(async move {
         let (mut leases_open, mut subnet_open) = (leases.is_some(), true);
         loop {
             let current = leases.as_mut().map(|l| l.borrow_and_update().clone());
-            let lan = *subnet.borrow_and_update();
+            let lan = subnet.borrow_and_update().clone().ok();
             hosts_tx.send_replace(local_hosts(current.as_deref().map_or(&[], |l| l), lan));
             tokio::select! {
                 changed = async { leases.as_mut()?.changed().await.ok() }, if leases_open => {

@@ -665,7 +665,7 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
     let mark = b4d.mark();
     lan.server.ip(&["addr", "flush", "dev", "eth0"]);
     said_since(mark, "LAN eth0 has no IPv4 address");
-    said_since(mark, "the proxy waits for one");
+    said_since(mark, "proxy: waiting for an IPv4 address on eth0");
     let mark = b4d.mark();
     lan.server.add_addr("eth0", "10.0.0.1/16");
     said_since(mark, "LAN eth0: serving 10.0.0.1/16");
@@ -674,6 +674,36 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
     let bound = third.wait_for_line("udhcpc-event bound", secs(20));
     assert_eq!(field(&bound, "ip"), new_ip, "its lease stayed: {bound}");
     assert!(b4d.is_running());
+}
+
+/// lan.ipaddr set (a fixed subnet) but the LAN device has another address
+/// (network.lan changed behind b4d's back): b4d says so and leases nothing
+/// (a lease there would name a router address the router is not on) until
+/// the device has the configured address again.
+#[test]
+fn a_fixed_lan_address_the_device_lacks_is_not_served() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("a_fixed_lan_address_the_device_lacks_is_not_served");
+    let c = lan.add_client("c1", "02:00:00:00:0a:01");
+    let config = lan.config("", "");
+    let b4d = lan.start_b4d("b4d", &config);
+    lan.server
+        .ip(&["addr", "del", "192.168.1.1/24", "dev", "eth0"]);
+    lan.server.add_addr("eth0", "10.0.0.1/16");
+    b4d.wait_for_line(
+        "LAN eth0 has 10.0.0.1/16, not lan.ipaddr 192.168.1.1/24: DHCPv4 and the DNS proxy wait",
+        secs(5),
+    );
+    let client = lan.udhcpc(c, "udhcpc", "c1", &[]);
+    client.wait_for_line("broadcasting discover", secs(10));
+    client.wait_for_line("broadcasting discover", secs(10));
+    assert_eq!(b4d.count_matching("offering"), 0, "{}", b4d.tail(10));
+
+    lan.server.add_addr("eth0", "192.168.1.1/24");
+    let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+    assert_eq!(field(&bound, "router"), "192.168.1.1", "{bound}");
 }
 
 /// CPU time (user + system, clock ticks) the process `pid` has used.

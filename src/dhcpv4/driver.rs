@@ -196,15 +196,11 @@ pub struct Settings {
     pub lease_file: PathBuf,
 }
 
-/// Why nothing is served while the LAN device has no IPv4 address.
-fn no_address_problem(device: &str) -> String {
-    format!("waiting for an IPv4 address on {device}")
-}
-
 /// The driver's reasons for not serving, most basic first.
 #[derive(Default)]
 struct Trouble {
-    /// The LAN device has no IPv4 address (an `ifdown lan`).
+    /// No LAN subnet to serve: the device has no IPv4 address (an `ifdown
+    /// lan`), or not the configured one.
     address: Option<String>,
     /// Port 67 is held by another server.
     port: Option<String>,
@@ -238,7 +234,7 @@ async fn first_subnet(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Ipv4Subnet> {
     tokio::select! {
-        subnet = lan.wait_for(Option::is_some) => subnet.ok().and_then(|s| *s),
+        state = lan.wait_for(Result::is_ok) => state.ok().and_then(|s| s.clone().ok()),
         _ = shutdown.wait_for(|stop| *stop) => None,
     }
 }
@@ -258,9 +254,9 @@ pub async fn run(
         config_for,
         lease_file,
     } = settings;
-    if lan.borrow().is_none() {
+    if let Err(why) = &*lan.borrow() {
         outputs.status.send_replace(ServerStatus {
-            problem: Some(no_address_problem(&device)),
+            problem: Some(why.clone()),
             ..ServerStatus::default()
         });
     }
@@ -418,9 +414,9 @@ pub async fn run(
                     continue;
                 };
                 let now = clock_now();
-                match *lan.borrow_and_update() {
-                    None => trouble.address = Some(no_address_problem(&device)),
-                    Some(new) => {
+                match lan.borrow_and_update().clone() {
+                    Err(why) => trouble.address = Some(why),
+                    Ok(new) => {
                         trouble.address = None;
                         if new != subnet {
                             let (config, misfits) = config_for(new);

@@ -24,7 +24,7 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 use super::mmsg;
 use super::proxy::{AttemptId, QUERY_DEADLINE};
 use super::{Action, Client, DropReason, Input, LocalHosts, Proxy, ProxyStatus, Transport};
-use crate::lan4::driver::LanSubnet;
+use crate::lan4::driver::{LanState, LanSubnet};
 use crate::lan4::Ipv4Subnet;
 
 /// Concurrent TCP clients; more are closed at once.
@@ -82,8 +82,8 @@ enum Event {
     TcpClientClosed(u64),
     Upstreams(Vec<Ipv6Addr>),
     Hosts(LocalHosts),
-    /// The LAN subnet moved or went (`None`).
-    Lan(Option<Ipv4Subnet>),
+    /// The LAN subnet moved, or went (and why).
+    Lan(LanState),
     Shutdown,
 }
 
@@ -256,7 +256,7 @@ pub async fn run(
                 let now = Instant::now();
                 if now >= next_status {
                     if let Some(subnet) = driver.pending_lan {
-                        if let Some(tcp) = driver.follow_lan(Some(subnet), config.port) {
+                        if let Some(tcp) = driver.follow_lan(Ok(subnet), config.port) {
                             lan_tcp = tcp;
                         }
                     }
@@ -298,8 +298,6 @@ fn listen_problem(addr: SocketAddrV4, e: &io::Error) -> String {
     format!("cannot listen on {addr}: {e}{hint}")
 }
 
-const NO_LAN_ADDRESS: &str = "waiting for an IPv4 address on the LAN device";
-
 /// The first listeners, on the LAN address once there is one; `None` if
 /// shutdown came first. Port 53 may be taken (dnsmasq still running): the
 /// rest of the B4 must not stop for that, so this waits and tries again.
@@ -311,13 +309,13 @@ async fn first_listeners(
 ) -> Option<(Ipv4Subnet, UdpSocket, TcpListener)> {
     let mut warned = false;
     loop {
-        let subnet = *lan.borrow_and_update();
-        let problem = match subnet {
-            None => NO_LAN_ADDRESS.to_string(),
-            Some(subnet) => match listen(listen_address(subnet, port)) {
-                Ok((udp, tcp)) => return Some((subnet, udp, tcp)),
+        let state = lan.borrow_and_update().clone();
+        let problem = match &state {
+            Err(why) => why.clone(),
+            Ok(subnet) => match listen(listen_address(*subnet, port)) {
+                Ok((udp, tcp)) => return Some((*subnet, udp, tcp)),
                 Err(e) => {
-                    let problem = listen_problem(listen_address(subnet, port), &e);
+                    let problem = listen_problem(listen_address(*subnet, port), &e);
                     if !warned {
                         warn!("{problem}; trying again every {} s", BIND_RETRY.as_secs());
                         warned = true;
@@ -333,9 +331,9 @@ async fn first_listeners(
         // A changed subnet is tried at once; a closed channel (shutdown)
         // waits for the shutdown itself.
         let retry = async {
-            match subnet {
-                Some(_) => sleep(BIND_RETRY).await,
-                None => {
+            match state {
+                Ok(_) => sleep(BIND_RETRY).await,
+                Err(_) => {
                     if lan.changed().await.is_err() {
                         std::future::pending::<()>().await;
                     }
@@ -383,7 +381,7 @@ async fn side_events(
                 }
             },
             changed = lan.changed(), if lan_open => match changed {
-                Ok(()) => Event::Lan(*lan.borrow_and_update()),
+                Ok(()) => Event::Lan(lan.borrow_and_update().clone()),
                 // Its driver ended (shutdown): the subnet stays.
                 Err(_) => {
                     lan_open = false;
@@ -412,12 +410,15 @@ impl Driver {
     /// hear nothing meanwhile) and the problem is said, once; a failed
     /// address is tried again every status tick until it binds or the LAN
     /// changes again.
-    fn follow_lan(&mut self, subnet: Option<Ipv4Subnet>, port: u16) -> Option<TcpListener> {
+    fn follow_lan(&mut self, state: LanState, port: u16) -> Option<TcpListener> {
         self.pending_lan = None;
-        let Some(subnet) = subnet else {
-            debug!("the LAN device has no IPv4 address: the proxy waits for one");
-            self.problem = Some(NO_LAN_ADDRESS.to_string());
-            return None;
+        let subnet = match state {
+            Ok(subnet) => subnet,
+            Err(why) => {
+                debug!("proxy: {why}");
+                self.problem = Some(why);
+                return None;
+            }
         };
         if subnet == self.lan {
             self.problem = None;

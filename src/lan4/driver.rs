@@ -1,5 +1,6 @@
 //! Follows the LAN device's IPv4 addresses over netlink and publishes the
-//! subnet b4d serves (see the module above for which one).
+//! subnet b4d serves (see the module above for which one), or why there is
+//! none to serve.
 
 use std::io;
 
@@ -9,19 +10,32 @@ use tokio::sync::watch;
 use super::{followed_subnet, Ipv4Subnet};
 use crate::netlink::LinkWatch;
 
-/// The subnet b4d serves on the LAN; `None` while the followed device has
-/// no IPv4 address (DHCPv4 and DNS then wait).
-pub type LanSubnet = watch::Receiver<Option<Ipv4Subnet>>;
+/// The subnet b4d serves on the LAN, or why it serves none yet (the reason
+/// the DHCPv4 server and the DNS proxy show as their problem meanwhile).
+pub type LanState = Result<Ipv4Subnet, String>;
 
-/// Follows `device` until `shutdown`. With `configured` set (lan.ipaddr),
-/// `subnet` holds it from the start and keeps it whatever the device has; a
-/// device without it is only reported (clients would get leases for a
-/// subnet the router is not on); without, the device's address is served
-/// and followed.
+/// The receiving end, for the DHCPv4 server, the DNS proxy and ubus.
+pub type LanSubnet = watch::Receiver<LanState>;
+
+/// What is published before the device was first looked at.
+pub fn initial(device: &str, configured: Option<Ipv4Subnet>) -> LanState {
+    configured.ok_or_else(|| no_address(device))
+}
+
+fn no_address(device: &str) -> String {
+    format!("waiting for an IPv4 address on {device}")
+}
+
+/// Follows `device` until `shutdown`. Without `configured` (lan.ipaddr
+/// unset) the device's address is served and followed. With it, that
+/// subnet is served while the device has it (or does not exist yet: the
+/// DHCPv4 server waits for the device itself); a device with another
+/// address gets nothing, since its clients would be leased a subnet and a
+/// router address the router is not on, and the status says why.
 pub async fn run(
     device: String,
     configured: Option<Ipv4Subnet>,
-    subnet: watch::Sender<Option<Ipv4Subnet>>,
+    state: watch::Sender<LanState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut link = LinkWatch::new(&device)?;
@@ -30,28 +44,43 @@ pub async fn run(
     let mut seen = None;
     loop {
         let addresses = link.snapshot().await?.map(|state| state.ipv4);
-        let on_device = followed_subnet(addresses.as_deref().unwrap_or(&[]), *subnet.borrow());
-        if seen != Some((addresses.is_some(), on_device)) {
-            match (configured, on_device) {
-                (Some(fixed), _) if on_device == Some(fixed) => {}
-                // Not there (yet): only a device that exists is reported.
-                (Some(fixed), _) if addresses.is_some() => warn!(
-                    "LAN {device} has {}, not lan.ipaddr {fixed}: DHCPv4 clients get leases for \
-                     a subnet the router is not on (unset lan.ipaddr and lan.netmask to follow \
-                     the device)",
-                    on_device.map_or("no IPv4 address".into(), |s| s.to_string())
-                ),
-                (Some(_), _) => {}
-                (None, Some(now)) => info!("LAN {device}: serving {now}"),
-                // At boot netifd may not have set it yet.
-                (None, None) => {
-                    info!("LAN {device} has no IPv4 address: DHCPv4 and the DNS proxy wait for one")
+        let serving = state.borrow().clone().ok();
+        let on_device = followed_subnet(addresses.as_deref().unwrap_or(&[]), serving);
+        // The configured address among the device's (whatever its prefix
+        // there: the router is on it).
+        let has_configured = configured.is_some_and(|fixed| {
+            (addresses.iter().flatten()).any(|(ip, _)| *ip == fixed.address())
+        });
+        if seen != Some((addresses.is_some(), on_device, has_configured)) {
+            seen = Some((addresses.is_some(), on_device, has_configured));
+            let now = match (configured, on_device) {
+                (Some(fixed), _) if has_configured || addresses.is_none() => Ok(fixed),
+                (Some(fixed), _) => {
+                    let has = on_device.map_or("no IPv4 address".into(), |s| s.to_string());
+                    let why = format!("{device} has {has}, not lan.ipaddr {fixed}");
+                    warn!(
+                        "LAN {why}: DHCPv4 and the DNS proxy wait for it (unset lan.ipaddr and \
+                         lan.netmask to follow the device)"
+                    );
+                    Err(why)
                 }
-            }
-            seen = Some((addresses.is_some(), on_device));
-            if configured.is_none() {
-                subnet.send_replace(on_device);
-            }
+                (None, Some(now)) => {
+                    info!("LAN {device}: serving {now}");
+                    Ok(now)
+                }
+                (None, None) => {
+                    // At boot netifd may not have set it yet.
+                    info!(
+                        "LAN {device} has no IPv4 address: DHCPv4 and the DNS proxy wait for one"
+                    );
+                    Err(no_address(&device))
+                }
+            };
+            state.send_if_modified(|state| {
+                let changed = *state != now;
+                *state = now;
+                changed
+            });
         }
         tokio::select! {
             changed = link.changed() => changed?,

@@ -182,7 +182,7 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
 /// Where the DNS proxy listens now (the LAN address may have moved).
 fn dns_proxy_address(backend: &Backend) -> Option<(Ipv4Addr, u16)> {
     let (lan, port) = backend.dns_proxy.as_ref()?;
-    let address = lan.borrow().map(|subnet| subnet.address())?;
+    let address = lan.borrow().as_ref().ok()?.address();
     Some((address, *port))
 }
 
