@@ -767,12 +767,17 @@ fn start_dns_proxy(
     let (hosts_tx, hosts) = watch::channel(local_hosts(&[], lan.borrow().clone().ok()));
     let mut stop = shutdown.clone();
     let mut subnet = lan.clone();
+    let mut served = lan.borrow().clone().ok();
     tasks.spawn(async move {
         let (mut leases_open, mut subnet_open) = (leases.is_some(), true);
         loop {
             let current = leases.as_mut().map(|l| l.borrow_and_update().clone());
-            let lan = subnet.borrow_and_update().clone().ok();
-            hosts_tx.send_replace(local_hosts(current.as_deref().map_or(&[], |l| l), lan));
+            // While the LAN has no address (a network restart), the names
+            // of the subnet last served stay.
+            if let Ok(now) = &*subnet.borrow_and_update() {
+                served = Some(*now);
+            }
+            hosts_tx.send_replace(local_hosts(current.as_deref().map_or(&[], |l| l), served));
             tokio::select! {
                 changed = async { leases.as_mut()?.changed().await.ok() }, if leases_open => {
                     leases_open = changed.is_some();

@@ -295,16 +295,18 @@ pub async fn run(
         failing: false,
     };
     let kept = server.status(now).active_leases;
+    let parked = server.parked_leases();
     info!(
         "DHCPv4 server on {device} ({subnet}): pool {}-{}, lease {lease_secs}s, \
-         {statics} static hosts, {kept} of {restored_count} leases restored from {}",
+         {statics} static hosts, {kept} of {restored_count} leases restored from {} \
+         ({parked} kept aside: not of this subnet or pool)",
         pool.0,
         pool.1,
         persistence.path.display()
     );
-    // Leases dropped on load (outside a changed pool, expired, unreadable)
-    // leave the file now; an unchanged file is left alone.
-    if kept as usize != restored_count || bad_lines > 0 {
+    // Leases dropped on load (expired, duplicates, unreadable) leave the
+    // file now; an unchanged file is left alone.
+    if kept as usize + parked != restored_count || bad_lines > 0 {
         persistence.write(&server, now);
     }
     outputs.leases.send_replace(server.lease_list(now));

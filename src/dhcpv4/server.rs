@@ -222,12 +222,14 @@ pub struct Server {
     config: ServerConfig,
     pool: Pool,
     leases: LeaseStore,
-    /// Active leases of another subnet (the LAN moved: a followed address
-    /// changed, or a restart with another one): not served, listed or
-    /// counted, but kept in the lease file until they expire, so that a
-    /// move back (LuCI's apply rolled back after 90 s) restores them rather
-    /// than handing their addresses to newcomers while clients still use
-    /// them. The newest [`MAX_PARKED`].
+    /// Active leases the configuration no longer serves (the LAN moved: a
+    /// followed address or its mask changed, the pool or a host entry
+    /// changed; or a restart with another configuration): not served,
+    /// listed or counted, but kept in the lease file until they expire, so
+    /// that a move back (LuCI's apply rolled back after 90 s) restores them
+    /// rather than handing their addresses to newcomers while clients
+    /// still use them. None is in the pool served now, or a host entry's or
+    /// the router's address. The newest [`MAX_PARKED`].
     parked: Vec<Lease>,
     offers: BTreeMap<Ipv4Addr, Offer>,
     offer_by_client: HashMap<ClientKey, Ipv4Addr>,
@@ -276,18 +278,21 @@ impl Server {
             // No lease lasts longer than 2^32 s (RFC 2131 §3.3): a later
             // expiry is a damaged or hand-edited file.
             let sane = lease.is_active(now) && lease.expires - now <= u64::from(u32::MAX);
-            if sane && !server.config.in_subnet(lease.ip) {
-                server.parked.push(lease);
-            } else if sane
-                && server.pool.contains(lease.ip)
-                && !server.is_static_ip(lease.ip)
-                && lease.ip != own
-            {
+            if !sane {
+                continue;
+            }
+            if server.pool.contains(lease.ip) && !server.is_static_ip(lease.ip) && lease.ip != own {
                 let ip = lease.ip;
                 if let Some(gone) = server.leases.insert(lease) {
                     server.refresh(gone);
                 }
                 server.refresh(ip);
+            } else if !server.is_static_ip(lease.ip) && lease.ip != own {
+                // Outside what is served now (another subnet, a pool that
+                // moved with a wider mask or shrank): never handed out from
+                // this pool, so kept for a move back. (A host entry's or
+                // the router's address has its owner now.)
+                server.parked.push(lease);
             }
         }
         // Sorted by expiry: the ones that last longest stay.
@@ -298,10 +303,9 @@ impl Server {
 
     /// Serves a changed subnet or pool (the LAN device's address moved):
     /// as a restart with the new configuration would, it serves the leases
-    /// that fit, parks those of another subnet (their clients get a
-    /// DHCPNAK when they next ask, RFC 2131 §4.3.2, and start over) and
-    /// drops the rest; offers and quarantine end with the old pool.
-    /// Counters carry on.
+    /// that fit and parks the rest (their clients get a DHCPNAK when they
+    /// next ask, RFC 2131 §4.3.2, and start over); offers and quarantine
+    /// end with the old pool. Counters carry on.
     pub fn reconfigure(&mut self, config: ServerConfig, now: u64) -> Vec<Action> {
         let leases = (self.leases.iter().cloned())
             .chain(self.parked.drain(..))
@@ -316,6 +320,11 @@ impl Server {
         };
         self.rate = rate;
         vec![Action::Persist, Action::LeasesChanged]
+    }
+
+    /// How many leases are parked (see `parked`).
+    pub fn parked_leases(&self) -> usize {
+        self.parked.len()
     }
 
     /// Counters and current pool figures.

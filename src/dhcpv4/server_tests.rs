@@ -556,17 +556,24 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
     };
     let restored = vec![
         stored(ip(101), 1, T0 + 50),
-        stored(ip(150), 2, T0 + 50),  // outside the pool now
-        stored(ip(20), 3, T0 + 50),   // a static address now
+        stored(ip(150), 2, T0 + 50),  // outside the pool now: parked
+        stored(ip(20), 3, T0 + 50),   // a static address now: dropped
         stored(ip(102), 4, T0 - 1),   // expired
         stored(ip(103), 1, T0 + 10),  // older duplicate of client 1
         stored(ip(104), 5, u64::MAX), // damaged: no lease lasts that long
     ];
     let mut s = Server::new(config(10), restored, T0);
     assert_eq!(s.status(T0).active_leases, 1);
-    assert_eq!(lease_lines(&s, T0).lines().count(), 1);
+    // Served or parked (for a configuration that serves them again).
+    let file = lease_lines(&s, T0);
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert!(!file.contains(" 192.168.1.20 "), "{file}");
+    assert!(!file.contains(" 192.168.1.102 ") && !file.contains(" 192.168.1.103 "));
+    assert!(!file.contains(" 192.168.1.104 "), "{file}");
     assert_eq!(one(&renew(&mut s, T0, 1, ip(101))).message_type, DHCPACK);
+    assert_eq!(one(&renew(&mut s, T0, 2, ip(150))).message_type, DHCPNAK);
     assert_eq!(one(&discover(&mut s, T0, 9)).yiaddr, ip(100));
+    assert_eq!(s.lease_list(T0).iter().filter(|l| !l.is_static).count(), 1);
 }
 
 #[test]
@@ -575,21 +582,33 @@ fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
     let kept = lease(&mut s, T0, 1);
     let second = lease(&mut s, T0, 2);
     assert_eq!(one(&discover(&mut s, T0, 3)).message_type, DHCPOFFER);
-    // The same network, a larger pool (the admin widened the LAN mask):
-    // both leases stay, the offer ends.
-    let wider = ServerConfig {
-        netmask: Ipv4Addr::new(255, 255, 0, 0),
+    // A larger pool on the same network: both leases stay, the offer ends.
+    let larger = ServerConfig {
         pool_last: ip(149),
         ..config(10)
     };
     assert_eq!(
-        s.reconfigure(wider, T0 + 1),
+        s.reconfigure(larger, T0 + 1),
         vec![Action::Persist, Action::LeasesChanged]
     );
     let status = s.status(T0 + 1).clone();
     assert_eq!((status.pool_size, status.active_leases), (50, 2));
     assert_eq!(status.received.discover, 3, "counters carry on");
     assert_eq!(one(&renew(&mut s, T0 + 2, 1, kept)).message_type, DHCPACK);
+    // A wider mask (network.lan.netmask /16): the pool's offsets now count
+    // from 192.168.0.0 (as ServerConfig::from_config places it), so both
+    // leases are outside it: parked, not lost, and back with the /24.
+    let wider = ServerConfig {
+        netmask: Ipv4Addr::new(255, 255, 0, 0),
+        pool_first: Ipv4Addr::new(192, 168, 0, 100),
+        pool_last: Ipv4Addr::new(192, 168, 0, 249),
+        ..config(10)
+    };
+    s.reconfigure(wider, T0 + 2);
+    assert_eq!(s.status(T0 + 2).active_leases, 0);
+    assert_eq!(lease_lines(&s, T0 + 2).lines().count(), 2);
+    s.reconfigure(config(10), T0 + 2);
+    assert_eq!(s.status(T0 + 2).active_leases, 2);
     // Another network (network.lan.ipaddr changed): every lease goes, and
     // the clients asking for their old addresses are told no.
     let moved = ServerConfig {
@@ -853,20 +872,47 @@ proptest! {
 
     #[test]
     fn arbitrary_exchanges_keep_the_invariants(
-        steps in prop::collection::vec((arbitrary_message(), 0u64..400), 1..40)
+        steps in prop::collection::vec((arbitrary_message(), 0u64..400, 0u8..12), 1..40)
     ) {
+        // The LAN moves now and then (a followed br-lan): a shifted pool,
+        // another subnet, and back; leases get parked and restored.
+        let shifted = ServerConfig {
+            pool_first: ip(103),
+            pool_last: ip(107),
+            ..config(5)
+        };
+        let elsewhere = ServerConfig {
+            server_ip: Ipv4Addr::new(10, 0, 0, 1),
+            netmask: Ipv4Addr::new(255, 0, 0, 0),
+            pool_first: Ipv4Addr::new(10, 0, 0, 100),
+            pool_last: Ipv4Addr::new(10, 0, 0, 104),
+            statics: Vec::new(),
+            ..config(5)
+        };
+        let configs = [config(5), shifted, elsewhere];
+        let mut current = 0;
         let mut s = server(5);
         let mut now = T0;
-        for (bytes, dt) in &steps {
+        for (bytes, dt, move_to) in &steps {
             now += dt;
+            if let Some(next) = configs.get(usize::from(*move_to)) {
+                s.reconfigure(next.clone(), now);
+                current = usize::from(*move_to);
+            }
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle(now, Input::Timeout);
             }
             for reply in sent(&s.handle(now, Input::Received { bytes })) {
                 if reply.message_type != DHCPNAK && !reply.yiaddr.is_unspecified() {
-                    // Only pool or static addresses are ever handed out.
-                    let n = reply.yiaddr.octets()[3];
-                    prop_assert!((100..105).contains(&n) || n == 20, "{reply:?}");
+                    // Only the current pool's or static addresses are ever
+                    // handed out.
+                    let c = &configs[current];
+                    let ip = reply.yiaddr;
+                    prop_assert!(
+                        (c.pool_first..=c.pool_last).contains(&ip)
+                            || c.statics.iter().any(|h| h.ip == ip),
+                        "{reply:?}"
+                    );
                 }
             }
             let file = s.lease_file_contents(now, &file_base());

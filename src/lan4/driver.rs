@@ -46,15 +46,30 @@ pub async fn run(
         let addresses = link.snapshot().await?.map(|state| state.ipv4);
         let serving = state.borrow().clone().ok();
         let on_device = followed_subnet(addresses.as_deref().unwrap_or(&[]), serving);
-        // The configured address among the device's (whatever its prefix
-        // there: the router is on it).
-        let has_configured = configured.is_some_and(|fixed| {
-            (addresses.iter().flatten()).any(|(ip, _)| *ip == fixed.address())
+        // The configured address among the device's, with its prefix there.
+        let configured_prefix = configured.and_then(|fixed| {
+            (addresses.iter().flatten())
+                .find(|(ip, _)| *ip == fixed.address())
+                .map(|(_, len)| *len)
         });
-        if seen != Some((addresses.is_some(), on_device, has_configured)) {
-            seen = Some((addresses.is_some(), on_device, has_configured));
+        if seen != Some((addresses.is_some(), on_device, configured_prefix)) {
+            seen = Some((addresses.is_some(), on_device, configured_prefix));
             let now = match (configured, on_device) {
-                (Some(fixed), _) if has_configured || addresses.is_none() => Ok(fixed),
+                (Some(fixed), _) if configured_prefix.is_some() => {
+                    // The router is on the address; a narrower prefix on
+                    // the device leaves part of the pool without a route.
+                    if configured_prefix != Some(fixed.prefix_len()) {
+                        warn!(
+                            "LAN {device} has {}/{}, but lan.netmask says /{}: clients get the \
+                             configured mask (unset lan.ipaddr and lan.netmask to follow the device)",
+                            fixed.address(),
+                            configured_prefix.unwrap_or_default(),
+                            fixed.prefix_len()
+                        );
+                    }
+                    Ok(fixed)
+                }
+                (Some(fixed), _) if addresses.is_none() => Ok(fixed),
                 (Some(fixed), _) => {
                     let has = on_device.map_or("no IPv4 address".into(), |s| s.to_string());
                     let why = format!("{device} has {has}, not lan.ipaddr {fixed}");
