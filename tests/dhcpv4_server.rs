@@ -101,6 +101,42 @@ impl Lan {
         self.dir.write("b4d.uci", text).display().to_string()
     }
 
+    /// Like `config`, but with lan.ipaddr and lan.netmask unset (as
+    /// shipped): b4d follows eth0's own address; the DNS proxy on or off.
+    fn follow_config(&self, dns_proxy: bool) -> String {
+        let fixed = std::fs::read_to_string(self.config("", "")).unwrap();
+        let follow = fixed
+            .replace("\toption ipaddr '192.168.1.1'\n", "")
+            .replace("\toption netmask '255.255.255.0'\n", "")
+            .replace(
+                "option dns_proxy '0'",
+                &format!("option dns_proxy '{}'", u8::from(dns_proxy)),
+            );
+        self.dir.write("follow.uci", follow).display().to_string()
+    }
+
+    /// Holds 0.0.0.0:67 as OpenWrt's dnsmasq does (SO_REUSEADDR and
+    /// SO_REUSEPORT) until dropped or signalled.
+    fn hold_port_67(&self) -> Process {
+        let holder = self.server.spawn(
+            &self.dir,
+            "port67-holder",
+            "python3",
+            &[
+                "-c",
+                "import socket, time\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n\
+                 s.bind(('0.0.0.0', 67))\n\
+                 print('holding port 67', flush=True)\n\
+                 time.sleep(600)\n",
+            ],
+        );
+        holder.wait_for_line("holding port 67", secs(10));
+        holder
+    }
+
     fn start_b4d(&self, name: &str, config: &str) -> Process {
         let b4d = self.server.spawn(
             &self.dir,
@@ -566,13 +602,7 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
     }
     let mut lan = Lan::new("lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it");
     let a = lan.add_client("a", "02:00:00:00:08:01");
-    let written = lan.config("", "");
-    let text = std::fs::read_to_string(&written).unwrap();
-    let follow = text
-        .replace("\toption ipaddr '192.168.1.1'\n", "")
-        .replace("\toption netmask '255.255.255.0'\n", "")
-        .replace("option dns_proxy '0'", "option dns_proxy '1'");
-    let config = lan.dir.write("follow.uci", follow).display().to_string();
+    let config = lan.follow_config(true);
     let b4d = lan.start_b4d("b4d", &config);
     // What the DHCPv4 server and the DNS proxy say about one change, in
     // whichever order they say it.
@@ -730,27 +760,8 @@ fn no_lan_address_while_port_67_is_held_is_waited_for_idly() {
     }
     let mut lan = Lan::new("no_lan_address_while_port_67_is_held_is_waited_for_idly");
     let c = lan.add_client("c1", "02:00:00:00:09:01");
-    let holder = lan.server.spawn(
-        &lan.dir,
-        "port67-holder",
-        "python3",
-        &[
-            "-c",
-            "import socket, time\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('0.0.0.0', 67))\n\
-             print('holding port 67', flush=True)\n\
-             time.sleep(600)\n",
-        ],
-    );
-    holder.wait_for_line("holding port 67", secs(10));
-    let written = lan.config("", "");
-    let follow = std::fs::read_to_string(&written)
-        .unwrap()
-        .replace("\toption ipaddr '192.168.1.1'\n", "")
-        .replace("\toption netmask '255.255.255.0'\n", "");
-    let config = lan.dir.write("follow.uci", follow).display().to_string();
+    let holder = lan.hold_port_67();
+    let config = lan.follow_config(false);
     let b4d = lan.start_b4d("b4d", &config);
     b4d.wait_for_line("DHCPv4: cannot serve on eth0", secs(10));
     lan.server.ip(&["addr", "flush", "dev", "eth0"]);
@@ -889,22 +900,7 @@ fn port_67_held_by_another_server_is_waited_for_not_shared() {
     }
     let mut lan = Lan::new("port_67_held_by_another_server_is_waited_for_not_shared");
     let c = lan.add_client("c1", "02:00:00:00:06:01");
-    let holder = lan.server.spawn(
-        &lan.dir,
-        "port67-holder",
-        "python3",
-        &[
-            "-c",
-            "import socket, time\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n\
-             s.bind(('0.0.0.0', 67))\n\
-             print('holding port 67', flush=True)\n\
-             time.sleep(600)\n",
-        ],
-    );
-    holder.wait_for_line("holding port 67", secs(10));
+    let holder = lan.hold_port_67();
     let config = lan.config("", "");
     let b4d = lan.start_b4d("b4d", &config);
     let warning = b4d.wait_for_line("DHCPv4: cannot serve on eth0", secs(10));
