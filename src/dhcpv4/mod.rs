@@ -125,8 +125,7 @@ impl ServerConfig {
             })
             .collect();
         let config = ServerConfig {
-            server_ip: lan.address(),
-            netmask: lan.netmask(),
+            lan,
             pool_first,
             pool_last,
             lease_secs: u32::try_from(settings.lease_time.as_secs()).unwrap_or(u32::MAX - 1),
@@ -164,8 +163,7 @@ mod tests {
             ..Config::default()
         };
         let (server, misfits) = ServerConfig::from_config(&config, subnet("10.0.0.1/16"));
-        assert_eq!(server.server_ip, Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(server.netmask, Ipv4Addr::new(255, 255, 0, 0));
+        assert_eq!(server.lan, subnet("10.0.0.1/16"));
         assert_eq!(
             (server.pool_first, server.pool_last),
             (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 249))

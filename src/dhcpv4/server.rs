@@ -47,10 +47,9 @@ pub struct StaticLease {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// The LAN address: server identifier, router and DNS server (the b4d
-    /// DNS proxy).
-    pub server_ip: Ipv4Addr,
-    pub netmask: Ipv4Addr,
+    /// The LAN subnet; its address is the server identifier, router and
+    /// DNS server (the b4d DNS proxy).
+    pub lan: Ipv4Subnet,
     pub pool_first: Ipv4Addr,
     pub pool_last: Ipv4Addr,
     pub lease_secs: u32,
@@ -62,13 +61,8 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.server_ip) | !u32::from(self.netmask))
-    }
-
-    fn in_subnet(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::from(self.netmask);
-        u32::from(ip) & mask == u32::from(self.server_ip) & mask
+    fn server_ip(&self) -> Ipv4Addr {
+        self.lan.address()
     }
 }
 
@@ -251,10 +245,7 @@ impl Server {
         let mut server = Server {
             status: ServerStatus {
                 pool_size: pool.len(),
-                subnet: Ipv4Subnet::new(
-                    config.server_ip,
-                    u32::from(config.netmask).leading_ones() as u8,
-                ),
+                subnet: Some(config.lan),
                 ..ServerStatus::default()
             },
             pool,
@@ -271,7 +262,7 @@ impl Server {
         for ip in server.config.statics.iter().map(|s| s.ip) {
             server.pool.set_occupied(ip, true);
         }
-        let own = server.config.server_ip;
+        let own = server.config.server_ip();
         server.pool.set_occupied(own, true);
         restored.sort_by_key(|l| l.expires);
         for lease in restored {
@@ -438,7 +429,7 @@ impl Server {
         if !self.within_rate(now, request.chaddr) {
             return self.drop_message(DropReason::RateLimited);
         }
-        if !request.giaddr.is_unspecified() && !self.config.in_subnet(request.giaddr) {
+        if !request.giaddr.is_unspecified() && !self.config.lan.contains(request.giaddr) {
             return self.drop_message(DropReason::Relayed);
         }
         let outcome = match request.message_type {
@@ -560,7 +551,7 @@ impl Server {
             || self.offers.contains_key(&ip)
             || self.quarantine.contains_key(&ip)
             || self.is_static_ip(ip)
-            || ip == self.config.server_ip;
+            || ip == self.config.server_ip();
         self.pool.set_occupied(ip, occupied);
     }
 
@@ -581,7 +572,7 @@ impl Server {
     /// not quarantined, not actively leased or live-offered to anyone else.
     fn available_for(&self, ip: Ipv4Addr, client: &ClientKey, now: u64) -> bool {
         self.pool.contains(ip)
-            && ip != self.config.server_ip
+            && ip != self.config.server_ip()
             && !self.is_static_ip(ip)
             && !self.is_quarantined(ip, now)
             && !self.leased_to_another(ip, client, now)
@@ -708,7 +699,7 @@ impl Server {
     fn request(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
         let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
         let (kind, ip) = match (request.server_id, request.requested_ip) {
-            (Some(id), _) if id != self.config.server_ip => {
+            (Some(id), _) if id != self.config.server_ip() => {
                 // The client took another server's offer: ours is free again.
                 self.remove_offer_of(&client);
                 return Err(DropReason::OtherServer);
@@ -753,7 +744,7 @@ impl Server {
         kind: RequestKind,
         ip: Ipv4Addr,
     ) -> Result<(), &'static str> {
-        if !self.config.in_subnet(ip) {
+        if !self.config.lan.contains(ip) {
             return Err("not on this network");
         }
         if let Some(s) = self.usable_static_for(now, client, request.chaddr) {
@@ -836,7 +827,7 @@ impl Server {
     fn decline(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
         if request
             .server_id
-            .is_some_and(|id| id != self.config.server_ip)
+            .is_some_and(|id| id != self.config.server_ip())
         {
             return Err(DropReason::OtherServer);
         }
@@ -883,7 +874,10 @@ impl Server {
 
     fn nak(&self, request: &Request, why: &str) -> (Destination, Reply) {
         let mut options = vec![
-            required(wire::OPT_SERVER_ID, self.config.server_ip.octets().to_vec()),
+            required(
+                wire::OPT_SERVER_ID,
+                self.config.server_ip().octets().to_vec(),
+            ),
             optional(wire::OPT_MESSAGE, why.as_bytes().to_vec()),
         ];
         if let Some(id) = &request.client_id {
@@ -924,7 +918,10 @@ impl Server {
         lease_secs: Option<u32>,
     ) -> (Destination, Reply) {
         let c = &self.config;
-        let mut options = vec![required(wire::OPT_SERVER_ID, c.server_ip.octets().to_vec())];
+        let mut options = vec![required(
+            wire::OPT_SERVER_ID,
+            c.server_ip().octets().to_vec(),
+        )];
         if let Some(secs) = lease_secs {
             // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
             options.push(required(wire::OPT_LEASE_TIME, secs.to_be_bytes().to_vec()));
@@ -937,7 +934,10 @@ impl Server {
                 (secs / 8 * 7).to_be_bytes().to_vec(),
             ));
         }
-        options.push(required(wire::OPT_SUBNET_MASK, c.netmask.octets().to_vec()));
+        options.push(required(
+            wire::OPT_SUBNET_MASK,
+            c.lan.netmask().octets().to_vec(),
+        ));
         if let Some(id) = &request.client_id {
             // RFC 6842: echo the client identifier.
             options.push(required(wire::OPT_CLIENT_ID, id.clone()));
@@ -963,8 +963,8 @@ impl Server {
                 continue;
             }
             let value = match code {
-                wire::OPT_ROUTER | wire::OPT_DNS => Some(c.server_ip.octets().to_vec()),
-                wire::OPT_BROADCAST => Some(c.broadcast().octets().to_vec()),
+                wire::OPT_ROUTER | wire::OPT_DNS => Some(c.server_ip().octets().to_vec()),
+                wire::OPT_BROADCAST => Some(c.lan.broadcast().octets().to_vec()),
                 wire::OPT_DOMAIN_NAME => c.domain.as_ref().map(|d| d.as_bytes().to_vec()),
                 wire::OPT_DOMAIN_SEARCH => c.domain.as_deref().map(wire::dns_wire_name),
                 wire::OPT_INTERFACE_MTU => c.mtu.map(|m| m.to_be_bytes().to_vec()),

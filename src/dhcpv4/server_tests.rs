@@ -10,6 +10,7 @@ use super::leases::{ClientKey, Lease, TimeBase};
 use super::server::*;
 use super::wire::tests::build_request;
 use super::wire::*;
+use crate::lan4::Ipv4Subnet;
 
 const T0: u64 = 1_700_000_000;
 
@@ -42,8 +43,7 @@ fn mac(n: u8) -> [u8; 6] {
 
 fn config(pool_len: u8) -> ServerConfig {
     ServerConfig {
-        server_ip: SERVER,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        lan: Ipv4Subnet::new(SERVER, 24).unwrap(),
         pool_first: ip(100),
         pool_last: ip(100 + pool_len - 1),
         lease_secs: 3600,
@@ -599,7 +599,7 @@ fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
     // from 192.168.0.0 (as ServerConfig::from_config places it), so both
     // leases are outside it: parked, not lost, and back with the /24.
     let wider = ServerConfig {
-        netmask: Ipv4Addr::new(255, 255, 0, 0),
+        lan: Ipv4Subnet::new(SERVER, 16).unwrap(),
         pool_first: Ipv4Addr::new(192, 168, 0, 100),
         pool_last: Ipv4Addr::new(192, 168, 0, 249),
         ..config(10)
@@ -612,8 +612,7 @@ fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
     // Another network (network.lan.ipaddr changed): every lease goes, and
     // the clients asking for their old addresses are told no.
     let moved = ServerConfig {
-        server_ip: Ipv4Addr::new(10, 0, 0, 1),
-        netmask: Ipv4Addr::new(255, 255, 0, 0),
+        lan: Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 1), 16).unwrap(),
         pool_first: Ipv4Addr::new(10, 0, 0, 100),
         pool_last: Ipv4Addr::new(10, 0, 0, 249),
         statics: Vec::new(),
@@ -882,8 +881,7 @@ proptest! {
             ..config(5)
         };
         let elsewhere = ServerConfig {
-            server_ip: Ipv4Addr::new(10, 0, 0, 1),
-            netmask: Ipv4Addr::new(255, 0, 0, 0),
+            lan: Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 1), 8).unwrap(),
             pool_first: Ipv4Addr::new(10, 0, 0, 100),
             pool_last: Ipv4Addr::new(10, 0, 0, 104),
             statics: Vec::new(),
