@@ -115,6 +115,28 @@ impl Lan {
         self.dir.write("follow.uci", follow).display().to_string()
     }
 
+    /// Holds UDP port 53 of `address` (present on eth0 or not: IP_FREEBIND)
+    /// until dropped, as a DNS server bound to every address would.
+    fn hold_udp_53(&self, address: &str) -> Process {
+        let holder = self.server.spawn(
+            &self.dir,
+            &format!("port-53-holder-{address}"),
+            "python3",
+            &[
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND\n\
+                 s.bind((sys.argv[1], 53))\n\
+                 print('holding', flush=True)\n\
+                 time.sleep(60)\n",
+                address,
+            ],
+        );
+        holder.wait_for_line("holding", secs(5));
+        holder
+    }
+
     /// Holds 0.0.0.0:67 as OpenWrt's dnsmasq does (SO_REUSEADDR and
     /// SO_REUSEPORT) until dropped or signalled.
     fn hold_port_67(&self) -> Process {
@@ -623,21 +645,7 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
 
     // netifd applying network.lan.ipaddr='10.0.0.1/16', while something
     // (a dnsmasq on all addresses) holds port 53 of the new address.
-    let holder = lan.server.spawn(
-        &lan.dir,
-        "port-53-holder",
-        "python3",
-        &[
-            "-c",
-            "import socket, time\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-             s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND\n\
-             s.bind(('10.0.0.1', 53))\n\
-             print('holding', flush=True)\n\
-             time.sleep(60)\n",
-        ],
-    );
-    holder.wait_for_line("holding", secs(5));
+    let holder = lan.hold_udp_53("10.0.0.1");
     let mark = b4d.mark();
     lan.server
         .ip(&["addr", "del", "192.168.1.1/24", "dev", "eth0"]);
@@ -703,6 +711,41 @@ fn lan_address_changed_under_b4d_moves_dhcp_and_dns_with_it() {
     let third = lan.udhcpc(a, "udhcpc-3", "a", &["-r", &new_ip]);
     let bound = third.wait_for_line("udhcpc-event bound", secs(20));
     assert_eq!(field(&bound, "ip"), new_ip, "its lease stayed: {bound}");
+    assert!(b4d.is_running());
+}
+
+/// Port 53 of the LAN address still held when b4d starts (dnsmasq not
+/// stopped yet), then netifd moves the LAN to another address, free: the
+/// proxy listens there at once, not at its next try of the held one.
+#[test]
+fn a_lan_move_while_port_53_is_held_is_followed_at_once() {
+    if !ready() {
+        return;
+    }
+    let lan = Lan::new("a_lan_move_while_port_53_is_held_is_followed_at_once");
+    let holder = lan.hold_udp_53("192.168.1.1");
+    let b4d = lan.start_b4d("b4d", &lan.follow_config(true));
+    // (Maybe said before start_b4d's own wait ended.)
+    assert!(
+        b4d.wait_for_line_after(0, "cannot listen on 192.168.1.1:53", secs(10))
+            .is_some(),
+        "{}",
+        b4d.tail(20)
+    );
+    let mark = b4d.mark();
+    lan.server
+        .ip(&["addr", "del", "192.168.1.1/24", "dev", "eth0"]);
+    lan.server.add_addr("eth0", "10.0.0.1/16");
+    // The held address is tried again every 5 s; the change itself must
+    // bring the listeners, well within that.
+    assert!(
+        b4d.wait_for_line_after(mark, "proxy listening on 10.0.0.1:53", secs(2))
+            .is_some(),
+        "the proxy did not follow the LAN at once:\n{}",
+        b4d.tail(20)
+    );
+    assert!(lan.server.udp_listeners().contains("10.0.0.1:53"));
+    drop(holder);
     assert!(b4d.is_running());
 }
 

@@ -328,16 +328,21 @@ async fn first_listeners(
             problem: Some(problem),
             ..ProxyStatus::default()
         });
-        // A changed subnet is tried at once; a closed channel (shutdown)
-        // waits for the shutdown itself.
+        // A changed subnet is tried at once, also while the port is held
+        // (netifd moving the LAN away from the address dnsmasq holds); a
+        // closed channel (shutdown) waits for the shutdown itself.
         let retry = async {
-            match state {
-                Ok(_) => sleep(BIND_RETRY).await,
-                Err(_) => {
-                    if lan.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
+            let changed = async {
+                if lan.changed().await.is_err() {
+                    std::future::pending::<()>().await;
                 }
+            };
+            match state {
+                Ok(_) => tokio::select! {
+                    () = sleep(BIND_RETRY) => {}
+                    () = changed => {}
+                },
+                Err(_) => changed.await,
             }
         };
         tokio::select! {
