@@ -139,10 +139,15 @@ fn add_arp_entry(fd: RawFd, device: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Res
     Ok(())
 }
 
-/// Loads the lease file; a missing file is an empty one.
+/// Loads the lease file; a missing file is an empty one. A damaged byte
+/// (not UTF-8) spoils its line only, counted as unusable like any other.
 fn load_leases(path: &Path, base: &TimeBase) -> (Vec<leases::Lease>, usize) {
-    match std::fs::read_to_string(path) {
-        Ok(text) => leases::parse(&text, base, server::valid_hostname),
+    match std::fs::read(path) {
+        Ok(bytes) => leases::parse(
+            &String::from_utf8_lossy(&bytes),
+            base,
+            server::valid_hostname,
+        ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
         Err(e) => {
             warn!(
@@ -537,5 +542,41 @@ async fn send(socket: &UdpSocket, device: &str, to: Destination, bytes: &[u8]) {
     };
     if let Err(e) = socket.send_to(bytes, SocketAddrV4::new(ip, port)).await {
         warn!("DHCPv4 send to {ip} on {device}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte that is not UTF-8 (a damaged sector, a hand edit) in one
+    /// host name: that line is unusable, every other lease is kept.
+    #[test]
+    fn a_damaged_byte_in_the_lease_file_spoils_its_line_only() {
+        let base = TimeBase {
+            boot_id: "boot".into(),
+            wall_minus_boot: 0,
+        };
+        let lease = |last: u8, name: &str| leases::Lease {
+            client: leases::ClientKey::Mac([2, 0, 0, 0, 0, last]),
+            mac: [2, 0, 0, 0, 0, last],
+            ip: Ipv4Addr::new(192, 168, 1, last),
+            hostname: Some(name.into()),
+            expires: 1000,
+        };
+        let all = [lease(100, "tv"), lease(101, "phone"), lease(102, "laptop")];
+        let text = leases::serialize(all.iter(), 10, &base);
+        let mut bytes = text.into_bytes();
+        let at = bytes.windows(5).position(|w| w == b"phone").unwrap();
+        bytes[at + 1] = 0xff;
+        let path = std::env::temp_dir().join(format!("b4d-leases-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let (restored, bad) = load_leases(&path, &base);
+        std::fs::remove_file(&path).unwrap();
+        let names: Vec<_> = restored.iter().filter_map(|l| l.hostname.clone()).collect();
+        assert_eq!(
+            (names, bad),
+            (vec!["tv".to_string(), "laptop".to_string()], 1)
+        );
     }
 }

@@ -518,18 +518,32 @@ impl Server {
         by_id.or_else(|| self.config.statics.iter().find(|s| s.mac == mac))
     }
 
-    /// The client's static lease, unless another client holds its address
-    /// now: a host entry with both a client id and a MAC can match two
-    /// devices, and the second must not get the first one's address (it is
-    /// served from the pool instead, as dnsmasq does).
+    /// The client's static lease, unless another device holds its address
+    /// now or it was declined recently. A host entry with both a client id
+    /// and a MAC can match two devices, and the second must not get the
+    /// first one's address; a declined one is in use by some other machine
+    /// (RFC 2131 §4.3.3: not available). Either way the client is served
+    /// from the pool instead, as dnsmasq does.
     fn usable_static_for(
         &self,
         now: u64,
         client: &ClientKey,
         mac: [u8; 6],
     ) -> Option<&StaticLease> {
-        self.static_for(client, mac)
-            .filter(|s| !self.leased_to_another(s.ip, client, now))
+        self.static_for(client, mac).filter(|s| {
+            !self.is_quarantined(s.ip, now) && !self.static_held_by_another(s, client, now)
+        })
+    }
+
+    /// Whether a device other than `client` holds host entry `s`'s address.
+    /// An entry matched by MAC alone is the machine's whatever client id it
+    /// sends: a dual-boot PC, or a PXE ROM then its OS, sends one in one
+    /// system and none in the other, and its lease of the other system is
+    /// its own.
+    fn static_held_by_another(&self, s: &StaticLease, client: &ClientKey, now: u64) -> bool {
+        (self.leases.by_ip(s.ip)).is_some_and(|l| {
+            l.is_active(now) && &l.client != client && (s.client_id.is_some() || l.mac != s.mac)
+        })
     }
 
     /// Whether someone other than `client` holds an active lease on `ip`.
@@ -629,7 +643,7 @@ impl Server {
         if let Some(ip) = self
             .quarantine
             .iter()
-            .find(|(_, &t)| t <= now)
+            .find(|(&ip, &t)| t <= now && !self.is_static_ip(ip))
             .map(|(ip, _)| *ip)
         {
             self.quarantine.remove(&ip);
@@ -755,7 +769,11 @@ impl Server {
             };
         }
         if self.is_static_ip(ip) {
-            return Err("reserved for another host");
+            return Err(if self.is_quarantined(ip, now) {
+                "declined recently, quarantined"
+            } else {
+                "reserved for another host"
+            });
         }
         if !self.pool.contains(ip) {
             return Err("outside the pool");
@@ -797,6 +815,10 @@ impl Server {
             .is_some_and(|l| l.client == client && l.is_active(now) && l.hostname == hostname);
         self.remove_offer_of(&client);
         self.remove_offer(ip);
+        // Granted (the quarantine was over, or a client renews what it
+        // held): a record left behind would let `reclaim` hand the address
+        // to someone else while this client uses it.
+        self.quarantine.remove(&ip);
         let lease = Lease {
             client,
             mac: request.chaddr,
@@ -847,9 +869,9 @@ impl Server {
         );
         self.leases.remove(ip);
         self.remove_offer(ip);
-        if !self.is_static_ip(ip) {
-            self.quarantine.insert(ip, now + DECLINE_QUARANTINE_SECS);
-        }
+        // A host entry's address too: its host is served from the pool
+        // meanwhile, instead of a DISCOVER/DECLINE loop on the same address.
+        self.quarantine.insert(ip, now + DECLINE_QUARANTINE_SECS);
         self.refresh(ip);
         push_once(actions, Action::Persist);
         push_once(actions, Action::LeasesChanged);
@@ -1016,10 +1038,13 @@ impl Server {
             .filter(|l| l.is_active(now) && pool.contains(l.ip) && !self.is_static_ip(l.ip))
             .count();
         let offered = self.offers.values().filter(|o| o.expires > now).count();
-        let quarantined = self.quarantine.values().filter(|&&t| t > now).count();
-        self.status.pool_used = (leased + offered + quarantined) as u32;
+        // A declined host entry's address is quarantined but not the pool's.
+        let quarantined_in_pool = (self.quarantine.iter())
+            .filter(|&(&ip, &t)| t > now && !self.is_static_ip(ip))
+            .count();
+        self.status.pool_used = (leased + offered + quarantined_in_pool) as u32;
         self.status.active_leases = self.leases.active_count(now) as u32;
-        self.status.quarantined = quarantined as u32;
+        self.status.quarantined = self.quarantine.values().filter(|&&t| t > now).count() as u32;
     }
 }
 
@@ -1075,7 +1100,9 @@ fn client_hostname(request: &Request) -> Option<String> {
     let from_option_12 = request
         .hostname
         .as_deref()
-        .and_then(|h| std::str::from_utf8(h).ok())
+        // Some clients (Windows among them, dnsmasq notes) end the name
+        // with a NUL, which is not part of it.
+        .and_then(|h| std::str::from_utf8(h.strip_suffix(&[0]).unwrap_or(h)).ok())
         .map(|h| h.split('.').next().unwrap_or(h).to_string());
     from_fqdn
         .into_iter()

@@ -828,6 +828,22 @@ fn client_hostnames_are_checked() {
             .as_deref(),
         Some("laptop")
     );
+    // A name ended with a NUL (some Windows versions) is the name before it.
+    s.handle(
+        T0,
+        Input::Received {
+            bytes: &req(b"tablet\0", None),
+        },
+    );
+    assert_eq!(
+        s.lease_list(T0)
+            .iter()
+            .find(|l| !l.is_static)
+            .unwrap()
+            .hostname
+            .as_deref(),
+        Some("tablet")
+    );
 }
 
 /// One client message built from a few arbitrary choices: the interesting
@@ -995,6 +1011,110 @@ fn a_static_address_is_never_acked_to_two_clients() {
     assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, home(10, 61)));
     let holders: Vec<_> = s.lease_list(T0).iter().map(|l| (l.ip, l.mac)).collect();
     assert!(holders.contains(&(ip(21), mac(60))), "{holders:?}");
+}
+
+/// A host entry matched by MAC alone (the usual one) keeps its address for
+/// the machine whether or not it sends a client id: a dual-boot PC, or a
+/// PXE ROM then its OS (dhclient sends none, Windows and udhcpc send one).
+#[test]
+fn a_mac_matched_host_keeps_its_address_with_and_without_a_client_id() {
+    let mut s = server(10);
+    assert_eq!(lease(&mut s, T0, 50), ip(20), "no client id");
+    let client_id = [&[1u8][..], &mac(50)].concat();
+    let reboot = build_request(
+        DHCPREQUEST,
+        mac(50),
+        NONE,
+        &[
+            (OPT_REQUESTED_IP, &ip(20).octets()),
+            (OPT_CLIENT_ID, &client_id),
+        ],
+    );
+    let ack = one(&s.handle(T0 + 60, Input::Received { bytes: &reboot }));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, ip(20)));
+    // And back to the system without one.
+    assert_eq!(one(&discover(&mut s, T0 + 120, 50)).yiaddr, ip(20));
+    assert_eq!(
+        one(&select(&mut s, T0 + 120, 50, ip(20))).message_type,
+        DHCPACK
+    );
+    let holders: Vec<_> = s.lease_list(T0 + 120).iter().map(|l| l.ip).collect();
+    assert_eq!(
+        holders.iter().filter(|&&a| a == ip(20)).count(),
+        1,
+        "{holders:?}"
+    );
+}
+
+/// A host entry's address declined (another machine uses it, RFC 2131
+/// §4.3.3): the host is served from the pool until the quarantine ends,
+/// not offered the same address again and again, and the address is never
+/// reclaimed for anyone else.
+#[test]
+fn a_declined_host_address_is_quarantined_and_the_host_served_from_the_pool() {
+    let mut s = server(2);
+    let stranger = lease(&mut s, T0, 1);
+    assert_eq!(lease(&mut s, T0, 50), ip(20));
+    let decline = build_request(
+        DHCPDECLINE,
+        mac(50),
+        NONE,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &ip(20).octets()),
+        ],
+    );
+    s.handle(T0 + 1, Input::Received { bytes: &decline });
+    let status = s.status(T0 + 1);
+    assert_eq!((status.quarantined, status.pool_used), (1, 1));
+    let offer = one(&discover(&mut s, T0 + 12, 50));
+    assert!(
+        offer.yiaddr != ip(20) && offer.yiaddr != stranger,
+        "{offer:?}"
+    );
+    assert_eq!(
+        one(&select(&mut s, T0 + 12, 50, offer.yiaddr)).message_type,
+        DHCPACK
+    );
+    assert_eq!(
+        one(&init_reboot(&mut s, T0 + 13, 50, ip(20))).option(56),
+        Some(&b"declined recently, quarantined"[..])
+    );
+    // The pool is full: a newcomer after the quarantine gets nothing, not
+    // the host's address.
+    let later = T0 + 1 + DECLINE_QUARANTINE_SECS;
+    assert!(sent(&discover(&mut s, later, 3)).is_empty());
+    // The host gets its own address back.
+    assert_eq!(one(&discover(&mut s, later, 50)).yiaddr, ip(20));
+}
+
+/// A client renewing an address after its quarantine ended (it used it
+/// all along: a lost lease file) holds it: a full pool does not reclaim it
+/// for a newcomer from the stale quarantine record.
+#[test]
+fn an_address_granted_after_its_quarantine_is_not_reclaimed_for_another() {
+    let mut s = server(2);
+    let x = lease(&mut s, T0, 1);
+    let decline = build_request(
+        DHCPDECLINE,
+        mac(1),
+        NONE,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &x.octets()),
+        ],
+    );
+    s.handle(T0, Input::Received { bytes: &decline });
+    assert_ne!(lease(&mut s, T0 + 1, 2), x);
+    let after = T0 + 1 + DECLINE_QUARANTINE_SECS;
+    assert_eq!(one(&renew(&mut s, after, 3, x)).message_type, DHCPACK);
+    assert!(
+        sent(&discover(&mut s, after + 1, 4))
+            .iter()
+            .all(|o| o.yiaddr != x),
+        "offered an address in use"
+    );
+    assert_eq!(one(&renew(&mut s, after + 2, 3, x)).message_type, DHCPACK);
 }
 
 /// With the pool full, an expired record of a static host is not
