@@ -967,6 +967,14 @@ impl Client {
             (State::Soliciting { .. }, wire::MSG_REPLY)
                 if self.config.rapid_commit && msg.rapid_commit =>
             {
+                // A server with nothing for us commits nothing (kea answers
+                // NoAddrsAvail in a rapid Reply): another server's offer may
+                // be in hand or on its way.
+                let (addresses, prefixes) = self.wanted_offer(&msg);
+                if addresses.is_empty() && prefixes.is_empty() {
+                    self.apply_max_rt(&msg);
+                    return self.ignore_empty_offer(from, &msg, "Rapid-commit Reply");
+                }
                 info!("DHCPv6: rapid commit from {from}");
                 self.on_binding_reply(now, from, server_id, &msg)
             }
@@ -1028,8 +1036,8 @@ impl Client {
         }
     }
 
-    fn on_advertise(&mut self, now: Instant, from: Ipv6Addr, server_id: Vec<u8>, msg: &Received) {
-        self.apply_max_rt(msg);
+    /// The addresses and prefixes of `msg` that this client asked for.
+    fn wanted_offer(&self, msg: &Received) -> (Vec<Ipv6Addr>, Vec<(Ipv6Addr, u8)>) {
         let (addresses, prefixes) = usable_leases(msg);
         let (want_na, want_pd) = self.wanted_ias();
         let addresses: Vec<Ipv6Addr> = if want_na {
@@ -1042,14 +1050,27 @@ impl Client {
         } else {
             Vec::new()
         };
+        (addresses, prefixes)
+    }
+
+    /// A server's answer to the Solicit that offers nothing wanted (its
+    /// pool is empty, or it has nothing for this subscriber): ignored, so
+    /// the collection goes on and another server's offer is taken (§18.2.9
+    /// for an Advertise; §18.2.10.1 "try another server" for a Reply).
+    fn ignore_empty_offer(&mut self, from: Ipv6Addr, msg: &Received, what: &str) {
+        let why = status_words(msg);
+        self.last_problem = Some(format!("server {from} offers no address or prefix: {why}"));
+        self.drop_message(
+            Drop::NothingOffered,
+            &format!("{what} from {from} offers no address or prefix ({why})"),
+        );
+    }
+
+    fn on_advertise(&mut self, now: Instant, from: Ipv6Addr, server_id: Vec<u8>, msg: &Received) {
+        self.apply_max_rt(msg);
+        let (addresses, prefixes) = self.wanted_offer(msg);
         if addresses.is_empty() && prefixes.is_empty() {
-            // §18.2.9: ignore an Advertise that offers no binding.
-            let why = status_words(msg);
-            self.last_problem = Some(format!("server {from} offers no address or prefix: {why}"));
-            return self.drop_message(
-                Drop::NothingOffered,
-                &format!("Advertise from {from} offers no address or prefix ({why})"),
-            );
+            return self.ignore_empty_offer(from, msg, "Advertise");
         }
         self.counters.accepted += 1;
         let offer = Offer {

@@ -540,6 +540,42 @@ fn best_advertise_of_the_first_rt_wins() {
     assert_eq!(oro(&request), vec![23, 24, 64, 82]);
 }
 
+/// Two servers: one with rapid commit but nothing for this subscriber
+/// (kea's rapid Reply with NoAddrsAvail), one with an offer. Whichever
+/// comes first, the offer is taken: the empty Reply is ignored like an
+/// empty Advertise, not a reason to start soliciting over.
+#[test]
+fn an_empty_rapid_commit_reply_does_not_discard_another_servers_offer() {
+    let nothing = ServerReply {
+        address: None,
+        prefix: None,
+        ia_status: Some(Status::NoAddrsAvail),
+        ..Default::default()
+    };
+    for empty_first in [false, true] {
+        let mut lab = Lab::new(stateful());
+        lab.feed(Input::LinkUp);
+        let solicit = lab.next_sent();
+        let offer = ServerReply::default().advertise(solicit.xid(), &SERVER_B, 10);
+        let empty = nothing.rapid_reply(solicit.xid(), &SERVER_A);
+        if empty_first {
+            lab.receive("fe80::a", &empty);
+            lab.receive("fe80::b", &offer);
+        } else {
+            lab.receive("fe80::b", &offer);
+            lab.receive("fe80::a", &empty);
+        }
+        assert_eq!(lab.client.counters().dropped(Drop::NothingOffered), 1);
+        let request = lab.next_sent();
+        assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
+        assert_eq!(server_id(&request).unwrap(), SERVER_B.to_vec());
+        assert!(
+            lab.now - lab.sent[0].0 <= secs(2),
+            "requested within the first RT, not after a new Solicit"
+        );
+    }
+}
+
 #[test]
 fn preference_255_is_taken_at_once() {
     let mut lab = Lab::new(stateful());
