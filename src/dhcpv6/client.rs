@@ -98,9 +98,12 @@ pub enum Drop {
     InvalidAftrName,
     InvalidIa,
     ServerError,
+    /// A malformed optional option (DNS servers, domains, SOL_MAX_RT...)
+    /// left out of an otherwise usable message.
+    InvalidOption,
 }
 
-const DROP_KINDS: usize = 11;
+const DROP_KINDS: usize = 12;
 
 impl Drop {
     fn index(self) -> usize {
@@ -120,6 +123,7 @@ impl Drop {
             Drop::InvalidAftrName => "invalid-aftr-name",
             Drop::InvalidIa => "invalid-ia",
             Drop::ServerError => "server-error-status",
+            Drop::InvalidOption => "invalid-option",
         }
     }
 
@@ -135,6 +139,7 @@ impl Drop {
         Drop::InvalidAftrName,
         Drop::InvalidIa,
         Drop::ServerError,
+        Drop::InvalidOption,
     ];
 }
 
@@ -950,6 +955,11 @@ impl Client {
         let Some(server_id) = msg.server_id.clone() else {
             return self.drop_message(Drop::NoServerId, &format!("from {from}: no Server ID"));
         };
+        for e in &msg.ignored {
+            // The rest of the message is used; what the option would have
+            // set stays as it was.
+            self.drop_message(Drop::InvalidOption, &format!("from {from}, ignored: {e}"));
+        }
         if let Some(Err(e)) = &msg.aftr_name {
             // The rest of the message is fine; the old AFTR name stays.
             self.drop_message(
@@ -1280,8 +1290,13 @@ impl Client {
     }
 
     fn apply_info(&mut self, msg: &Received) {
-        self.info.dns_servers = msg.dns_servers.clone().unwrap_or_default();
-        self.info.domains = msg.domains.clone().unwrap_or_default();
+        // A malformed list (left out, counted) keeps the previous one.
+        if !msg.ignored_option(wire::OPT_DNS_SERVERS) {
+            self.info.dns_servers = msg.dns_servers.clone().unwrap_or_default();
+        }
+        if !msg.ignored_option(wire::OPT_DOMAIN_LIST) {
+            self.info.domains = msg.domains.clone().unwrap_or_default();
+        }
         match &msg.aftr_name {
             None => self.info.aftr_name = None,
             Some(Ok(name)) => self.info.aftr_name = Some(name.clone()),

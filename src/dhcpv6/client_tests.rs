@@ -1036,6 +1036,48 @@ fn malformed_aftr_name_keeps_the_previous_one() {
         .any(|e| matches!(e, Event::AftrNameChanged(_))));
 }
 
+/// A server's malformed DNS server list (length not a multiple of 16) or
+/// domain list (compressed, RFC 8415 §10 forbids it) costs that option
+/// only: the binding is taken and the previous list stays.
+#[test]
+fn malformed_dns_options_are_left_out_not_the_message() {
+    let with_bad_options = |mut message: Vec<u8>| {
+        message.extend([0, 23, 0, 10]);
+        message.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1]);
+        message.extend([0, 24, 0, 10, 7]);
+        message.extend(b"example");
+        message.extend([0xc0, 0x0c]);
+        message
+    };
+    let mut lab = Lab::new(stateful());
+    lab.feed(Input::LinkUp);
+    let solicit = lab.next_sent();
+    let advertise = ServerReply::default().advertise(solicit.xid(), &SERVER_A, 255);
+    lab.receive("fe80::a", &with_bad_options(advertise));
+    let request = lab.next_sent();
+    assert_eq!(u8::from(request.msg_type()), wire::MSG_REQUEST);
+    let reply = ServerReply::default().reply(request.xid(), &SERVER_A);
+    lab.receive("fe80::a", &reply);
+    assert_eq!(lab.client.state_name(), "bound");
+    lab.take_events();
+
+    let renew = lab.next_sent();
+    let reply = ServerReply {
+        dns: vec![addr("2001:db8::99")],
+        ..Default::default()
+    }
+    .reply(renew.xid(), &SERVER_A);
+    lab.receive("fe80::a", &with_bad_options(reply));
+    assert_eq!(lab.client.state_name(), "bound");
+    assert_eq!(lab.client.info().dns_servers, [addr("2001:db8::53")]);
+    assert_eq!(lab.client.counters().dropped(Drop::InvalidOption), 4);
+    assert_eq!(lab.client.counters().dropped(Drop::Malformed), 0);
+    assert!(!lab
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::DnsServersChanged(_))));
+}
+
 #[test]
 fn shutdown_releases_and_waits_for_the_reply() {
     let mut lab = Lab::new(stateful());

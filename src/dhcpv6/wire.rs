@@ -79,6 +79,18 @@ pub enum WireError {
     Decode(String),
 }
 
+impl WireError {
+    /// The option at fault, if one is.
+    pub fn option(&self) -> Option<u16> {
+        match self {
+            WireError::Truncated { option }
+            | WireError::BadLength { option, .. }
+            | WireError::BadValue { option, .. } => Some(*option),
+            WireError::TooShort | WireError::Decode(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -175,6 +187,9 @@ pub struct Received {
     pub reconfigure_msg: Option<u8>,
     /// RFC 8415 §21.14: a Reply to Solicit that commits the binding.
     pub rapid_commit: bool,
+    /// Malformed optional options left out (see [`SKIPPABLE`]): what they
+    /// would have set keeps its previous value.
+    pub ignored: Vec<WireError>,
 }
 
 impl Received {
@@ -182,25 +197,82 @@ impl Received {
     pub fn status_code(&self) -> u16 {
         self.status.as_ref().map_or(STATUS_SUCCESS, |s| s.0)
     }
+
+    /// Whether option `code` was present but malformed, and left out.
+    pub fn ignored_option(&self, code: u16) -> bool {
+        self.ignored.iter().any(|e| e.option() == Some(code))
+    }
+}
+
+/// The options of a sequence in order, each as (code, body, the whole
+/// option); a framing error ends the walk.
+fn walk_options(bytes: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8], &[u8]), WireError>> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < 4 {
+            rest = &[];
+            return Some(Err(WireError::Truncated { option: 0 }));
+        }
+        let code = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+        let Some(body) = rest.get(4..4 + len) else {
+            rest = &[];
+            return Some(Err(WireError::Truncated { option: code }));
+        };
+        let whole = &rest[..4 + len];
+        rest = &rest[4 + len..];
+        Some(Ok((code, body, whole)))
+    })
 }
 
 /// Walks a sequence of options and checks each one's framing and, for the
 /// options the client reads, its length and nested structure.
 fn check_options(bytes: &[u8]) -> Result<(), WireError> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        if rest.len() < 4 {
-            return Err(WireError::Truncated { option: 0 });
+    walk_options(bytes).try_for_each(|option| {
+        let (code, body, _) = option?;
+        check_option(code, body)
+    })
+}
+
+/// Top-level options a message is usable without. A malformed one is left
+/// out instead of costing the whole message and the binding it carries (a
+/// server's sloppy domain list, say a compressed one, must not keep a
+/// subscriber offline), as a malformed AFTR-Name is.
+const SKIPPABLE: [u16; 5] = [
+    OPT_DNS_SERVERS,
+    OPT_DOMAIN_LIST,
+    OPT_SOL_MAX_RT,
+    OPT_INF_MAX_RT,
+    OPT_INFORMATION_REFRESH_TIME,
+];
+
+/// `message` without its malformed [`SKIPPABLE`] options, and why each was
+/// left out; any other malformed option is an error.
+fn without_malformed_skippables(
+    message: &[u8],
+) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<WireError>), WireError> {
+    let (header, options) = message.split_at(4);
+    let mut cleaned: Option<Vec<u8>> = None;
+    let mut ignored = Vec::new();
+    let mut kept_len = header.len();
+    for option in walk_options(options) {
+        let (code, body, whole) = option?;
+        match check_option(code, body) {
+            Ok(()) => match &mut cleaned {
+                Some(cleaned) => cleaned.extend_from_slice(whole),
+                None => kept_len += whole.len(),
+            },
+            Err(e) if SKIPPABLE.contains(&code) => {
+                cleaned.get_or_insert_with(|| message[..kept_len].to_vec());
+                ignored.push(e);
+            }
+            Err(e) => return Err(e),
         }
-        let code = u16::from_be_bytes([rest[0], rest[1]]);
-        let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-        let body = rest
-            .get(4..4 + len)
-            .ok_or(WireError::Truncated { option: code })?;
-        check_option(code, body)?;
-        rest = &rest[4 + len..];
     }
-    Ok(())
+    Ok((cleaned.map_or(message.into(), Into::into), ignored))
 }
 
 fn check_option(code: u16, body: &[u8]) -> Result<(), WireError> {
@@ -367,8 +439,8 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
     if bytes.len() < 4 {
         return Err(WireError::TooShort);
     }
-    check_options(&bytes[4..])?;
-    let msg = Message::from_bytes(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+    let (bytes, ignored) = without_malformed_skippables(bytes)?;
+    let msg = Message::from_bytes(&bytes).map_err(|e| WireError::Decode(e.to_string()))?;
     let opts = msg.opts();
     let mut received = Received {
         msg_type: bytes[0],
@@ -388,6 +460,7 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
         information_refresh: u32_option(opts, OPT_INFORMATION_REFRESH_TIME),
         reconfigure_msg: None,
         rapid_commit: false,
+        ignored,
     };
     for opt in opts.iter() {
         match opt {
@@ -715,16 +788,37 @@ mod tests {
     }
 
     #[test]
-    fn bad_lengths_are_rejected() {
-        // DNS servers option with 15 bytes.
-        let mut bytes = vec![MSG_REPLY, 0, 0, 1, 0, 23, 0, 15];
-        bytes.extend([0u8; 15]);
+    fn bad_lengths_are_rejected_or_left_out() {
+        // A Server ID of 2 bytes: the message is unusable.
+        let bytes = [MSG_REPLY, 0, 0, 1, 0, 2, 0, 2, 0, 3];
         assert_eq!(
             parse(&bytes),
             Err(WireError::BadLength {
+                option: OPT_SERVER_ID,
+                len: 2
+            })
+        );
+        // A DNS servers option of 15 bytes, between two good options: left
+        // out, the rest parsed.
+        let mut bytes = vec![MSG_REPLY, 0, 0, 1, 0, 7, 0, 1, 9, 0, 23, 0, 15];
+        bytes.extend([0u8; 15]);
+        bytes.extend([0, 82, 0, 4, 0, 0, 0, 90]);
+        let received = parse(&bytes).unwrap();
+        assert_eq!(
+            received.ignored,
+            [WireError::BadLength {
                 option: OPT_DNS_SERVERS,
                 len: 15
-            })
+            }]
+        );
+        assert!(received.ignored_option(OPT_DNS_SERVERS));
+        assert_eq!(
+            (
+                received.preference,
+                received.dns_servers,
+                received.sol_max_rt
+            ),
+            (9, None, Some(90))
         );
     }
 
