@@ -378,8 +378,20 @@ fn has_prefix_interface_id(addr: Ipv6Addr) -> bool {
     u128::from(addr) & u128::from(u64::MAX) == PREFIX_INTERFACE_ID
 }
 
+/// Whether the tunnel can use `a` as its local end. A deprecated address
+/// (preferred lifetime over, still valid: a server that missed the renewal,
+/// or renumbering) can: RFC 4862 §5.5.4 keeps it usable where nothing
+/// better exists, and ip6tnl refuses only a tentative one. The choice
+/// takes it only when no preferred one fits (see `local_address`).
 fn usable(a: &KernelAddress) -> bool {
-    !a.dad_failed && !a.deprecated && !a.addr.is_unicast_link_local()
+    !a.dad_failed && !a.addr.is_unicast_link_local()
+}
+
+/// The delegated prefix the tunnel's prefix address comes from: the first
+/// still preferred, else the first. A renumbering ISP keeps the old prefix
+/// in its Replies with preferred lifetime 0 beside the new one.
+fn tunnel_prefix(known: &Knowledge) -> Option<&Prefix> {
+    (known.delegated.iter().find(|p| p.preferred > 0)).or(known.delegated.first())
 }
 
 /// A SLAAC address: a /64 the kernel formed from an RA, not a privacy one.
@@ -418,7 +430,7 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
         TunnelSource::IaNa | TunnelSource::Slaac => false,
     };
     if from_prefix && config.enabled {
-        if let Some(p) = known.delegated.first() {
+        if let Some(p) = tunnel_prefix(known) {
             wanted.push(WanAddress {
                 addr: prefix_address(p),
                 preferred: p.preferred,
@@ -436,9 +448,7 @@ fn leased_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
 }
 
 fn prefix_address_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
-    known
-        .delegated
-        .first()
+    tunnel_prefix(known)
         .map(prefix_address)
         .is_some_and(|p| wan.addresses.iter().any(|a| a.addr == p && usable(a)))
 }
@@ -454,38 +464,43 @@ fn local_address(
     wan: &WanDevice,
     installing: &[WanAddress],
 ) -> Result<Ipv6Addr, String> {
-    let on_wan = |addr: Ipv6Addr| match wan.addresses.iter().find(|a| a.addr == addr) {
-        Some(present) => usable(present),
-        None => installing.iter().any(|w| w.addr == addr),
-    };
-    let ia_na = || known.leased.iter().map(|a| a.addr).find(|a| on_wan(*a));
-    let slaac = || {
-        wan.addresses
-            .iter()
-            .filter(|a| is_slaac(a) && usable(a))
-            .map(|a| a.addr)
-            .next()
-    };
-    let prefix = || {
-        known
-            .delegated
-            .first()
-            .map(prefix_address)
-            .filter(|a| on_wan(*a))
-    };
     let pending_ia_na = !known.leased.is_empty();
-    let found = match config.source {
-        TunnelSource::IaNa => ia_na(),
-        TunnelSource::Slaac => slaac(),
-        TunnelSource::Prefix => prefix(),
-        // netifd mode: the prefix address while the IA_NA is not there
-        // yet (it is wanted only if the tunnel already used it).
-        TunnelSource::Auto if pending_ia_na && !known.install_wan_addresses => {
-            ia_na().or_else(prefix)
+    // By the rule, among preferred addresses; failing that, among
+    // deprecated ones too: keeping IPv4 up on a still valid address beats
+    // tearing the tunnel down.
+    let choose = |deprecated_too: bool| {
+        let fits = |a: &KernelAddress| usable(a) && (deprecated_too || !a.deprecated);
+        let on_wan = |addr: Ipv6Addr| match wan.addresses.iter().find(|a| a.addr == addr) {
+            Some(present) => fits(present),
+            None => installing
+                .iter()
+                .any(|w| w.addr == addr && (deprecated_too || w.preferred > 0)),
+        };
+        let ia_na = || known.leased.iter().map(|a| a.addr).find(|a| on_wan(*a));
+        let slaac = || {
+            (wan.addresses.iter())
+                .find(|a| is_slaac(a) && fits(a))
+                .map(|a| a.addr)
+        };
+        let prefix = || {
+            tunnel_prefix(known)
+                .map(prefix_address)
+                .filter(|a| on_wan(*a))
+        };
+        match config.source {
+            TunnelSource::IaNa => ia_na(),
+            TunnelSource::Slaac => slaac(),
+            TunnelSource::Prefix => prefix(),
+            // netifd mode: the prefix address while the IA_NA is not there
+            // yet (it is wanted only if the tunnel already used it).
+            TunnelSource::Auto if pending_ia_na && !known.install_wan_addresses => {
+                ia_na().or_else(prefix)
+            }
+            TunnelSource::Auto if pending_ia_na => ia_na(),
+            TunnelSource::Auto => slaac().or_else(prefix),
         }
-        TunnelSource::Auto if pending_ia_na => ia_na(),
-        TunnelSource::Auto => slaac().or_else(prefix),
     };
+    let found = choose(false).or_else(|| choose(true));
     found.ok_or_else(|| match config.source {
         TunnelSource::IaNa if pending_ia_na => "IA_NA address not on the WAN yet".into(),
         TunnelSource::IaNa => "no IA_NA address in the DHCPv6 lease (tunnel.source 'ia_na')".into(),

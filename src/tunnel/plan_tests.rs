@@ -293,6 +293,83 @@ fn dad_failed_address_is_not_used() {
     );
 }
 
+/// The lease's preferred lifetime ran out (the server missed Renew and
+/// Rebind so far), the address is still valid: the kernel marks it
+/// deprecated, and the tunnel stays on it: nothing better exists.
+#[test]
+fn a_deprecated_local_address_keeps_the_tunnel_when_nothing_better_exists() {
+    let mut k = known();
+    k.leased[0].preferred = 0;
+    let mut o = observed(Some(built(&spec())));
+    let wan = o.wan.as_mut().unwrap();
+    wan.addresses[1].deprecated = true;
+    wan.addresses[1].preferred = 0;
+    let p = run(&config(), &k, &o);
+    assert_eq!(p.verdict.unwrap().local, ia_na());
+    assert!(
+        !p.ops.contains(&Op::DeleteTunnel { index: TUN }),
+        "{:?}",
+        p.ops
+    );
+    // A preferred one, once there, is taken instead.
+    let fresh = v6("2001:db8:1::200");
+    k.leased.push(leased(fresh));
+    o.wan
+        .as_mut()
+        .unwrap()
+        .addresses
+        .push(kernel_addr(fresh, 128));
+    assert_eq!(run(&config(), &k, &o).verdict.unwrap().local, fresh);
+}
+
+/// An ISP delegating a prefix only renumbers: its Reply keeps the old
+/// prefix with preferred lifetime 0 beside the new one. The tunnel moves
+/// to the new prefix's address instead of going down with the old one.
+#[test]
+fn a_renumbered_prefix_moves_the_tunnel_to_the_new_one() {
+    let c = Tunnel {
+        source: TunnelSource::Prefix,
+        ..config()
+    };
+    let old_b4 = v6("2001:db8:100:ff::b4");
+    let new_b4 = v6("2001:db8:200:ff::b4");
+    let mut k = known();
+    k.delegated[0].preferred = 0;
+    k.delegated.push(Prefix {
+        prefix: v6("2001:db8:200::"),
+        len: 56,
+        preferred: 3000,
+        valid: 4000,
+    });
+    let before = run(&c, &known(), &observed(None)).verdict.unwrap();
+    assert_eq!(before.local, old_b4);
+    let mut o = observed(Some(built(&before)));
+    let mut old = kernel_addr(old_b4, 128);
+    (old.deprecated, old.preferred) = (true, 0);
+    o.wan.as_mut().unwrap().addresses.push(old);
+    let p = run(&c, &k, &o);
+    assert!(
+        p.ops.contains(&Op::SetWanAddress {
+            wan: WAN,
+            address: WanAddress {
+                addr: new_b4,
+                preferred: 3000,
+                valid: 4000
+            }
+        }),
+        "{:?}",
+        p.ops
+    );
+    assert!(
+        p.ops
+            .iter()
+            .any(|op| matches!(op, Op::UpdateTunnel { spec, .. } if spec.local == new_b4)),
+        "{:?}",
+        p.ops
+    );
+    assert!(!p.ops.contains(&Op::DeleteTunnel { index: TUN }));
+}
+
 #[test]
 fn tunnel_is_built_while_dad_runs() {
     let mut o = observed(None);
