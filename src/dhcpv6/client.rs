@@ -871,10 +871,14 @@ impl Client {
                 self.start_renew(now)
             }
             Some(lease) if !lease.is_empty() => self.state = State::Bound,
-            _ => {
-                self.lease = None;
+            Some(_) => {
+                // Nothing left: the lease ends here, with what it told us
+                // (AFTR name, DNS servers).
+                let before = self.snapshot();
+                self.lose_lease(LossReason::Declined, &before);
                 self.start_solicit(now);
             }
+            None => self.start_solicit(now),
         }
     }
 

@@ -1250,6 +1250,44 @@ fn dad_failure_declines_the_address() {
         .any(|o| matches!(o, DhcpOption::IANA(_))));
 }
 
+/// The only thing held, an address, declined: the lease ends with what it
+/// told (AFTR name, DNS servers), as any lost lease does, and the client
+/// solicits again.
+#[test]
+fn declining_the_only_address_ends_the_lease() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply {
+        prefix: None,
+        ..Default::default()
+    });
+    lab.take_events();
+    lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
+    let decline = lab.last_sent().clone();
+    assert_eq!(u8::from(decline.msg_type()), wire::MSG_DECLINE);
+    lab.receive(
+        "fe80::a",
+        &build_server_message(
+            wire::MSG_REPLY,
+            decline.xid(),
+            vec![
+                DhcpOption::ClientId(DUID.to_vec()),
+                DhcpOption::ServerId(SERVER_A.to_vec()),
+            ],
+        ),
+    );
+    let events = lab.take_events();
+    assert!(
+        events.contains(&Event::LeaseLost {
+            reason: LossReason::Declined
+        }),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::AftrNameChanged(None)), "{events:?}");
+    assert!(lab.client.lease().is_none());
+    assert!(lab.client.info().dns_servers.is_empty());
+    assert_eq!(lab.client.state_name(), "soliciting");
+}
+
 #[test]
 fn force_renew_renews_now() {
     let mut lab = Lab::new(stateful());

@@ -21,6 +21,9 @@ pub enum LossReason {
     /// The server had lost our binding (NoBinding) and granted nothing
     /// when asked for it again (RFC 8415 §18.2.10.1).
     Refused,
+    /// Its only address was declined (DAD found it in use, RFC 8415
+    /// §18.2.8) and nothing else was held.
+    Declined,
 }
 
 impl fmt::Display for LossReason {
@@ -31,6 +34,7 @@ impl fmt::Display for LossReason {
             LossReason::NotOnLink => "not-on-link",
             LossReason::LinkDown => "link-down",
             LossReason::Refused => "refused",
+            LossReason::Declined => "declined",
         })
     }
 }
