@@ -138,8 +138,8 @@ fn b4_carries_ipv4_through_the_softwire_and_adopts_it_after_kill_9() {
         started.elapsed(),
     );
     assert_eq!(
-        lab.tunnel_index(),
-        Some(index),
+        lab.tunnel_index().as_ref(),
+        Some(&index),
         "the tunnel was recreated, not adopted"
     );
     assert_eq!(b4d.count_matching("create ip6tnl"), 0, "{}", b4d.tail(40));
@@ -150,6 +150,26 @@ fn b4_carries_ipv4_through_the_softwire_and_adopts_it_after_kill_9() {
         b4d.tail(40)
     );
     assert!(lab.ping(&[]));
+
+    // Killed again, and restarted while the ISP's DNS is down (a reload
+    // re-executes b4d too): the adopted tunnel stays on its remote instead
+    // of going down for the outage.
+    lab.stop_dns();
+    lab.b4d().signal(Signal::Kill);
+    lab.b4d().wait_exit(secs(5));
+    lab.start_b4d("b4d-restarted-without-dns");
+    let b4d = lab.b4d();
+    let kept = b4d.wait_for_line("no DNS server answered", secs(30));
+    assert!(kept.contains("keeping the last good address"), "{kept}");
+    b4d.wait_for_line("tunnel up: ds-b4", secs(10));
+    assert_eq!(lab.tunnel_index(), Some(index), "{}", b4d.tail(40));
+    assert_eq!(
+        b4d.count_matching("delete the tunnel"),
+        0,
+        "{}",
+        b4d.tail(40)
+    );
+    assert!(lab.ping(&[]), "IPv4 through the kept tunnel");
 
     // SIGTERM removes everything b4d made.
     b4d.signal(Signal::Term);

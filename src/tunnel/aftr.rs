@@ -95,6 +95,11 @@ pub enum Input {
     /// use: another address of the answer is used at once, and DNS is asked
     /// again (the ISP may have renumbered the AFTR before the TTL ran out).
     AftrUnreachable(Ipv6Addr),
+    /// At start, the kernel holds a tunnel an earlier run left (a reload
+    /// re-executes b4d; procd restarts it after a crash) to this address:
+    /// that run's last answer. Until a lookup of this run answers, it is
+    /// what a DNS outage keeps in use (serve-stale across the restart).
+    Adopted(Ipv6Addr),
     Timeout,
 }
 
@@ -207,6 +212,8 @@ pub struct AftrResolver {
     unreachable: Vec<(Ipv6Addr, Instant)>,
     /// When DNS was last asked again because of that.
     unreachable_asked_at: Option<Instant>,
+    /// The adopted tunnel's remote, until the first lookup ends.
+    adopted: Option<Ipv6Addr>,
     rng: StdRng,
 }
 
@@ -246,6 +253,7 @@ impl AftrResolver {
             replacing: false,
             unreachable: Vec::new(),
             unreachable_asked_at: None,
+            adopted: None,
             rng: StdRng::seed_from_u64(seed),
         };
         resolver.restart(false);
@@ -372,6 +380,12 @@ impl AftrResolver {
                     self.ask();
                 }
             }
+            Input::Adopted(addr) => {
+                let answered = self.status.resolved_at.is_some() || self.status.failures > 0;
+                if !answered && !matches!(self.source, AftrSource::ConfiguredAddress(_)) {
+                    self.adopted = Some(addr);
+                }
+            }
             Input::Timeout => {
                 if self.stale_until.is_some_and(|t| now >= t) {
                     self.stale_until = None;
@@ -443,6 +457,7 @@ impl AftrResolver {
     fn complete(&mut self, now: Instant, result: LookupResult) {
         let name = self.name().unwrap_or_default();
         let replacing = std::mem::take(&mut self.replacing);
+        let adopted = self.adopted.take();
         let problem = match result {
             LookupResult::Addresses {
                 addresses,
@@ -495,6 +510,10 @@ impl AftrResolver {
             LookupResult::NoAddresses { server } => Problem::NoAddresses { name, server },
             LookupResult::AllServersFailed { detail } => {
                 let transient = Problem::AllServersFailed { name, detail };
+                if let Some(addr) = adopted.filter(|_| self.status.selected.is_none()) {
+                    self.status.addresses = vec![addr];
+                    self.status.selected = Some(addr);
+                }
                 if self.status.selected.is_some() && !replacing {
                     // Keep the last good answer (RFC 8767 serve-stale).
                     if !self.status.stale {

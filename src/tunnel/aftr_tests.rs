@@ -179,6 +179,42 @@ fn transient_failure_after_success_serves_stale_until_the_limit() {
     assert!(now <= t1 + STALE_LIMIT + MAX_BACKOFF.mul_f64(1.2));
 }
 
+/// b4d restarted (a reload, or procd after a crash) while DNS is down: the
+/// tunnel the earlier run left is kept on its remote, as that run would
+/// have kept it, until DNS answers; an answer of this run replaces it, an
+/// authoritative "no" withdraws it, and a tunnel seen after a first answer
+/// is this run's own.
+#[test]
+fn an_adopted_tunnels_remote_is_kept_through_a_dns_outage_at_start() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    r.handle(t0, Input::Adopted(AFTR2));
+    assert_eq!(r.selected(), None, "not before the lookup ends");
+    complete(&mut r, t0, &lookup, failed());
+    assert_eq!(r.selected(), Some(AFTR2));
+    assert!(r.status().stale && r.status().problem.is_some());
+    let (t1, again) = next_lookup(&mut r);
+    complete(&mut r, t1, &again, answer(&[AFTR1], 60));
+    assert_eq!(r.selected(), Some(AFTR1));
+
+    let (mut r, lookup) = resolver_with_name(t0);
+    r.handle(t0, Input::Adopted(AFTR2));
+    complete(
+        &mut r,
+        t0,
+        &lookup,
+        LookupResult::NoSuchName { server: DNS1 },
+    );
+    assert_eq!(r.selected(), None, "an authoritative no");
+
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, failed());
+    r.handle(t0, Input::Adopted(AFTR2));
+    let (t1, again) = next_lookup(&mut r);
+    complete(&mut r, t1, &again, failed());
+    assert_eq!(r.selected(), None, "only before this run's first answer");
+}
+
 #[test]
 fn authoritative_no_withdraws_at_once() {
     for result in [

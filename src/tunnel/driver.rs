@@ -268,6 +268,7 @@ impl Loop {
                 }
             };
             self.note_own_addresses(now, &observed);
+            self.note_adopted_tunnel(now, &observed);
             self.report_dad_failures(now, &observed);
             let plan = plan::plan(
                 &self.settings.tunnel,
@@ -287,6 +288,21 @@ impl Loop {
             self.note_new_wan_addresses(&plan.ops, &observed);
         }
         self.settle(now, verdict, error);
+    }
+
+    /// While settling at start: a tunnel of ours already in the kernel was
+    /// left by an earlier run; its remote is that run's AFTR answer, kept
+    /// should this run's first lookup find DNS down (see `Input::Adopted`).
+    fn note_adopted_tunnel(&mut self, now: Instant, observed: &Observed) {
+        if self.settling_until.is_none() {
+            return;
+        }
+        let remote = (observed.tunnel.as_ref())
+            .filter(|t| t.kind == "ip6tnl")
+            .and_then(|t| t.remote);
+        if let Some(remote) = remote {
+            self.resolver.handle(now, aftr::Input::Adopted(remote));
+        }
     }
 
     /// An address b4d has just added is in DAD from then on. Noted before
