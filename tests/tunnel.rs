@@ -254,6 +254,26 @@ fn baby_jumbo_wan_gives_a_full_1500_tunnel_without_fragments() {
     ] {
         assert!(check.contains(needle), "{needle} not in {check}");
     }
+
+    // The ISP's routers announce an MTU of 1500 after all (the RA option
+    // sets the WAN's IPv6 MTU, set here through the same sysctl): what
+    // leaves the WAN is 1500 at most, so the tunnel is 1460 and 1500-byte
+    // IPv4 packets without DF still arrive (fragmented, not dropped).
+    lab.b4d().signal(Signal::Term);
+    assert!(lab.b4d().wait_exit(secs(10)).success());
+    lab.b4.sysctl("net.ipv6.conf.wan0.mtu", "1500");
+    lab.start_b4d("b4d-ipv6-mtu-1500");
+    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    assert!(
+        lab.tunnel_details().contains("mtu 1460"),
+        "{}",
+        lab.tunnel_details()
+    );
+    lab.wait_for_ipv4(secs(10))
+        .expect("IPv4 through the tunnel");
+    assert!(lab.ping(&["-M", "dont", "-s", "1472"]));
+    let mss = lab.b4.exec_stdout("nft", &["list", "table", "inet", "b4"]);
+    assert!(mss.contains("maxseg size set 1420"), "{mss}");
 }
 
 #[test]

@@ -62,6 +62,12 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_AF_SPEC: u16 = 26;
+// IFLA_AF_SPEC's AF_INET6 part (linux/if_link.h, linux/ipv6.h): the
+// device's IPv6 settings as an array of s32 indexed by DEVCONF_*.
+const AF_INET6_SPEC: u16 = 10;
+const IFLA_INET6_CONF: u16 = 2;
+const DEVCONF_MTU6: usize = 2;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 // ip6tnl's IFLA_INFO_DATA (linux/if_tunnel.h).
@@ -199,6 +205,16 @@ pub fn error_code(payload: &[u8]) -> Option<i32> {
     (payload.len() >= 4).then(|| ne_u32(payload, 0) as i32)
 }
 
+/// DEVCONF_MTU6 of an IFLA_AF_SPEC attribute, if it has an IPv6 part.
+fn ipv6_mtu(af_spec: &[u8]) -> Option<u32> {
+    let (_, inet6) = attributes(af_spec).find(|(family, _)| *family == AF_INET6_SPEC)?;
+    let (_, conf) = attributes(inet6).find(|(kind, _)| *kind == IFLA_INET6_CONF)?;
+    let at = DEVCONF_MTU6 * 4;
+    conf.get(at..at + 4)
+        .map(|_| ne_u32(conf, at))
+        .filter(|&mtu| mtu > 0)
+}
+
 /// Route attributes (struct rtattr) of a payload, as (type, value) with
 /// the flag bits removed from the type. Stops at the first malformed one:
 /// what came before stays usable.
@@ -283,6 +299,9 @@ pub struct Link {
     /// Link-layer address (IFLA_ADDRESS).
     pub mac: Option<Vec<u8>>,
     pub mtu: Option<u32>,
+    /// The device's IPv6 MTU (net.ipv6.conf.DEV.mtu): the link MTU, or
+    /// less when a Router Advertisement's MTU option or an admin says so.
+    pub ipv6_mtu: Option<u32>,
     /// IFLA_INFO_KIND ("ip6tnl", "veth", ...).
     pub kind: Option<String>,
     /// IFLA_INFO_DATA when the kind is ip6tnl.
@@ -305,6 +324,7 @@ impl Link {
                 IFLA_IFNAME => link.name = Some(attr_string(value)),
                 IFLA_MTU => link.mtu = attr_u32(value),
                 IFLA_LINKINFO => link.decode_link_info(value),
+                IFLA_AF_SPEC => link.ipv6_mtu = ipv6_mtu(value),
                 _ => {}
             }
         }

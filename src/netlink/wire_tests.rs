@@ -351,6 +351,40 @@ fn kernel_tunnel_link() -> Vec<u8> {
     .concat()
 }
 
+/// A WAN link of 1540 bytes (baby jumbo) whose IPv6 MTU an RA set to 1500:
+/// the IPv6 part of IFLA_AF_SPEC, after an IPv4 part, holds it.
+#[test]
+fn decodes_the_ipv6_mtu_of_a_link() {
+    let nested = |kind: u16, value: Vec<u8>| {
+        [ne16(4 + value.len() as u16), ne16(kind | 0x8000), value].concat()
+    };
+    let mut conf = vec![0u32; 40];
+    (conf[0], conf[1], conf[2]) = (1, 64, 1500);
+    let conf: Vec<u8> = conf.iter().flat_map(|v| ne32(*v)).collect();
+    let af_spec = [
+        nested(2, attr(1, &[0; 16])),
+        nested(10, [attr(1, &ne32(0x8000_0000)), attr(2, &conf)].concat()),
+    ]
+    .concat();
+    let link_without_af_spec = [
+        vec![AF_UNSPEC, 0],
+        ne16(1),
+        ne32(2),
+        ne32(IFF_UP | IFF_RUNNING | IFF_LOWER_UP),
+        ne32(0),
+        attr(4, &ne32(1540)),
+    ]
+    .concat();
+    let payload = [link_without_af_spec.clone(), nested(26, af_spec)].concat();
+    let link = Link::decode(&payload).unwrap();
+    assert_eq!((link.mtu, link.ipv6_mtu), (Some(1540), Some(1500)));
+    assert_eq!(crate::tunnel::kernel::wan_device(&link, &[]).mtu, 1500);
+    // No IPv6 part (IPv6 off on the device): the link MTU.
+    let link = Link::decode(&link_without_af_spec).unwrap();
+    assert_eq!(link.ipv6_mtu, None);
+    assert_eq!(crate::tunnel::kernel::wan_device(&link, &[]).mtu, 1540);
+}
+
 #[test]
 fn decodes_a_kernel_tunnel_link() {
     let datagram = kernel_tunnel_link();

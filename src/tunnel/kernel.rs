@@ -244,7 +244,13 @@ pub fn wan_device(link: &Link, addresses: &[Address]) -> WanDevice {
     let mut wan = WanDevice {
         index: link.index,
         up: link.is_up_with_carrier(),
-        mtu: link.mtu.unwrap_or(0),
+        // What IPv6 packets out of the WAN may carry: the link MTU, or the
+        // smaller one an RA's MTU option set (a "baby jumbo" link the ISP
+        // announces at 1500); the tunnel and the MSS clamp follow it.
+        mtu: match (link.mtu, link.ipv6_mtu) {
+            (Some(link_mtu), Some(ipv6_mtu)) => link_mtu.min(ipv6_mtu),
+            (link_mtu, _) => link_mtu.unwrap_or(0),
+        },
         ..WanDevice::default()
     };
     for address in addresses.iter().filter(|a| a.index == link.index) {
