@@ -124,6 +124,27 @@ fn b4_carries_ipv4_through_the_softwire_and_adopts_it_after_kill_9() {
         "the kernel never adds an IPv6 Fragment header here:\n{all}"
     );
 
+    // A default route through the tunnel that b4d did not add (proto boot,
+    // scope link, as `ip route add` makes it): replaced by b4d's own.
+    lab.b4
+        .ip(&["route", "add", "default", "dev", "ds-b4", "metric", "50"]);
+    let deadline = Instant::now() + secs(10);
+    while lab
+        .b4
+        .ip(&["-4", "route", "show", "default"])
+        .contains("metric 50")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the foreign route stayed:\n{}",
+            lab.b4d().tail(20)
+        );
+        std::thread::sleep(millis(100));
+    }
+    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
+    assert!(routes.contains("via 192.0.0.1 dev ds-b4"), "{routes}");
+    assert!(lab.ping(&[]));
+
     // kill -9: the tunnel stays and carries traffic; a new b4d adopts it.
     let index = lab.tunnel_index().expect("tunnel exists");
     lab.b4d().signal(Signal::Kill);

@@ -104,6 +104,8 @@ const RTA_TABLE: u16 = 15;
 pub const RT_TABLE_MAIN: u8 = 254;
 pub const RTPROT_STATIC: u8 = 4;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
+/// In a delete: a route of any scope (what iproute2's `ip route del` sends).
+const RT_SCOPE_NOWHERE: u8 = 255;
 pub const RTN_UNICAST: u8 = 1;
 pub const RTN_UNREACHABLE: u8 = 7;
 
@@ -772,7 +774,7 @@ pub struct RouteSpec {
     pub metric: u32,
     /// RTPROT_*: who made the route ([`RTPROT_STATIC`] for an administrator's
     /// routes; b4d's LAN prefix routes carry a number of their own so they
-    /// are found again after a restart).
+    /// are found again after a restart). In a delete, 0 matches any.
     pub protocol: u8,
 }
 
@@ -795,7 +797,13 @@ fn route_request(kind: u16, flags: u16, route: &RouteSpec) -> Request {
         dst_len: route.dst_len,
         table: RT_TABLE_MAIN,
         protocol: route.protocol,
-        scope: RT_SCOPE_UNIVERSE,
+        // The kernel matches a delete on the scope too (fib_table_delete):
+        // a route someone added with another scope must go as well.
+        scope: if kind == RTM_DELROUTE {
+            RT_SCOPE_NOWHERE
+        } else {
+            RT_SCOPE_UNIVERSE
+        },
         kind: match route.kind {
             RouteKind::Unicast => RTN_UNICAST,
             RouteKind::Unreachable => RTN_UNREACHABLE,

@@ -260,7 +260,7 @@ fn route_golden_bytes() {
     })
     .finish(4);
     let body = [
-        vec![AF_INET6, 56, 0, 0, 254, 4, 0, 7],
+        vec![AF_INET6, 56, 0, 0, 254, 4, 255, 7],
         ne32(0),
         attr(1, &v6("2001:db8:5500::").octets()),
         attr(6, &ne32(2_147_483_647)),

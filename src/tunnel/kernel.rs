@@ -168,10 +168,14 @@ impl Kernel {
                     .add_route(&default_route(*index, Some(*gateway), *metric))
                     .await
             }
+            // Whoever made it (`ip route add default dev ds-b4 metric 50`
+            // says proto boot): the kernel matches a delete on the protocol.
             Op::RemoveDefaultRoute { index, metric } => {
-                netlink
-                    .delete_route(&default_route(*index, None, *metric))
-                    .await
+                let route = RouteSpec {
+                    protocol: 0,
+                    ..default_route(*index, None, *metric)
+                };
+                netlink.delete_route(&route).await
             }
             Op::LoadMssClamp(clamp) => {
                 let clamp = clamp.clone();
