@@ -358,7 +358,7 @@ fn decodes_the_ipv6_mtu_of_a_link() {
     let nested = |kind: u16, value: Vec<u8>| {
         [ne16(4 + value.len() as u16), ne16(kind | 0x8000), value].concat()
     };
-    let mut conf = vec![0u32; 40];
+    let mut conf = [0u32; 40];
     (conf[0], conf[1], conf[2]) = (1, 64, 1500);
     let conf: Vec<u8> = conf.iter().flat_map(|v| ne32(*v)).collect();
     let af_spec = [
