@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
@@ -42,7 +42,9 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Every client message waits in the 1024-slot event queue, where 64 KiB
 /// frames could take 64 MiB.
 const MAX_TCP_QUERY: usize = 4096;
-/// Messages queued towards one TCP peer.
+/// Messages queued towards one TCP peer. A client connection reads no
+/// query while this many answers are owed (RFC 7766 §6.2.1.1: pipelined
+/// queries must not lose their answers), so its queue never overflows.
 const TCP_QUEUE: usize = 32;
 /// recvmmsg calls in a row before looking at the other event sources.
 const UDP_BATCHES: usize = 4;
@@ -819,11 +821,25 @@ async fn client_connection(
 ) {
     let (mut read, mut write) = stream.into_split();
     let reader_events = events.clone();
+    // One per answer the connection may owe: taken per query read, given
+    // back per answer written.
+    let room = Arc::new(Semaphore::new(TCP_QUEUE));
+    let reader_room = room.clone();
     // Ends with `Some(queries read)` at a clean end of stream (answers still
     // owed are written), `None` when the client misbehaved (closed at once).
     let mut reader = tokio::spawn(async move {
         let mut asked = 0;
         loop {
+            // Answers that never come (queries the proxy dropped) must not
+            // hold the connection forever: the idle time bounds the wait.
+            let permit = timeout(idle, reader_room.acquire()).await;
+            let Ok(Ok(permit)) = permit else {
+                let _ = reader_events
+                    .send(Event::TcpClientDrop(DropReason::TcpIdle))
+                    .await;
+                return None;
+            };
+            permit.forget();
             let frame = match timeout(idle, read_frame(&mut read, MAX_TCP_QUERY)).await {
                 Err(_) => {
                     let _ = reader_events
@@ -860,7 +876,10 @@ async fn client_connection(
         tokio::select! {
             reply = replies.recv() => match reply {
                 Some(reply) => match timeout(idle, write_frame(&mut write, &reply)).await {
-                    Ok(Ok(())) => answered += 1,
+                    Ok(Ok(())) => {
+                        answered += 1;
+                        room.add_permits(1);
+                    }
                     _ => break,
                 },
                 None => break,
@@ -951,7 +970,7 @@ mod tests {
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let (ours, client) = tcp_pair(Ipv4Addr::LOCALHOST, local).await;
         let _ = socket2::SockRef::from(&ours).set_send_buffer_size(4096);
-        let (answers, rx) = mpsc::channel(64);
+        let (answers, rx) = mpsc::channel(TCP_QUEUE);
         let (events_tx, events) = mpsc::channel(64);
         let peer = client.local_addr().unwrap();
         tokio::spawn(client_connection(1, peer, ours, rx, events_tx, timers));
@@ -1029,6 +1048,32 @@ mod tests {
                 }
             }
             until_closed(&mut events).await;
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A client pipelining more queries than the answer queue holds, all
+    /// answered at once (cache hits, local names), as the driver answers:
+    /// `try_send` in the same turn. Every answer arrives (RFC 7766
+    /// §6.2.1.1): the connection reads no further query while the queue
+    /// could overflow.
+    #[tokio::test]
+    async fn pipelined_tcp_queries_beyond_the_queue_all_get_their_answers() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            let burst: Vec<u8> = (0..3 * TCP_QUEUE as u8).flat_map(|i| [0, 1, i]).collect();
+            client.write_all(&burst).await.unwrap();
+            // The connection reads what it may before the first answer.
+            sleep(Duration::from_millis(100)).await;
+            for i in 0..3 * TCP_QUEUE as u8 {
+                let query = next_query(&mut events).await;
+                assert_eq!(query, [i]);
+                answers.try_send(query).expect("room for every answer owed");
+            }
+            for i in 0..3 * TCP_QUEUE as u8 {
+                assert_eq!(read_frame_from(&mut client).await.unwrap(), [i]);
+            }
         })
         .await
         .unwrap();
