@@ -1129,7 +1129,9 @@ mod tests {
             .unwrap();
         let (mut driver, _events) = test_driver().await;
         driver.proxy.set_upstreams(&[closed]);
-        let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        // A? a.example (a plain name would be answered locally).
+        let query =
+            b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x07example\x00\x00\x01\x00\x01";
         let client = Client::Tcp {
             conn: 9,
             peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),

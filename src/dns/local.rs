@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_PTR};
+use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR};
 
 /// The LAN's names, fed by whoever knows them (the DHCPv4 server, the
 /// static hosts of the config). `hosts` are host names ("laptop"), or full
@@ -78,11 +78,18 @@ impl LocalNames {
                 None => None,
             };
         }
+        let plain = is_plain_name(question.name);
         if let Some(addr) = self.by_name.get(question.name) {
-            return Some(match question.qtype {
-                TYPE_A => LocalAnswer::Address(*addr),
-                _ => LocalAnswer::NoData,
-            });
+            return match question.qtype {
+                TYPE_A => Some(LocalAnswer::Address(*addr)),
+                TYPE_AAAA => Some(LocalAnswer::NoData),
+                // A plain host name may be a top-level domain's too ("dev",
+                // "app"): its other types (DS, DNSKEY, SOA) stay the DNS's,
+                // or a validating LAN resolver gets an unsigned denial for
+                // the whole TLD (dnsmasq answers only what it holds).
+                _ if plain => None,
+                _ => Some(LocalAnswer::NoData),
+            };
         }
         if self.is_local_domain(question.name) {
             let apex = question.name.len() == self.domain.len() + 1;
@@ -91,6 +98,14 @@ impl LocalNames {
             } else {
                 LocalAnswer::NxDomain
             });
+        }
+        // dnsmasq's domain-needed (OpenWrt's default): an address query
+        // for a plain name no LAN host has is not forwarded. It would tell
+        // the ISP the LAN's names, and a resolver that rewrites NXDOMAIN
+        // could answer `wpad` (a browser's proxy auto-detection, CERT
+        // VU#598349).
+        if plain && matches!(question.qtype, TYPE_A | TYPE_AAAA) {
+            return Some(LocalAnswer::NxDomain);
         }
         None
     }
@@ -114,6 +129,14 @@ impl LocalNames {
             at += 1 + usize::from(len);
         }
         false
+    }
+}
+
+/// A name of one label ("printer"), in wire form.
+fn is_plain_name(name: &[u8]) -> bool {
+    match name.first() {
+        Some(&len) if len > 0 => name.get(1 + usize::from(len)) == Some(&0),
+        _ => false,
     }
 }
 

@@ -751,6 +751,35 @@ fn local_hosts_get_a_and_ptr_answers() {
     assert_eq!(h.proxy.status().upstream_queries, 2);
 }
 
+/// Plain names as OpenWrt's dnsmasq (`domainneeded`) treats them: an
+/// address query for one no LAN host has is answered NXDOMAIN here, never
+/// asked upstream; a host's plain name answers A (and AAAA with no data),
+/// while its other types, which may be a top-level domain's (a device
+/// called "dev"), go upstream.
+#[test]
+fn plain_names_stay_local_for_addresses_only() {
+    let mut h = with_hosts();
+    for (qname, qtype) in [("wpad", wire::TYPE_A), ("printer", TYPE_AAAA)] {
+        let (_, back) = answered(&h.ask(client(1), &query(1, qname, qtype, None))).unwrap();
+        assert_eq!(rcode_of(&back), wire::RCODE_NXDOMAIN, "{qname}");
+    }
+    let (_, back) = answered(&h.ask(client(1), &query(1, "laptop", TYPE_AAAA, None))).unwrap();
+    assert_eq!(
+        (rcode_of(&back), Header::read(&back).unwrap().ancount),
+        (0, 0)
+    );
+    assert_eq!(h.proxy.status().upstream_queries, 0);
+    h.proxy.set_local_hosts(&LocalHosts {
+        domain: "lan".into(),
+        hosts: vec![("dev".into(), Ipv4Addr::new(192, 168, 1, 20))],
+    });
+    const TYPE_DS: u16 = 43;
+    sent(&h.ask(client(1), &query(1, "dev", TYPE_DS, Some(true))));
+    // The root and other types of plain names are the DNS's too.
+    sent(&h.ask(client(1), &query(2, "com", wire::TYPE_SOA, None)));
+    assert_eq!(h.proxy.status().upstream_queries, 2);
+}
+
 #[test]
 fn one_client_cannot_take_every_slot() {
     let mut h = Harness::new(&[server(1)]);

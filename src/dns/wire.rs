@@ -9,6 +9,7 @@ use std::fmt;
 
 pub const HEADER_LEN: usize = 12;
 pub const TYPE_A: u16 = 1;
+pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_OPT: u16 = 41;
