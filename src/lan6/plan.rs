@@ -437,7 +437,11 @@ impl Lan6 {
                     if !t.withdrawn {
                         skipped.push(skip);
                     }
-                    continue;
+                    // The LAN gets none of it, but the prefix is still
+                    // routed here: its unreachable route stays (RFC 7084
+                    // WPD-5; else packets to it loop between B4 and ISP),
+                    // as with ip6assign 0.
+                    None
                 }
             };
             let mut route = true;

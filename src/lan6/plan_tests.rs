@@ -227,7 +227,7 @@ fn a_shorter_prefix_than_hinted_is_still_carved_when_the_hint_fits() {
 }
 
 #[test]
-fn a_prefix_that_cannot_be_carved_configures_nothing_and_says_why() {
+fn a_prefix_that_cannot_be_carved_gets_only_its_unreachable_route_and_says_why() {
     let t0 = Instant::now();
     let cases = [
         // A /60 has 16 /64s: hint 1f needs 5 bits.
@@ -245,9 +245,14 @@ fn a_prefix_that_cannot_be_carved_configures_nothing_and_says_why() {
         let mut core = Lan6::new(Settings { hint, ..settings() });
         core.update_lease(t0, &[pd(t0, delegated, 3000, 4000)]);
         let p = plan_at(&core, t0, &lan(vec![]));
-        // All or nothing: not even the unreachable route.
-        assert_eq!(p.ops, vec![], "{delegated} hint {hint:x}");
-        assert_eq!(p.assigned, vec![]);
+        // No LAN address; the delegated prefix still gets its unreachable
+        // route (RFC 7084 WPD-5: no loop to the ISP and back).
+        assert_eq!(
+            p.ops,
+            vec![add_route(delegated)],
+            "{delegated} hint {hint:x}"
+        );
+        assert!(p.assigned.iter().all(|a| a.lan.is_none()));
         assert_eq!(p.skipped.len(), 1);
         let reason = p.skipped[0].to_string();
         assert!(reason.contains(why), "{reason}");
