@@ -1223,6 +1223,13 @@ impl Client {
             addresses: Vec::new(),
             prefixes: Vec::new(),
         });
+        // §18.2.10.1: an IA we hold that a Reply to Renew or Rebind leaves
+        // out (a server that does not handle that IA type) is asked for
+        // again, rate-limited, not only at the other IA's T1, which may come
+        // after its lifetimes end.
+        let unrenewed_ia = renewing
+            && ((!lease.addresses.is_empty() && msg.ia_na.is_empty())
+                || (!lease.prefixes.is_empty() && msg.ia_pd.is_empty()));
         lease.server_id = server_id;
         lease.server_addr = from;
         lease.updated = now;
@@ -1248,6 +1255,10 @@ impl Client {
         lease.expire(now);
         lease.t1 = deadline(now, t1);
         lease.t2 = deadline(now, t2);
+        if unrenewed_ia {
+            let again = now + rtx::REN_MAX_RT;
+            lease.t1 = Some(lease.t1.map_or(again, |t1| t1.min(again)));
+        }
         self.apply_info(msg);
         if lease.is_empty() {
             self.last_problem = Some(format!("server {from} withdrew every address and prefix"));

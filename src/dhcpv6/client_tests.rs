@@ -1319,6 +1319,47 @@ fn zero_valid_lifetime_in_renew_reply_withdraws_that_address() {
     );
 }
 
+/// A Reply to Renew that leaves out the IA_PD we hold (§18.2.10.1: a
+/// server that does not handle it) while the IA_NA gets a T1 later than the
+/// prefix's valid lifetime: the prefix is asked for again (rate-limited,
+/// REN_MAX_RT) before it runs out, not after.
+#[test]
+fn a_held_ia_left_out_of_a_renew_reply_is_asked_for_again_in_time() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    let renew = lab.next_sent();
+    let renewed_at = lab.now;
+    let address_only = ServerReply {
+        prefix: None,
+        t1: 5000,
+        t2: 8000,
+        preferred: 10000,
+        valid: 10000,
+        ..Default::default()
+    };
+    let mut reply = address_only.reply(renew.xid(), &SERVER_A);
+    // Leave the IA_PD out altogether (the helper sends an empty one).
+    let message = Message::from_bytes(&reply).unwrap();
+    let mut opts = DhcpOptions::new();
+    for opt in message.opts().iter() {
+        if !matches!(opt, DhcpOption::IAPD(_)) {
+            opts.insert(opt.clone());
+        }
+    }
+    reply = build_server_message(wire::MSG_REPLY, renew.xid(), opts.iter().cloned().collect());
+    lab.receive("fe80::a", &reply);
+    assert_eq!(lab.client.state_name(), "bound");
+    let prefix_valid_until = lab.client.lease().unwrap().prefixes[0].valid_until.unwrap();
+    let again = lab.next_sent();
+    assert_eq!(u8::from(again.msg_type()), wire::MSG_RENEW);
+    assert!(again.opts().get(OptionCode::IAPD).is_some());
+    assert!(
+        lab.now <= renewed_at + secs(600),
+        "rate-limited, not at T1 (5000 s)"
+    );
+    assert!(lab.now < prefix_valid_until);
+}
+
 #[test]
 fn address_only_server_is_accepted_when_prefix_is_also_wanted() {
     let mut lab = Lab::new(stateful());
