@@ -10,6 +10,7 @@ pub mod config;
 pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod dns;
+pub mod fixed;
 pub mod lan4;
 pub mod lan6;
 pub mod logging;

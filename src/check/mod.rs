@@ -79,7 +79,7 @@ fn skipped(name: &'static str, why: impl Into<String>) -> Outcome {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    format!("{} ms", crate::fixed::Fixed::of_duration(d, 1000, 1))
 }
 
 fn aftr_reachable(t: &Targets) -> Outcome {

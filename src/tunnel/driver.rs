@@ -3,6 +3,7 @@
 //! and lookups, and on requests; then it observes the kernel, plans, and
 //! applies the plan until the kernel matches. Nothing here polls.
 
+use crate::fixed::Fixed;
 use crate::timer::{sleep_until, Retry};
 use std::io;
 use std::net::Ipv6Addr;
@@ -230,10 +231,14 @@ impl Loop {
                     after.ttl.unwrap_or(0)
                 ),
                 (Some(problem), _) => warn!(
-                    "AFTR: {problem}; retry in {:.1}s{}",
-                    after
-                        .next_attempt
-                        .map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64()),
+                    "AFTR: {problem}; retry in {}s{}",
+                    Fixed::of_duration(
+                        after
+                            .next_attempt
+                            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now)),
+                        1,
+                        1
+                    ),
                     if after.stale {
                         " (keeping the last good address)"
                     } else {

@@ -938,7 +938,12 @@ impl fmt::Display for Value {
             Value::Int32(v) => write!(f, "{v}"),
             Value::Int16(v) => write!(f, "{v}"),
             Value::Bool(b) => write!(f, "{b}"),
-            Value::Double(d) => write!(f, "{d}"),
+            // At most three decimals (round-trip times in ms), without
+            // trailing zeros: see crate::fixed.
+            Value::Double(d) => {
+                let text = crate::fixed::Fixed::of_f64(*d, 3).to_string();
+                f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
+            }
         }
     }
 }
