@@ -799,51 +799,27 @@ fn client_hostnames_are_checked() {
         }
         build_request(DHCPREQUEST, mac(1), NONE, &options)
     };
-    s.handle(
-        T0,
-        Input::Received {
-            bytes: &req(b"bad name!", None),
-        },
-    );
-    assert_eq!(
-        s.lease_list(T0)
-            .iter()
-            .find(|l| !l.is_static)
-            .unwrap()
-            .hostname,
-        None
-    );
-    s.handle(
-        T0,
-        Input::Received {
-            bytes: &req(b"x", Some(b"\x00\x00\x00laptop.home")),
-        },
-    );
-    assert_eq!(
-        s.lease_list(T0)
-            .iter()
+    // The name the pool lease (of client 1) got from a REQUEST naming it so.
+    let mut named = |name: &[u8], fqdn: Option<&[u8]>| {
+        s.handle(
+            T0,
+            Input::Received {
+                bytes: &req(name, fqdn),
+            },
+        );
+        (s.lease_list(T0).iter())
             .find(|l| !l.is_static)
             .unwrap()
             .hostname
-            .as_deref(),
+            .clone()
+    };
+    assert_eq!(named(b"bad name!", None), None);
+    assert_eq!(
+        named(b"x", Some(b"\x00\x00\x00laptop.home")).as_deref(),
         Some("laptop")
     );
     // A name ended with a NUL (some Windows versions) is the name before it.
-    s.handle(
-        T0,
-        Input::Received {
-            bytes: &req(b"tablet\0", None),
-        },
-    );
-    assert_eq!(
-        s.lease_list(T0)
-            .iter()
-            .find(|l| !l.is_static)
-            .unwrap()
-            .hostname
-            .as_deref(),
-        Some("tablet")
-    );
+    assert_eq!(named(b"tablet\0", None).as_deref(), Some("tablet"));
 }
 
 /// One client message built from a few arbitrary choices: the interesting

@@ -124,6 +124,21 @@ impl Lab {
         });
     }
 
+    /// The Decline just sent, answered by server A.
+    fn answer_decline(&mut self) {
+        let decline = self.last_sent().clone();
+        assert_eq!(u8::from(decline.msg_type()), wire::MSG_DECLINE);
+        let reply = build_server_message(
+            wire::MSG_REPLY,
+            decline.xid(),
+            vec![
+                DhcpOption::ClientId(DUID.to_vec()),
+                DhcpOption::ServerId(SERVER_A.to_vec()),
+            ],
+        );
+        self.receive("fe80::a", &reply);
+    }
+
     fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
@@ -1224,20 +1239,8 @@ fn dad_failure_declines_the_address() {
     lab.bind(&ServerReply::default());
     lab.take_events();
     lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
-    let decline = lab.last_sent().clone();
-    assert_eq!(u8::from(decline.msg_type()), wire::MSG_DECLINE);
     assert!(lab.take_events().contains(&Event::AddressesChanged(vec![])));
-    lab.receive(
-        "fe80::a",
-        &build_server_message(
-            wire::MSG_REPLY,
-            decline.xid(),
-            vec![
-                DhcpOption::ClientId(DUID.to_vec()),
-                DhcpOption::ServerId(SERVER_A.to_vec()),
-            ],
-        ),
-    );
+    lab.answer_decline();
     // The prefix is still held, and a replacement address is asked for at
     // once with the IA_NA in a Renew.
     assert!(lab.client.lease().is_some_and(|l| !l.prefixes.is_empty()));
@@ -1262,19 +1265,7 @@ fn declining_the_only_address_ends_the_lease() {
     });
     lab.take_events();
     lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
-    let decline = lab.last_sent().clone();
-    assert_eq!(u8::from(decline.msg_type()), wire::MSG_DECLINE);
-    lab.receive(
-        "fe80::a",
-        &build_server_message(
-            wire::MSG_REPLY,
-            decline.xid(),
-            vec![
-                DhcpOption::ClientId(DUID.to_vec()),
-                DhcpOption::ServerId(SERVER_A.to_vec()),
-            ],
-        ),
-    );
+    lab.answer_decline();
     let events = lab.take_events();
     assert!(
         events.contains(&Event::LeaseLost {
