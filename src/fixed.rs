@@ -55,7 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prints_like_fixed_float_formatting() {
+    fn rounds_half_away_from_zero_and_otherwise_prints_as_float_formatting_does() {
         let s = |d: Duration, scale, places| Fixed::of_duration(d, scale, places).to_string();
         assert_eq!(s(Duration::from_millis(1234), 1, 1), "1.2");
         assert_eq!(s(Duration::from_millis(1250), 1, 1), "1.3");
@@ -66,6 +66,7 @@ mod tests {
         assert_eq!(Fixed::of_f64(-0.25, 1).to_string(), "-0.3");
         assert_eq!(Fixed::of_f64(f64::NAN, 2).to_string(), "0.00");
         assert_eq!(Fixed::of_f64(12.0, 0).to_string(), "12");
+        // No ties here: float formatting rounds those to even.
         for (value, places) in [(1.23456, 3), (0.05, 2), (1e6 + 0.5, 1)] {
             assert_eq!(
                 Fixed::of_f64(value, places).to_string(),

@@ -520,8 +520,20 @@ impl Driver {
 
     async fn client_query(&mut self, now: std::time::Instant, client: Client, bytes: &[u8]) {
         let mut actions = std::mem::take(&mut self.actions);
+        let dropped_before = self.proxy.dropped();
         self.proxy
             .handle_into(now, Input::ClientQuery { client, bytes }, &mut actions);
+        // A TCP query dropped (malformed, a duplicate, a flood) gets no
+        // answer: its connection is told so (an empty message, not
+        // written), or the room it holds for that answer would never come
+        // back (see `client_connection`).
+        if let Client::Tcp { conn, .. } = client {
+            if self.proxy.dropped() != dropped_before {
+                if let Some((_, tx)) = self.tcp_clients.get(&conn) {
+                    let _ = tx.try_send(Vec::new());
+                }
+            }
+        }
         self.execute(actions.drain(..)).await;
         self.actions = actions;
     }
@@ -875,6 +887,11 @@ async fn client_connection(
     while asked.is_none_or(|asked| answered < asked) {
         tokio::select! {
             reply = replies.recv() => match reply {
+                // Empty: a query the proxy dropped, nothing to write.
+                Some(reply) if reply.is_empty() => {
+                    answered += 1;
+                    room.add_permits(1);
+                }
                 Some(reply) => match timeout(idle, write_frame(&mut write, &reply)).await {
                     Ok(Ok(())) => {
                         answered += 1;
@@ -1077,6 +1094,50 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    /// Queries the proxy dropped (told to the connection as empty
+    /// messages) give their room back without a frame written: a long-lived
+    /// connection keeps being read after any number of them.
+    #[tokio::test]
+    async fn dropped_tcp_queries_give_their_room_back() {
+        timeout(HANG, async {
+            let (mut client, answers, mut events) = serve((LONG, LONG)).await;
+            for _ in 0..3 * TCP_QUEUE {
+                client.write_all(b"\x00\x01x").await.unwrap();
+                next_query(&mut events).await;
+                answers.try_send(Vec::new()).unwrap();
+            }
+            client.write_all(b"\x00\x03abc").await.unwrap();
+            assert_eq!(next_query(&mut events).await, b"abc");
+            answers.send(b"answer".to_vec()).await.unwrap();
+            assert_eq!(read_frame_from(&mut client).await.unwrap(), b"answer");
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The driver tells a TCP connection of a query the proxy dropped.
+    #[tokio::test]
+    async fn the_driver_reports_a_dropped_tcp_query_to_its_connection() {
+        let (mut driver, _events) = test_driver().await;
+        let (tx, mut rx) = mpsc::channel(TCP_QUEUE);
+        driver
+            .tcp_clients
+            .insert(1, (Ipv4Addr::LOCALHOST.into(), tx));
+        let client = Client::Tcp {
+            conn: 1,
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 4000)),
+        };
+        let now = std::time::Instant::now();
+        driver.client_query(now, client, b"abc").await;
+        assert_eq!(rx.try_recv().unwrap(), Vec::<u8>::new());
+        // Answered (SERVFAIL: no upstreams): the answer, nothing else.
+        let query =
+            b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x07example\x00\x00\x01\x00\x01";
+        driver.client_query(now, client, query).await;
+        assert!(!rx.try_recv().unwrap().is_empty());
+        assert!(rx.try_recv().is_err());
     }
 
     /// A frame longer than any query is refused before it is read.

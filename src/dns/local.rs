@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR};
+use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SOA};
 
 /// The LAN's names, fed by whoever knows them (the DHCPv4 server, the
 /// static hosts of the config). `hosts` are host names ("laptop"), or full
@@ -78,16 +78,23 @@ impl LocalNames {
                 None => None,
             };
         }
+        // RFC 6761 §6.3: localhost is answered here, never looked up.
+        if question.name == b"\x09localhost\x00" {
+            return Some(match question.qtype {
+                TYPE_A => LocalAnswer::Address(Ipv4Addr::LOCALHOST),
+                _ => LocalAnswer::NoData,
+            });
+        }
         let plain = is_plain_name(question.name);
         if let Some(addr) = self.by_name.get(question.name) {
             return match question.qtype {
                 TYPE_A => Some(LocalAnswer::Address(*addr)),
-                TYPE_AAAA => Some(LocalAnswer::NoData),
                 // A plain host name may be a top-level domain's too ("dev",
-                // "app"): its other types (DS, DNSKEY, SOA) stay the DNS's,
-                // or a validating LAN resolver gets an unsigned denial for
-                // the whole TLD (dnsmasq answers only what it holds).
-                _ if plain => None,
+                // "app"): the types that describe a zone (its SOA, NS and
+                // DNSSEC keys) stay the DNS's, or a validating LAN resolver
+                // gets an unsigned denial for the whole TLD. Every other
+                // type (HTTPS, MX, TXT...) is the host's: no data.
+                TYPE_SOA | TYPE_NS | TYPE_DS | TYPE_DNSKEY if plain => None,
                 _ => Some(LocalAnswer::NoData),
             };
         }
@@ -131,6 +138,10 @@ impl LocalNames {
         false
     }
 }
+
+const TYPE_NS: u16 = 2;
+const TYPE_DS: u16 = 43;
+const TYPE_DNSKEY: u16 = 48;
 
 /// A name of one label ("printer"), in wire form.
 fn is_plain_name(name: &[u8]) -> bool {

@@ -100,6 +100,11 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// Every packet dropped so far, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.named().iter().map(|(_, n)| n).sum()
+    }
+
     /// Every counter with its name, for status reports.
     pub fn named(&self) -> [(&'static str, u64); 14] {
         [

@@ -227,6 +227,11 @@ impl Proxy {
     }
 
     /// Counters and upstream estimates.
+    /// How many packets were dropped so far (see [`Drops`]).
+    pub fn dropped(&self) -> u64 {
+        self.status.drops.total()
+    }
+
     pub fn status(&self) -> ProxyStatus {
         let mut status = self.status.clone();
         status.cache_entries = self.cache.len();

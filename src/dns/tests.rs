@@ -753,9 +753,9 @@ fn local_hosts_get_a_and_ptr_answers() {
 
 /// Plain names as OpenWrt's dnsmasq (`domainneeded`) treats them: an
 /// address query for one no LAN host has is answered NXDOMAIN here, never
-/// asked upstream; a host's plain name answers A (and AAAA with no data),
-/// while its other types, which may be a top-level domain's (a device
-/// called "dev"), go upstream.
+/// asked upstream; a host's plain name answers A, and no data for its
+/// other types but those of a zone (a device called "dev": the TLD's DS
+/// and SOA go upstream); localhost is 127.0.0.1 (RFC 6761).
 #[test]
 fn plain_names_stay_local_for_addresses_only() {
     let mut h = with_hosts();
@@ -763,11 +763,17 @@ fn plain_names_stay_local_for_addresses_only() {
         let (_, back) = answered(&h.ask(client(1), &query(1, qname, qtype, None))).unwrap();
         assert_eq!(rcode_of(&back), wire::RCODE_NXDOMAIN, "{qname}");
     }
-    let (_, back) = answered(&h.ask(client(1), &query(1, "laptop", TYPE_AAAA, None))).unwrap();
-    assert_eq!(
-        (rcode_of(&back), Header::read(&back).unwrap().ancount),
-        (0, 0)
-    );
+    const TYPE_HTTPS: u16 = 65;
+    for qtype in [TYPE_AAAA, TYPE_HTTPS] {
+        let (_, back) = answered(&h.ask(client(1), &query(1, "laptop", qtype, None))).unwrap();
+        assert_eq!(
+            (rcode_of(&back), Header::read(&back).unwrap().ancount),
+            (0, 0)
+        );
+    }
+    let (_, back) =
+        answered(&h.ask(client(1), &query(1, "localhost", wire::TYPE_A, None))).unwrap();
+    assert_eq!(back[back.len() - 4..], [127, 0, 0, 1]);
     assert_eq!(h.proxy.status().upstream_queries, 0);
     h.proxy.set_local_hosts(&LocalHosts {
         domain: "lan".into(),
@@ -775,7 +781,7 @@ fn plain_names_stay_local_for_addresses_only() {
     });
     const TYPE_DS: u16 = 43;
     sent(&h.ask(client(1), &query(1, "dev", TYPE_DS, Some(true))));
-    // The root and other types of plain names are the DNS's too.
+    // Other types of plain names no host has (a TLD's SOA) are the DNS's.
     sent(&h.ask(client(1), &query(2, "com", wire::TYPE_SOA, None)));
     assert_eq!(h.proxy.status().upstream_queries, 2);
 }

@@ -407,6 +407,13 @@ impl AftrResolver {
         let previous = std::mem::take(&mut self.status);
         self.status.name = self.name();
         self.replacing = keep_current && previous.selected.is_some();
+        // Another name than the one this run started with: the adopted
+        // tunnel's remote was not its answer. (A name changed in the
+        // config across a reload cannot be told apart: its remote serves
+        // until DNS answers.)
+        if keep_current {
+            self.adopted = None;
+        }
         if self.replacing {
             self.status.addresses = previous.addresses;
             self.status.selected = previous.selected;

@@ -213,6 +213,14 @@ fn an_adopted_tunnels_remote_is_kept_through_a_dns_outage_at_start() {
     let (t1, again) = next_lookup(&mut r);
     complete(&mut r, t1, &again, failed());
     assert_eq!(r.selected(), None, "only before this run's first answer");
+
+    // Option 64 names another AFTR before DNS answered: not its address.
+    let (mut r, _) = resolver_with_name(t0);
+    r.handle(t0, Input::Adopted(AFTR2));
+    r.handle(t0, Input::DhcpName(Some("aftr2.example.net".into())));
+    let renamed = r.poll_lookup().expect("the new name is looked up");
+    complete(&mut r, t0, &renamed, failed());
+    assert_eq!(r.selected(), None);
 }
 
 #[test]

@@ -441,10 +441,12 @@ fn wanted_wan_addresses(config: &Tunnel, known: &Knowledge, wan: &WanDevice) -> 
     wanted
 }
 
+/// Whether a leased address is on the WAN and preferred: the prefix
+/// address is given up for it only then (see `wanted_wan_addresses`).
 fn leased_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
     wan.addresses
         .iter()
-        .any(|a| usable(a) && known.leased.iter().any(|l| l.addr == a.addr))
+        .any(|a| usable(a) && !a.deprecated && known.leased.iter().any(|l| l.addr == a.addr))
 }
 
 fn prefix_address_on_wan(known: &Knowledge, wan: &WanDevice) -> bool {
