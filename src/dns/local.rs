@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::wire::{self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SOA};
+use super::wire::{
+    self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_DNSKEY, TYPE_DS, TYPE_NS, TYPE_PTR,
+    TYPE_SOA,
+};
 
 /// The LAN's names, fed by whoever knows them (the DHCPv4 server, the
 /// static hosts of the config). `hosts` are host names ("laptop"), or full
@@ -138,10 +141,6 @@ impl LocalNames {
         false
     }
 }
-
-const TYPE_NS: u16 = 2;
-const TYPE_DS: u16 = 43;
-const TYPE_DNSKEY: u16 = 48;
 
 /// A name of one label ("printer"), in wire form.
 fn is_plain_name(name: &[u8]) -> bool {

@@ -5,10 +5,10 @@
 
 use std::ops::Range;
 
+pub use super::wire::TYPE_AAAA;
 use super::wire::{read_question, Header, Malformed, Question, CLASS_IN, HEADER_LEN};
 
 pub const TYPE_CNAME: u16 = 5;
-pub const TYPE_AAAA: u16 = 28;
 
 const FLAG_RD: u16 = 0x0100;
 /// RFC 1035 §2.3.4.

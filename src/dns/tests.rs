@@ -9,10 +9,9 @@ use proptest::prelude::*;
 
 use super::cache::{Cache, CacheKey};
 use super::proxy::{AttemptId, MAX_IN_FLIGHT_PER_CLIENT, QUERY_DEADLINE};
-use super::wire::{self, Header, Malformed};
+use super::wire::{self, Header, Malformed, TYPE_AAAA};
 use super::*;
 
-const TYPE_AAAA: u16 = 28;
 const TYPE_TXT: u16 = 16;
 
 fn name(text: &str) -> Vec<u8> {
@@ -779,8 +778,7 @@ fn plain_names_stay_local_for_addresses_only() {
         domain: "lan".into(),
         hosts: vec![("dev".into(), Ipv4Addr::new(192, 168, 1, 20))],
     });
-    const TYPE_DS: u16 = 43;
-    sent(&h.ask(client(1), &query(1, "dev", TYPE_DS, Some(true))));
+    sent(&h.ask(client(1), &query(1, "dev", wire::TYPE_DS, Some(true))));
     // Other types of plain names no host has (a TLD's SOA) are the DNS's.
     sent(&h.ask(client(1), &query(2, "com", wire::TYPE_SOA, None)));
     assert_eq!(h.proxy.status().upstream_queries, 2);

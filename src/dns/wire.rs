@@ -10,7 +10,10 @@ use std::fmt;
 pub const HEADER_LEN: usize = 12;
 pub const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_NS: u16 = 2;
 pub const TYPE_SOA: u16 = 6;
+pub const TYPE_DS: u16 = 43;
+pub const TYPE_DNSKEY: u16 = 48;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_OPT: u16 = 41;
 /// Records that sign the whole message (RFC 2931 SIG(0), RFC 8945 TSIG).
