@@ -185,6 +185,20 @@ fn renew(s: &mut Server, now: u64, m: u8, have: Ipv4Addr) -> Vec<Action> {
     s.handle(now, Input::Received { bytes: &bytes })
 }
 
+/// Client `m` declines `ip` (its ARP probe found it in use).
+fn decline(s: &mut Server, now: u64, m: u8, ip: Ipv4Addr) -> Vec<Action> {
+    let bytes = build_request(
+        DHCPDECLINE,
+        mac(m),
+        NONE,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &ip.octets()),
+        ],
+    );
+    s.handle(now, Input::Received { bytes: &bytes })
+}
+
 /// DISCOVER + REQUEST; returns the address.
 fn lease(s: &mut Server, now: u64, m: u8) -> Ipv4Addr {
     let offer = one(&discover(s, now, m));
@@ -430,23 +444,10 @@ fn release_expires_the_lease_but_remembers_the_client() {
 fn decline_quarantines_the_address() {
     let mut s = server(3);
     let have = lease(&mut s, T0, 1);
-    let decline = |m: u8| {
-        build_request(
-            DHCPDECLINE,
-            mac(m),
-            NONE,
-            &[
-                (OPT_SERVER_ID, &SERVER.octets()),
-                (OPT_REQUESTED_IP, &have.octets()),
-            ],
-        )
-    };
     // Only the holder can decline.
-    assert!(s
-        .handle(T0, Input::Received { bytes: &decline(2) })
-        .is_empty());
+    assert!(decline(&mut s, T0, 2, have).is_empty());
     assert_eq!(s.status(T0).quarantined, 0);
-    let actions = s.handle(T0 + 1, Input::Received { bytes: &decline(1) });
+    let actions = decline(&mut s, T0 + 1, 1, have);
     assert_eq!(actions, [Action::Persist, Action::LeasesChanged]);
     assert_eq!(s.status(T0 + 1).quarantined, 1);
     // Neither the decliner nor anyone else (client 2's home is the same
@@ -1031,16 +1032,7 @@ fn a_declined_host_address_is_quarantined_and_the_host_served_from_the_pool() {
     let mut s = server(2);
     let stranger = lease(&mut s, T0, 1);
     assert_eq!(lease(&mut s, T0, 50), ip(20));
-    let decline = build_request(
-        DHCPDECLINE,
-        mac(50),
-        NONE,
-        &[
-            (OPT_SERVER_ID, &SERVER.octets()),
-            (OPT_REQUESTED_IP, &ip(20).octets()),
-        ],
-    );
-    s.handle(T0 + 1, Input::Received { bytes: &decline });
+    decline(&mut s, T0 + 1, 50, ip(20));
     let status = s.status(T0 + 1);
     assert_eq!((status.quarantined, status.pool_used), (1, 1));
     let offer = one(&discover(&mut s, T0 + 12, 50));
@@ -1071,16 +1063,7 @@ fn a_declined_host_address_is_quarantined_and_the_host_served_from_the_pool() {
 fn an_address_granted_after_its_quarantine_is_not_reclaimed_for_another() {
     let mut s = server(2);
     let x = lease(&mut s, T0, 1);
-    let decline = build_request(
-        DHCPDECLINE,
-        mac(1),
-        NONE,
-        &[
-            (OPT_SERVER_ID, &SERVER.octets()),
-            (OPT_REQUESTED_IP, &x.octets()),
-        ],
-    );
-    s.handle(T0, Input::Received { bytes: &decline });
+    decline(&mut s, T0, 1, x);
     assert_ne!(lease(&mut s, T0 + 1, 2), x);
     let after = T0 + 1 + DECLINE_QUARANTINE_SECS;
     assert_eq!(one(&renew(&mut s, after, 3, x)).message_type, DHCPACK);
