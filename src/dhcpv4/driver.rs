@@ -141,11 +141,12 @@ fn add_arp_entry(fd: RawFd, device: &str, ip: Ipv4Addr, mac: [u8; 6]) -> io::Res
 
 /// Loads the lease file; a missing file is an empty one. A damaged byte
 /// (not UTF-8) spoils its line only, counted as unusable like any other.
-fn load_leases(path: &Path, base: &TimeBase) -> (Vec<leases::Lease>, usize) {
+fn load_leases(path: &Path, base: &TimeBase, latest_expiry: u64) -> (Vec<leases::Lease>, usize) {
     match std::fs::read(path) {
         Ok(bytes) => leases::parse(
             &String::from_utf8_lossy(&bytes),
             base,
+            latest_expiry,
             server::valid_hostname,
         ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
@@ -275,10 +276,11 @@ pub async fn run(
         |c| c.boot_id,
     );
     let now = clock_now();
-    let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id));
-    let restored_count = restored.len();
     let (config, misfits) = config_for(subnet);
     say_misfits(&misfits);
+    let latest_expiry = now + u64::from(config.lease_secs);
+    let (restored, bad_lines) = load_leases(&lease_file, &time_base(&boot_id), latest_expiry);
+    let restored_count = restored.len();
     let mut trouble = Trouble {
         pool: pool_problem(&config, subnet),
         ..Trouble::default()
@@ -571,7 +573,7 @@ mod tests {
         bytes[at + 1] = 0xff;
         let path = std::env::temp_dir().join(format!("b4d-leases-{}", std::process::id()));
         std::fs::write(&path, &bytes).unwrap();
-        let (restored, bad) = load_leases(&path, &base);
+        let (restored, bad) = load_leases(&path, &base, u64::MAX);
         std::fs::remove_file(&path).unwrap();
         let names: Vec<_> = restored.iter().filter_map(|l| l.hostname.clone()).collect();
         assert_eq!(

@@ -18,7 +18,10 @@
 //! expiries (readable, and still meaningful after a reboot); within the same
 //! boot the offset written with them turns them back exactly, whatever the
 //! wall clock did in between. A file from another boot (or without the
-//! line) is read with the current offset.
+//! line) is read with the current offset, and none of its leases lasts
+//! longer than one granted now: either boot's wall clock may have been
+//! years off (a lease file on flash read at a 1970 clock would otherwise
+//! hold every address for decades).
 //!
 //! Writes go to `<file>.tmp`, are fsynced, then renamed over the file and the
 //! directory fsynced, so a reader (or b4d after kill -9 or a power cut)
@@ -290,12 +293,14 @@ pub fn serialize<'a>(leases: impl Iterator<Item = &'a Lease>, now: u64, base: &T
 
 /// Parses the file, with expiries on the server's clock: through the
 /// file's own time base when it is from boot `current.boot_id`, else
-/// through `current`. Returns the leases and how many lines were unusable.
+/// through `current` and at most `latest_expiry` (now plus the lease
+/// time). Returns the leases and how many lines were unusable.
 /// Host names are re-checked with `valid_hostname` so a hand-edited file
 /// cannot smuggle odd names into DNS.
 pub fn parse(
     text: &str,
     current: &TimeBase,
+    latest_expiry: u64,
     valid_hostname: impl Fn(&str) -> bool,
 ) -> (Vec<Lease>, usize) {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
@@ -303,15 +308,19 @@ pub fn parse(
     if written.is_some() {
         lines.next();
     }
-    let base = written
-        .filter(|w| w.boot_id == current.boot_id)
-        .unwrap_or_else(|| current.clone());
+    let this_boot = written.filter(|w| w.boot_id == current.boot_id);
+    let latest_expiry = if this_boot.is_some() {
+        u64::MAX
+    } else {
+        latest_expiry
+    };
+    let base = this_boot.unwrap_or_else(|| current.clone());
     let mut leases = Vec::new();
     let mut bad = 0;
     for line in lines {
         match parse_line(line, &valid_hostname) {
             Some(mut lease) => {
-                lease.expires = base.to_boot(lease.expires);
+                lease.expires = base.to_boot(lease.expires).min(latest_expiry);
                 leases.push(lease);
             }
             None => bad += 1,
@@ -410,7 +419,7 @@ mod tests {
         assert!(
             text.contains("1700001000 02:00:00:00:00:03 192.168.1.102 printer 01020000000003\n")
         );
-        let (back, bad) = parse(&text, &boot, |_| true);
+        let (back, bad) = parse(&text, &boot, 0, |_| true);
         assert_eq!(bad, 0);
         assert_eq!(back, vec![leases[0].clone(), with_id]);
     }
@@ -425,11 +434,11 @@ mod tests {
         let before_ntp = base("boot-a", 1_500_000_000);
         let text = serialize(granted.iter(), 60, &before_ntp);
         let after_ntp = base("boot-a", 1_600_000_000);
-        let (back, bad) = parse(&text, &after_ntp, |_| true);
+        let (back, bad) = parse(&text, &after_ntp, 0, |_| true);
         assert_eq!(bad, 0);
         assert_eq!(back, granted);
         // And backwards a day.
-        let (back, _) = parse(&text, &base("boot-a", 1_499_913_600), |_| true);
+        let (back, _) = parse(&text, &base("boot-a", 1_499_913_600), 0, |_| true);
         assert_eq!(back, granted);
     }
 
@@ -439,16 +448,40 @@ mod tests {
     fn a_file_from_another_boot_or_without_a_time_base_uses_the_wall_clock_now() {
         let granted = [lease(100, 1, 43_260)];
         let text = serialize(granted.iter(), 60, &base("boot-a", 1_500_000_000));
-        // Rebooted 100 s of wall time later, now 30 s into the new boot.
+        // Rebooted 100 s of wall time later, now 30 s into the new boot,
+        // where a 12 h lease granted now would last until FRESH.
         let now = base("boot-b", 1_500_000_070);
-        let (back, _) = parse(&text, &now, |_| true);
+        const FRESH: u64 = 30 + 43_200;
+        let (back, _) = parse(&text, &now, FRESH, |_| true);
         assert_eq!(back[0].expires, 43_260 - 70);
         let old = "1500043260 02:00:00:00:00:01 192.168.1.100 * *\n";
-        let (back, bad) = parse(old, &now, |_| true);
+        let (back, bad) = parse(old, &now, FRESH, |_| true);
         assert_eq!((back[0].expires, bad), (43_260 - 70, 0));
         // Long expired on the wall clock: expired at once, no underflow.
-        let (back, _) = parse("5 02:00:00:00:00:01 192.168.1.100 * *\n", &now, |_| true);
+        let (back, _) = parse(
+            "5 02:00:00:00:00:01 192.168.1.100 * *\n",
+            &now,
+            FRESH,
+            |_| true,
+        );
         assert_eq!(back[0].expires, 0);
+    }
+
+    /// A lease file on flash, written at a right clock, read after a reboot
+    /// at a wall clock 50 years behind (no battery-backed clock, NTP not
+    /// yet heard): its leases would look 50 years long and hold every
+    /// address until the next restart. None outlasts a fresh lease.
+    #[test]
+    fn a_file_from_another_boot_has_no_lease_longer_than_a_fresh_one() {
+        let granted = [lease(100, 1, 43_260), lease(101, 2, 600)];
+        let text = serialize(granted.iter(), 60, &base("boot-a", 1_700_000_000));
+        let in_1970 = base("boot-b", 0);
+        let (back, _) = parse(&text, &in_1970, 30 + 43_200, |_| true);
+        let expiries: Vec<_> = back.iter().map(|l| l.expires).collect();
+        assert_eq!(expiries, [43_230, 43_230]);
+        // The same boot's file is exact whatever the bound.
+        let (back, _) = parse(&text, &base("boot-a", 0), 30, |_| true);
+        assert_eq!(back, granted);
     }
 
     #[test]
@@ -456,7 +489,7 @@ mod tests {
         let text = "garbage\n1 02:00:00:00:00:01 192.168.1.5 * *\n\
                     1 02:00:00:00:00:1 192.168.1.5 * *\n1 02:00:00:00:00:01 192.168.1.5 bad.name *\n\
                     1 02:00:00:00:00:01 192.168.1.5 * 0\n";
-        let (leases, bad) = parse(text, &base("b", 0), |n| !n.contains('.'));
+        let (leases, bad) = parse(text, &base("b", 0), u64::MAX, |n| !n.contains('.'));
         assert_eq!(leases.len(), 1);
         assert_eq!(bad, 4);
     }
@@ -464,7 +497,7 @@ mod tests {
     proptest! {
         #[test]
         fn parse_never_panics(text in "\\PC{0,300}", offset in any::<i64>()) {
-            let _ = parse(&text, &base("b", offset), |_| true);
+            let _ = parse(&text, &base("b", offset), u64::MAX, |_| true);
         }
 
         #[test]
@@ -473,7 +506,7 @@ mod tests {
             written in any::<i64>(), offset in any::<i64>()
         ) {
             let text = format!("boot-id b wall-minus-boot {written}\n{expires} {mac} {ip} * {id}");
-            let _ = parse(&text, &base("b", offset), |_| true);
+            let _ = parse(&text, &base("b", offset), u64::MAX, |_| true);
         }
 
         #[test]
@@ -481,7 +514,7 @@ mod tests {
             let b = base("b", offset);
             let mut l = lease(100, 1, 0);
             l.expires = expires;
-            let (back, _) = parse(&serialize([l.clone()].iter(), 0, &b), &b, |_| true);
+            let (back, _) = parse(&serialize([l.clone()].iter(), 0, &b), &b, 0, |_| true);
             prop_assert_eq!(back, vec![l]);
         }
     }

@@ -644,7 +644,7 @@ fn a_moved_subnet_keeps_counters_and_the_leases_that_fit() {
     assert_eq!(lease_lines(&s, T0 + 7).lines().count(), 3);
     // A restart on the new subnet reads them the same way.
     let file = s.lease_file_contents(T0 + 7, &file_base());
-    let (restored, bad) = super::leases::parse(&file, &file_base(), |_| true);
+    let (restored, bad) = super::leases::parse(&file, &file_base(), u64::MAX, |_| true);
     assert_eq!((restored.len(), bad), (3, 0));
     let mut again = Server::new(moved, restored, T0 + 8);
     assert_eq!(again.status(T0 + 8).active_leases, 1);
@@ -907,7 +907,7 @@ proptest! {
                 }
             }
             let file = s.lease_file_contents(now, &file_base());
-            let (parsed, bad) = super::leases::parse(&file, &file_base(), valid_hostname);
+            let (parsed, bad) = super::leases::parse(&file, &file_base(), u64::MAX, valid_hostname);
             prop_assert_eq!(bad, 0);
             // One active lease per address and per client.
             let mut ips: Vec<_> = parsed.iter().map(|l| l.ip).collect();
