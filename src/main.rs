@@ -795,6 +795,7 @@ fn start_dns_proxy(
         port: config.lan.dns_port,
         lan,
         cache_size: config.lan.dns_cache_size as usize,
+        wan_device: config.wan.device.to_string(),
         seed: rand::random(),
         on_upstream_recovered: Box::new(move || {
             if let Some(tunnel) = &tunnel {

@@ -79,10 +79,16 @@ impl Lab {
 
     /// b4d started, without waiting for its proxy to listen.
     fn spawn_b4d(&self, wan: &str, lan: &str) -> Process {
+        self.spawn_b4d_with_tunnel(wan, "\toption enabled '0'\n", lan)
+    }
+
+    /// [`Lab::spawn_b4d`] with the `tunnel` section's options (this
+    /// kernel has no ip6tnl: the AFTR is resolved, the tunnel never built).
+    fn spawn_b4d_with_tunnel(&self, wan: &str, tunnel: &str, lan: &str) -> Process {
         let config = format!(
             "config globals 'globals'\n\toption log_level 'debug'\n\toption state_dir '{}'\n\n\
              config wan 'wan'\n\toption device 'eth0'\n\toption lease_file '{dhcpv6}'\n{wan}\n\
-             config tunnel 'tunnel'\n\toption enabled '0'\n\n\
+             config tunnel 'tunnel'\n{tunnel}\n\
              config lan 'lan'\n\toption device 'eth1'\n\toption ipaddr '192.168.1.1'\n\
              \toption lease_file '{leases}'\n{lan}\n\
              config host\n\toption mac '02:00:00:00:00:10'\n\toption ip '192.168.1.10'\n\toption name 'laptop'\n",
@@ -550,6 +556,43 @@ fn upstreams_learned_over_dhcpv6_are_followed() {
         short(&lab.ask(&["+short", "www.example.test"])),
         ["192.0.2.80"]
     );
+}
+
+/// A cascaded OpenWrt's odhcpd names its own link-local address in option
+/// 23 when its LAN has no other: the proxy and the AFTR lookup ask it
+/// through the WAN (a link-local address means nothing without its link).
+#[test]
+fn link_local_upstreams_learned_over_dhcpv6_are_asked_through_the_wan() {
+    if !require_dns_tools() {
+        return;
+    }
+    let lab = lab("link_local_upstreams_learned_over_dhcpv6_are_asked_through_the_wan");
+    // Kea binds the kernel's own link-local address: once it is ready.
+    lab.upstream.wait_link_local_ready("eth0");
+    lab.upstream.add_addr_nodad("eth0", "fe80::53/64");
+    lab.router.wait_link_local_ready("eth0");
+    let zone = signed_test_zone(&lab.dir, 3900);
+    let listen = ["fe80::53%eth0".to_string()];
+    let _unbound = Unbound::start_on(&lab.upstream, &lab.dir, "unbound", &listen, &zone);
+    let isp = Kea6Config {
+        dns_servers: vec!["fe80::53".parse().unwrap()],
+        aftr_name: Some("ns.example.test".into()),
+        ..Kea6Config::default()
+    };
+    let kea = Kea6Server::start(&lab.upstream, &lab.dir, "kea", &isp);
+    kea.wait_ready();
+    let b4d = lab.spawn_b4d_with_tunnel(
+        "\toption dhcpv6 'stateless'\n",
+        "\toption enabled '1'\n",
+        "",
+    );
+    b4d.wait_for_line("proxy listening on 192.168.1.1:53", secs(10));
+    b4d.wait_for_line("upstream servers fe80::53", secs(20));
+    assert_eq!(
+        short(&lab.ask(&["+short", "www.example.test"])),
+        ["192.0.2.80"]
+    );
+    b4d.wait_for_line("AFTR: ns.example.test is [2001:db8:1::53]", secs(10));
 }
 
 #[test]

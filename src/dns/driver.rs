@@ -60,6 +60,8 @@ pub struct DriverConfig {
     /// arriving on another interface).
     pub lan: LanSubnet,
     pub cache_size: usize,
+    /// The WAN device: the zone of link-local upstream servers.
+    pub wan_device: String,
     /// Seeds the ID generator.
     pub seed: u64,
     /// Called when an upstream that had stopped answering answers again (the
@@ -117,6 +119,13 @@ struct Driver {
     /// A LAN subnet whose address could not be listened on yet: tried
     /// again with the status tick.
     pending_lan: Option<Ipv4Subnet>,
+    /// The upstream servers as configured or learned.
+    upstream_ips: Vec<Ipv6Addr>,
+    /// The WAN device and its index, the zone of link-local upstreams
+    /// (looked up again when sending to one fails: the device was
+    /// recreated, a VLAN by a network restart).
+    wan_device: String,
+    wan_index: u32,
 }
 
 /// Binds to an address that may not exist yet (IP_FREEBIND): br-lan can come
@@ -179,6 +188,9 @@ pub async fn run(
         lan: subnet,
         problem: None,
         pending_lan: None,
+        upstream_ips: Vec::new(),
+        wan_device: config.wan_device,
+        wan_index: 0,
     };
     let mut lan_tcp = lan_tcp;
     driver.set_upstreams(&upstreams.borrow_and_update());
@@ -469,9 +481,11 @@ impl Driver {
     }
 
     fn set_upstreams(&mut self, servers: &[Ipv6Addr]) {
+        self.upstream_ips = servers.to_vec();
+        self.wan_index = self.find_wan_index();
         let addrs: Vec<SocketAddr> = servers
             .iter()
-            .map(|a| SocketAddr::new((*a).into(), 53))
+            .map(|ip| super::server_address(*ip, self.wan_index))
             .collect();
         if addrs.is_empty() {
             warn!("no upstream servers; queries get SERVFAIL until DHCPv6 provides some");
@@ -480,6 +494,35 @@ impl Driver {
             info!("upstream servers {}", list.join(","));
         }
         self.proxy.set_upstreams(&addrs);
+    }
+
+    /// The WAN's index if a link-local upstream needs it, else 0.
+    fn find_wan_index(&self) -> u32 {
+        if !self
+            .upstream_ips
+            .iter()
+            .any(Ipv6Addr::is_unicast_link_local)
+        {
+            return 0;
+        }
+        nix::net::if_::if_nametoindex(self.wan_device.as_str()).unwrap_or_else(|e| {
+            warn!(
+                "link-local upstream servers unreachable: WAN {}: {e}",
+                self.wan_device
+            );
+            0
+        })
+    }
+
+    /// Sending to a link-local server failed: if the WAN device was
+    /// recreated since, its servers are asked through the new one.
+    fn follow_wan_index(&mut self, server: SocketAddr) {
+        let SocketAddr::V6(server) = server else {
+            return;
+        };
+        if server.ip().is_unicast_link_local() && self.find_wan_index() != self.wan_index {
+            self.set_upstreams(&self.upstream_ips.clone());
+        }
     }
 
     /// The queries of one received batch. Answers to UDP clients (every
@@ -708,6 +751,7 @@ impl Driver {
                 } => {
                     if let Err(e) = self.send_udp_attempt(attempt, server, &bytes).await {
                         debug!("cannot send to {server}: {e}");
+                        self.follow_wan_index(server);
                         let input = Input::UdpFailed { attempt };
                         let actions = self.proxy.handle(std::time::Instant::now(), input);
                         Box::pin(self.execute(actions)).await;
@@ -1176,6 +1220,9 @@ mod tests {
             lan: Ipv4Subnet::new(Ipv4Addr::new(127, 0, 0, 1), 8).unwrap(),
             problem: None,
             pending_lan: None,
+            upstream_ips: Vec::new(),
+            wan_device: "wan".into(),
+            wan_index: 0,
         };
         (driver, events_rx)
     }

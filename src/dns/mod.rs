@@ -21,10 +21,24 @@ pub mod wire;
 mod tests;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
 pub use local::LocalHosts;
 pub use proxy::{Action, Client, Input, Proxy, Transport};
+
+/// Where to ask the DNS server `ip` (port 53). A link-local server (a
+/// cascaded OpenWrt's odhcpd names its own fe80:: address in DHCPv6
+/// option 23 when its LAN has no other) is reachable only through the
+/// link it was learned on, the WAN `wan_index` (RFC 4007 §6): without the
+/// zone, sending to it fails.
+pub fn server_address(ip: Ipv6Addr, wan_index: u32) -> SocketAddr {
+    let zone = if ip.is_unicast_link_local() {
+        wan_index
+    } else {
+        0
+    };
+    SocketAddr::V6(SocketAddrV6::new(ip, 53, 0, zone))
+}
 
 /// Why a packet was dropped without an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -205,8 +205,9 @@ impl Loop {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let wan_index = self.wan_index.unwrap_or(0);
             self.lookup = Some(tokio::spawn(async move {
-                (request.id, lookup::run(&request).await)
+                (request.id, lookup::run(&request, wan_index).await)
             }));
         }
     }

@@ -2,7 +2,8 @@
 //! DNS server in turn (TCP when the answer is truncated), from a fresh
 //! random port with a random ID (RFC 5452), accepting only a reply from the
 //! server's address and port 53 (the socket is connected) that matches the
-//! question. Bounded: [`TRIES`] × [`TRY_TIMEOUT`] per server.
+//! question. Bounded: [`TRIES`] × [`TRY_TIMEOUT`] per server. A link-local
+//! server is asked through the WAN (see [`server_address`]).
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -14,19 +15,20 @@ use tokio::time::{timeout, Instant};
 
 use super::aftr::{Lookup, LookupResult};
 use super::aftr_query::{build_query, parse_name, parse_reply, Name, Reply};
+use crate::dns::server_address;
 
 pub const TRY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const TRIES: usize = 2;
-const DNS_PORT: u16 = 53;
 
-pub async fn run(lookup: &Lookup) -> LookupResult {
+/// `wan_index`: the WAN's interface index, the zone of link-local servers.
+pub async fn run(lookup: &Lookup, wan_index: u32) -> LookupResult {
     let name = match parse_name(&lookup.name) {
         Ok(name) => name,
         Err(e) => return LookupResult::AllServersFailed { detail: e },
     };
     let mut failures = Vec::new();
     for &server in &lookup.servers {
-        match ask(server, &name).await {
+        match ask(server_address(server, wan_index), &name).await {
             Ok(Reply::Addresses { addresses, ttl }) => {
                 return LookupResult::Addresses {
                     addresses,
@@ -46,11 +48,7 @@ pub async fn run(lookup: &Lookup) -> LookupResult {
     }
 }
 
-fn server_addr(server: Ipv6Addr) -> SocketAddr {
-    SocketAddr::V6(SocketAddrV6::new(server, DNS_PORT, 0, 0))
-}
-
-async fn ask(server: Ipv6Addr, name: &Name) -> io::Result<Reply> {
+async fn ask(server: SocketAddr, name: &Name) -> io::Result<Reply> {
     let socket = UdpSocket::bind(SocketAddr::V6(SocketAddrV6::new(
         Ipv6Addr::UNSPECIFIED,
         0,
@@ -58,7 +56,7 @@ async fn ask(server: Ipv6Addr, name: &Name) -> io::Result<Reply> {
         0,
     )))
     .await?;
-    socket.connect(server_addr(server)).await?;
+    socket.connect(server).await?;
     let mut buf = vec![0u8; 4096];
     for _ in 0..TRIES {
         let id: u16 = rand::random();
@@ -83,9 +81,9 @@ async fn ask(server: Ipv6Addr, name: &Name) -> io::Result<Reply> {
 }
 
 /// RFC 7766: the same question over TCP, two-byte length prefix.
-async fn ask_tcp(server: Ipv6Addr, name: &Name) -> io::Result<Reply> {
+async fn ask_tcp(server: SocketAddr, name: &Name) -> io::Result<Reply> {
     let exchange = async {
-        let mut stream = TcpStream::connect(server_addr(server)).await?;
+        let mut stream = TcpStream::connect(server).await?;
         let id: u16 = rand::random();
         let query = build_query(id, name);
         let mut framed = (query.len() as u16).to_be_bytes().to_vec();

@@ -83,7 +83,8 @@ pub fn signed_test_zone(dir: &TestDir, big_txt: usize) -> PathBuf {
 /// An unbound serving `zone` (the signed test zone) on `addrs`, port 53.
 pub struct Unbound {
     process: Process,
-    addrs: Vec<Ipv6Addr>,
+    /// As unbound and dig write them: a link-local one with its zone.
+    addrs: Vec<String>,
 }
 
 impl Unbound {
@@ -92,6 +93,19 @@ impl Unbound {
         dir: &TestDir,
         name: &str,
         addrs: &[Ipv6Addr],
+        zone: &Path,
+    ) -> Unbound {
+        let addrs: Vec<String> = addrs.iter().map(Ipv6Addr::to_string).collect();
+        Unbound::start_on(ns, dir, name, &addrs, zone)
+    }
+
+    /// As [`Unbound::start`], on addresses written out, so that a
+    /// link-local one can carry its zone (`fe80::53%eth0`).
+    pub fn start_on(
+        ns: &Netns,
+        dir: &TestDir,
+        name: &str,
+        addrs: &[String],
         zone: &Path,
     ) -> Unbound {
         let interfaces: String = addrs
