@@ -485,6 +485,7 @@ fn start_tunnel(
 )> {
     if !config.tunnel.enabled {
         info!("tunnel disabled (tunnel.enabled '0')");
+        tasks.spawn(tunnel::driver::remove_leftovers());
         return None;
     }
     let aftr = match &config.wan.aftr {

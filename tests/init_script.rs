@@ -155,24 +155,35 @@ fn start_registers_one_supervised_instance_with_reload_on_config_change() {
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
         let uci = "config wan 'wan'\n\toption device 'eth1'\n";
-        let want = [
-            format!("procd_open_service|b4d|{SCRIPT}"),
-            "procd_open_instance".into(),
-            "procd_set_param|command|/usr/sbin/b4d|run|--config|/etc/config/b4d".into(),
-            "procd_set_param|respawn|3600|5|5".into(),
-            "procd_set_param|netdev|eth1".into(),
-            "procd_set_param|reload_signal|HUP".into(),
-            "procd_set_param|term_timeout|10".into(),
-            "procd_set_param|stderr|1".into(),
-            "procd_close_instance".into(),
-            "procd_open_trigger".into(),
-            "procd_add_reload_trigger|b4d".into(),
-            "procd_close_trigger".into(),
-            "procd_close_service".into(),
-        ];
-        assert_eq!(run_action(&dir, &shell, uci, "start"), want, "{shell:?}");
-        // reload re-declares the same instance: procd then only sends SIGHUP.
-        assert_eq!(run_action(&dir, &shell, uci, "reload"), want, "{shell:?}");
+        let declared = |procd: &str| {
+            [
+                format!("procd_open_service|b4d|{SCRIPT}"),
+                "procd_open_instance".into(),
+                "procd_set_param|command|/usr/sbin/b4d|run|--config|/etc/config/b4d".into(),
+                "procd_set_param|respawn|3600|5|5".into(),
+                "procd_set_param|netdev|eth1".into(),
+                "procd_set_param|file|/etc/config/b4d".into(),
+                "procd_set_param|reload_signal|HUP".into(),
+                "procd_set_param|term_timeout|10".into(),
+                "procd_set_param|stderr|1".into(),
+                "procd_close_instance".into(),
+                "procd_open_trigger".into(),
+                "procd_add_reload_trigger|b4d".into(),
+                "procd_close_trigger".into(),
+                "procd_close_service".into(),
+                format!("procd: {procd}"),
+            ]
+        };
+        run_action(&dir, &shell, uci, "stop");
+        let started = run_action(&dir, &shell, uci, "start");
+        assert_eq!(started, declared("start"), "{shell:?}");
+        // procd acts on a reload only if the instance changed: the same
+        // file gets nothing, a changed one (`uci commit b4d`) SIGHUP.
+        let unchanged = run_action(&dir, &shell, uci, "reload");
+        assert_eq!(unchanged, declared("unchanged"), "{shell:?}");
+        let edited = format!("{uci}\toption aftr 'aftr.example.net'\n");
+        let reloaded = run_action(&dir, &shell, &edited, "reload");
+        assert_eq!(reloaded, declared("signal HUP"), "{shell:?}");
         // Defaults apply when the file leaves the WAN device out.
         let calls = run_action(&dir, &shell, "", "start");
         assert!(

@@ -562,8 +562,10 @@ fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
 /// tunnel, its default route and the clamp table would stay, still
 /// carrying the LAN's IPv4 with nobody managing them. b4d takes the tunnel
 /// down before such a reload; a rename then comes up under the new name.
+/// The same after kill -9 and a changed file: nothing tore the tunnel
+/// down, so the next start finds it by the alias b4d gave it.
 #[test]
-fn a_reload_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
+fn a_reload_or_a_kill_9_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
     let Some(_lab) = vm::in_kernel_lab() else {
         return;
     };
@@ -575,7 +577,7 @@ fn a_reload_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
     assert!(!config.contains("config tunnel"), "{config}");
 
     let renamed = format!("{config}\nconfig tunnel 'tunnel'\n\toption name 'dslite'\n");
-    std::fs::write(&lab.config_path, renamed).unwrap();
+    std::fs::write(&lab.config_path, &renamed).unwrap();
     let mark = lab.b4d().mark();
     lab.b4d().signal(Signal::Hup);
     lab.b4d()
@@ -586,7 +588,7 @@ fn a_reload_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
     lab.wait_for_ipv4(secs(10)).expect("IPv4 through dslite");
 
     let disabled = format!("{config}\nconfig tunnel 'tunnel'\n\toption enabled '0'\n");
-    std::fs::write(&lab.config_path, disabled).unwrap();
+    std::fs::write(&lab.config_path, &disabled).unwrap();
     let mark = lab.b4d().mark();
     lab.b4d().signal(Signal::Hup);
     lab.b4d()
@@ -602,4 +604,37 @@ fn a_reload_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel() {
         "the clamp table stayed: {tables}"
     );
     assert!(lab.b4d().is_running());
+
+    // Back to ds-b4, then kill -9 and a rename before the next start.
+    std::fs::write(&lab.config_path, &config).unwrap();
+    let mark = lab.b4d().mark();
+    lab.b4d().signal(Signal::Hup);
+    lab.b4d()
+        .wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
+        .expect("the tunnel on again");
+    lab.b4d().signal(Signal::Kill);
+    lab.b4d().wait_exit(secs(5));
+    std::fs::write(&lab.config_path, &renamed).unwrap();
+    lab.start_b4d("b4d-renamed-after-kill");
+    lab.b4d().wait_for_line("tunnel: removed ds-b4", secs(30));
+    lab.b4d().wait_for_line("tunnel up: dslite", secs(30));
+    let links = lab.b4.ip(&["link", "show"]);
+    assert!(!links.contains("ds-b4"), "the old tunnel stayed: {links}");
+    lab.wait_for_ipv4(secs(10)).expect("IPv4 through dslite");
+
+    // kill -9 and the tunnel disabled before the next start.
+    lab.b4d().signal(Signal::Kill);
+    lab.b4d().wait_exit(secs(5));
+    std::fs::write(&lab.config_path, &disabled).unwrap();
+    lab.start_b4d("b4d-disabled-after-kill");
+    lab.b4d().wait_for_line("tunnel: removed dslite", secs(30));
+    let links = lab.b4.ip(&["link", "show"]);
+    assert!(!links.contains("dslite"), "the tunnel stayed: {links}");
+    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
+    assert!(routes.is_empty(), "a default route stayed: {routes}");
+    let tables = lab.b4.exec_stdout("nft", &["list", "tables"]);
+    assert!(
+        !tables.contains("inet b4"),
+        "the clamp table stayed: {tables}"
+    );
 }

@@ -74,6 +74,17 @@ impl Netlink {
         }
     }
 
+    /// Every device.
+    pub async fn links(&self) -> io::Result<Vec<Link>> {
+        let replies = (self.socket.dump(wire::dump_links()).await)
+            .map_err(|e| io::Error::new(e.kind(), format!("link dump: {e}")))?;
+        Ok(replies
+            .iter()
+            .filter(|(header, _)| header.kind == RTM_NEWLINK)
+            .filter_map(|(_, payload)| Link::decode(payload).ok())
+            .collect())
+    }
+
     /// The addresses of `family` (AF_UNSPEC: all) on device `index`.
     pub async fn addresses(&self, family: u8, index: u32) -> io::Result<Vec<Address>> {
         let replies = self
@@ -123,6 +134,10 @@ impl Netlink {
 
     pub async fn set_link_mtu(&self, index: u32, mtu: u32) -> io::Result<()> {
         self.request(wire::set_link_mtu(index, mtu)).await
+    }
+
+    pub async fn set_link_alias(&self, index: u32, alias: &str) -> io::Result<()> {
+        self.request(wire::set_link_alias(index, alias)).await
     }
 
     pub async fn set_link_up(&self, index: u32) -> io::Result<()> {

@@ -62,6 +62,7 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_AF_SPEC: u16 = 26;
 // IFLA_AF_SPEC's AF_INET6 part (linux/if_link.h, linux/ipv6.h): the
 // device's IPv6 settings as an array of s32 indexed by DEVCONF_*.
@@ -308,6 +309,8 @@ pub struct Link {
     pub kind: Option<String>,
     /// IFLA_INFO_DATA when the kind is ip6tnl.
     pub ip6tnl: Option<Ip6Tunnel>,
+    /// IFLA_IFALIAS (`ip link set DEV alias TEXT`).
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -327,6 +330,7 @@ impl Link {
                 IFLA_MTU => link.mtu = attr_u32(value),
                 IFLA_LINKINFO => link.decode_link_info(value),
                 IFLA_AF_SPEC => link.ipv6_mtu = ipv6_mtu(value),
+                IFLA_IFALIAS => link.alias = Some(attr_string(value)),
                 _ => {}
             }
         }
@@ -611,6 +615,11 @@ pub fn get_link(name: &str) -> Request {
         .attr_str(IFLA_IFNAME, name)
 }
 
+/// RTM_GETLINK dump of every device.
+pub fn dump_links() -> Request {
+    Request::new(RTM_GETLINK, NLM_F_DUMP).ifinfomsg(0, 0, 0)
+}
+
 /// RTM_GETADDR dump of all addresses of `family` (AF_UNSPEC: both).
 pub fn dump_addresses(family: u8) -> Request {
     Request::new(RTM_GETADDR, NLM_F_DUMP).ifaddrmsg(family, 0, 0, 0)
@@ -689,6 +698,14 @@ pub fn set_link_mtu(index: u32, mtu: u32) -> Request {
     Request::new(RTM_SETLINK, NLM_F_ACK)
         .ifinfomsg(index, 0, 0)
         .attr_u32(IFLA_MTU, mtu)
+}
+
+/// RTM_SETLINK setting the alias (not part of RTM_NEWLINK's create:
+/// rtnl_create_link ignores IFLA_IFALIAS).
+pub fn set_link_alias(index: u32, alias: &str) -> Request {
+    Request::new(RTM_SETLINK, NLM_F_ACK)
+        .ifinfomsg(index, 0, 0)
+        .attr_str(IFLA_IFALIAS, alias)
 }
 
 /// RTM_SETLINK setting IFF_UP.

@@ -69,6 +69,15 @@ fn set_link_up_and_mtu_golden_bytes() {
     .concat();
     assert_eq!(mtu, expected);
 
+    let alias = set_link_alias(5, "b4d").finish(4);
+    let expected = [
+        header(40, RTM_SETLINK, 5, 4),
+        ifinfo.clone(),
+        attr(20, b"b4d\0"),
+    ]
+    .concat();
+    assert_eq!(alias, expected);
+
     let delete = delete_link(5).finish(3);
     assert_eq!(delete, [header(32, RTM_DELLINK, 5, 3), ifinfo].concat());
 }
@@ -293,6 +302,17 @@ fn dump_requests() {
         .concat()
     );
     assert_eq!(
+        dump_links().finish(4),
+        [
+            header(32, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 4),
+            vec![AF_UNSPEC, 0, 0, 0],
+            ne32(0),
+            ne32(0),
+            ne32(0)
+        ]
+        .concat()
+    );
+    assert_eq!(
         dump_routes(AF_INET).finish(6),
         [
             header(28, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 6),
@@ -315,7 +335,8 @@ fn kernel_tunnel_link() -> Vec<u8> {
         ne32(0),
         attr(3, b"ds-b4\0"),
         attr(4, &ne32(1452)),
-        attr(7, &[0; 36]), // IFLA_STATS, skipped
+        attr(20, b"b4d\0"), // IFLA_IFALIAS
+        attr(7, &[0; 36]),  // IFLA_STATS, skipped
         attr(999, &[1, 2, 3]),
         attr(
             1,
@@ -398,6 +419,7 @@ fn decodes_a_kernel_tunnel_link() {
     assert_eq!(link.name.as_deref(), Some("ds-b4"));
     assert_eq!(link.mtu, Some(1452));
     assert_eq!(link.kind.as_deref(), Some("ip6tnl"));
+    assert_eq!(link.alias.as_deref(), Some("b4d"));
     assert_eq!(
         link.ip6tnl,
         Some(Ip6Tunnel {

@@ -522,6 +522,28 @@ impl Loop {
     }
 }
 
+/// With the tunnel disabled: removes a tunnel a killed b4d left (see
+/// [`kernel::OWNER_ALIAS`]) and its MSS clamp table. Never fails b4d.
+pub async fn remove_leftovers() -> io::Result<()> {
+    let removed = match crate::netlink::Netlink::open() {
+        Ok(netlink) => kernel::remove_leftovers(&netlink, None).await,
+        Err(e) => Err(e),
+    };
+    say_leftovers_removed(removed);
+    Ok(())
+}
+
+fn say_leftovers_removed(result: io::Result<Vec<String>>) {
+    match result {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => info!(
+            "tunnel: removed {}, left by an earlier run under another configuration",
+            removed.join(", ")
+        ),
+        Err(e) => warn!("tunnel: looking for tunnels an earlier run left: {e}"),
+    }
+}
+
 pub async fn run(
     settings: Settings,
     dhcpv6: Option<watch::Receiver<ClientStatus>>,
@@ -551,6 +573,8 @@ pub async fn run(
         declined: Vec::new(),
         tentative_seen: Vec::new(),
     };
+    let keep = this.settings.tunnel.name.to_string();
+    say_leftovers_removed(this.kernel.remove_leftovers(Some(&keep)).await);
     this.absorb_dhcpv6(Instant::now());
     let mut errors = match ErrorWatch::open() {
         Ok(watch) => Some(watch),

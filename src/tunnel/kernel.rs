@@ -33,6 +33,13 @@ impl fmt::Display for OpError {
 
 pub type Notifications = Subscription;
 
+/// The alias b4d gives the tunnels it creates. A run adopts the tunnel of
+/// its configured name; one left by a killed b4d under another name (the
+/// configuration changed before the restart) is found by this mark and
+/// removed, with the IPv4 default route through it. Netifd's own dslite
+/// tunnels, or anyone else's, carry no such mark and are left alone.
+pub const OWNER_ALIAS: &str = "b4d";
+
 pub struct Kernel {
     netlink: Netlink,
 }
@@ -91,6 +98,11 @@ impl Kernel {
         })
     }
 
+    /// [`remove_leftovers`] on this kernel.
+    pub async fn remove_leftovers(&self, keep: Option<&str>) -> io::Result<Vec<String>> {
+        remove_leftovers(&self.netlink, keep).await
+    }
+
     /// Applies one operation.
     pub async fn apply(&self, op: &Op) -> Result<(), OpError> {
         self.execute(op).await.map_err(|error| OpError {
@@ -129,7 +141,13 @@ impl Kernel {
                     .delete_address(*wan, IpAddr::V6(*addr), *prefix_len)
                     .await
             }
-            Op::CreateTunnel(spec) => netlink.create_ip6tnl(&ip6tnl(spec), spec.mtu).await,
+            Op::CreateTunnel(spec) => {
+                netlink.create_ip6tnl(&ip6tnl(spec), spec.mtu).await?;
+                match netlink.link(&spec.name).await? {
+                    Some(link) => netlink.set_link_alias(link.index, OWNER_ALIAS).await,
+                    None => Ok(()),
+                }
+            }
             Op::UpdateTunnel { index, spec } => netlink.change_ip6tnl(*index, &ip6tnl(spec)).await,
             Op::DeleteTunnel { index } => netlink.delete_link(*index).await,
             Op::SetTunnelMtu { index, mtu } => netlink.set_link_mtu(*index, *mtu).await,
@@ -184,6 +202,26 @@ impl Kernel {
             Op::RemoveMssClamp => blocking(nft::remove).await,
         }
     }
+}
+
+/// Deletes the tunnels marked [`OWNER_ALIAS`] but for the one called
+/// `keep` (`None`: the tunnel is disabled), their routes with them, and
+/// with the tunnel disabled the MSS clamp table; returns their names.
+pub async fn remove_leftovers(netlink: &Netlink, keep: Option<&str>) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for link in netlink.links().await? {
+        let ours =
+            link.kind.as_deref() == Some("ip6tnl") && link.alias.as_deref() == Some(OWNER_ALIAS);
+        let name = link.name.unwrap_or_default();
+        if ours && Some(name.as_str()) != keep {
+            netlink.delete_link(link.index).await?;
+            removed.push(name);
+        }
+    }
+    if keep.is_none() && !removed.is_empty() {
+        blocking(nft::remove).await?;
+    }
+    Ok(removed)
 }
 
 /// `nft` is a short-lived child process; keep the runtime free meanwhile.
