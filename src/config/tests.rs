@@ -254,6 +254,32 @@ fn empty_value_means_unset_as_in_libuci() {
     assert_eq!(c, Config::default());
 }
 
+/// `b4d check-config` prints every option, the unset ones as `''`: a user
+/// who fills in some and leaves the rest gets what libuci reads, where an
+/// empty value unsets (uci_set deletes), also one set on an earlier line.
+#[test]
+fn an_empty_value_unsets_for_the_checks_between_options_too() {
+    let c = parse_ok(
+        "config lan 'lan'\n\toption ipaddr '10.0.0.1'\n\toption netmask ''\n\
+         \toption dns_server ''\n\tlist dns_server '2001:db8::53'\n",
+    );
+    assert_eq!(
+        c.lan.address.map(|a| a.to_string()),
+        Some("10.0.0.1/24".into())
+    );
+    assert_eq!(
+        c.lan.dns_server,
+        ["2001:db8::53".parse::<Ipv6Addr>().unwrap()]
+    );
+    // An empty address with a netmask is a netmask without an address.
+    let errs = errors("config lan 'lan'\n\toption ipaddr ''\n\toption netmask '255.255.0.0'\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].option.as_deref(), Some("netmask"));
+    // A later empty line unsets what an earlier one set.
+    let c = parse_ok("config wan 'wan'\n\toption aftr 'aftr.example.net'\n\toption aftr ''\n");
+    assert_eq!(c.wan.aftr, None);
+}
+
 #[test]
 fn every_single_value_rule_rejects_a_bad_value() {
     // (section type, option, bad value, expected reason fragment)
@@ -620,9 +646,10 @@ fn host_rules() {
         "mac",
         "is required",
     );
+    // Emptied is unset (libuci): reported as missing, at the section.
     assert_one_error(
         &host("\toption mac ''\n\toption ip '192.168.1.10'\n"),
-        2,
+        1,
         "h",
         "mac",
         "is required",

@@ -117,7 +117,7 @@ struct Opts<'a> {
     line: usize,
     single: HashMap<&'a str, (&'a str, usize)>,
     items: HashMap<&'a str, Vec<(&'a str, usize)>>,
-    /// First line of every known option present (even if empty).
+    /// First line of every known option set (an empty value unsets).
     lines: HashMap<&'a str, usize>,
     /// Options whose value was rejected; cross-option checks skip them.
     failed: HashSet<&'static str>,
@@ -145,6 +145,15 @@ impl<'a> Opts<'a> {
             let mut error = |reason| errs.push(Some(line), Some(&opts.label), Some(name), reason);
             if !known.contains(&name) {
                 error(Reason::UnknownOption { known });
+                continue;
+            }
+            if entry.value == Value::Single(String::new()) {
+                // libuci's uci_set with an empty value deletes the option
+                // (a list too): as if no earlier line had set it.
+                opts.single.remove(name);
+                opts.items.remove(name);
+                opts.lines.remove(name);
+                forms.remove(name);
                 continue;
             }
             let first_line = opts.lines.get(name).copied();
@@ -201,8 +210,8 @@ impl<'a> Opts<'a> {
         !self.failed.contains(name)
     }
 
-    /// The parsed value of a single-valued option; `None` if absent, empty (libuci's
-    /// "unset") or invalid, the last one reported.
+    /// The parsed value of a single-valued option; `None` if absent (or
+    /// emptied, libuci's "unset") or invalid, the last one reported.
     fn get<T>(
         &mut self,
         errs: &mut Errors,
@@ -210,9 +219,6 @@ impl<'a> Opts<'a> {
         parse: impl FnOnce(&str) -> Result<T, Reason>,
     ) -> Option<T> {
         let (value, line) = *self.single.get(name)?;
-        if value.is_empty() {
-            return None;
-        }
         match parse(value) {
             Ok(v) => Some(v),
             Err(reason) => {
