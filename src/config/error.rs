@@ -153,11 +153,10 @@ pub enum Reason {
     RouterAddress {
         got: Ipv4Addr,
     },
-    /// The DHCP pool runs into the broadcast address or past the subnet.
-    PoolDoesNotFit {
+    /// The DHCP pool starts at the broadcast address or past the subnet.
+    PoolOutsideSubnet {
         subnet: String,
         start: u32,
-        limit: u32,
         max_offset: u64,
     },
     /// Two `host` sections with the same MAC or IP.
@@ -256,16 +255,14 @@ impl fmt::Display for Reason {
                 f,
                 "must differ from the router's own LAN address (lan.ipaddr), got '{got}'"
             ),
-            Reason::PoolDoesNotFit {
+            Reason::PoolOutsideSubnet {
                 subnet,
                 start,
-                limit,
                 max_offset,
             } => write!(
                 f,
-                "DHCP pool dhcp_start {start} + dhcp_limit {limit} does not fit in {subnet}: \
-                 the last address would be offset {}, the highest usable offset is {max_offset}",
-                (u64::from(*start) + u64::from(*limit)).saturating_sub(1)
+                "DHCP pool start {start} is not inside {subnet}: \
+                 the highest usable offset is {max_offset}"
             ),
             Reason::DuplicateHost {
                 field,

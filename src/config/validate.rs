@@ -796,20 +796,20 @@ fn lan_address(o: &mut Opts, errs: &mut Errors) -> Option<Ipv4Subnet> {
 /// addresses (a followed one is judged at run time).
 fn check_lan(lan: &Lan, l: Option<&Opts>, errs: &mut Errors) -> Option<Ipv4Subnet> {
     let subnet = lan.address?;
-    if ok(l, &["dhcp_start", "dhcp_limit"]) {
-        // OpenWrt: the pool is network + start .. network + start + limit - 1, and must
-        // stay below the broadcast address.
+    if ok(l, &["dhcp_start"]) {
+        // OpenWrt: the pool is network + start .. network + start + limit - 1,
+        // cut below the broadcast address (ipcalc.sh, for dnsmasq; so is
+        // b4d's, with a warning: the shipped 100 + 150 on a /25 works). A
+        // start past the subnet leaves no pool at all.
         let max_offset = subnet.max_host_offset();
-        let last = u64::from(lan.dhcp_start) + u64::from(lan.dhcp_limit) - 1;
-        if last > max_offset {
+        if u64::from(lan.dhcp_start) > max_offset {
             report_cross(
                 errs,
-                "dhcp_limit",
-                &[(l, "dhcp_limit"), (l, "dhcp_start"), (l, "netmask")],
-                Reason::PoolDoesNotFit {
+                "dhcp_start",
+                &[(l, "dhcp_start"), (l, "netmask")],
+                Reason::PoolOutsideSubnet {
                     subnet: subnet.network_string(),
                     start: lan.dhcp_start,
-                    limit: lan.dhcp_limit,
                     max_offset,
                 },
             );

@@ -80,7 +80,9 @@ impl ServerConfig {
     /// the LAN subnet `lan` (fixed by `lan.ipaddr` or followed from the
     /// device); with what of the configuration does not fit that subnet, to
     /// be said (for a fixed subnet the configuration check already refused
-    /// it; a followed one can change under it).
+    /// what leaves nothing, a pool or host outside it; a pool cut at the
+    /// broadcast address is said here; a followed subnet can change under
+    /// it).
     pub fn from_config(config: &Config, lan: Ipv4Subnet) -> (ServerConfig, Vec<String>) {
         let settings = &config.lan;
         let mut misfits = Vec::new();
