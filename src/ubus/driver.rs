@@ -203,7 +203,7 @@ pub async fn run(
                         user,
                         ..
                     } = call;
-                    debug!("ubus: call {}.{method} {args}", names[object]);
+                    debug!("ubus: call {}.{method} {}", names[object], loggable(&args));
                     let (tx, rx) = oneshot::channel();
                     let request = UbusRequest {
                         method,
@@ -269,5 +269,33 @@ pub async fn run(
                 None => calls_open = false,
             },
         }
+    }
+}
+
+/// A call's arguments as logged: the rpcd session id uhttpd adds to every
+/// call from LuCI is a login token, and logs get read by others (LuCI's
+/// log page, remote syslog, forum posts).
+fn loggable(args: &Table) -> Table {
+    Table(
+        args.iter()
+            .map(|(name, value)| match name {
+                "ubus_rpc_session" => (name.to_string(), "(hidden)".into()),
+                _ => (name.to_string(), value.clone()),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_token_is_not_logged() {
+        let args = Table::new()
+            .with("ubus_rpc_session", "0123456789abcdef0123456789abcdef")
+            .with("verbose", true);
+        let shown = loggable(&args).to_string();
+        assert_eq!(shown, r#"{"ubus_rpc_session":"(hidden)","verbose":true}"#);
     }
 }
