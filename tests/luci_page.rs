@@ -546,7 +546,7 @@ fn status_with_tunnel_up() -> Json {
     tunnel.aftr.ttl = Some(300);
     tunnel.aftr.next_attempt = Some(now + secs(180));
     status.tunnel = Some(tunnel);
-    let table = b4d::ubus::status_table::status_table(&status, now);
+    let table = b4d::ubus::status_table::status_table(&status, now, std::time::SystemTime::now());
     let mut json: Json = serde_json::from_str(&table.to_string()).expect("status is JSON");
     // Kernel counters come from sysfs at call time (no ds-b4 device here).
     json["tunnel"]["counters"] = json!({
@@ -679,7 +679,7 @@ fn status_waiting_for_wan() -> Json {
         subnet: b4d::lan4::Ipv4Subnet::new("10.0.0.1".parse().unwrap(), 16),
         ..Default::default()
     });
-    let table = b4d::ubus::status_table::status_table(&status, now);
+    let table = b4d::ubus::status_table::status_table(&status, now, std::time::SystemTime::now());
     serde_json::from_str(&table.to_string()).expect("status is JSON")
 }
 

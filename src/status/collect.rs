@@ -2,7 +2,7 @@
 //! tunnel's own status channels and the DHCPv6 event stream, and derives the
 //! overall state with its reason in words.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use tokio::sync::{broadcast, watch};
 
@@ -61,7 +61,6 @@ pub fn overall(dhcpv6: Option<&ClientStatus>, tunnel: Option<&TunnelStatus>) -> 
 pub fn absorb(
     status: &mut Status,
     now: Instant,
-    wall: SystemTime,
     dhcpv6: Option<ClientStatus>,
     tunnel: Option<TunnelStatus>,
 ) -> bool {
@@ -86,7 +85,7 @@ pub fn absorb(
     )
     .filter(|_| leased);
     for text in [dhcp_error, tunnel_error, aftr_error].into_iter().flatten() {
-        status.last_error = Some(Stamped { at: wall, text });
+        status.last_error = Some(Stamped { at: now, text });
         changed = true;
     }
     if status.dhcpv6 != dhcpv6 {
@@ -152,7 +151,7 @@ pub async fn run(
             let lan6_changed = s.ipv6_lan != snapshot_l || s.netifd != snapshot_n;
             s.ipv6_lan = snapshot_l;
             s.netifd = snapshot_n;
-            absorb(s, Instant::now(), SystemTime::now(), snapshot_d, snapshot_t) || lan6_changed
+            absorb(s, Instant::now(), snapshot_d, snapshot_t) || lan6_changed
         });
         tokio::select! {
             _ = changed(&mut dhcpv6) => {}
@@ -163,7 +162,7 @@ pub async fn run(
             _ = changed(&mut netifd) => {}
             event = events.recv() => match event {
                 Ok(event) => status.send_modify(|s| {
-                    s.last_event = Some(Stamped { at: SystemTime::now(), text: event.to_string() });
+                    s.last_event = Some(Stamped { at: Instant::now(), text: event.to_string() });
                 }),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => events = broadcast::channel(1).1,
@@ -241,23 +240,11 @@ mod tests {
             last_error: Some("add route: File exists".into()),
             ..TunnelStatus::default()
         };
-        assert!(absorb(
-            &mut status,
-            t0,
-            SystemTime::now(),
-            None,
-            Some(failing.clone())
-        ));
+        assert!(absorb(&mut status, t0, None, Some(failing.clone())));
         assert_eq!(
             status.last_error.as_ref().unwrap().text,
             "add route: File exists"
         );
-        assert!(!absorb(
-            &mut status,
-            t0,
-            SystemTime::now(),
-            None,
-            Some(failing)
-        ));
+        assert!(!absorb(&mut status, t0, None, Some(failing)));
     }
 }

@@ -10,7 +10,7 @@
 pub mod collect;
 
 use std::fmt;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::dhcpv4::server::ServerStatus;
 use crate::dhcpv6::ClientStatus;
@@ -52,11 +52,13 @@ impl fmt::Display for State {
     }
 }
 
-/// Something that happened, with when (wall clock, for people; Unix seconds on
-/// the wire).
+/// Something that happened, with when: monotonic, turned into Unix seconds
+/// when a reply is written. Stamped with the wall clock, something that
+/// happened before NTP stepped a router's clock (no battery-backed clock:
+/// it boots at its newest file's time) would keep a time hours or months off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamped {
-    pub at: SystemTime,
+    pub at: Instant,
     pub text: String,
 }
 

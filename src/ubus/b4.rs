@@ -9,7 +9,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use log::info;
 use tokio::sync::{mpsc, watch};
@@ -127,7 +127,11 @@ pub fn state_event(status: &Status) -> Table {
 
 fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
     match request.method.as_str() {
-        "status" => Reply::ok(status_table(&backend.status.borrow(), now)),
+        "status" => Reply::ok(status_table(
+            &backend.status.borrow(),
+            now,
+            SystemTime::now(),
+        )),
         "leases" => Reply::ok(leases_table(
             backend
                 .leases
@@ -246,7 +250,7 @@ mod tests {
     use crate::status::Stamped;
     use crate::status::State;
     use crate::ubus::driver::channels;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
     use tokio::sync::oneshot;
 
     fn backend(
@@ -290,11 +294,14 @@ mod tests {
             State::Down,
             "AFTR unreachable",
         );
+        // Stamped 10 s after the start, before NTP stepped the wall clock
+        // (by a year): the reply says when on the clock as it is now.
         status.last_error = Some(Stamped {
-            at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            at: t0 + Duration::from_secs(10),
             text: "AFTR unreachable".into(),
         });
-        let table = status_table(&status, t0 + Duration::from_secs(42));
+        let wall_now = UNIX_EPOCH + Duration::from_secs(1_700_000_032);
+        let table = status_table(&status, t0 + Duration::from_secs(42), wall_now);
         assert_eq!(
             table.to_string(),
             format!(
@@ -394,7 +401,7 @@ mod tests {
             // A change elsewhere in the model is not a state change.
             status_tx.send_modify(|s| {
                 s.last_event = Some(Stamped {
-                    at: SystemTime::now(),
+                    at: Instant::now(),
                     text: "lease renewed".into(),
                 })
             });

@@ -25,9 +25,11 @@ fn unix_seconds(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-fn stamped(s: &Stamped) -> Table {
+/// `now` and `wall` are the same moment on the two clocks.
+fn stamped(s: &Stamped, now: Instant, wall: SystemTime) -> Table {
+    let ago = now.saturating_duration_since(s.at).as_secs() as i64;
     Table::new()
-        .with("time", unix_seconds(s.at))
+        .with("time", unix_seconds(wall) - ago)
         .with("text", s.text.as_str())
 }
 
@@ -318,8 +320,8 @@ fn netifd_table(n: &NetifdStatus) -> Table {
     t
 }
 
-/// The whole `status` reply.
-pub fn status_table(status: &Status, now: Instant) -> Table {
+/// The whole `status` reply; `wall` is the wall clock at `now`.
+pub fn status_table(status: &Status, now: Instant, wall: SystemTime) -> Table {
     let mut t = Table::new()
         .with("state", status.state.as_str())
         .with("reason", status.reason.as_str())
@@ -333,10 +335,10 @@ pub fn status_table(status: &Status, now: Instant) -> Table {
         )
         .with("version", status.version);
     if let Some(e) = &status.last_event {
-        t.push("last_event", stamped(e));
+        t.push("last_event", stamped(e, now, wall));
     }
     if let Some(e) = &status.last_error {
-        t.push("last_error", stamped(e));
+        t.push("last_error", stamped(e, now, wall));
     }
     let mut wan = Table::new().with("device", status.wan_device.as_str());
     if let Some(spec) = status.tunnel.as_ref().and_then(|t| t.spec.as_ref()) {
@@ -415,7 +417,7 @@ mod tests {
         tunnel.aftr.selected = Some("2001:db8:af::1".parse().unwrap());
         tunnel.aftr.ttl = Some(300);
         status.tunnel = Some(tunnel);
-        let text = status_table(&status, now).to_string();
+        let text = status_table(&status, now, SystemTime::now()).to_string();
         for needle in [
             r#""wan":{"device":"wan","address":"2001:db8:1::100"}"#,
             r#""addresses":[{"address":"2001:db8:1::100","preferred":3000,"valid":"infinite"}]"#,
@@ -458,7 +460,8 @@ mod tests {
             at: Some(at),
             reason: None,
         });
-        let text = status_table(&status, at + Duration::from_secs(10)).to_string();
+        let text =
+            status_table(&status, at + Duration::from_secs(10), SystemTime::now()).to_string();
         let needle = r#""ipv6_lan":{"state":"assigned","prefixes":[{"delegated":"2001:db8:100::/56","lan_prefix":"2001:db8:100::/64","address":"2001:db8:100::1","preferred":2990,"valid":"infinite","deprecated":false},{"delegated":"2001:db8:200::/56","preferred":0,"valid":7190,"deprecated":true}]}"#;
         assert!(text.contains(needle), "{needle} not in {text}");
     }
@@ -469,7 +472,7 @@ mod tests {
         let mut status = Status::new(now);
         status.dns = Some(ProxyStatus::default());
         status.dhcpv4 = Some(ServerStatus::default());
-        let text = status_table(&status, now).to_string();
+        let text = status_table(&status, now, SystemTime::now()).to_string();
         assert!(!text.contains("problem"), "{text}");
 
         let held = "cannot serve on br-lan: Address in use";
@@ -482,7 +485,7 @@ mod tests {
             subnet: crate::lan4::Ipv4Subnet::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 16),
             ..ServerStatus::default()
         });
-        let text = status_table(&status, now).to_string();
+        let text = status_table(&status, now, SystemTime::now()).to_string();
         for needle in [
             r#""dropped":{},"problem":"cannot listen on 192.168.1.1:53: Address in use"}"#,
             r#""naks":0,"dropped":{},"subnet":"10.0.0.1/16","problem":"cannot serve on br-lan: Address in use"}"#,
