@@ -136,6 +136,7 @@ pub async fn run(
         mut lan6,
         mut netifd,
     } = sources;
+    let mut events_open = true;
     loop {
         let snapshot_d = dhcpv6.as_ref().map(|r| r.borrow().clone());
         let snapshot_t = tunnel.as_ref().map(|r| r.borrow().clone());
@@ -160,12 +161,13 @@ pub async fn run(
             _ = changed(&mut dhcpv4) => {}
             _ = changed(&mut lan6) => {}
             _ = changed(&mut netifd) => {}
-            event = events.recv() => match event {
+            event = events.recv(), if events_open => match event {
                 Ok(event) => status.send_modify(|s| {
                     s.last_event = Some(Stamped { at: Instant::now(), text: event.to_string() });
                 }),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => events = broadcast::channel(1).1,
+                // Its sender gone, recv would return at once forever.
+                Err(broadcast::error::RecvError::Closed) => events_open = false,
             },
             result = shutdown.changed() => {
                 if result.is_err() || *shutdown.borrow() {
