@@ -26,14 +26,31 @@ pub struct Targets {
     pub aftr: Option<Ipv6Addr>,
     /// Tunnel device, its MTU, and the AFTR's IPv4 address on it.
     pub tunnel: Option<(String, u32, Ipv4Addr)>,
-    /// The LAN DNS proxy's address and port, and a name to ask it.
-    pub dns_proxy: Option<(Ipv4Addr, u16, String)>,
+    pub dns_proxy: ProxyTarget,
     /// Why the tunnel checks cannot run, when they cannot.
     pub tunnel_down: Option<String>,
 }
 
+/// The LAN DNS proxy as the check sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProxyTarget {
+    /// `lan.dns_proxy '0'`.
+    #[default]
+    Disabled,
+    /// On, but not serving, and why: its port held by another program
+    /// (whose answers would pass for the proxy's), or no LAN address yet.
+    NotServing(String),
+    /// Its address and port, and a name to ask it.
+    At(Ipv4Addr, u16, String),
+}
+
 impl Targets {
-    pub fn from_status(status: &Status, dns_proxy: Option<(Ipv4Addr, u16)>) -> Targets {
+    /// `dns_proxy`: `None` when it is disabled, else where it listens or
+    /// why the LAN has no address for it.
+    pub fn from_status(
+        status: &Status,
+        dns_proxy: Option<Result<(Ipv4Addr, u16), String>>,
+    ) -> Targets {
         let tunnel = status.tunnel.as_ref();
         let spec = tunnel.and_then(|t| t.spec.as_ref());
         let aftr_name = tunnel.and_then(|t| t.aftr.name.clone()).or_else(|| {
@@ -48,8 +65,16 @@ impl Targets {
                 .map(|s| s.remote)
                 .or_else(|| tunnel.and_then(|t| t.aftr.selected)),
             tunnel: spec.map(|s| (s.name.clone(), s.mtu, s.peer)),
-            dns_proxy: dns_proxy
-                .map(|(addr, port)| (addr, port, aftr_name.unwrap_or_else(|| "localhost".into()))),
+            dns_proxy: match (
+                dns_proxy,
+                status.dns.as_ref().and_then(|d| d.problem.clone()),
+            ) {
+                (None, _) => ProxyTarget::Disabled,
+                (Some(Err(why)), _) | (Some(Ok(_)), Some(why)) => ProxyTarget::NotServing(why),
+                (Some(Ok((addr, port))), None) => {
+                    ProxyTarget::At(addr, port, aftr_name.unwrap_or_else(|| "localhost".into()))
+                }
+            },
             tunnel_down: match tunnel {
                 None => Some("tunnel disabled".into()),
                 Some(t) if t.spec.is_none() => {
@@ -141,8 +166,16 @@ fn tunnel_full_size(t: &Targets) -> Outcome {
 
 fn dns_proxy_answers(t: &Targets) -> Outcome {
     const NAME: &str = "dns_proxy";
-    let Some((addr, port, name)) = &t.dns_proxy else {
-        return skipped(NAME, "DNS proxy disabled (lan.dns_proxy '0')");
+    let (addr, port, name) = match &t.dns_proxy {
+        ProxyTarget::At(addr, port, name) => (addr, port, name),
+        ProxyTarget::Disabled => return skipped(NAME, "DNS proxy disabled (lan.dns_proxy '0')"),
+        ProxyTarget::NotServing(why) => {
+            return Outcome {
+                name: NAME,
+                ok: Some(false),
+                detail: format!("the DNS proxy is not serving: {why}"),
+            }
+        }
     };
     let started = Instant::now();
     match ask(*addr, *port, name) {
@@ -218,7 +251,7 @@ mod tests {
         };
         tunnel.aftr.name = Some("aftr.example.net".into());
         status.tunnel = Some(tunnel);
-        let t = Targets::from_status(&status, Some(("192.168.1.1".parse().unwrap(), 53)));
+        let t = Targets::from_status(&status, Some(Ok(("192.168.1.1".parse().unwrap(), 53))));
         assert_eq!(t.aftr, Some("2001:db8:af::1".parse().unwrap()));
         assert_eq!(
             t.tunnel,
@@ -226,11 +259,11 @@ mod tests {
         );
         assert_eq!(
             t.dns_proxy,
-            Some((
+            ProxyTarget::At(
                 "192.168.1.1".parse().unwrap(),
                 53,
                 "aftr.example.net".into()
-            ))
+            )
         );
         assert_eq!(t.tunnel_down, None);
     }
@@ -248,5 +281,29 @@ mod tests {
         assert!(results.iter().all(|r| r.ok.is_none()), "{results:?}");
         assert!(results[0].detail.contains("no AAAA record"));
         assert!(results[2].detail.contains("lan.dns_proxy"));
+    }
+
+    /// Another program on port 53 (dnsmasq not stopped) answers the probe
+    /// as well as the proxy would: the proxy's own problem decides; and a
+    /// LAN without an address is not "disabled".
+    #[test]
+    fn a_dns_proxy_kept_off_its_port_or_without_a_lan_address_fails_the_check() {
+        let mut status = Status::new(Instant::now());
+        let held = "cannot listen on 192.168.1.1:53: Address in use";
+        status.dns = Some(crate::dns::ProxyStatus {
+            problem: Some(held.into()),
+            ..Default::default()
+        });
+        let t = Targets::from_status(&status, Some(Ok(("192.168.1.1".parse().unwrap(), 53))));
+        let outcome = dns_proxy_answers(&t);
+        assert_eq!(outcome.ok, Some(false), "{outcome:?}");
+        assert!(outcome.detail.contains(held), "{outcome:?}");
+
+        status.dns = Some(crate::dns::ProxyStatus::default());
+        let no_address = "br-lan has no IPv4 address".to_string();
+        let t = Targets::from_status(&status, Some(Err(no_address.clone())));
+        let outcome = dns_proxy_answers(&t);
+        assert_eq!(outcome.ok, Some(false), "{outcome:?}");
+        assert!(outcome.detail.contains(&no_address), "{outcome:?}");
     }
 }

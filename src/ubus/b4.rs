@@ -183,11 +183,16 @@ fn answer(backend: &Backend, request: &UbusRequest, now: Instant) -> Reply {
     }
 }
 
-/// Where the DNS proxy listens now (the LAN address may have moved).
-fn dns_proxy_address(backend: &Backend) -> Option<(Ipv4Addr, u16)> {
+/// Where the DNS proxy listens now (the LAN address may have moved), or
+/// why the LAN has no address; `None` when the proxy is off.
+fn dns_proxy_address(backend: &Backend) -> Option<Result<(Ipv4Addr, u16), String>> {
     let (lan, port) = backend.dns_proxy.as_ref()?;
-    let address = lan.borrow().as_ref().ok()?.address();
-    Some((address, *port))
+    let address = lan
+        .borrow()
+        .as_ref()
+        .map(|subnet| subnet.address())
+        .map_err(Clone::clone);
+    Some(address.map(|a| (a, *port)))
 }
 
 /// Answers calls until `shutdown` or until the driver is gone; sends
