@@ -311,6 +311,45 @@ fn the_recorded_b4_server_conversation_replays_byte_exact_including_a_ubusd_rest
     replay(&mut peer, &t06, "06", "p27");
 }
 
+/// ubusd stops reading (hung, stopped) while b4d has more to write than the
+/// socket holds: b4d gives up on the connection after its write timeout
+/// and connects again, instead of hanging in the write with every call,
+/// event and its own shutdown behind it.
+#[test]
+fn a_ubusd_that_stops_reading_is_left_and_connected_to_again() {
+    let Some(dir) = ubus_traces::traces_dir() else {
+        return;
+    };
+    let test_dir = TestDir::new("stalled_ubusd");
+    let socket = test_dir.file("ubus.sock");
+    let t01 = ubus_traces::load(&dir, "01-");
+    let mut peer = UbusdReplay::listen(&socket);
+    let server = ServerUnderTest::start(&socket, recorded_b4(), Vec::new());
+    peer.accept(WAIT);
+    replay(&mut peer, &t01, "01", "p1");
+    // Never read again: 64 events of 60 kB fill any socket buffer. The
+    // handle's queue refuses events while the driver is stuck in a write.
+    let big = Table::new().with("text", "x".repeat(60_000));
+    let mut published = 0;
+    let deadline = std::time::Instant::now() + WAIT + driver::WRITE_TIMEOUT;
+    while published < 64 && std::time::Instant::now() < deadline {
+        if server.events.publish_event("b4.big", big.clone()) {
+            published += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let reconnected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        peer.accept(WAIT + driver::WRITE_TIMEOUT)
+    }));
+    if reconnected.is_err() {
+        // Its thread is stuck in the write: joining it would hang the test.
+        std::mem::forget(server);
+        panic!("b4d stayed on a ubusd that reads nothing");
+    }
+    replay(&mut peer, &t01, "01 again", "p1");
+}
+
 #[test]
 fn a_refused_registration_is_retried_and_then_succeeds() {
     let Some(dir) = ubus_traces::traces_dir() else {

@@ -499,8 +499,8 @@ impl Connection {
         }
         let seq = self.take_seq();
         bytes[2..4].copy_from_slice(&seq.to_be_bytes());
-        // Bounded: ubusd answers each send at once; a ubusd that stops answering
-        // is noticed by the driver's write backlog.
+        // Bounded: ubusd answers each send at once; a ubusd that stops reading
+        // is noticed by the driver's write timeout (driver::WRITE_TIMEOUT).
         if self.events_in_flight.len() >= MAX_PENDING_CALLS {
             self.events_in_flight.pop_front();
         }

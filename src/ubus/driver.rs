@@ -5,7 +5,7 @@
 use crate::timer::sleep_until;
 use std::io;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use log::{debug, info, warn};
@@ -17,6 +17,12 @@ use super::connection::{
     Action, Call, CallId, CallResult, Connection, ObjectSpec, OutgoingId, Reply, RECONNECT_MAX,
 };
 use super::wire::{Status, Table};
+
+/// How long ubusd may leave what b4d writes unread. One that stopped
+/// reading (hung, stopped) would otherwise hold this task in a write, and
+/// with it every call, event and b4d's shutdown, for good; after this the
+/// connection is dropped and made again.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where OpenWrt's ubusd listens (`UBUS_UNIX_SOCKET`).
 pub const DEFAULT_SOCKET: &str = "/var/run/ubus/ubus.sock";
@@ -155,10 +161,18 @@ pub async fn run(
                 },
                 Action::Send(bytes) => {
                     let written = match stream.as_mut() {
-                        Some(s) => s.write_all(&bytes).await,
+                        Some(s) => tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&bytes))
+                            .await
+                            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
                         None => Err(io::ErrorKind::NotConnected.into()),
                     };
                     if let Err(e) = written {
+                        if e.kind() == io::ErrorKind::TimedOut {
+                            warn!(
+                                "ubus: ubusd read nothing for {} s; reconnecting",
+                                WRITE_TIMEOUT.as_secs()
+                            );
+                        }
                         debug!("ubus: write failed: {e}");
                         stream = None;
                         core.handle_closed(Instant::now());
