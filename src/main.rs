@@ -327,6 +327,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     tasks.spawn(stop_ubus_last(
         shutdown.subscribe(),
         netifd_done,
+        ubus.clone(),
         ubus_shutdown,
     ));
 
@@ -708,12 +709,17 @@ fn start_netifd(
 async fn stop_ubus_last(
     mut shutdown: watch::Receiver<bool>,
     netifd_done: Option<tokio::sync::oneshot::Receiver<()>>,
+    ubus: Option<UbusHandle>,
     ubus_shutdown: watch::Sender<bool>,
 ) -> std::io::Result<()> {
     while !*shutdown.borrow_and_update() {
         if shutdown.changed().await.is_err() {
             break;
         }
+    }
+    // Queued before the driver is told to stop, so it still goes out.
+    if let Some(ubus) = &ubus {
+        ubus.publish_event(b4::STATE_EVENT, b4::stopping_event());
     }
     if let Some(done) = netifd_done {
         let _ = tokio::time::timeout(Duration::from_secs(2), done).await;

@@ -350,6 +350,31 @@ fn a_ubusd_that_stops_reading_is_left_and_connected_to_again() {
     replay(&mut peer, &t01, "01 again", "p1");
 }
 
+/// An event queued as b4d stops (its last `b4.state`, "stopping") still
+/// reaches ubusd: the driver writes what is queued before it ends.
+#[test]
+fn an_event_queued_at_shutdown_still_goes_out() {
+    let Some(dir) = ubus_traces::traces_dir() else {
+        return;
+    };
+    let test_dir = TestDir::new("event_at_shutdown");
+    let socket = test_dir.file("ubus.sock");
+    let t01 = ubus_traces::load(&dir, "01-");
+    let mut peer = UbusdReplay::listen(&socket);
+    let server = ServerUnderTest::start(&socket, recorded_b4(), Vec::new());
+    peer.accept(WAIT);
+    replay(&mut peer, &t01, "01", "p1");
+    let stopping = b4d::ubus::b4::stopping_event();
+    assert!(server.events.publish_event("b4.state", stopping.clone()));
+    server.shutdown.send_replace(true);
+    let sent = peer.read_message(WAIT).expect("the event before the end");
+    let sent = Message::decode(&sent).expect("a message");
+    assert_eq!(sent.header.kind(), Some(MsgType::Invoke));
+    let data = sent.data().and_then(|d| d.get("data")).cloned();
+    assert_eq!(data, Some(Value::Table(stopping)));
+    peer.expect_eof("after the last event");
+}
+
 #[test]
 fn a_refused_registration_is_retried_and_then_succeeds() {
     let Some(dir) = ubus_traces::traces_dir() else {

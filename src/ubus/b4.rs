@@ -119,6 +119,14 @@ pub fn check_table(outcomes: &[check::Outcome]) -> Table {
 }
 
 /// The `b4.state` event payload.
+/// The last `b4.state` event, when b4d stops (SIGTERM): a listener (a
+/// failover script) must not keep the last "up" while the tunnel goes.
+pub fn stopping_event() -> Table {
+    Table::new()
+        .with("state", "stopping")
+        .with("reason", "b4d stopping")
+}
+
 pub fn state_event(status: &Status) -> Table {
     Table::new()
         .with("state", status.state.as_str())

@@ -242,16 +242,13 @@ pub async fn run(
                 }
             }
         }
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || shutdown.has_changed().is_err() {
+            flush_events(&mut core, stream.as_mut(), &mut events).await;
             return Ok(());
         }
         let deadline = core.poll_timeout();
         tokio::select! {
-            _ = shutdown.changed() => {
-                if shutdown.has_changed().is_err() {
-                    return Ok(());
-                }
-            }
+            _ = shutdown.changed() => {}
             _ = sleep_until(deadline) => core.handle_timeout(Instant::now()),
             read = async { stream.as_mut().expect("guarded").read(&mut buf).await }, if stream.is_some() => {
                 match read {
@@ -282,6 +279,26 @@ pub async fn run(
                 }
                 None => calls_open = false,
             },
+        }
+    }
+}
+
+/// At shutdown: the events queued until then (the last `b4.state`) still go
+/// to ubusd, if it is there; nothing else is done any more.
+async fn flush_events(
+    core: &mut Connection,
+    mut stream: Option<&mut UnixStream>,
+    events: &mut mpsc::Receiver<(String, Table)>,
+) {
+    while let Ok((name, data)) = events.try_recv() {
+        core.publish_event(&name, data);
+    }
+    while let Some(action) = core.poll_action() {
+        if let (Action::Send(bytes), Some(s)) = (action, stream.as_mut()) {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&bytes)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
         }
     }
 }
