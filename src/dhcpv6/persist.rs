@@ -184,10 +184,13 @@ pub fn serialize(saved: &Saved, wan: &str, now: Instant, clock: &BootClock) -> S
     out
 }
 
+/// A lifetime came as 32 bits, 0xffffffff being infinity (RFC 8415
+/// §7.7): a larger finite one is a damaged file, and near Instant's end
+/// it would overflow the timer wheel.
 fn parse_left(text: &str) -> Option<Left> {
     match text {
         "infinite" => Some(None),
-        s => s.parse().ok().map(Some),
+        s => s.parse().ok().filter(|&left| left < u64::from(u32::MAX)).map(Some),
     }
 }
 
@@ -621,6 +624,11 @@ mod tests {
             ("b4d-leases 1\n", "line 1"),
             ("b4d-dhcpv6 1\nboot-id x\nsaved-at-ms 1\n", "no client-id"),
             (&good.replace("t1 997", "t1 soon"), "bad lifetime"),
+            (&good.replace("t1 997", "t1 4294967295"), "bad lifetime"),
+            (
+                &good.replace("t1 997", "t1 18446744073709551614"),
+                "bad lifetime",
+            ),
             (&good.replace("/56", "/0"), "bad prefix"),
             (
                 &good.replace("dns 2001:db8::53", "dns 2001:db8::53 x"),
