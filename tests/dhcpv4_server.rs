@@ -931,6 +931,39 @@ fn reload_keeps_leases_and_applies_a_changed_config() {
     );
 }
 
+/// /tmp full (a firmware image uploaded through LuCI): the lease file
+/// cannot be written. No DHCPACK goes out for a lease not on file (after a
+/// restart its address would be given to another client); the server says
+/// why, and the client is acknowledged once the file can be written.
+#[test]
+fn no_dhcpack_goes_out_while_the_lease_file_cannot_be_written() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("no_dhcpack_goes_out_while_the_lease_file_cannot_be_written");
+    let a = lan.add_client("udhcpc", "02:00:00:00:08:01");
+    let config = lan.config("", "");
+    // The file is written through `<file>.tmp`: a folder there fails it.
+    let blocker = lan.dir.file("b4d.leases.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let b4d = lan.start_b4d("b4d", &config);
+    let udhcpc = lan.udhcpc(a, "udhcpc", "a", &[]);
+    b4d.wait_for_line("no DHCPACK goes out until it can be written", secs(20));
+    std::thread::sleep(secs(2));
+    assert_eq!(
+        udhcpc.count_matching("udhcpc-event bound"),
+        0,
+        "{}",
+        udhcpc.tail(10)
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(30));
+    b4d.wait_for_line("written again", secs(5));
+    let ip = field(&bound, "ip");
+    let file = std::fs::read_to_string(lan.dir.file("b4d.leases")).unwrap();
+    assert!(file.contains(&format!(" {ip} ")), "{ip} not in\n{file}");
+}
+
 /// Another DHCP server on the LAN's port 67 (OpenWrt's dnsmasq, still
 /// serving `dhcp.lan`, binds 0.0.0.0:67 with SO_REUSEADDR and SO_REUSEPORT):
 /// b4d must not share the port (both would answer every broadcast with the

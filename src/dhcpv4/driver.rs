@@ -37,6 +37,9 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often port 67 is tried again while another server holds it.
 const OPEN_RETRY: Duration = Duration::from_secs(5);
+/// How soon a lease file write that failed (tmpfs full: a firmware image
+/// uploaded to /tmp) is tried again.
+const PERSIST_RETRY: Duration = Duration::from_secs(2);
 
 /// Channels the driver publishes on.
 pub struct Outputs {
@@ -164,30 +167,37 @@ struct Persistence {
     path: PathBuf,
     /// This boot's id, written with the times (see leases.rs).
     boot_id: String,
-    /// Whether the last write failed, i.e. the file is stale (logged once
-    /// per failure streak).
-    failing: bool,
+    /// Why the last write failed, i.e. the file is stale (logged once per
+    /// failure streak, shown as the server's problem).
+    failing: Option<String>,
 }
 
 impl Persistence {
     /// Writes synchronously: the file lives on tmpfs on OpenWrt, and the
-    /// DHCPACK waiting on it must not go out before it is written.
-    fn write(&mut self, server: &Server, now: u64) {
+    /// DHCPACK waiting on it must not go out before it is written. Returns
+    /// whether the file is now up to date.
+    fn write(&mut self, server: &Server, now: u64) -> bool {
         let base = time_base(&self.boot_id);
         match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now, &base)) {
             Ok(()) => {
-                if std::mem::take(&mut self.failing) {
+                if self.failing.take().is_some() {
                     info!("DHCPv4: lease file {} written again", self.path.display());
                 }
+                true
             }
-            Err(e) if !self.failing => {
-                self.failing = true;
-                warn!(
-                    "DHCPv4: cannot write lease file {}: {e}; leases are kept in memory",
-                    self.path.display()
-                );
+            Err(e) => {
+                let why = format!("cannot write lease file {}: {e}", self.path.display());
+                if self.failing.is_none() {
+                    warn!(
+                        "DHCPv4: {why}; no DHCPACK goes out until it can be written \
+                         (a lease granted but not on file would be given to another \
+                         client after a restart), trying again every {} s",
+                        PERSIST_RETRY.as_secs()
+                    );
+                }
+                self.failing = Some(why);
+                false
             }
-            Err(_) => {}
         }
     }
 }
@@ -212,12 +222,15 @@ struct Trouble {
     port: Option<String>,
     /// The pool has no address inside the (followed) subnet.
     pool: Option<String>,
+    /// The lease file cannot be written: answers are withheld.
+    lease_file: Option<String>,
 }
 
 impl Trouble {
     fn problem(&self) -> Option<&str> {
         (self.address.as_ref())
             .or(self.port.as_ref())
+            .or(self.lease_file.as_ref())
             .or(self.pool.as_ref())
             .map(String::as_str)
     }
@@ -299,7 +312,7 @@ pub async fn run(
     let mut persistence = Persistence {
         path: lease_file,
         boot_id,
-        failing: false,
+        failing: None,
     };
     let kept = server.status(now).active_leases;
     let parked = server.parked_leases();
@@ -326,6 +339,7 @@ pub async fn run(
     let mut device_state = link.snapshot().await?;
     let mut buf = vec![0u8; 65536];
     let mut status_due: Option<tokio::time::Instant> = None;
+    let mut persist_retry: Option<tokio::time::Instant> = None;
     let mut announced_missing = false;
     // While port 67 cannot be had: when to try again, said once per streak.
     let mut port_wait = PortWait::new(OPEN_RETRY);
@@ -406,7 +420,7 @@ pub async fn run(
                 // Every change was written when it happened; only a write
                 // that failed is retried.
                 let now = clock_now();
-                if persistence.failing {
+                if persistence.failing.is_some() {
                     persistence.write(&server, now);
                 }
                 info!("DHCPv4 server stopped; {} leases saved", server.status(now).active_leases);
@@ -455,6 +469,13 @@ pub async fn run(
                 status_due = None;
                 publish_status(&outputs, &mut server, clock_now(), &trouble);
             }
+            _ = sleep_until(persist_retry) => {
+                let now = clock_now();
+                persist_retry = (!persistence.write(&server, now))
+                    .then(|| tokio::time::Instant::now() + PERSIST_RETRY);
+                trouble.lease_file = persistence.failing.clone();
+                publish_status(&outputs, &mut server, now, &trouble);
+            }
             ready = readable => {
                 let (index, s) = ready?;
                 let fd = s.as_raw_fd();
@@ -488,9 +509,14 @@ pub async fn run(
         let now = clock_now();
         // The core orders each message's actions; across a batch, do every
         // write and publication before any send.
-        if actions.contains(&Action::Persist) {
-            persistence.write(&server, now);
+        if actions.contains(&Action::Persist) && !persistence.write(&server, now) {
+            // The core's rule: no DHCPACK for a lease not on file. The
+            // client asks again; its lease, kept in memory, is then
+            // acknowledged once the file could be written.
+            actions.retain(|a| !matches!(a, Action::Send { .. }));
+            persist_retry.get_or_insert_with(|| tokio::time::Instant::now() + PERSIST_RETRY);
         }
+        trouble.lease_file = persistence.failing.clone();
         if actions.contains(&Action::LeasesChanged) {
             outputs.leases.send_replace(server.lease_list(now));
         }

@@ -190,7 +190,11 @@ pub fn serialize(saved: &Saved, wan: &str, now: Instant, clock: &BootClock) -> S
 fn parse_left(text: &str) -> Option<Left> {
     match text {
         "infinite" => Some(None),
-        s => s.parse().ok().filter(|&left| left < u64::from(u32::MAX)).map(Some),
+        s => s
+            .parse()
+            .ok()
+            .filter(|&left| left < u64::from(u32::MAX))
+            .map(Some),
     }
 }
 
