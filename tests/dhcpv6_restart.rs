@@ -189,6 +189,24 @@ fn kill_9_keeps_the_dhcpv6_binding() {
         "{shown}"
     );
 
+    // The file cannot be written (tmpfs full): the binding it holds may
+    // be stale by the next change, so it goes (a crash then starts afresh
+    // rather than publish it), and it is written again once it can be.
+    let mut tmp = lease_file.clone().into_os_string();
+    tmp.push(".tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mark = again.mark();
+    again.signal(Signal::Usr1);
+    again
+        .wait_for_line_after(mark, "cannot write lease file", secs(20))
+        .expect("the renewal's write fails");
+    assert!(!lease_file.exists(), "a binding that may be stale stayed");
+    std::fs::remove_dir(&tmp).unwrap();
+    again
+        .wait_for_line_after(mark, "written again", secs(5))
+        .expect("written again once it can be");
+    assert!(lease_file.exists());
+
     // A clean stop releases the binding, and the file goes with it.
     again.signal(Signal::Term);
     again.wait_exit(secs(5));

@@ -155,6 +155,9 @@ fn keep_accepting_ras(device: &str) -> bool {
 
 /// The binding file (persist.rs): restored from at start, rewritten after
 /// every change the core announces, removed when nothing is left.
+/// How soon a lease file write that failed (tmpfs full) is tried again.
+const PERSIST_RETRY: Duration = Duration::from_secs(2);
+
 struct Persistence {
     path: PathBuf,
     /// The WAN device, written into the file: a binding is for one link.
@@ -164,6 +167,8 @@ struct Persistence {
     clock: Option<BootClock>,
     /// Whether the last write failed (logged once per failure streak).
     failing: bool,
+    /// When to try a failed write again.
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl Persistence {
@@ -180,6 +185,7 @@ impl Persistence {
             device: device.to_string(),
             clock,
             failing: false,
+            retry_at: None,
         }
     }
 
@@ -254,18 +260,26 @@ impl Persistence {
             &clock,
         ) {
             Ok(()) => {
+                self.retry_at = None;
                 if std::mem::take(&mut self.failing) {
                     info!("DHCPv6: lease file {} written again", self.path.display());
                 }
             }
-            Err(e) if !self.failing => {
-                self.failing = true;
-                warn!(
-                    "DHCPv6: cannot write lease file {}: {e}; a restart will not keep the binding",
-                    self.path.display()
-                );
+            Err(e) => {
+                // The binding in the file is stale now (a renumbering not
+                // in it): a restart must start afresh, not publish it.
+                // Unlinking works on a full tmpfs.
+                let _ = std::fs::remove_file(&self.path);
+                self.retry_at = Some(tokio::time::Instant::now() + PERSIST_RETRY);
+                if !std::mem::replace(&mut self.failing, true) {
+                    warn!(
+                        "DHCPv6: cannot write lease file {}: {e}; removed it (a restart \
+                         starts afresh), trying again every {} s",
+                        self.path.display(),
+                        PERSIST_RETRY.as_secs()
+                    );
+                }
             }
-            Err(_) => {}
         }
     }
 }
@@ -426,6 +440,10 @@ pub async fn run(
                 }
             },
             _ = sleep_until(port_wait.at()) => Vec::new(),
+            _ = sleep_until(persistence.retry_at) => {
+                persistence.write(&client);
+                Vec::new()
+            }
             changed = link.changed() => {
                 changed?;
                 state = link.snapshot().await?;
