@@ -430,18 +430,8 @@ fn start_dhcpv6(
             return None;
         }
     };
-    let (duid, warning) = duid::obtain(
-        config.wan.duid.as_ref().map(|d| d.as_bytes()),
-        &duid::path_for(&config.globals.state_dir, &device),
-        || match read_mac(&device) {
-            Some(mac) => duid::duid_ll(mac),
-            None => duid::duid_uuid(rand::random()),
-        },
-    );
-    if let Some(warning) = warning {
-        warn!("{warning}");
-    }
-    info!("DHCPv6 DUID {}", duid::to_hex(&duid));
+    let configured_duid = config.wan.duid.as_ref().map(|d| d.as_bytes().to_vec());
+    let duid_path = duid::path_for(&config.globals.state_dir, &device);
     if config.wan.reconfigure {
         warn!(
             "wan.reconfigure: Reconfigure key authentication (RFC 8415 §20.4) is not \
@@ -450,7 +440,7 @@ fn start_dhcpv6(
     }
     let client_config = ClientConfig {
         mode,
-        duid,
+        duid: Vec::new(),
         iaid: 1,
         extra_oro: config.wan.request_option.clone(),
         release_on_stop: config.wan.release_on_stop,
@@ -459,15 +449,40 @@ fn start_dhcpv6(
     };
     let (status, status_rx) = watch::channel(ClientStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
-    tasks.spawn(driver::run(
-        device,
-        client_config,
-        rand::random(),
-        config.wan.lease_file.clone(),
-        control_rx,
-        shutdown,
-        Outputs { events, status },
-    ));
+    let lease_file = config.wan.lease_file.clone();
+    let seed = rand::random();
+    tasks.spawn(async move {
+        let mut waiting = shutdown.clone();
+        let Some((duid, warning)) = duid::obtain_for_device(
+            configured_duid.as_deref(),
+            &duid_path,
+            &device,
+            &mut waiting,
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        if let Some(warning) = warning {
+            warn!("{warning}");
+        }
+        info!("DHCPv6 DUID {}", duid::to_hex(&duid));
+        let client_config = ClientConfig {
+            duid,
+            ..client_config
+        };
+        let outputs = Outputs { events, status };
+        driver::run(
+            device,
+            client_config,
+            seed,
+            lease_file,
+            control_rx,
+            shutdown,
+            outputs,
+        )
+        .await
+    });
     Some((control_tx, status_rx))
 }
 
@@ -818,17 +833,4 @@ fn start_dns_proxy(
         shutdown,
     ));
     Some(status_rx)
-}
-
-/// The device's MAC from sysfs, for the DUID-LL.
-fn read_mac(device: &str) -> Option<[u8; 6]> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{device}/address")).ok()?;
-    let bytes: Vec<u8> = text
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let mac: [u8; 6] = bytes.try_into().ok()?;
-    (mac != [0; 6]).then_some(mac)
 }

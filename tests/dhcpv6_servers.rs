@@ -105,6 +105,34 @@ fn kea_lease_prefix_dns_and_aftr_then_release_at_shutdown() {
     again.wait_for_line("event: lease-acquired", secs(20));
 }
 
+/// netifd creates some WAN devices (a VLAN) after b4d has started: the
+/// DUID is still made from the device's MAC once it is there (the DUID-LL
+/// odhcp6c used, so the ISP's server keeps the prefix), not a random one
+/// stored for good.
+#[test]
+fn a_wan_device_created_after_start_gets_its_duid_from_its_mac() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("a_wan_device_created_after_start_gets_its_duid_from_its_mac");
+    let client = Netns::new("cli");
+    let server = Netns::new("srv");
+    let config = b4d_config(&dir, "");
+    let b4d = start_b4d(&client, &dir, "b4d", &config);
+    b4d.wait_for_line("waiting for eth0 to appear", secs(10));
+    veth_pair(
+        VethEnd::new(&client, "eth0").mac("02:00:00:00:b4:01"),
+        VethEnd::new(&server, "eth0"),
+    );
+    let duid = "00:03:00:01:02:00:00:00:b4:01";
+    b4d.wait_for_line(&format!("DHCPv6 DUID {duid}"), secs(10));
+    let stored = std::fs::read_to_string(dir.file("state").join("duid-eth0")).unwrap();
+    assert_eq!(stored.trim(), duid);
+    let kea = Kea6Server::start(&server, &dir, "kea", &isp_kea());
+    kea.wait_ready();
+    b4d.wait_for_line("event: lease-acquired", secs(30));
+}
+
 #[test]
 fn kea_with_rapid_commit_binds_in_two_messages() {
     if !require_root_and_tools() {

@@ -6,6 +6,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::info;
+use tokio::sync::watch;
 
 /// RFC 8415 §11.4: DUID-LL, hardware type 1 (Ethernet).
 pub fn duid_ll(mac: [u8; 6]) -> Vec<u8> {
@@ -64,10 +68,13 @@ pub fn load(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Writes atomically (temp file, fsync, rename) so a crash mid-write never
-/// leaves a half DUID behind.
+/// leaves a half DUID behind; a folder it creates is made durable too.
 pub fn store(path: &Path, duid: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            fs::File::open(parent)?.sync_all()?;
+        }
     }
     crate::atomic_file::write_atomic(path, |out| {
         io::Write::write_all(out, format!("{}\n", to_hex(duid)).as_bytes())
@@ -99,6 +106,48 @@ pub fn obtain(
             Some(format!("cannot read DUID from {}: {e}", path.display())),
         ),
     }
+}
+
+/// The device's MAC from sysfs, for the DUID-LL; `None` without one
+/// (PPP, tun) or without the device.
+pub fn device_mac(device: &str) -> Option<[u8; 6]> {
+    let text = fs::read_to_string(format!("/sys/class/net/{device}/address")).ok()?;
+    let bytes: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mac: [u8; 6] = bytes.try_into().ok()?;
+    (mac != [0; 6]).then_some(mac)
+}
+
+/// [`obtain`] for the WAN `device`, a new DUID made only once the device
+/// exists: from its MAC, or a DUID-UUID when it has none. Made before a
+/// device netifd creates late (a VLAN), it would be a DUID-UUID for good,
+/// and an ISP server that knew odhcp6c's DUID-LL would hand out a new
+/// prefix. `None` if `shutdown` comes first.
+pub async fn obtain_for_device(
+    configured: Option<&[u8]>,
+    path: &Path,
+    device: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(Vec<u8>, Option<String>)> {
+    let sysfs = Path::new("/sys/class/net").join(device);
+    if configured.is_none() && !matches!(load(path), Ok(Some(_))) && !sysfs.exists() {
+        info!("DHCPv6: waiting for {device} to appear, to make the DUID from its MAC");
+        while !sysfs.exists() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                // The guard wait_for returns is not Send.
+                _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => return None,
+            }
+        }
+    }
+    Some(obtain(configured, path, || match device_mac(device) {
+        Some(mac) => duid_ll(mac),
+        None => duid_uuid(rand::random()),
+    }))
 }
 
 #[cfg(test)]
