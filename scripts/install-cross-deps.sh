@@ -28,8 +28,8 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
     say "apt-get install ${missing[*]}"
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 if [ "$(python3 -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ]; then

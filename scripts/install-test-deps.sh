@@ -50,8 +50,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing: ${missing[*]}"
     say "apt-get update"
-    $SUDO apt-get update -q
-    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 else
     say "all packages present, nothing to install"
 fi
