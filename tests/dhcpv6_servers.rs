@@ -222,6 +222,36 @@ fn kea_renew_carries_a_changed_aftr_name_through() {
     );
 }
 
+/// A WAN device deleted and created again at once (netifd recreating a
+/// VLAN or bridge), its link-local address usable at once (no DAD): a link
+/// change all the same, so the binding is confirmed with a Rebind (RFC 8415
+/// §18.2.12), not only a new socket. (A bridge stands in for the VLAN:
+/// this kernel has no 8021q.)
+#[test]
+fn a_wan_device_created_again_at_once_is_rebound() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("a_wan_device_created_again_at_once_is_rebound");
+    let (client, server) = client_and_server();
+    client.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    let recreate = "link add wan7 type bridge\nlink set eth0 master wan7\nlink set wan7 up\n";
+    let batch = dir.write("create.batch", recreate);
+    client.ip(&["-batch", &batch.display().to_string()]);
+    let kea = Kea6Server::start(&server, &dir, "kea", &isp_kea());
+    kea.wait_ready();
+    let config = std::fs::read_to_string(b4d_config(&dir, "")).unwrap();
+    let config = config.replace("option device 'eth0'", "option device 'wan7'");
+    let config = dir.write("b4d.uci", config).display().to_string();
+    let b4d = start_b4d(&client, &dir, "b4d", &config);
+    b4d.wait_for_line("event: lease-acquired", secs(20));
+    assert!(kea.process().lines_matching("REBIND").is_empty());
+    let batch = dir.write("recreate.batch", format!("link del wan7\n{recreate}"));
+    client.ip(&["-batch", &batch.display().to_string()]);
+    kea.process().wait_for_line("REBIND", secs(10));
+    b4d.wait_for_line("event: lease-renewed", secs(10));
+}
+
 #[test]
 fn server_gone_rebinds_to_a_second_server() {
     if !require_root_and_tools() {

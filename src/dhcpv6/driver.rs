@@ -318,6 +318,10 @@ pub async fn run(
     let mut port_wait = PortWait::new(OPEN_RETRY);
     let mut port_problem: Option<String> = None;
     let mut ready = false;
+    // The device the core was last told is up: one deleted and created
+    // again between two looks (a VLAN netifd recreates) is a link change
+    // too, though `ready` never went false.
+    let mut ready_on: Option<u32> = None;
     // The device index while its link is up with carrier.
     let mut carrier: Option<u32> = None;
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
@@ -391,8 +395,16 @@ pub async fn run(
         // Without the socket nothing can be sent or heard: the core waits
         // as it does for the link.
         let now_ready = socket.is_some() && state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
+        let index = state.as_ref().map(|s| s.index);
+        if now_ready && ready && index != ready_on && shutdown_deadline.is_none() {
+            info!("WAN {device} was created again (ifindex {index:?})");
+            actions.extend(client.handle(now, Input::LinkDown));
+            actions.extend(client.handle(now, Input::LinkUp));
+            ready_on = index;
+        }
         if now_ready != ready && shutdown_deadline.is_none() {
             ready = now_ready;
+            ready_on = index.filter(|_| ready);
             if ready {
                 info!(
                     "WAN {device} is up with link-local {}",
