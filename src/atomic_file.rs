@@ -2,7 +2,8 @@
 //! file, the DHCPv6 binding file and the DUID. Writes go to `<file>.tmp`,
 //! are fsynced, then renamed over the file and the directory fsynced, so a
 //! reader (or b4d after kill -9 or a power cut) sees either the old or the
-//! new file, never a mix.
+//! new file, never a mix. A missing folder (a lease file put on flash, in
+//! a folder of its own) is created first.
 
 use std::io;
 use std::path::Path;
@@ -13,6 +14,11 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir)?;
+        sync_dir(dir.parent());
+    }
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
@@ -30,11 +36,18 @@ pub fn write_atomic(
         let _ = std::fs::remove_file(tmp);
         return Err(e);
     }
-    // The rename itself is durable only once the directory is synced.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    // The rename itself is durable only once the directory is synced. The
+    // new file is in place whatever that says: not a failed write (callers
+    // would undo or withhold what the file now holds).
+    sync_dir(dir);
     Ok(())
+}
+
+/// fsync of a folder, best effort (see above).
+fn sync_dir(dir: Option<&Path>) {
+    if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +64,16 @@ mod tests {
         write_atomic(&path, |w| w.write_all(b"two\n")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
         assert!(!dir.join("leases.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_folder_is_created() {
+        let dir = std::env::temp_dir().join(format!("b4d-atomic-dir-{}", std::process::id()));
+        let path = dir.join("b4d").join("leases");
+        use std::io::Write as _;
+        write_atomic(&path, |w| w.write_all(b"one\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -931,21 +931,56 @@ fn reload_keeps_leases_and_applies_a_changed_config() {
     );
 }
 
+/// A tmpfs of its own for a test, unmounted when dropped.
+struct SmallTmpfs(std::path::PathBuf);
+
+impl SmallTmpfs {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallTmpfs {
+        std::fs::create_dir_all(&path).unwrap();
+        let options = format!("size={size}");
+        let target = path.display().to_string();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs", &target])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {target}");
+        SmallTmpfs(path)
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 /// /tmp full (a firmware image uploaded through LuCI): the lease file
 /// cannot be written. No DHCPACK goes out for a lease not on file (after a
 /// restart its address would be given to another client); the server says
 /// why, and the client is acknowledged once the file can be written.
 #[test]
-fn no_dhcpack_goes_out_while_the_lease_file_cannot_be_written() {
+fn no_dhcpack_goes_out_while_the_lease_file_system_is_full() {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("no_dhcpack_goes_out_while_the_lease_file_cannot_be_written");
+    let mut lan = Lan::new("no_dhcpack_goes_out_while_the_lease_file_system_is_full");
     let a = lan.add_client("udhcpc", "02:00:00:00:08:01");
+    let small = SmallTmpfs::mount(lan.dir.file("tmp"), "64k");
+    let filler = small.0.join("firmware.bin");
+    let mut written = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut written, &[0u8; 4096]).is_ok() {}
+    drop(written);
+    let leases = small.0.join("b4d.leases");
     let config = lan.config("", "");
-    // The file is written through `<file>.tmp`: a folder there fails it.
-    let blocker = lan.dir.file("b4d.leases.tmp");
-    std::fs::create_dir(&blocker).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        &lan.dir.file("b4d.leases").display().to_string(),
+        &leases.display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
     let b4d = lan.start_b4d("b4d", &config);
     let udhcpc = lan.udhcpc(a, "udhcpc", "a", &[]);
     b4d.wait_for_line("no DHCPACK goes out until it can be written", secs(20));
@@ -956,11 +991,11 @@ fn no_dhcpack_goes_out_while_the_lease_file_cannot_be_written() {
         "{}",
         udhcpc.tail(10)
     );
-    std::fs::remove_dir(&blocker).unwrap();
+    std::fs::remove_file(&filler).unwrap();
     let bound = udhcpc.wait_for_line("udhcpc-event bound", secs(30));
     b4d.wait_for_line("written again", secs(5));
     let ip = field(&bound, "ip");
-    let file = std::fs::read_to_string(lan.dir.file("b4d.leases")).unwrap();
+    let file = std::fs::read_to_string(&leases).unwrap();
     assert!(file.contains(&format!(" {ip} ")), "{ip} not in\n{file}");
 }
 

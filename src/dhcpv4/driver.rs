@@ -175,7 +175,12 @@ struct Persistence {
 impl Persistence {
     /// Writes synchronously: the file lives on tmpfs on OpenWrt, and the
     /// DHCPACK waiting on it must not go out before it is written. Returns
-    /// whether the file is now up to date.
+    /// whether those DHCPACKs may go out: not while the file system is full
+    /// (a firmware image uploaded to /tmp: a lease granted but not on file
+    /// would go to another client after a restart; the clients ask again,
+    /// and are answered once the file is written). Any other failure (a
+    /// read-only file system, a file put where b4d may not write) lasts:
+    /// serving on, leases in memory only, beats no DHCP at all.
     fn write(&mut self, server: &Server, now: u64) -> bool {
         let base = time_base(&self.boot_id);
         match leases::write_atomic(&self.path, |out| server.write_lease_file(out, now, &base)) {
@@ -186,17 +191,21 @@ impl Persistence {
                 true
             }
             Err(e) => {
+                let full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
                 let why = format!("cannot write lease file {}: {e}", self.path.display());
                 if self.failing.is_none() {
+                    let meanwhile = if full {
+                        "no DHCPACK goes out until it can be written"
+                    } else {
+                        "leases are kept in memory only"
+                    };
                     warn!(
-                        "DHCPv4: {why}; no DHCPACK goes out until it can be written \
-                         (a lease granted but not on file would be given to another \
-                         client after a restart), trying again every {} s",
+                        "DHCPv4: {why}; {meanwhile}; trying again every {} s",
                         PERSIST_RETRY.as_secs()
                     );
                 }
                 self.failing = Some(why);
-                false
+                !full
             }
         }
     }
@@ -509,12 +518,24 @@ pub async fn run(
         let now = clock_now();
         // The core orders each message's actions; across a batch, do every
         // write and publication before any send.
-        if actions.contains(&Action::Persist) && !persistence.write(&server, now) {
-            // The core's rule: no DHCPACK for a lease not on file. The
-            // client asks again; its lease, kept in memory, is then
-            // acknowledged once the file could be written.
-            actions.retain(|a| !matches!(a, Action::Send { .. }));
-            persist_retry.get_or_insert_with(|| tokio::time::Instant::now() + PERSIST_RETRY);
+        if actions.contains(&Action::Persist) {
+            if !persistence.write(&server, now) {
+                // The core's rule: no DHCPACK for a lease not on file. The
+                // client asks again; its lease, kept in memory, is then
+                // acknowledged once the file could be written.
+                actions.retain(|a| {
+                    !matches!(
+                        a,
+                        Action::Send {
+                            needs_file: true,
+                            ..
+                        }
+                    )
+                });
+            }
+            if persistence.failing.is_some() {
+                persist_retry.get_or_insert_with(|| tokio::time::Instant::now() + PERSIST_RETRY);
+            }
         }
         trouble.lease_file = persistence.failing.clone();
         if actions.contains(&Action::LeasesChanged) {
@@ -522,7 +543,7 @@ pub async fn run(
         }
         if let Some((_, s)) = &socket {
             for action in actions {
-                if let Action::Send { to, bytes } = action {
+                if let Action::Send { to, bytes, .. } = action {
                     send(s, &device, to, &bytes).await;
                 }
             }

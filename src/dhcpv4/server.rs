@@ -96,6 +96,9 @@ pub enum Action {
     Send {
         to: Destination,
         bytes: Vec<u8>,
+        /// A DHCPACK of a lease (not one to INFORM): it may go out only
+        /// once the lease file holds the lease.
+        needs_file: bool,
     },
     /// Write the lease file now ([`Server::write_lease_file`]).
     Persist,
@@ -477,6 +480,8 @@ impl Server {
                 actions.push(Action::Send {
                     to,
                     bytes: reply.encode(limit),
+                    needs_file: reply.message_type == wire::DHCPACK
+                        && !reply.yiaddr.is_unspecified(),
                 });
             }
             Ok(None) => {}

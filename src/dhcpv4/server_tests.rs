@@ -115,8 +115,15 @@ fn sent(actions: &[Action]) -> Vec<Sent> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { to, bytes } => {
+            Action::Send {
+                to,
+                bytes,
+                needs_file,
+            } => {
                 assert_eq!(bytes[0], BOOTREPLY);
+                let is_ack = bytes[240..243] == [53, 1, DHCPACK];
+                let yiaddr = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+                assert_eq!(*needs_file, is_ack && !yiaddr.is_unspecified());
                 assert_eq!(&bytes[236..240], &MAGIC_COOKIE);
                 let mut options = Vec::new();
                 let mut i = HEADER_LEN;

@@ -153,11 +153,11 @@ fn keep_accepting_ras(device: &str) -> bool {
     }
 }
 
-/// The binding file (persist.rs): restored from at start, rewritten after
-/// every change the core announces, removed when nothing is left.
 /// How soon a lease file write that failed (tmpfs full) is tried again.
 const PERSIST_RETRY: Duration = Duration::from_secs(2);
 
+/// The binding file (persist.rs): restored from at start, rewritten after
+/// every change the core announces, removed when nothing is left.
 struct Persistence {
     path: PathBuf,
     /// The WAN device, written into the file: a binding is for one link.

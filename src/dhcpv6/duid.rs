@@ -67,15 +67,9 @@ pub fn load(path: &Path) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes atomically (temp file, fsync, rename) so a crash mid-write never
-/// leaves a half DUID behind; a folder it creates is made durable too.
+/// Writes atomically (temp file, fsync, rename; a missing folder created)
+/// so a crash mid-write never leaves a half DUID behind.
 pub fn store(path: &Path, duid: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-        fs::create_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            fs::File::open(parent)?.sync_all()?;
-        }
-    }
     crate::atomic_file::write_atomic(path, |out| {
         io::Write::write_all(out, format!("{}\n", to_hex(duid)).as_bytes())
     })

@@ -118,7 +118,6 @@ pub fn check_table(outcomes: &[check::Outcome]) -> Table {
         .with("checks", Value::Array(list))
 }
 
-/// The `b4.state` event payload.
 /// The last `b4.state` event, when b4d stops (SIGTERM): a listener (a
 /// failover script) must not keep the last "up" while the tunnel goes.
 pub fn stopping_event() -> Table {
@@ -127,6 +126,7 @@ pub fn stopping_event() -> Table {
         .with("reason", "b4d stopping")
 }
 
+/// The `b4.state` event payload.
 pub fn state_event(status: &Status) -> Table {
     Table::new()
         .with("state", status.state.as_str())
