@@ -364,6 +364,9 @@ fn an_event_queued_at_shutdown_still_goes_out() {
     let server = ServerUnderTest::start(&socket, recorded_b4(), Vec::new());
     peer.accept(WAIT);
     replay(&mut peer, &t01, "01", "p1");
+    // Time for the driver to read the registration's answer: an event
+    // before it is dropped (not connected yet), not the case here.
+    peer.expect_silence(Duration::from_millis(500), "after registering");
     let stopping = b4d::ubus::b4::stopping_event();
     assert!(server.events.publish_event("b4.state", stopping.clone()));
     server.shutdown.send_replace(true);

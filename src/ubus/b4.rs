@@ -215,6 +215,9 @@ pub async fn serve(
     let mut status_open = true;
     loop {
         tokio::select! {
+            // Shutdown first: no state event may follow the last one,
+            // "stopping", which main publishes once shutdown is set.
+            biased;
             _ = shutdown.changed() => {
                 if *shutdown.borrow() || shutdown.has_changed().is_err() {
                     return Ok(());
