@@ -317,10 +317,7 @@ pub async fn run(
     // the status's last problem, the core knows nothing of it).
     let mut port_wait = PortWait::new(OPEN_RETRY);
     let mut port_problem: Option<String> = None;
-    let mut ready = false;
-    // The device the core was last told is up: one deleted and created
-    // again between two looks (a VLAN netifd recreates) is a link change
-    // too, though `ready` never went false.
+    // The device (ifindex) the core was last told is up, if it was.
     let mut ready_on: Option<u32> = None;
     // The device index while its link is up with carrier.
     let mut carrier: Option<u32> = None;
@@ -395,29 +392,29 @@ pub async fn run(
         // Without the socket nothing can be sent or heard: the core waits
         // as it does for the link.
         let now_ready = socket.is_some() && state.as_ref().is_some_and(LinkState::ready_for_dhcpv6);
-        let index = state.as_ref().map(|s| s.index);
-        if now_ready && ready && index != ready_on && shutdown_deadline.is_none() {
-            info!("WAN {device} was created again (ifindex {index:?})");
-            actions.extend(client.handle(now, Input::LinkDown));
-            actions.extend(client.handle(now, Input::LinkUp));
-            ready_on = index;
-        }
-        if now_ready != ready && shutdown_deadline.is_none() {
-            ready = now_ready;
-            ready_on = index.filter(|_| ready);
-            if ready {
-                info!(
+        let up_on = now_ready.then(|| state.as_ref().map(|s| s.index)).flatten();
+        if shutdown_deadline.is_none() {
+            let change = link_change(ready_on, up_on);
+            match change {
+                LinkChange::Up => info!(
                     "WAN {device} is up with link-local {}",
                     state
                         .as_ref()
                         .and_then(|s| s.link_local)
                         .unwrap_or(Ipv6Addr::UNSPECIFIED)
-                );
-                actions.extend(client.handle(now, Input::LinkUp));
-            } else {
-                info!("WAN {device} is down or has no usable link-local address");
-                actions.extend(client.handle(now, Input::LinkDown));
+                ),
+                LinkChange::Down => {
+                    info!("WAN {device} is down or has no usable link-local address")
+                }
+                LinkChange::Recreated => {
+                    info!("WAN {device} was created again (ifindex {up_on:?})")
+                }
+                LinkChange::None => {}
             }
+            for input in change.inputs() {
+                actions.extend(client.handle(now, input));
+            }
+            ready_on = up_on;
         }
         if execute(
             std::mem::take(&mut actions),
@@ -554,4 +551,57 @@ fn port_trouble(device: &str, e: &io::Error) -> String {
         _ => "",
     };
     format!("cannot use UDP port {CLIENT_PORT} on {device}: {e}{hint}")
+}
+
+/// What the core must hear of the WAN, from the device it last heard was
+/// up (`was`) and the one that is up now (`now`; `None`: down, or no
+/// usable link-local address or socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkChange {
+    None,
+    Up,
+    Down,
+    /// Up on a new device of the same name: deleted and created again
+    /// between two looks (a VLAN netifd recreates, its link-local usable at
+    /// once). A link change all the same (RFC 8415 §18.2.12: Rebind).
+    Recreated,
+}
+
+fn link_change(was: Option<u32>, now: Option<u32>) -> LinkChange {
+    match (was, now) {
+        (None, None) => LinkChange::None,
+        (None, Some(_)) => LinkChange::Up,
+        (Some(_), None) => LinkChange::Down,
+        (Some(a), Some(b)) if a != b => LinkChange::Recreated,
+        (Some(_), Some(_)) => LinkChange::None,
+    }
+}
+
+impl LinkChange {
+    fn inputs(self) -> Vec<Input<'static>> {
+        match self {
+            LinkChange::None => vec![],
+            LinkChange::Up => vec![Input::LinkUp],
+            LinkChange::Down => vec![Input::LinkDown],
+            LinkChange::Recreated => vec![Input::LinkDown, Input::LinkUp],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_created_again_is_a_link_change() {
+        assert_eq!(link_change(None, None), LinkChange::None);
+        assert_eq!(link_change(None, Some(3)), LinkChange::Up);
+        assert_eq!(link_change(Some(3), Some(3)), LinkChange::None);
+        assert_eq!(link_change(Some(3), None), LinkChange::Down);
+        assert_eq!(link_change(Some(3), Some(7)), LinkChange::Recreated);
+        assert!(matches!(
+            LinkChange::Recreated.inputs()[..],
+            [Input::LinkDown, Input::LinkUp]
+        ));
+    }
 }
