@@ -612,6 +612,14 @@ fn a_reload_or_a_kill_9_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel
     lab.b4d()
         .wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
         .expect("the tunnel on again");
+    // A tunnel from a b4d from before the mark is marked when adopted.
+    lab.b4.ip(&["link", "set", "dev", "ds-b4", "alias", ""]);
+    lab.b4d().signal(Signal::Kill);
+    lab.b4d().wait_exit(secs(5));
+    lab.start_b4d("b4d-adopting-unmarked");
+    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    let link = lab.b4.ip(&["link", "show", "dev", "ds-b4"]);
+    assert!(link.contains("alias b4d"), "{link}");
     lab.b4d().signal(Signal::Kill);
     lab.b4d().wait_exit(secs(5));
     std::fs::write(&lab.config_path, &renamed).unwrap();

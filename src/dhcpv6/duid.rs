@@ -127,10 +127,12 @@ pub async fn obtain_for_device(
     device: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<(Vec<u8>, Option<String>)> {
-    let sysfs = Path::new("/sys/class/net").join(device);
-    if configured.is_none() && !matches!(load(path), Ok(Some(_))) && !sysfs.exists() {
+    // Asked of the kernel, not sysfs (which can show another namespace's
+    // devices in a container).
+    let exists = || nix::net::if_::if_nametoindex(device).is_ok();
+    if configured.is_none() && !matches!(load(path), Ok(Some(_))) && !exists() {
         info!("DHCPv6: waiting for {device} to appear, to make the DUID from its MAC");
-        while !sysfs.exists() {
+        while !exists() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 // The guard wait_for returns is not Send.

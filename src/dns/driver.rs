@@ -483,6 +483,13 @@ impl Driver {
     fn set_upstreams(&mut self, servers: &[Ipv6Addr]) {
         self.upstream_ips = servers.to_vec();
         self.wan_index = self.find_wan_index();
+        if self.wan_index == 0 && servers.iter().any(Ipv6Addr::is_unicast_link_local) {
+            // Said once: a failed send looks again, quietly.
+            warn!(
+                "link-local upstream servers unreachable until WAN {} is there",
+                self.wan_device
+            );
+        }
         let addrs: Vec<SocketAddr> = servers
             .iter()
             .map(|ip| super::server_address(*ip, self.wan_index))
@@ -505,13 +512,7 @@ impl Driver {
         {
             return 0;
         }
-        nix::net::if_::if_nametoindex(self.wan_device.as_str()).unwrap_or_else(|e| {
-            warn!(
-                "link-local upstream servers unreachable: WAN {}: {e}",
-                self.wan_device
-            );
-            0
-        })
+        nix::net::if_::if_nametoindex(self.wan_device.as_str()).unwrap_or(0)
     }
 
     /// Sending to a link-local server failed: if the WAN device was

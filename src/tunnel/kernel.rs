@@ -206,14 +206,22 @@ impl Kernel {
 
 /// Deletes the tunnels marked [`OWNER_ALIAS`] but for the one called
 /// `keep` (`None`: the tunnel is disabled), their routes with them, and
-/// with the tunnel disabled the MSS clamp table; returns their names.
+/// with the tunnel disabled the MSS clamp table; returns their names. The
+/// tunnel called `keep`, adopted, gets the mark if it lacks it (made by a
+/// b4d from before the mark).
 pub async fn remove_leftovers(netlink: &Netlink, keep: Option<&str>) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for link in netlink.links().await? {
-        let ours =
-            link.kind.as_deref() == Some("ip6tnl") && link.alias.as_deref() == Some(OWNER_ALIAS);
+        if link.kind.as_deref() != Some("ip6tnl") {
+            continue;
+        }
+        let marked = link.alias.as_deref() == Some(OWNER_ALIAS);
         let name = link.name.unwrap_or_default();
-        if ours && Some(name.as_str()) != keep {
+        if Some(name.as_str()) == keep {
+            if !marked {
+                netlink.set_link_alias(link.index, OWNER_ALIAS).await?;
+            }
+        } else if marked {
             netlink.delete_link(link.index).await?;
             removed.push(name);
         }
