@@ -1,5 +1,7 @@
 //! b4d: wires the subsystems together. Protocol logic lives in the library.
 
+mod thread_name;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -449,40 +451,16 @@ fn start_dhcpv6(
     };
     let (status, status_rx) = watch::channel(ClientStatus::default());
     let (control_tx, control_rx) = mpsc::channel(8);
-    let lease_file = config.wan.lease_file.clone();
-    let seed = rand::random();
-    tasks.spawn(async move {
-        let mut waiting = shutdown.clone();
-        let Some((duid, warning)) = duid::obtain_for_device(
-            configured_duid.as_deref(),
-            &duid_path,
-            &device,
-            &mut waiting,
-        )
-        .await
-        else {
-            return Ok(());
-        };
-        if let Some(warning) = warning {
-            warn!("{warning}");
-        }
-        info!("DHCPv6 DUID {}", duid::to_hex(&duid));
-        let client_config = ClientConfig {
-            duid,
-            ..client_config
-        };
-        let outputs = Outputs { events, status };
-        driver::run(
-            device,
-            client_config,
-            seed,
-            lease_file,
-            control_rx,
-            shutdown,
-            outputs,
-        )
-        .await
-    });
+    tasks.spawn(driver::run(
+        device,
+        client_config,
+        (configured_duid, duid_path),
+        rand::random(),
+        config.wan.lease_file.clone(),
+        control_rx,
+        shutdown,
+        Outputs { events, status },
+    ));
     Some((control_tx, status_rx))
 }
 

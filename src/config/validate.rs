@@ -139,7 +139,15 @@ impl<'a> Opts<'a> {
             failed: HashSet::new(),
         };
         let mut forms: HashMap<&str, Form> = HashMap::new();
-        for entry in &section.options {
+        // libuci's uci_set with an empty value deletes the option (a list
+        // too): every line of a name up to its last empty one is unset.
+        let mut unset_upto: HashMap<&str, usize> = HashMap::new();
+        for (at, entry) in section.options.iter().enumerate() {
+            if entry.value == Value::Single(String::new()) {
+                unset_upto.insert(entry.name.as_str(), at);
+            }
+        }
+        for (at, entry) in section.options.iter().enumerate() {
             let name = entry.name.as_str();
             let line = entry.line;
             let mut error = |reason| errs.push(Some(line), Some(&opts.label), Some(name), reason);
@@ -147,13 +155,7 @@ impl<'a> Opts<'a> {
                 error(Reason::UnknownOption { known });
                 continue;
             }
-            if entry.value == Value::Single(String::new()) {
-                // libuci's uci_set with an empty value deletes the option
-                // (a list too): as if no earlier line had set it.
-                opts.single.remove(name);
-                opts.items.remove(name);
-                opts.lines.remove(name);
-                forms.remove(name);
+            if unset_upto.get(name).is_some_and(|&last| at <= last) {
                 continue;
             }
             let first_line = opts.lines.get(name).copied();

@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::client::{Action, Client, ClientConfig, ClientStatus, Input};
+use super::duid;
 use super::events::Event;
 use super::lease::{remaining, WithLifetimes};
 use super::persist::{self, BootClock};
@@ -287,16 +288,30 @@ impl Persistence {
 /// Runs the client on `device` until `shutdown` has been handled: a Release first, when configured. A watch rather than
 /// a message: a full control queue cannot lose it.
 /// A binding kept in `lease_file` from before a restart is published first.
+/// `config.duid` is left to [`duid::obtain_for_device`] with
+/// `duid_source`: the configured DUID and where one is kept.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     device: String,
     config: ClientConfig,
+    duid_source: (Option<Vec<u8>>, PathBuf),
     seed: u64,
     lease_file: PathBuf,
     mut control: mpsc::Receiver<Control>,
     mut shutdown: watch::Receiver<bool>,
     outputs: Outputs,
 ) -> io::Result<()> {
-    let mut client = Client::new(config, seed);
+    let (configured, duid_path) = duid_source;
+    let Some((duid, warning)) =
+        duid::obtain_for_device(configured.as_deref(), &duid_path, &device, &mut shutdown).await
+    else {
+        return Ok(());
+    };
+    if let Some(warning) = warning {
+        warn!("{warning}");
+    }
+    info!("DHCPv6 DUID {}", duid::to_hex(&duid));
+    let mut client = Client::new(ClientConfig { duid, ..config }, seed);
     client.handle(Instant::now(), Input::Started);
     let mut persistence = Persistence::new(lease_file, &device);
     // Before anything else (even the link): the DNS proxy, the tunnel and
