@@ -556,6 +556,19 @@ fn a_leased_address_that_fails_dad_is_declined_and_replaced() {
     );
 }
 
+/// No tunnel `name`, no IPv4 default route, no clamp table in the B4.
+fn assert_nothing_left(lab: &Lab, name: &str) {
+    let links = lab.b4.ip(&["link", "show"]);
+    assert!(!links.contains(name), "the tunnel stayed: {links}");
+    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
+    assert!(routes.is_empty(), "a default route stayed: {routes}");
+    let tables = lab.b4.exec_stdout("nft", &["list", "tables"]);
+    assert!(
+        !tables.contains("inet b4"),
+        "the clamp table stayed: {tables}"
+    );
+}
+
 /// A reload (SIGHUP with a changed file) restarts b4d in place and the new
 /// process adopts the tunnel it finds by its configured name. One that
 /// turns the tunnel off, or renames it, could not be adopted: the old
@@ -594,15 +607,7 @@ fn a_reload_or_a_kill_9_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel
     lab.b4d()
         .wait_for_line_after(mark, "tunnel disabled", secs(30))
         .expect("the restarted b4d without a tunnel");
-    let links = lab.b4.ip(&["link", "show"]);
-    assert!(!links.contains("dslite"), "the tunnel stayed: {links}");
-    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
-    assert!(routes.is_empty(), "a default route stayed: {routes}");
-    let tables = lab.b4.exec_stdout("nft", &["list", "tables"]);
-    assert!(
-        !tables.contains("inet b4"),
-        "the clamp table stayed: {tables}"
-    );
+    assert_nothing_left(&lab, "dslite");
     assert!(lab.b4d().is_running());
 
     // Back to ds-b4, then kill -9 and a rename before the next start.
@@ -636,13 +641,5 @@ fn a_reload_or_a_kill_9_that_renames_or_disables_the_tunnel_leaves_no_old_tunnel
     std::fs::write(&lab.config_path, &disabled).unwrap();
     lab.start_b4d("b4d-disabled-after-kill");
     lab.b4d().wait_for_line("tunnel: removed dslite", secs(30));
-    let links = lab.b4.ip(&["link", "show"]);
-    assert!(!links.contains("dslite"), "the tunnel stayed: {links}");
-    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
-    assert!(routes.is_empty(), "a default route stayed: {routes}");
-    let tables = lab.b4.exec_stdout("nft", &["list", "tables"]);
-    assert!(
-        !tables.contains("inet b4"),
-        "the clamp table stayed: {tables}"
-    );
+    assert_nothing_left(&lab, "dslite");
 }

@@ -311,22 +311,29 @@ fn the_recorded_b4_server_conversation_replays_byte_exact_including_a_ubusd_rest
     replay(&mut peer, &t06, "06", "p27");
 }
 
-/// ubusd stops reading (hung, stopped) while b4d has more to write than the
-/// socket holds: b4d gives up on the connection after its write timeout
-/// and connects again, instead of hanging in the write with every call,
-/// event and its own shutdown behind it.
-#[test]
-fn a_ubusd_that_stops_reading_is_left_and_connected_to_again() {
-    let Some(dir) = ubus_traces::traces_dir() else {
-        return;
-    };
-    let test_dir = TestDir::new("stalled_ubusd");
+/// The recorded server's object registered with a replayed ubusd (trace
+/// 01), for the tests that go on from there; `None` without the traces.
+fn registered(test: &str) -> Option<(TestDir, UbusdReplay, ServerUnderTest, Vec<TraceMsg>)> {
+    let dir = ubus_traces::traces_dir()?;
+    let test_dir = TestDir::new(test);
     let socket = test_dir.file("ubus.sock");
     let t01 = ubus_traces::load(&dir, "01-");
     let mut peer = UbusdReplay::listen(&socket);
     let server = ServerUnderTest::start(&socket, recorded_b4(), Vec::new());
     peer.accept(WAIT);
     replay(&mut peer, &t01, "01", "p1");
+    Some((test_dir, peer, server, t01))
+}
+
+/// ubusd stops reading (hung, stopped) while b4d has more to write than the
+/// socket holds: b4d gives up on the connection after its write timeout
+/// and connects again, instead of hanging in the write with every call,
+/// event and its own shutdown behind it.
+#[test]
+fn a_ubusd_that_stops_reading_is_left_and_connected_to_again() {
+    let Some((_dir, mut peer, server, t01)) = registered("stalled_ubusd") else {
+        return;
+    };
     // Never read again: 64 events of 60 kB fill any socket buffer. The
     // handle's queue refuses events while the driver is stuck in a write.
     let big = Table::new().with("text", "x".repeat(60_000));
@@ -354,16 +361,9 @@ fn a_ubusd_that_stops_reading_is_left_and_connected_to_again() {
 /// reaches ubusd: the driver writes what is queued before it ends.
 #[test]
 fn an_event_queued_at_shutdown_still_goes_out() {
-    let Some(dir) = ubus_traces::traces_dir() else {
+    let Some((_dir, mut peer, server, _)) = registered("event_at_shutdown") else {
         return;
     };
-    let test_dir = TestDir::new("event_at_shutdown");
-    let socket = test_dir.file("ubus.sock");
-    let t01 = ubus_traces::load(&dir, "01-");
-    let mut peer = UbusdReplay::listen(&socket);
-    let server = ServerUnderTest::start(&socket, recorded_b4(), Vec::new());
-    peer.accept(WAIT);
-    replay(&mut peer, &t01, "01", "p1");
     // Time for the driver to read the registration's answer: an event
     // before it is dropped (not connected yet), not the case here.
     peer.expect_silence(Duration::from_millis(500), "after registering");
