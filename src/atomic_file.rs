@@ -7,6 +7,11 @@
 
 use std::io;
 use std::path::Path;
+use std::time::Duration;
+
+/// How soon a write that failed (tmpfs full: a firmware image uploaded to
+/// /tmp) is tried again, by the DHCPv4 and DHCPv6 drivers alike.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 /// Replaces `path` with what `fill` writes, atomically and durably. The
 /// text is streamed through a buffer rather than built in memory first.

@@ -2,6 +2,7 @@
 //! device, the lease file and the clock, feeds the core and executes what it
 //! returns. No protocol decisions are made here.
 
+use crate::atomic_file::RETRY_AFTER_FAILURE as PERSIST_RETRY;
 use crate::timer::{sleep_until, PortWait};
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -37,9 +38,6 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often port 67 is tried again while another server holds it.
 const OPEN_RETRY: Duration = Duration::from_secs(5);
-/// How soon a lease file write that failed (tmpfs full: a firmware image
-/// uploaded to /tmp) is tried again.
-const PERSIST_RETRY: Duration = Duration::from_secs(2);
 
 /// Channels the driver publishes on.
 pub struct Outputs {
@@ -480,7 +478,10 @@ pub async fn run(
             }
             _ = sleep_until(persist_retry) => {
                 let now = clock_now();
-                persist_retry = (!persistence.write(&server, now))
+                // Until it works, whatever the failure (a read-only file
+                // system serves on meanwhile, but is retried all the same).
+                persistence.write(&server, now);
+                persist_retry = (persistence.failing.is_some())
                     .then(|| tokio::time::Instant::now() + PERSIST_RETRY);
                 trouble.lease_file = persistence.failing.clone();
                 publish_status(&outputs, &mut server, now, &trouble);

@@ -2,6 +2,7 @@
 //! port 546 and the link watch, feeds the core with time and packets, and
 //! executes what it returns. No protocol decisions are made here.
 
+use crate::atomic_file::RETRY_AFTER_FAILURE as PERSIST_RETRY;
 use crate::timer::{sleep_until, PortWait};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -153,9 +154,6 @@ fn keep_accepting_ras(device: &str) -> bool {
         }
     }
 }
-
-/// How soon a lease file write that failed (tmpfs full) is tried again.
-const PERSIST_RETRY: Duration = Duration::from_secs(2);
 
 /// The binding file (persist.rs): restored from at start, rewritten after
 /// every change the core announces, removed when nothing is left.
