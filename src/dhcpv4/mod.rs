@@ -48,7 +48,10 @@ pub struct LeaseInfo {
 /// names, then the names clients gave with their leases, where a name
 /// already taken (compared as DNS does, RFC 4343) keeps its first address:
 /// a phone calling itself `printer` must not move `printer.lan` away from
-/// the printer the admin named. A configured host outside the LAN `subnet`
+/// the printer the admin named. Between two leases with the same name the
+/// newest (latest expiry: granted or renewed last) has it, as in dnsmasq: a
+/// laptop undocked from its wired port keeps its name on Wi-Fi instead of
+/// the wired lease it no longer renews. A configured host outside the LAN `subnet`
 /// (a followed subnet moved away from it) is left out, as the DHCPv4
 /// server leaves it out: its name must not hide the device's new lease.
 pub fn local_names(
@@ -61,8 +64,10 @@ pub fn local_names(
         .iter()
         .filter(|(_, ip)| subnet.is_none_or(|lan| host_address_problem(lan, *ip).is_none()))
         .cloned();
-    let leased = leases
-        .iter()
+    let mut by_age: Vec<&LeaseInfo> = leases.iter().collect();
+    by_age.sort_by_key(|l| (!l.is_static, std::cmp::Reverse(l.expires)));
+    let leased = by_age
+        .into_iter()
         .filter_map(|l| Some((l.hostname.clone()?, l.ip)));
     for (name, ip) in configured.chain(leased) {
         if !names

@@ -240,9 +240,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server holding `restored` leases (from the lease file). Leases that
-    /// no longer fit the configuration (outside the pool, on a static
-    /// address, duplicates) are dropped; for duplicates the later expiry wins.
+    /// A server holding `restored` leases (from the lease file). Leases
+    /// outside the pool (and not on a host entry's address) are parked,
+    /// expired ones and the router's own address dropped; for duplicates the
+    /// later expiry wins.
     pub fn new(config: ServerConfig, mut restored: Vec<Lease>, now: u64) -> Server {
         let pool = Pool::new(config.pool_first, config.pool_last);
         let mut server = Server {
@@ -275,17 +276,27 @@ impl Server {
             if !sane {
                 continue;
             }
-            if server.pool.contains(lease.ip) && !server.is_static_ip(lease.ip) && lease.ip != own {
+            if lease.ip == own {
+                continue;
+            }
+            // A lease on a host entry's address is kept too: either the
+            // entry's own device holds it (its name stays in the LAN's DNS
+            // across the restart), or another device still uses it (the
+            // entry was added, or its MAC changed, while that lease ran).
+            // The record is what keeps the entry's device on a pool address
+            // meanwhile (`static_held_by_another`) instead of a second
+            // device on the same address; the holder gets a DHCPNAK at its
+            // next renewal and moves to the pool.
+            if server.pool.contains(lease.ip) || server.is_static_ip(lease.ip) {
                 let ip = lease.ip;
                 if let Some(gone) = server.leases.insert(lease) {
                     server.refresh(gone);
                 }
                 server.refresh(ip);
-            } else if !server.is_static_ip(lease.ip) && lease.ip != own {
+            } else {
                 // Outside what is served now (another subnet, a pool that
                 // moved with a wider mask or shrank): never handed out from
-                // this pool, so kept for a move back. (A host entry's or
-                // the router's address has its owner now.)
+                // this pool, so kept for a move back.
                 server.parked.push(lease);
             }
         }
@@ -387,10 +398,11 @@ impl Server {
             .map(|s| LeaseInfo {
                 mac: s.mac,
                 ip: s.ip,
-                hostname: s
-                    .name
-                    .clone()
-                    .or_else(|| self.leases.by_ip(s.ip).and_then(|l| l.hostname.clone())),
+                hostname: s.name.clone().or_else(|| {
+                    (self.leases.by_ip(s.ip))
+                        .filter(|l| self.is_own_static(l))
+                        .and_then(|l| l.hostname.clone())
+                }),
                 expires: 0,
                 is_static: true,
             })
@@ -398,7 +410,7 @@ impl Server {
         list.extend(
             self.leases
                 .iter()
-                .filter(|l| l.is_active(now) && !self.is_static_ip(l.ip))
+                .filter(|l| l.is_active(now) && !self.is_own_static(l))
                 .map(|l| LeaseInfo {
                     mac: l.mac,
                     ip: l.ip,
@@ -554,6 +566,13 @@ impl Server {
     /// Whether someone other than `client` holds an active lease on `ip`.
     fn leased_to_another(&self, ip: Ipv4Addr, client: &ClientKey, now: u64) -> bool {
         (self.leases.by_ip(ip)).is_some_and(|l| &l.client != client && l.is_active(now))
+    }
+
+    /// Whether `lease` is a host entry's device on that entry's address
+    /// (listed as the entry), not another device still holding it.
+    fn is_own_static(&self, lease: &Lease) -> bool {
+        self.static_for(&lease.client, lease.mac)
+            .is_some_and(|s| s.ip == lease.ip)
     }
 
     fn is_static_ip(&self, ip: Ipv4Addr) -> bool {

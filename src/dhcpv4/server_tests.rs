@@ -565,23 +565,66 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
     let restored = vec![
         stored(ip(101), 1, T0 + 50),
         stored(ip(150), 2, T0 + 50),  // outside the pool now: parked
-        stored(ip(20), 3, T0 + 50),   // a static address now: dropped
+        stored(ip(20), 3, T0 + 50),   // a host entry's address now: kept (see below)
         stored(ip(102), 4, T0 - 1),   // expired
         stored(ip(103), 1, T0 + 10),  // older duplicate of client 1
         stored(ip(104), 5, u64::MAX), // damaged: no lease lasts that long
     ];
     let mut s = Server::new(config(10), restored, T0);
-    assert_eq!(s.status(T0).active_leases, 1);
+    assert_eq!(s.status(T0).active_leases, 2);
     // Served or parked (for a configuration that serves them again).
     let file = lease_lines(&s, T0);
-    assert_eq!(file.lines().count(), 2, "{file}");
-    assert!(!file.contains(" 192.168.1.20 "), "{file}");
+    assert_eq!(file.lines().count(), 3, "{file}");
+    assert!(file.contains(" 192.168.1.20 "), "{file}");
     assert!(!file.contains(" 192.168.1.102 ") && !file.contains(" 192.168.1.103 "));
     assert!(!file.contains(" 192.168.1.104 "), "{file}");
     assert_eq!(one(&renew(&mut s, T0, 1, ip(101))).message_type, DHCPACK);
     assert_eq!(one(&renew(&mut s, T0, 2, ip(150))).message_type, DHCPNAK);
     assert_eq!(one(&discover(&mut s, T0, 9)).yiaddr, ip(100));
-    assert_eq!(s.lease_list(T0).iter().filter(|l| !l.is_static).count(), 1);
+    assert_eq!(s.lease_list(T0).iter().filter(|l| !l.is_static).count(), 2);
+}
+
+/// A host entry added (or its MAC changed) while another device holds a
+/// lease on its address: after the restart that applies it, the entry's
+/// device is served from the pool until the holder, NAKed at its renewal,
+/// has moved; only then does the entry's device get its address. Never two
+/// devices on one address.
+#[test]
+fn a_host_entry_on_a_leased_address_waits_for_the_holder_to_move() {
+    let phone = Lease {
+        client: ClientKey::Mac(mac(3)),
+        mac: mac(3),
+        ip: ip(20),
+        hostname: Some("phone".into()),
+        expires: T0 + 3000,
+    };
+    let mut s = Server::new(config(10), vec![phone], T0);
+    let listed = s.lease_list(T0);
+    let printer = listed.iter().find(|l| l.is_static).unwrap();
+    assert_eq!(printer.hostname.as_deref(), Some("printer"));
+    assert!(
+        listed
+            .iter()
+            .any(|l| !l.is_static && l.ip == ip(20) && l.mac == mac(3)),
+        "{listed:?}"
+    );
+    // The printer (host entry: MAC 50, .20) is not given the phone's address.
+    let offer = one(&discover(&mut s, T0, 50));
+    assert_eq!(offer.message_type, DHCPOFFER);
+    assert_ne!(offer.yiaddr, ip(20));
+    let printer_pool_ip = lease(&mut s, T0, 50);
+    assert_ne!(printer_pool_ip, ip(20));
+    // The phone's renewal is refused; it starts over and gets a pool address.
+    assert_eq!(
+        one(&renew(&mut s, T0 + 10, 3, ip(20))).message_type,
+        DHCPNAK
+    );
+    let phone_now = lease(&mut s, T0 + 10, 3);
+    assert!(phone_now != ip(20) && phone_now != printer_pool_ip);
+    // Now the printer is sent to its own address at its next renewal.
+    let renewed = one(&renew(&mut s, T0 + 20, 50, printer_pool_ip));
+    assert_eq!(renewed.message_type, DHCPNAK);
+    assert_eq!(lease(&mut s, T0 + 20, 50), ip(20));
 }
 
 #[test]
@@ -954,6 +997,25 @@ fn a_client_cannot_take_a_configured_hosts_name() {
             ("tv".to_string(), ip(102))
         ]
     );
+}
+
+/// A laptop undocked from its wired port keeps its name on Wi-Fi: the name
+/// goes with the lease granted or renewed last, not the lower address.
+#[test]
+fn a_name_on_two_leases_is_the_newest_ones() {
+    let lease = |last: u8, expires: u64| super::LeaseInfo {
+        mac: [2, 0, 0, 0, 0, last],
+        ip: ip(last),
+        hostname: Some("thinkpad".into()),
+        expires,
+        is_static: false,
+    };
+    let wired = lease(118, T0 + 600);
+    let wifi = lease(203, T0 + 3600);
+    for leases in [[wired.clone(), wifi.clone()], [wifi, wired]] {
+        let names = super::local_names(&[], &leases, None);
+        assert_eq!(names, [("thinkpad".to_string(), ip(203))]);
+    }
 }
 
 /// A host entry with a client id and a MAC matches two devices when each
