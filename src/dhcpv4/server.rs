@@ -743,6 +743,12 @@ impl Server {
                 return Err(DropReason::OtherServer);
             }
             (Some(_), Some(ip)) => (RequestKind::Selecting, ip),
+            // RFC 2131 §4.3.2 forbids the server identifier in a renewal,
+            // but some embedded clients send it; with ciaddr and no
+            // requested address it can only be one (dnsmasq serves it too).
+            (Some(_), None) if !request.ciaddr.is_unspecified() => {
+                (RequestKind::Extending, request.ciaddr)
+            }
             (None, Some(ip)) if request.ciaddr.is_unspecified() => (RequestKind::InitReboot, ip),
             (None, _) if !request.ciaddr.is_unspecified() => {
                 (RequestKind::Extending, request.ciaddr)
@@ -1096,12 +1102,14 @@ fn push_once(actions: &mut Vec<Action>, action: Action) {
     }
 }
 
-/// A host name label as DNS allows it (RFC 1123 §2.1): letters, digits and
-/// inner hyphens, 1..=63 octets.
+/// A host name label (RFC 1123 §2.1): letters, digits and inner hyphens,
+/// 1..=63 octets; and inner underscores, which DNS carries (RFC 2181 §11)
+/// and dnsmasq accepts: ESP8266 firmware calls itself `ESP_1A2B3C`, and
+/// such a device had its `.lan` name before b4d replaced dnsmasq.
 pub fn valid_hostname(name: &str) -> bool {
     (1..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-')
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !name.starts_with(['-', '_'])
         && !name.ends_with('-')
         && !RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r))
 }

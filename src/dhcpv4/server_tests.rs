@@ -420,6 +420,17 @@ fn renewing_and_rebinding_extend_the_lease_and_answer_to_ciaddr() {
     let mut fresh = server(10);
     let ack = one(&renew(&mut fresh, T0, 1, have));
     assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, have));
+    // A renewal that carries our server identifier (against RFC 2131
+    // §4.3.2, as some embedded clients do) is still one.
+    let bytes = build_request(
+        DHCPREQUEST,
+        mac(1),
+        have,
+        &[(OPT_SERVER_ID, &SERVER.octets())],
+    );
+    let ack = one(&s.handle(T0 + 2000, Input::Received { bytes: &bytes }));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, have));
+    assert!(lease_lines(&s, T0).starts_with(&(T0 + 2000 + 3600).to_string()));
 }
 
 #[test]
@@ -837,7 +848,8 @@ fn a_relay_on_the_lan_subnet_is_answered_at_port_67() {
 fn client_hostnames_are_checked() {
     assert!(valid_hostname("tv-1"));
     assert!(!valid_hostname("-tv") && !valid_hostname("tv.lan") && !valid_hostname(""));
-    assert!(!valid_hostname(&"a".repeat(64)) && !valid_hostname("tv_1"));
+    assert!(!valid_hostname(&"a".repeat(64)) && !valid_hostname("_tv"));
+    assert!(valid_hostname("ESP_1A2B3C"));
     assert!(!valid_hostname("wpad") && !valid_hostname("WPAD") && !valid_hostname("localhost"));
     let mut s = server(10);
     let req = |name: &[u8], fqdn: Option<&[u8]>| {
