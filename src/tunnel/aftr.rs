@@ -319,8 +319,12 @@ impl AftrResolver {
                     self.servers = servers;
                     // New servers deserve a try at once if we are failing
                     // (or have never asked); a working answer stays until
-                    // its TTL.
-                    if self.status.selected.is_none() || self.status.stale {
+                    // its TTL. Without a lookup running or scheduled, one
+                    // was due (a TTL refresh, a new option 64 name) while
+                    // there were no servers to ask: ask now, or the name
+                    // would never be looked up again.
+                    let unscheduled = self.due.is_none() && self.in_flight.is_none();
+                    if self.status.selected.is_none() || self.status.stale || unscheduled {
                         self.status.failures = 0;
                         self.ask();
                     }

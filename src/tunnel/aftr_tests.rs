@@ -527,6 +527,35 @@ fn an_unreachable_report_without_dns_servers_keeps_the_refresh_timer() {
     assert_eq!(r.selected(), Some(AFTR1));
 }
 
+/// A refresh (TTL) or a new name due while a DHCPv6 Reply left the DNS
+/// servers out is asked as soon as servers are back: the AFTR keeps being
+/// followed, not frozen at its last address.
+#[test]
+fn a_lookup_due_without_dns_servers_is_asked_when_they_are_back() {
+    let t0 = Instant::now();
+    let (mut r, lookup) = resolver_with_name(t0);
+    complete(&mut r, t0, &lookup, answer(&[AFTR1], 60));
+    r.handle(t0, Input::Servers(vec![]));
+    let t1 = t0 + Duration::from_secs(60);
+    r.handle(t1, Input::Timeout);
+    assert!(!r.lookup_pending(), "no one to ask");
+    assert_eq!(r.selected(), Some(AFTR1), "the address in use stays");
+    r.handle(t1, Input::Servers(vec![DNS1]));
+    let refresh = r.poll_lookup().expect("the refresh is asked now");
+    complete(&mut r, t1, &refresh, answer(&[AFTR2], 60));
+    assert_eq!(r.selected(), Some(AFTR2));
+    assert!(r.poll_timeout().is_some(), "and the next one scheduled");
+
+    // A new option 64 name while there are no servers: the old address
+    // serves until the new name is answered, asked once servers are back.
+    r.handle(t1, Input::Servers(vec![]));
+    r.handle(t1, Input::DhcpName(Some("aftr2.example.net".into())));
+    assert_eq!(r.selected(), Some(AFTR2));
+    r.handle(t1, Input::Servers(vec![DNS1]));
+    let renamed = r.poll_lookup().expect("the new name is asked");
+    assert_eq!(renamed.name, "aftr2.example.net");
+}
+
 #[test]
 fn a_configured_aftr_address_ignores_unreachable_reports() {
     let t0 = Instant::now();
