@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use support::dslite_lab::*;
 use support::ubusd_replay::UbusdReplay;
@@ -276,15 +276,42 @@ fn baby_jumbo_wan_gives_a_full_1500_tunnel_without_fragments() {
         assert!(check.contains(needle), "{needle} not in {check}");
     }
 
-    // The ISP's routers announce an MTU of 1500 after all (the RA option
-    // sets the WAN's IPv6 MTU, set here through the same sysctl): what
-    // leaves the WAN is 1500 at most, so the tunnel is 1460 and 1500-byte
+    // The ISP's routers announce an MTU of 1500 after all, while b4d runs:
+    // the RA's MTU option sets the WAN's IPv6 MTU, which no link event
+    // reports (only IPv6 link info, RTNLGRP_IPV6_IFINFO): what leaves the
+    // WAN is 1500 at most, so the tunnel goes to 1460 at once and 1500-byte
     // IPv4 packets without DF still arrive (fragmented, not dropped).
-    lab.b4d().signal(Signal::Term);
-    assert!(lab.b4d().wait_exit(secs(10)).success());
-    lab.b4.sysctl("net.ipv6.conf.wan0.mtu", "1500");
-    lab.start_b4d("b4d-ipv6-mtu-1500");
-    lab.b4d().wait_for_line("tunnel up: ds-b4", secs(30));
+    // The AFTR's record has a 5 s TTL, and each refresh re-reads the WAN
+    // too: start right after one (asked, then answered within the half
+    // second), so that the next cannot be what notices.
+    let mark = lab.b4d().mark();
+    lab.b4d()
+        .wait_for_line_after(mark, "AFTR: resolving", secs(10))
+        .expect("a TTL refresh of the AFTR");
+    std::thread::sleep(millis(500));
+    let before_ra = lab.b4d().mark();
+    lab.isp_ra.stop(secs(5));
+    // radvd sets its own interface's IPv6 MTU to the one it announces, so
+    // the AFTR's packets to the CPE are 1500 at most now too: its tunnel
+    // goes to 1460 as an ISP's would (else it drops the 1500-byte replies).
+    lab.isp.ip(&["link", "set", "aftr0", "mtu", "1460"]);
+    lab.isp_ra = radvd::start(
+        &lab.isp,
+        &lab.dir,
+        "isp-radvd-mtu-1500",
+        &radvd::isp_config_announcing_mtu("eth0", 1500),
+    );
+    let (changed, _) = lab
+        .b4d()
+        .wait_for_line_after(before_ra, "set tunnel MTU 1460", secs(20))
+        .expect("the tunnel MTU follows the RA's");
+    let next_lookup = lab
+        .b4d()
+        .wait_for_line_after(before_ra, "AFTR: resolving", Duration::ZERO);
+    assert!(
+        next_lookup.is_none_or(|(at, _)| at > changed),
+        "noticed only at the AFTR's next refresh, not from the kernel's notification"
+    );
     assert!(
         lab.tunnel_details().contains("mtu 1460"),
         "{}",

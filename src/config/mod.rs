@@ -31,7 +31,7 @@
 //! | `wan` `lease_file` | absolute file path | /tmp/b4d.dhcpv6 |
 //! | `tunnel` `enabled` | bool | 1 |
 //! | `tunnel` `name` | interface name | ds-b4 |
-//! | `tunnel` `mtu` | 1280..=1500 | unset (WAN MTU - 40) |
+//! | `tunnel` `mtu` | 1232..=1500 | unset (WAN MTU - 40) |
 //! | `tunnel` `source` | auto\|ia_na\|slaac\|prefix | auto |
 //! | `tunnel` `ipv4_address` | IPv4 in 192.0.0.0/29 | 192.0.0.2 |
 //! | `tunnel` `peer` | IPv4 in 192.0.0.0/29 | 192.0.0.1 |
@@ -385,7 +385,8 @@ pub const SOFTWIRE_PREFIX_LEN: u8 = 29;
 pub struct Tunnel {
     pub enabled: bool,
     pub name: InterfaceName,
-    /// 1280..=1500; `None` means WAN MTU - 40 (the IPv6 header, RFC 6333 §5.3).
+    /// 1232..=1500 (a 1280 WAN less the IPv6 header and the encapsulation
+    /// limit option); `None` means WAN MTU - 40 (the IPv6 header, RFC 6333 §5.3).
     pub mtu: Option<u16>,
     pub source: TunnelSource,
     /// Inside 192.0.0.0/29, not .0, not .7, not `peer`.

@@ -358,8 +358,8 @@ fn every_single_value_rule_rejects_a_bad_value() {
         ("tunnel", "enabled", "enable", "a boolean"),
         ("tunnel", "name", "ds b4", "a Linux interface name"),
         ("tunnel", "name", "ds*b4", "a Linux interface name"),
-        ("tunnel", "mtu", "1279", "an integer 1280..=1500"),
-        ("tunnel", "mtu", "1501", "an integer 1280..=1500"),
+        ("tunnel", "mtu", "1231", "an integer 1232..=1500"),
+        ("tunnel", "mtu", "1501", "an integer 1232..=1500"),
         (
             "tunnel",
             "source",

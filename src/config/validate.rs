@@ -537,7 +537,7 @@ fn tunnel(o: &mut Opts, errs: &mut Errors) -> Tunnel {
         enabled: bool_opt(o, errs, "enabled", d.enabled),
         name: o.get(errs, "name", str::parse).unwrap_or(d.name),
         mtu: o
-            .get(errs, "mtu", |s| parse_uint(s, 1280, 1500, "an integer 1280..=1500"))
+            .get(errs, "mtu", |s| parse_uint(s, 1232, 1500, "an integer 1232..=1500"))
             .map(|n| n as u16)
             .or(d.mtu),
         source: o

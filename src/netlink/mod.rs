@@ -36,8 +36,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use socket::Subscription;
 pub use wire::{
     Address, Ip6Tunnel, Ip6TunnelSpec, Lifetimes, Link, NewAddress, Route, RouteKind, RouteSpec,
-    RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_NETCONF,
-    RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+    RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO,
+    RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
 };
 
 use socket::RequestSocket;

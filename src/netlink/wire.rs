@@ -44,6 +44,10 @@ pub const RTNLGRP_IPV4_IFADDR: u32 = 5;
 pub const RTNLGRP_IPV4_ROUTE: u32 = 7;
 pub const RTNLGRP_IPV6_IFADDR: u32 = 9;
 pub const RTNLGRP_IPV6_ROUTE: u32 = 11;
+/// RTM_NEWLINK for AF_INET6: among others when a Router Advertisement
+/// changes the MTU it announces (Linux 5.16+, IFLA_INET6_RA_MTU), which
+/// sets the device's IPv6 MTU without any RTNLGRP_LINK message.
+pub const RTNLGRP_IPV6_IFINFO: u32 = 12;
 /// RTM_NEWNETCONF: a device's IPv6 forwarding (and a few other knobs)
 /// changed.
 pub const RTNLGRP_IPV6_NETCONF: u32 = 25;

@@ -1,6 +1,6 @@
 //! The kernel side of the tunnel over rtnetlink: observe the WAN and tunnel
 //! devices into a [`plan::Observed`], apply one [`plan::Op`], and subscribe
-//! to the notifications (links, addresses, IPv4 routes) that wake the
+//! to the notifications (links, IPv6 link info, addresses, IPv4 routes) that wake the
 //! reconcile loop. Every error names the operation that failed.
 
 use std::fmt;
@@ -15,7 +15,8 @@ use crate::netlink::wire::{
 };
 use crate::netlink::{
     Address, Ip6TunnelSpec, Lifetimes, Link, Netlink, NewAddress, RouteKind, RouteSpec,
-    Subscription, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK,
+    Subscription, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR,
+    RTNLGRP_IPV6_IFINFO, RTNLGRP_LINK,
 };
 
 /// An operation that failed, with the kernel's reason.
@@ -51,6 +52,9 @@ impl Kernel {
         let netlink = Netlink::open()?;
         let notifications = Subscription::open(&[
             RTNLGRP_LINK,
+            // The WAN's IPv6 MTU set by an RA's MTU option: the tunnel MTU
+            // and MSS clamp follow it at once.
+            RTNLGRP_IPV6_IFINFO,
             RTNLGRP_IPV6_IFADDR,
             RTNLGRP_IPV4_IFADDR,
             RTNLGRP_IPV4_ROUTE,

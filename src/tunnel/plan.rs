@@ -341,7 +341,10 @@ pub struct Plan {
 }
 
 /// The tunnel MTU: configured, else WAN MTU minus the encapsulation
-/// (RFC 6333 §5.3), never below the IPv6 minimum.
+/// (RFC 6333 §5.3). Not raised to 1280: the tunnel's MTU is the inner IPv4
+/// one, and on a WAN of 1280-1319 a larger one lets DF-clear IPv4 packets
+/// through unfragmented that ip6tnl then drops (it never fragments the outer
+/// packet). A WAN MTU under the IPv6 minimum (unknown: 0) counts as 1280.
 pub fn tunnel_mtu(config: &Tunnel, wan_mtu: u32) -> u32 {
     if let Some(mtu) = config.mtu {
         return u32::from(mtu);
@@ -350,7 +353,7 @@ pub fn tunnel_mtu(config: &Tunnel, wan_mtu: u32) -> u32 {
         EncapLimit::Disabled => IPV6_HEADER,
         EncapLimit::Limit(_) => IPV6_HEADER + ENCAP_LIMIT_HEADER,
     };
-    wan_mtu.saturating_sub(overhead).max(IPV6_MIN_MTU)
+    wan_mtu.max(IPV6_MIN_MTU) - overhead
 }
 
 /// The address b4d takes from a delegated prefix for the tunnel's local end:

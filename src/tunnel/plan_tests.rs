@@ -537,9 +537,11 @@ fn mtu_rules() {
     );
     assert_eq!(
         with_wan_mtu(&config(), 1280),
-        1280,
-        "never below the IPv6 minimum"
+        1240,
+        "a minimum-MTU WAN: every tunnelled packet fits it"
     );
+    assert_eq!(with_wan_mtu(&config(), 1300), 1260);
+    assert_eq!(with_wan_mtu(&config(), 0), 1240, "unknown: the minimum");
     let limited = Tunnel {
         encaplimit: EncapLimit::Limit(4),
         ..config()

@@ -44,6 +44,14 @@ pub fn isp_config(iface: &str) -> String {
     )
 }
 
+/// [`isp_config`] with an MTU option (RFC 4861 §4.6.4) announcing `mtu`.
+pub fn isp_config_announcing_mtu(iface: &str, mtu: u32) -> String {
+    isp_config(iface).replace(
+        "\tAdvSendAdvert on;\n",
+        &format!("\tAdvSendAdvert on;\n\tAdvLinkMTU {mtu};\n"),
+    )
+}
+
 /// A capture of the multicast RAs sent on `iface` (started and listening
 /// before radvd is), for [`wait_for_a_quiet_ra_window`].
 pub fn capture_multicast_ras(ns: &Netns, dir: &TestDir, iface: &str) -> Process {
