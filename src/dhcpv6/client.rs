@@ -1182,7 +1182,9 @@ impl Client {
         }
 
         let (addresses, prefixes) = usable_leases(msg);
-        if !renewing && addresses.is_empty() && prefixes.is_empty() {
+        let grants_anything =
+            addresses.iter().any(|a| a.valid > 0) || prefixes.iter().any(|p| p.valid > 0);
+        if !renewing && !grants_anything {
             let why = status_words(msg);
             self.last_problem = Some(format!("server {from} granted nothing: {why}"));
             self.drop_message(
@@ -1205,6 +1207,19 @@ impl Client {
             return self.start_solicit_after(now, Some(at));
         }
         let Some((t1, t2)) = renewal_times(msg) else {
+            if renewing && self.withdraw(&addresses, &prefixes) {
+                // The rest of the binding (if any) is renewed on: this
+                // exchange goes on.
+                self.counters.accepted += 1;
+                self.last_problem = Some(format!(
+                    "server {from} withdrew what it could not renew ({})",
+                    status_words(msg)
+                ));
+                if self.lease.is_none() {
+                    return self.start_solicit(now);
+                }
+                return;
+            }
             self.last_problem = Some(format!("server {from} sent no usable IA"));
             return self.drop_message(
                 Drop::InvalidIa,
@@ -1277,6 +1292,33 @@ impl Client {
         };
         self.actions.push(Action::Event(event));
         self.emit_changes(&before);
+    }
+
+    /// Applies what a Reply to Renew or Rebind withdrew (valid lifetime 0)
+    /// although it renews nothing: the rest of the binding runs on as it
+    /// was; with nothing left it is lost. Whether anything went.
+    fn withdraw(&mut self, addresses: &[wire::IaAddress], prefixes: &[wire::IaPrefix]) -> bool {
+        let before = self.snapshot();
+        let Some(lease) = self.lease.as_mut() else {
+            return false;
+        };
+        let gone = |valid| valid == 0;
+        lease.addresses.retain(|held| {
+            !addresses
+                .iter()
+                .any(|a| gone(a.valid) && a.addr == held.addr)
+        });
+        lease.prefixes.retain(|held| {
+            !(prefixes.iter())
+                .any(|p| gone(p.valid) && (p.prefix, p.len) == (held.prefix, held.len))
+        });
+        let changed = self.snapshot() != before;
+        if changed && self.lease.as_ref().is_some_and(Lease::is_empty) {
+            self.lose_lease(LossReason::Expired, &before);
+        } else if changed {
+            self.emit_changes(&before);
+        }
+        changed
     }
 
     fn on_information_reply(&mut self, now: Instant, from: Ipv6Addr, msg: &Received) {
@@ -1585,24 +1627,27 @@ fn status_name(code: u16) -> &'static str {
 
 /// Addresses and prefixes from the IAs a client may use: IAs with a
 /// failure status or with T1 > T2 > 0 are skipped (§21.4, §21.21), leases
-/// with preferred > valid are skipped (§21.6, §21.22).
+/// with preferred > valid are skipped (§21.6, §21.22). What such an IA
+/// withdraws (valid lifetime 0) is kept all the same: Kea, unable to
+/// extend a prefix, sends it with lifetimes 0 under NoPrefixAvail, and a
+/// withdrawn prefix must leave the LAN now, not when its old lifetime ends.
 fn usable_leases(msg: &Received) -> (Vec<wire::IaAddress>, Vec<wire::IaPrefix>) {
     let ok_ia = |t1: u32, t2: u32, status: Option<u16>| {
         status.is_none_or(|s| s == wire::STATUS_SUCCESS) && !(t1 > 0 && t2 > 0 && t1 > t2)
     };
-    let addresses = msg
-        .ia_na
-        .iter()
-        .filter(|ia| ok_ia(ia.t1, ia.t2, ia.status))
-        .flat_map(|ia| ia.leases.iter())
+    let addresses = (msg.ia_na.iter())
+        .flat_map(|ia| {
+            let ok = ok_ia(ia.t1, ia.t2, ia.status);
+            ia.leases.iter().filter(move |a| ok || a.valid == 0)
+        })
         .filter(|a| a.preferred <= a.valid)
         .cloned()
         .collect();
-    let prefixes = msg
-        .ia_pd
-        .iter()
-        .filter(|ia| ok_ia(ia.t1, ia.t2, ia.status))
-        .flat_map(|ia| ia.leases.iter())
+    let prefixes = (msg.ia_pd.iter())
+        .flat_map(|ia| {
+            let ok = ok_ia(ia.t1, ia.t2, ia.status);
+            ia.leases.iter().filter(move |p| ok || p.valid == 0)
+        })
         .filter(|p| p.preferred <= p.valid && p.len > 0)
         .cloned()
         .collect();

@@ -189,6 +189,8 @@ struct ServerReply {
     aftr: Option<Vec<u8>>,
     sol_max_rt: Option<u32>,
     ia_status: Option<Status>,
+    /// The IA_PD's status when not `ia_status`.
+    pd_status: Option<Status>,
     client_id: Option<Vec<u8>>,
     /// The prefix's (preferred, valid) when not the address's.
     prefix_lifetimes: Option<(u32, u32)>,
@@ -207,6 +209,7 @@ impl Default for ServerReply {
             aftr: Some(encode_dns_name("aftr.example.net").unwrap()),
             sol_max_rt: None,
             ia_status: None,
+            pd_status: None,
             client_id: Some(DUID.to_vec()),
             prefix_lifetimes: None,
         }
@@ -256,8 +259,14 @@ impl ServerReply {
                 opts: DhcpOptions::new(),
             }));
         }
-        if let Some(s) = &status {
-            pd.insert(s.clone());
+        let pd_status = self.pd_status.map(|s| {
+            DhcpOption::StatusCode(StatusCode {
+                status: s,
+                msg: "test".into(),
+            })
+        });
+        if let Some(s) = pd_status.or(status) {
+            pd.insert(s);
         }
         opts.push(DhcpOption::IAPD(IAPD {
             id: 1,
@@ -685,6 +694,59 @@ fn renew_reply_without_option_64_withdraws_the_aftr() {
     };
     lab.receive("fe80::a", &without.reply(renew.xid(), &SERVER_A));
     assert!(lab.take_events().contains(&Event::AftrNameChanged(None)));
+}
+
+/// Kea, unable to extend a prefix, answers the Renew with the prefix at
+/// lifetimes 0 under NoPrefixAvail: the prefix leaves at once (not when its
+/// old lifetime ends), the address renewed beside it stays.
+#[test]
+fn a_prefix_withdrawn_under_a_failure_status_goes_at_once() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    lab.take_events();
+    let renew = lab.next_sent();
+    let withdrawn = ServerReply {
+        pd_status: Some(Status::NoPrefixAvail),
+        prefix_lifetimes: Some((0, 0)),
+        ..Default::default()
+    };
+    lab.receive("fe80::a", &withdrawn.reply(renew.xid(), &SERVER_A));
+    assert!(lab.take_events().contains(&Event::PrefixesChanged(vec![])));
+    let lease = lab.client.lease().unwrap();
+    assert!(lease.prefixes.is_empty());
+    assert_eq!(lease.addresses.len(), 1);
+    assert_eq!(lab.client.state_name(), "bound");
+
+    // Prefix only: nothing is left, so the binding is lost and the client
+    // solicits again (for a new prefix) instead of renewing a dead one.
+    let prefix_only = Mode::Stateful {
+        request_address: false,
+        request_prefix: true,
+        prefix_hint: 56,
+    };
+    let mut lab = Lab::new(prefix_only);
+    let granted = ServerReply {
+        address: None,
+        ..Default::default()
+    };
+    lab.bind(&granted);
+    lab.take_events();
+    let renew = lab.next_sent();
+    let withdrawn = ServerReply {
+        address: None,
+        ..withdrawn
+    };
+    lab.receive("fe80::a", &withdrawn.reply(renew.xid(), &SERVER_A));
+    let events = lab.take_events();
+    assert!(
+        events.contains(&Event::PrefixesChanged(vec![])),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::LeaseLost { .. })),
+        "{events:?}"
+    );
+    assert_eq!(lab.client.state_name(), "soliciting");
 }
 
 #[test]
