@@ -36,6 +36,7 @@ pub const OPT_IAADDR: u16 = 5;
 pub const OPT_PREFERENCE: u16 = 7;
 pub const OPT_ELAPSED_TIME: u16 = 8;
 pub const OPT_STATUS_CODE: u16 = 13;
+pub const OPT_RAPID_COMMIT: u16 = 14;
 pub const OPT_RECONF_MSG: u16 = 19;
 pub const OPT_DNS_SERVERS: u16 = 23;
 pub const OPT_DOMAIN_LIST: u16 = 24;
@@ -249,30 +250,89 @@ const SKIPPABLE: [u16; 5] = [
     OPT_INFORMATION_REFRESH_TIME,
 ];
 
-/// `message` without its malformed [`SKIPPABLE`] options, and why each was
-/// left out; any other malformed option is an error.
-fn without_malformed_skippables(
-    message: &[u8],
-) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<WireError>), WireError> {
+/// The options the client reads, at the top level, inside an IA_NA or
+/// IA_PD, and inside an IAADDR or IAPREFIX. Only these reach dhcproto:
+/// it decodes a message only up to the first option it cannot read, and
+/// misreads some it need not (Server Unicast takes 16 bytes whatever its
+/// length, Reconfigure Accept skips its body, Vendor options underflow
+/// under 4 bytes), so a bad option the client does not even use would
+/// silently cut off the rest: IA_PD or option 64, and the tunnel with it.
+/// RFC 8415 §16: a client ignores options it does not understand.
+const READ_AT_TOP: [u16; 14] = [
+    OPT_CLIENT_ID,
+    OPT_SERVER_ID,
+    OPT_IA_NA,
+    OPT_IA_PD,
+    OPT_PREFERENCE,
+    OPT_STATUS_CODE,
+    OPT_RAPID_COMMIT,
+    OPT_RECONF_MSG,
+    OPT_DNS_SERVERS,
+    OPT_DOMAIN_LIST,
+    OPT_INFORMATION_REFRESH_TIME,
+    OPT_AFTR_NAME,
+    OPT_SOL_MAX_RT,
+    OPT_INF_MAX_RT,
+];
+const READ_IN_IA: [u16; 3] = [OPT_IAADDR, OPT_IAPREFIX, OPT_STATUS_CODE];
+const READ_IN_LEASE: [u16; 1] = [OPT_STATUS_CODE];
+
+/// `message` with only the options the client reads ([`READ_AT_TOP`]),
+/// without its malformed [`SKIPPABLE`] ones (and why each was left out);
+/// any other malformed option is an error.
+fn cleaned(message: &[u8]) -> Result<(Vec<u8>, Vec<WireError>), WireError> {
     let (header, options) = message.split_at(4);
-    let mut cleaned: Option<Vec<u8>> = None;
+    let mut out = Vec::with_capacity(message.len());
+    out.extend_from_slice(header);
     let mut ignored = Vec::new();
-    let mut kept_len = header.len();
+    keep_read_options(&mut out, options, &READ_AT_TOP, &mut ignored)?;
+    Ok((out, ignored))
+}
+
+/// Appends the options of `options` that are in `read` to `out`, nested
+/// ones cleaned the same way (their length fixed up).
+fn keep_read_options(
+    out: &mut Vec<u8>,
+    options: &[u8],
+    read: &[u16],
+    ignored: &mut Vec<WireError>,
+) -> Result<(), WireError> {
     for option in walk_options(options) {
         let (code, body, whole) = option?;
+        if !read.contains(&code) {
+            continue;
+        }
         match check_option(code, body) {
-            Ok(()) => match &mut cleaned {
-                Some(cleaned) => cleaned.extend_from_slice(whole),
-                None => kept_len += whole.len(),
-            },
+            Ok(()) => {}
             Err(e) if SKIPPABLE.contains(&code) => {
-                cleaned.get_or_insert_with(|| message[..kept_len].to_vec());
                 ignored.push(e);
+                continue;
             }
             Err(e) => return Err(e),
         }
+        let (fixed, nested): (usize, &[u16]) = match code {
+            OPT_IA_NA | OPT_IA_PD => (12, &READ_IN_IA),
+            OPT_IAADDR => (24, &READ_IN_LEASE),
+            OPT_IAPREFIX => (25, &READ_IN_LEASE),
+            // RFC 8415 §21.13 asks for UTF-8; a server's text in another
+            // encoding (Latin-1) must not cost the binding: the code stays.
+            OPT_STATUS_CODE if std::str::from_utf8(&body[2..]).is_err() => {
+                out.extend_from_slice(&[whole[0], whole[1], 0, 2, body[0], body[1]]);
+                continue;
+            }
+            _ => {
+                out.extend_from_slice(whole);
+                continue;
+            }
+        };
+        let start = out.len();
+        out.extend_from_slice(&whole[..4 + fixed]);
+        keep_read_options(out, &body[fixed..], nested, ignored)?;
+        // No longer than the option was: fits its u16 length.
+        let len = (out.len() - start - 4) as u16;
+        out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
     }
-    Ok((cleaned.map_or(message.into(), Into::into), ignored))
+    Ok(())
 }
 
 fn check_option(code: u16, body: &[u8]) -> Result<(), WireError> {
@@ -284,10 +344,7 @@ fn check_option(code: u16, body: &[u8]) -> Result<(), WireError> {
         OPT_ELAPSED_TIME if len != 2 => bad_len(),
         OPT_RECONF_MSG if len != 1 => bad_len(),
         OPT_STATUS_CODE if len < 2 => bad_len(),
-        OPT_STATUS_CODE if std::str::from_utf8(&body[2..]).is_err() => Err(WireError::BadValue {
-            option: code,
-            what: "status message is not UTF-8",
-        }),
+        OPT_RAPID_COMMIT if len != 0 => bad_len(),
         OPT_DNS_SERVERS if len % 16 != 0 => bad_len(),
         OPT_SOL_MAX_RT | OPT_INF_MAX_RT | OPT_INFORMATION_REFRESH_TIME if len != 4 => bad_len(),
         OPT_IA_NA | OPT_IA_PD if len < 12 => bad_len(),
@@ -439,7 +496,7 @@ pub fn parse(bytes: &[u8]) -> Result<Received, WireError> {
     if bytes.len() < 4 {
         return Err(WireError::TooShort);
     }
-    let (bytes, ignored) = without_malformed_skippables(bytes)?;
+    let (bytes, ignored) = cleaned(bytes)?;
     let msg = Message::from_bytes(&bytes).map_err(|e| WireError::Decode(e.to_string()))?;
     let opts = msg.opts();
     let mut received = Received {
@@ -743,6 +800,64 @@ mod tests {
         assert_eq!(r.aftr_name, Some(Ok("aftr.example.net".to_string())));
         assert_eq!(r.sol_max_rt, Some(120));
         assert_eq!(r.status_code(), STATUS_SUCCESS);
+    }
+
+    fn raw_option(code: u16, body: &[u8]) -> Vec<u8> {
+        let mut out = code.to_be_bytes().to_vec();
+        out.extend((body.len() as u16).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Options the client does not read, however broken, never cut off the
+    /// ones it does (dhcproto stops at the first it cannot decode, and
+    /// misreads some): Kea writes options in code order, so a bad 12, 17
+    /// or 56 came before IA_PD and option 64. A status text that is not
+    /// UTF-8 costs only the text.
+    #[test]
+    fn options_the_client_does_not_read_never_hide_the_rest() {
+        let mut prefix = Vec::new();
+        prefix.extend(200u32.to_be_bytes());
+        prefix.extend(300u32.to_be_bytes());
+        prefix.push(56);
+        prefix.extend("2001:db8:100::".parse::<Ipv6Addr>().unwrap().octets());
+        prefix.extend(raw_option(OPT_STATUS_CODE, &[0, 0, 0xe9]));
+        let mut ia_pd = [0, 0, 0, 1].to_vec();
+        ia_pd.extend(0u32.to_be_bytes());
+        ia_pd.extend(0u32.to_be_bytes());
+        ia_pd.extend(raw_option(99, &[1, 2, 3]));
+        ia_pd.extend(raw_option(OPT_IAPREFIX, &prefix));
+        ia_pd.extend(raw_option(OPT_STATUS_CODE, &[0, 0, b'o', 0xe9]));
+        let mut bytes = vec![MSG_REPLY, 1, 2, 3];
+        for (code, body) in [
+            (OPT_CLIENT_ID, &[0, 3, 0, 1, 1, 2, 3, 4, 5, 6][..]),
+            (OPT_SERVER_ID, &[0, 2, 0, 0, 9, 0xbf, 1]),
+            // Server Unicast of 4 bytes, Vendor-specific of 2, an NTP
+            // sub-option dhcproto does not know, Reconfigure Accept with a body.
+            (12, &[1, 2, 3, 4]),
+            (17, &[0, 0]),
+            (56, &[0, 4, 0, 0]),
+            (20, &[1, 2, 3]),
+            (OPT_IA_PD, &ia_pd),
+            (
+                OPT_DNS_SERVERS,
+                &"2001:db8::53".parse::<Ipv6Addr>().unwrap().octets(),
+            ),
+            (OPT_AFTR_NAME, &encode_dns_name("aftr.example.net").unwrap()),
+        ] {
+            bytes.extend(raw_option(code, body));
+        }
+        let r = parse(&bytes).unwrap();
+        assert_eq!(r.ia_pd.len(), 1);
+        assert_eq!(r.ia_pd[0].leases.len(), 1);
+        assert_eq!(r.ia_pd[0].leases[0].len, 56);
+        assert_eq!(r.ia_pd[0].status, Some(STATUS_SUCCESS));
+        assert_eq!(r.dns_servers.as_ref().map(Vec::len), Some(1));
+        assert_eq!(r.aftr_name, Some(Ok("aftr.example.net".to_string())));
+        // A Rapid Commit with a body is malformed, not a loss of framing.
+        let mut rapid = bytes[..4].to_vec();
+        rapid.extend(raw_option(OPT_RAPID_COMMIT, &[0]));
+        assert!(parse(&rapid).is_err());
     }
 
     #[test]
