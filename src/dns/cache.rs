@@ -285,10 +285,24 @@ pub fn cacheable_ttl(header: &Header, layout: &Layout) -> Option<u32> {
     if header.truncated() {
         return None;
     }
+    // `min_ttl` is every record's, the SOA's own TTL included.
     let ttl = match header.rcode() {
-        wire::RCODE_NOERROR if header.ancount > 0 => layout.min_ttl?.min(MAX_TTL),
-        // NODATA and NXDOMAIN: cacheable only with an SOA (RFC 2308 §5).
-        wire::RCODE_NOERROR | wire::RCODE_NXDOMAIN => layout.negative_ttl?.min(MAX_NEGATIVE_TTL),
+        // A CNAME chain that ends in NODATA carries the SOA too: the
+        // negative TTL (SOA MINIMUM) bounds it as well (RFC 2308 §5).
+        wire::RCODE_NOERROR if header.ancount > 0 => {
+            let shortest = layout.min_ttl?;
+            (layout.negative_ttl)
+                .map_or(shortest, |negative| shortest.min(negative))
+                .min(MAX_TTL)
+        }
+        // NODATA and NXDOMAIN: cacheable only with an SOA (RFC 2308 §5),
+        // and no longer than a CNAME that led there.
+        wire::RCODE_NOERROR | wire::RCODE_NXDOMAIN => {
+            let negative = layout.negative_ttl?;
+            (layout.min_ttl)
+                .map_or(negative, |shortest| shortest.min(negative))
+                .min(MAX_NEGATIVE_TTL)
+        }
         _ => return None,
     };
     (ttl > 0).then_some(ttl)

@@ -237,6 +237,31 @@ fn scan_finds_ttls_edns_and_the_negative_ttl() {
     assert_eq!(wire::scan(&nx).unwrap().negative_ttl, Some(900));
 }
 
+/// A negative answer reached through a CNAME lives no longer than the
+/// CNAME nor than its negative TTL (min(SOA TTL, MINIMUM), RFC 2308 §5):
+/// a name that gains an AAAA, or a repointed CNAME, is seen in time.
+#[test]
+fn negative_answers_after_a_cname_keep_the_shortest_lifetime() {
+    let q = query(9, "www.example.net", TYPE_AAAA, None);
+    let target = [6, b't', b'a', b'r', b'g', b'e', b't', 0];
+    let ttl_of = |msg: &[u8]| {
+        let header = Header::read(msg).unwrap();
+        super::cache::cacheable_ttl(&header, &wire::scan(msg).unwrap())
+    };
+    // NODATA after a day-long CNAME, SOA TTL 3600 with MINIMUM 60.
+    let nodata = reply(&q, 0, &[rr(5, 86400, &target)], &[soa(3600, 60)]);
+    assert_eq!(ttl_of(&nodata), Some(60));
+    // NXDOMAIN after a 5 s CNAME, negative TTL 900.
+    let nxdomain = reply(&q, 3, &[rr(5, 5, &target)], &[soa(3600, 900)]);
+    assert_eq!(ttl_of(&nxdomain), Some(5));
+    // Plain ones as before.
+    assert_eq!(ttl_of(&reply(&q, 3, &[], &[soa(3600, 900)])), Some(900));
+    assert_eq!(
+        ttl_of(&reply(&q, 0, &[rr(28, 300, &[0; 16])], &[])),
+        Some(300)
+    );
+}
+
 #[test]
 fn ttls_age_in_place() {
     let q = query(9, "example.net", 1, None);
