@@ -1,5 +1,8 @@
 //! Upstream selection: a smoothed RTT per server (RFC 6298 §2 style, gain
-//! 1/8), the fastest first. A timeout doubles the estimate, and the
+//! 1/8), the fastest first. A failure (timeout, SERVFAIL or REFUSED)
+//! doubles the estimate: a server that refuses at once must not look
+//! fast, or it would be asked first every time, a wasted round trip per
+//! cache miss. The
 //! estimates of servers not chosen decay a little each time, so a server that
 //! was slow once is tried again later (as BIND does) instead of never.
 
@@ -135,16 +138,14 @@ impl Upstreams {
     }
 
     /// A timeout, SERVFAIL or REFUSED.
-    pub fn failed(&mut self, addr: SocketAddr, timeout: bool) {
+    pub fn failed(&mut self, addr: SocketAddr) {
         if let Some(s) = self.get(addr) {
             s.failures += 1;
             s.failures_in_a_row += 1;
             if s.failures_in_a_row == DOWN_AFTER {
                 warn!("upstream {addr} is not answering ({DOWN_AFTER} failures in a row)");
             }
-            if timeout {
-                s.srtt = (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT);
-            }
+            s.srtt = (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT);
         }
     }
 }
@@ -159,14 +160,43 @@ mod tests {
         let mut upstreams = Upstreams::default();
         upstreams.set(&[server]);
         let rtt = Duration::from_millis(5);
-        upstreams.failed(server, true);
+        upstreams.failed(server);
         upstreams.answered(server, rtt);
         assert_eq!(upstreams.recoveries(), 0, "one timeout is not down");
         for _ in 0..DOWN_AFTER {
-            upstreams.failed(server, true);
+            upstreams.failed(server);
         }
         upstreams.answered(server, rtt);
         upstreams.answered(server, rtt);
         assert_eq!(upstreams.recoveries(), 1);
+    }
+
+    /// Of two servers, one refusing at once (a resolver that refuses the
+    /// router's address) and one answering: the answering one is asked
+    /// first; the refusing one is retried now and then, not every time.
+    #[test]
+    fn a_server_that_refuses_at_once_is_not_taken_for_the_fastest() {
+        let refusing: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let answering: SocketAddr = "[2001:db8::2]:53".parse().unwrap();
+        let mut upstreams = Upstreams::default();
+        upstreams.set(&[refusing, answering]);
+        let mut refusing_first = 0;
+        for _ in 0..300 {
+            let order = upstreams.by_speed();
+            refusing_first += usize::from(order[0] == refusing);
+            for addr in order {
+                upstreams.sent(addr);
+                if addr == refusing {
+                    upstreams.failed(addr);
+                } else {
+                    upstreams.answered(addr, Duration::from_millis(10));
+                    break;
+                }
+            }
+        }
+        assert!(
+            refusing_first <= 10,
+            "asked first {refusing_first} times of 300"
+        );
     }
 }
