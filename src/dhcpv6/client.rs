@@ -1656,29 +1656,37 @@ fn usable_leases(msg: &Received) -> (Vec<wire::IaAddress>, Vec<wire::IaPrefix>) 
 
 /// T1 and T2 for the whole binding: the earliest over the usable IAs
 /// (§18.2.4). When a server leaves them to the client (0), use 0.5 and 0.8
-/// of the shortest preferred lifetime (§21.4). `None` if no IA is usable.
+/// of the shortest preferred lifetime (§21.4); the same when its T2 is at
+/// or past the shortest valid lifetime (T1 = T2 = infinity on finite
+/// lifetimes, a misconfigured server): the binding would expire before the
+/// client even rebinds, and be lost at every valid lifetime, tunnel and LAN
+/// prefix with it. `None` if no IA is usable.
 fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
     let mut best: Option<(u32, u32)> = None;
     let ias = msg
         .ia_na
         .iter()
         .map(|ia| {
+            let lifetimes = ia.leases.iter().map(|a| (a.preferred, a.valid));
             (
                 ia.t1,
                 ia.t2,
                 ia.status,
-                renewal_basis(ia.leases.iter().map(|a| (a.preferred, a.valid))),
+                renewal_basis(lifetimes.clone()),
+                shortest_valid(lifetimes),
             )
         })
         .chain(msg.ia_pd.iter().map(|ia| {
+            let lifetimes = ia.leases.iter().map(|p| (p.preferred, p.valid));
             (
                 ia.t1,
                 ia.t2,
                 ia.status,
-                renewal_basis(ia.leases.iter().map(|p| (p.preferred, p.valid))),
+                renewal_basis(lifetimes.clone()),
+                shortest_valid(lifetimes),
             )
         }));
-    for (t1, t2, status, shortest_preferred) in ias {
+    for (t1, t2, status, shortest_preferred, shortest_valid) in ias {
         if status.is_some_and(|s| s != wire::STATUS_SUCCESS) {
             continue;
         }
@@ -1688,7 +1696,8 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
         let Some(preferred) = shortest_preferred else {
             continue;
         };
-        let (t1, t2) = if t1 == 0 || t2 == 0 {
+        let past_lifetime = shortest_valid.is_some_and(|v| v != wire::INFINITY && t2 >= v);
+        let (t1, t2) = if t1 == 0 || t2 == 0 || past_lifetime {
             if preferred == wire::INFINITY {
                 (wire::INFINITY, wire::INFINITY)
             } else {
@@ -1723,6 +1732,11 @@ fn renewal_basis(lifetimes: impl Iterator<Item = (u32, u32)> + Clone) -> Option<
         .min()
         .or_else(|| live.map(|(_, valid)| valid).min())
         .or_else(|| lifetimes.map(|(preferred, _)| preferred).min())
+}
+
+/// The shortest valid lifetime of what is not withdrawn, `None` if nothing.
+fn shortest_valid(lifetimes: impl Iterator<Item = (u32, u32)>) -> Option<u32> {
+    lifetimes.map(|(_, valid)| valid).filter(|&v| v > 0).min()
 }
 
 /// Updates `held` with `fresh`: known entries are replaced, new ones added,

@@ -749,6 +749,29 @@ fn a_prefix_withdrawn_under_a_failure_status_goes_at_once() {
     assert_eq!(lab.client.state_name(), "soliciting");
 }
 
+/// A server whose T1/T2 lie past the valid lifetime (or are infinite on a
+/// finite lease) would have the binding expire unrenewed, and lost at
+/// every lifetime: the client renews at its own 0.5 of the preferred.
+#[test]
+fn t1_and_t2_past_the_valid_lifetime_are_replaced_by_the_clients_own() {
+    for (t1, t2) in [(3600, 5760), (u32::MAX, u32::MAX)] {
+        let mut lab = Lab::new(stateful());
+        lab.bind(&ServerReply {
+            t1,
+            t2,
+            preferred: 1500,
+            valid: 1800,
+            ..Default::default()
+        });
+        let bound_at = lab.now;
+        lab.take_events();
+        let renew = lab.next_sent();
+        assert_eq!(u8::from(renew.msg_type()), wire::MSG_RENEW, "T1 {t1}");
+        assert_eq!(lab.now, bound_at + secs(750), "T1 {t1}");
+        assert!(lab.take_events().is_empty());
+    }
+}
+
 #[test]
 fn no_renew_reply_rebinds_at_t2_to_any_server() {
     let mut lab = Lab::new(stateful());
