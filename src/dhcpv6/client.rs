@@ -1165,6 +1165,22 @@ impl Client {
             .any(|s| s == Some(wire::STATUS_NO_BINDING));
         if renewing && no_binding {
             self.counters.accepted += 1;
+            // "The client continues to use other bindings for which the
+            // server did not return an error": what the Reply renews runs on
+            // with its new lifetimes, and its options apply, while the rest
+            // is requested again (if that Request goes unanswered, the
+            // renewed part must not expire at its old lifetime).
+            let before = self.snapshot();
+            let (addresses, prefixes) = usable_leases(msg);
+            if let Some(lease) = self.lease.as_mut() {
+                lease.update(now, &addresses, &prefixes);
+                if let Some((t1, t2)) = renewal_times(msg) {
+                    lease.t1 = deadline(now, t1);
+                    lease.t2 = deadline(now, t2);
+                }
+            }
+            self.apply_info(msg);
+            self.emit_changes(&before);
             let lease = self.lease.as_ref();
             let offer = Offer {
                 server_id,
@@ -1256,18 +1272,7 @@ impl Client {
             lease.addresses.clear();
             lease.prefixes.clear();
         }
-        merge(
-            &mut lease.addresses,
-            addresses.iter().map(|a| LeasedAddress::from_wire(a, now)),
-            |a| a.addr,
-        );
-        merge(
-            &mut lease.prefixes,
-            prefixes.iter().map(|p| DelegatedPrefix::from_wire(p, now)),
-            |p| (p.prefix, p.len),
-        );
-        // Zero valid lifetime: the server withdrew it (§18.2.10.1).
-        lease.expire(now);
+        lease.update(now, &addresses, &prefixes);
         lease.t1 = deadline(now, t1);
         lease.t2 = deadline(now, t2);
         if unrenewed_ia {
@@ -1732,6 +1737,25 @@ fn renewal_basis(lifetimes: impl Iterator<Item = (u32, u32)> + Clone) -> Option<
         .min()
         .or_else(|| live.map(|(_, valid)| valid).min())
         .or_else(|| lifetimes.map(|(preferred, _)| preferred).min())
+}
+
+impl Lease {
+    /// Takes in the addresses and prefixes of a Reply: new lifetimes for
+    /// what is held, new ones added, the withdrawn (valid 0) gone
+    /// (§18.2.10.1).
+    fn update(&mut self, now: Instant, addresses: &[wire::IaAddress], prefixes: &[wire::IaPrefix]) {
+        merge(
+            &mut self.addresses,
+            addresses.iter().map(|a| LeasedAddress::from_wire(a, now)),
+            |a| a.addr,
+        );
+        merge(
+            &mut self.prefixes,
+            prefixes.iter().map(|p| DelegatedPrefix::from_wire(p, now)),
+            |p| (p.prefix, p.len),
+        );
+        self.expire(now);
+    }
 }
 
 /// The shortest valid lifetime of what is not withdrawn, `None` if nothing.

@@ -772,6 +772,36 @@ fn t1_and_t2_past_the_valid_lifetime_are_replaced_by_the_clients_own() {
     }
 }
 
+/// NoBinding for one IA: that one is requested again, but what the same
+/// Reply renewed runs on with its new lifetimes and options (§18.2.10.1),
+/// also if the Request then goes unanswered.
+#[test]
+fn no_binding_for_one_ia_keeps_what_the_reply_renewed() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    lab.take_events();
+    let renew = lab.next_sent();
+    let renewed_at = lab.now;
+    let reply = ServerReply {
+        ia_status: Some(Status::NoBinding),
+        pd_status: Some(Status::Success),
+        prefix_lifetimes: Some((8000, 9000)),
+        aftr: Some(encode_dns_name("aftr2.example.net").unwrap()),
+        ..Default::default()
+    };
+    lab.receive("fe80::a", &reply.reply(renew.xid(), &SERVER_A));
+    assert_eq!(lab.client.state_name(), "requesting");
+    let prefix = &lab.client.lease().unwrap().prefixes[0];
+    assert_eq!(prefix.valid_until, Some(renewed_at + secs(9000)));
+    assert_eq!(
+        lab.client.info().aftr_name.as_deref(),
+        Some("aftr2.example.net")
+    );
+    assert!(lab
+        .take_events()
+        .contains(&Event::AftrNameChanged(Some("aftr2.example.net".into()))));
+}
+
 #[test]
 fn no_renew_reply_rebinds_at_t2_to_any_server() {
     let mut lab = Lab::new(stateful());
