@@ -463,6 +463,45 @@ fn a_failing_nft_leaves_the_tunnel_up_without_the_mss_clamp() {
     );
 }
 
+/// Another IPv4 default route at the tunnel's metric (an LTE uplink): the
+/// kernel keeps one per metric and refuses b4d's. b4d names the route in
+/// the way and the option to set, and once `tunnel.metric` is another
+/// (uci commit + reload) adds its own.
+#[test]
+fn a_default_route_at_the_tunnels_metric_is_named_and_another_metric_fixes_it() {
+    let Some(_lab) = vm::in_kernel_lab() else {
+        return;
+    };
+    let mut lab = Lab::new("metric_clash", 1500);
+    lab.b4.ip(&["link", "add", "lte0", "type", "dummy"]);
+    lab.b4.link_up("lte0");
+    lab.b4.add_addr("lte0", "10.9.9.2/24");
+    lab.b4
+        .ip(&["route", "add", "default", "via", "10.9.9.1", "dev", "lte0"]);
+    lab.start_b4d("b4d");
+    lab.b4d().wait_for_line(
+        "the IPv4 default route via 10.9.9.1 dev lte0 has metric 0 too; set tunnel.metric",
+        secs(30),
+    );
+    let config = std::fs::read_to_string(&lab.config_path).unwrap();
+    let moved = format!("{config}\nconfig tunnel 'tunnel'\n\toption metric '10'\n");
+    std::fs::write(&lab.config_path, moved).unwrap();
+    let mark = lab.b4d().mark();
+    lab.b4d().signal(Signal::Hup);
+    lab.b4d()
+        .wait_for_line_after(mark, "tunnel up: ds-b4", secs(30))
+        .expect("the tunnel up with its own metric");
+    let routes = lab.b4.ip(&["-4", "route", "show", "default"]);
+    let tunnel_route = routes
+        .lines()
+        .find(|l| l.contains("via 192.0.0.1 dev ds-b4"));
+    assert!(
+        tunnel_route.is_some_and(|l| l.ends_with("metric 10") || l.contains("metric 10 "))
+            && routes.contains("dev lte0"),
+        "{routes}"
+    );
+}
+
 #[test]
 fn a_clamp_table_deleted_by_another_program_is_loaded_again() {
     let Some(_lab) = vm::in_kernel_lab() else {

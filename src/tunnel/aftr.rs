@@ -274,6 +274,11 @@ impl AftrResolver {
         self.pending.take()
     }
 
+    /// The lookup the driver runs now, if any.
+    pub fn in_flight(&self) -> Option<u64> {
+        self.in_flight
+    }
+
     /// Whether a lookup waits for [`Self::poll_lookup`].
     pub fn lookup_pending(&self) -> bool {
         self.pending.is_some()

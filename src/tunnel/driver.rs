@@ -625,10 +625,15 @@ pub async fn run(
             done = async { this.lookup.as_mut().expect("guarded").await }, if this.lookup.is_some() => {
                 match done {
                     Ok((id, result)) => this.lookup_done(Instant::now(), id, result),
-                    Err(e) => {
-                        this.lookup = None;
-                        warn!("AFTR lookup task failed: {e}");
-                    }
+                    // A failed lookup, or the resolver would wait for its
+                    // answer for ever: no further lookup, no retry.
+                    Err(e) => match this.resolver.in_flight() {
+                        Some(id) => {
+                            let detail = format!("the lookup task failed: {e}");
+                            this.lookup_done(Instant::now(), id, LookupResult::AllServersFailed { detail });
+                        }
+                        None => this.lookup = None,
+                    },
                 }
             }
             error = async {

@@ -72,6 +72,39 @@ impl Kernel {
             .collect())
     }
 
+    /// EEXIST from adding the tunnel's default route: the kernel keeps one
+    /// IPv4 default route per metric, and another device's (an LTE or PPPoE
+    /// uplink, a forgotten `proto dslite` interface) has this one. Says
+    /// which, and what to do, instead of a bare "File exists".
+    async fn default_route_clash(&self, error: io::Error, tunnel: u32, metric: u32) -> io::Error {
+        let routes = self.netlink.routes(AF_INET).await.unwrap_or_default();
+        let other = routes.iter().find(|r| {
+            r.dst_len == 0
+                && r.table == u32::from(RT_TABLE_MAIN)
+                && r.priority.unwrap_or(0) == metric
+                && r.oif != Some(tunnel)
+        });
+        let Some(other) = other else {
+            return error;
+        };
+        let links = self.netlink.links().await.unwrap_or_default();
+        let device = (other.oif)
+            .and_then(|oif| links.iter().find(|l| l.index == oif))
+            .and_then(|l| l.name.clone())
+            .unwrap_or_else(|| "?".into());
+        let via = other
+            .gateway
+            .map(|g| format!(" via {g}"))
+            .unwrap_or_default();
+        io::Error::new(
+            error.kind(),
+            format!(
+                "{error}: the IPv4 default route{via} dev {device} has metric {metric} too; \
+                 set tunnel.metric to one no other default route uses"
+            ),
+        )
+    }
+
     /// What the kernel has now. `mss_clamp` is the driver's memory of the
     /// nftables table.
     pub async fn observe(
@@ -186,9 +219,15 @@ impl Kernel {
                 gateway,
                 metric,
             } => {
-                netlink
+                let added = netlink
                     .add_route(&default_route(*index, Some(*gateway), *metric))
-                    .await
+                    .await;
+                match added {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        Err(self.default_route_clash(e, *index, *metric).await)
+                    }
+                    other => other,
+                }
             }
             // Whoever made it (`ip route add default dev ds-b4 metric 50`
             // says proto boot): the kernel matches a delete on the protocol.
