@@ -3,7 +3,7 @@
 //! never leak to the ISP's resolvers.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::wire::{
     self, QuestionRef, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_DNSKEY, TYPE_DS, TYPE_NS, TYPE_PTR,
@@ -22,7 +22,7 @@ pub struct LocalHosts {
 /// What b4d answers for a local question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalAnswer {
-    Address(Ipv4Addr),
+    Address(IpAddr),
     /// PTR target, wire form.
     Name(Vec<u8>),
     /// The name exists, not with this type.
@@ -76,22 +76,27 @@ impl LocalNames {
             return match self.by_addr.get(&addr) {
                 Some(name) if question.qtype == TYPE_PTR => Some(LocalAnswer::Name(name.clone())),
                 Some(_) => Some(LocalAnswer::NoData),
-                // RFC 6303 §4.1: private reverse zones are answered locally, never sent out.
-                None if addr.is_private() => Some(LocalAnswer::NxDomain),
+                // Reverse zones of addresses that are nobody's on the
+                // Internet are answered here, never sent out: private
+                // (RFC 6303 §4.1), shared (100.64/10, RFC 7793), this
+                // network, loopback, link-local (RFC 6303 §4.2).
+                None if is_local_use(addr) => Some(LocalAnswer::NxDomain),
                 None => None,
             };
         }
-        // RFC 6761 §6.3: localhost is answered here, never looked up.
-        if question.name == b"\x09localhost\x00" {
+        // RFC 6761 §6.3: localhost and every name below it is the
+        // loopback, answered here for address queries, never looked up.
+        if is_localhost(question.name) {
             return Some(match question.qtype {
-                TYPE_A => LocalAnswer::Address(Ipv4Addr::LOCALHOST),
+                TYPE_A => LocalAnswer::Address(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                TYPE_AAAA => LocalAnswer::Address(IpAddr::V6(Ipv6Addr::LOCALHOST)),
                 _ => LocalAnswer::NoData,
             });
         }
         let plain = is_plain_name(question.name);
         if let Some(addr) = self.by_name.get(question.name) {
             return match question.qtype {
-                TYPE_A => Some(LocalAnswer::Address(*addr)),
+                TYPE_A => Some(LocalAnswer::Address(IpAddr::V4(*addr))),
                 // A plain host name may be a top-level domain's too ("dev",
                 // "app"): the types that describe a zone (its SOA, NS and
                 // DNSSEC keys) stay the DNS's, or a validating LAN resolver
@@ -140,6 +145,32 @@ impl LocalNames {
         }
         false
     }
+}
+
+/// `localhost` or a name below it, in wire form (lower case).
+fn is_localhost(name: &[u8]) -> bool {
+    const LOCALHOST: &[u8] = b"\x09localhost\x00";
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if &name[at..] == LOCALHOST {
+            return true;
+        }
+        if len == 0 {
+            break;
+        }
+        at += 1 + usize::from(len);
+    }
+    false
+}
+
+/// Addresses whose reverse names no one on the Internet answers for.
+fn is_local_use(addr: Ipv4Addr) -> bool {
+    let [first, second, ..] = addr.octets();
+    addr.is_private()
+        || (first == 100 && (64..128).contains(&second))
+        || first == 0
+        || addr.is_loopback()
+        || addr.is_link_local()
 }
 
 /// A name of one label ("printer"), in wire form.

@@ -804,9 +804,13 @@ fn local_response(
     edns: Option<Edns>,
 ) -> Vec<u8> {
     let (rcode, answers) = match answer {
-        LocalAnswer::Address(addr) => (
+        LocalAnswer::Address(IpAddr::V4(addr)) => (
             wire::RCODE_NOERROR,
             vec![(wire::TYPE_A, addr.octets().to_vec())],
+        ),
+        LocalAnswer::Address(IpAddr::V6(addr)) => (
+            wire::RCODE_NOERROR,
+            vec![(wire::TYPE_AAAA, addr.octets().to_vec())],
         ),
         LocalAnswer::Name(name) => (wire::RCODE_NOERROR, vec![(wire::TYPE_PTR, name)]),
         LocalAnswer::NoData => (wire::RCODE_NOERROR, Vec::new()),

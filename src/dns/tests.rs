@@ -2,7 +2,7 @@
 //! built by hand, and property tests feeding arbitrary bytes to every parser
 //! and to the core.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -798,15 +798,40 @@ fn plain_names_stay_local_for_addresses_only() {
     let (_, back) =
         answered(&h.ask(client(1), &query(1, "localhost", wire::TYPE_A, None))).unwrap();
     assert_eq!(back[back.len() - 4..], [127, 0, 0, 1]);
+    // Names below localhost too, and AAAA is ::1 (RFC 6761 §6.3).
+    let (_, back) =
+        answered(&h.ask(client(1), &query(1, "app.localhost", wire::TYPE_A, None))).unwrap();
+    assert_eq!(back[back.len() - 4..], [127, 0, 0, 1]);
+    let (_, back) = answered(&h.ask(client(1), &query(1, "localhost", TYPE_AAAA, None))).unwrap();
+    assert_eq!(back[back.len() - 16..], Ipv6Addr::LOCALHOST.octets());
+    // Reverse names of shared, loopback, link-local and "this network"
+    // addresses never leave either (RFC 6303, RFC 7793).
+    for reverse in [
+        "1.0.64.100.in-addr.arpa",
+        "1.0.0.127.in-addr.arpa",
+        "1.1.254.169.in-addr.arpa",
+        "1.0.0.0.in-addr.arpa",
+    ] {
+        let (_, back) =
+            answered(&h.ask(client(1), &query(1, reverse, wire::TYPE_PTR, None))).unwrap();
+        assert_eq!(rcode_of(&back), wire::RCODE_NXDOMAIN, "{reverse}");
+    }
     assert_eq!(h.proxy.status().upstream_queries, 0);
+    // A public one, and a name merely ending in "localhost", go out.
+    sent(&h.ask(
+        client(1),
+        &query(2, "1.0.128.100.in-addr.arpa", wire::TYPE_PTR, None),
+    ));
+    sent(&h.ask(client(1), &query(3, "notlocalhost", wire::TYPE_SOA, None)));
+    assert_eq!(h.proxy.status().upstream_queries, 2);
     h.proxy.set_local_hosts(&LocalHosts {
         domain: "lan".into(),
         hosts: vec![("dev".into(), Ipv4Addr::new(192, 168, 1, 20))],
     });
     sent(&h.ask(client(1), &query(1, "dev", wire::TYPE_DS, Some(true))));
     // Other types of plain names no host has (a TLD's SOA) are the DNS's.
-    sent(&h.ask(client(1), &query(2, "com", wire::TYPE_SOA, None)));
-    assert_eq!(h.proxy.status().upstream_queries, 2);
+    sent(&h.ask(client(1), &query(4, "com", wire::TYPE_SOA, None)));
+    assert_eq!(h.proxy.status().upstream_queries, 4);
 }
 
 #[test]
