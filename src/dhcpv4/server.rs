@@ -693,8 +693,35 @@ impl Server {
         Some(oldest_offer)
     }
 
+    /// One machine, two systems: a dual-boot PC, or a PXE ROM and then its
+    /// OS, sends a client identifier in one and none in the other. Its
+    /// active lease under the other key is its own (dnsmasq too matches by
+    /// hardware address when either side has no identifier): it moves to
+    /// this key, so the machine keeps its address and name instead of
+    /// holding two leases. Two identifiers that differ stay two clients
+    /// (RFC 2131 §4.2).
+    fn adopt_lease_of_the_same_machine(&mut self, now: u64, client: &ClientKey, mac: [u8; 6]) {
+        if self.leases.by_client(client).is_some() {
+            return;
+        }
+        let other = match client {
+            ClientKey::Id(_) => self.leases.by_client(&ClientKey::Mac(mac)),
+            ClientKey::Mac(_) => {
+                (self.leases.iter()).find(|l| l.mac == mac && matches!(l.client, ClientKey::Id(_)))
+            }
+        };
+        if let Some(lease) = other.filter(|l| l.is_active(now)) {
+            let lease = Lease {
+                client: client.clone(),
+                ..lease.clone()
+            };
+            self.leases.insert(lease);
+        }
+    }
+
     fn discover(&mut self, now: u64, request: &Request) -> Outcome {
         let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        self.adopt_lease_of_the_same_machine(now, &client, request.chaddr);
         let Some(ip) = self.choose_address(now, &client, request) else {
             self.status.pool_exhausted += 1;
             if !self.exhausted_logged {
@@ -736,6 +763,7 @@ impl Server {
 
     fn request(&mut self, now: u64, request: &Request, actions: &mut Vec<Action>) -> Outcome {
         let client = ClientKey::new(request.client_id.as_deref(), request.chaddr);
+        self.adopt_lease_of_the_same_machine(now, &client, request.chaddr);
         let (kind, ip) = match (request.server_id, request.requested_ip) {
             (Some(id), _) if id != self.config.server_ip() => {
                 // The client took another server's offer: ours is free again.

@@ -595,6 +595,40 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
     assert_eq!(s.lease_list(T0).iter().filter(|l| !l.is_static).count(), 2);
 }
 
+/// A dual-boot PC (or a PXE ROM, then its OS) sends a client identifier in
+/// one system and none in the other: one machine, one lease, one address.
+#[test]
+fn a_machine_with_and_without_a_client_id_keeps_one_lease() {
+    let mut s = server(10);
+    let first = lease(&mut s, T0, 1);
+    let with_id = |message_type: u8, extra: &[(u8, &[u8])]| {
+        let mut options = vec![(OPT_CLIENT_ID, &[1, 2, 0, 0, 0, 0, 1][..])];
+        options.extend_from_slice(extra);
+        build_request(message_type, mac(1), NONE, &options)
+    };
+    let bytes = with_id(DHCPDISCOVER, &[]);
+    let offer = one(&s.handle(T0 + 10, Input::Received { bytes: &bytes }));
+    assert_eq!(offer.yiaddr, first);
+    let bytes = with_id(
+        DHCPREQUEST,
+        &[
+            (OPT_SERVER_ID, &SERVER.octets()),
+            (OPT_REQUESTED_IP, &first.octets()),
+        ],
+    );
+    let ack = one(&s.handle(T0 + 10, Input::Received { bytes: &bytes }));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, first));
+    // And back to the system without one.
+    assert_eq!(lease(&mut s, T0 + 20, 1), first);
+    let leases: Vec<_> = s
+        .lease_list(T0 + 20)
+        .iter()
+        .filter(|l| !l.is_static)
+        .cloned()
+        .collect();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+}
+
 /// A host entry added (or its MAC changed) while another device holds a
 /// lease on its address: after the restart that applies it, the entry's
 /// device is served from the pool until the holder, NAKed at its renewal,
