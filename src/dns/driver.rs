@@ -9,6 +9,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ enum Event {
     UdpReady(AttemptId, bool),
     TcpUpstreamReply(SocketAddr, Vec<u8>),
     /// The connection `conn` to the server ended; `true` if queries were
-    /// still in its queue, never written.
+    /// still in its queue, never written, or written and not answered.
     TcpUpstreamDown(SocketAddr, u64, bool),
     TcpClientQuery {
         conn: u64,
@@ -600,10 +601,11 @@ impl Driver {
                 // The current connection's end: the core sends its queries
                 // again (on a new one) or fails them over. An older one's
                 // (closed while idle) concerns nothing in flight, unless
-                // queries were queued just as it closed: then the core
-                // sends the server's queries again too (on the current
-                // connection; a duplicate answer is dropped), instead of
-                // waiting for their timeout.
+                // queries were queued on it, or written and not answered,
+                // as it closed (a new connection was made current in
+                // between): then the core sends the server's queries again
+                // too (on the current connection; a duplicate answer is
+                // dropped), instead of waiting for their timeout.
                 let current = self.tcp_upstreams.get(&server).map(|(c, _)| *c);
                 if current == Some(conn) {
                     self.tcp_upstreams.remove(&server);
@@ -968,23 +970,33 @@ async fn upstream_connection(
     mut queries: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) {
+    let mut unanswered = false;
     match timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(server)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             let (mut read, mut write) = stream.into_split();
             let reader_events = events.clone();
+            let replies = Arc::new(AtomicU64::new(0));
+            let replies_read = Arc::clone(&replies);
             let mut reader = tokio::spawn(async move {
                 while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
+                    replies_read.fetch_add(1, Ordering::Relaxed);
                     let reply = Event::TcpUpstreamReply(server, frame);
                     if reader_events.send(reply).await.is_err() {
                         break;
                     }
                 }
             });
+            let mut written = 0u64;
             loop {
                 tokio::select! {
                     query = queries.recv() => match query {
-                        Some(query) => if write_frame(&mut write, &query).await.is_err() { break },
+                        Some(query) => {
+                            // Counted before the write: a query half
+                            // written is one the server may never answer.
+                            written += 1;
+                            if write_frame(&mut write, &query).await.is_err() { break }
+                        }
                         None => break,
                     },
                     _ = &mut reader => break,
@@ -992,11 +1004,14 @@ async fn upstream_connection(
                 }
             }
             reader.abort();
+            // Written and not answered: the core must send them again even
+            // if another connection to the server is current by now.
+            unanswered = written > replies.load(Ordering::Relaxed);
         }
         Ok(Err(e)) => debug!("TCP to {server}: {e}"),
         Err(_) => debug!("TCP to {server}: connect timed out"),
     }
-    let unsent = !queries.is_empty();
+    let unsent = unanswered || !queries.is_empty();
     queries.close();
     let _ = events
         .send(Event::TcpUpstreamDown(server, conn, unsent))
@@ -1236,6 +1251,30 @@ mod tests {
         let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .unwrap();
+        sent_again_after_the_connection_ends(closed).await;
+    }
+
+    /// The same for a query written on it that the server closed the
+    /// connection on without answering.
+    #[tokio::test]
+    async fn a_query_written_on_an_upstream_connection_that_ends_unanswered_is_sent_again() {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let server = listener.local_addr().unwrap();
+        let closer = std::thread::spawn(move || {
+            use std::io::Read;
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut length = [0u8; 2];
+            stream.read_exact(&mut length).unwrap();
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+            stream.read_exact(&mut query).unwrap();
+        });
+        sent_again_after_the_connection_ends(server).await;
+        closer.join().unwrap();
+    }
+
+    /// A query for `server` goes to a connection (number 1) that ends,
+    /// while connection 2 is current: it must be sent again on 2.
+    async fn sent_again_after_the_connection_ends(closed: SocketAddr) {
         let (mut driver, _events) = test_driver().await;
         driver.proxy.set_upstreams(&[closed]);
         // A? a.example (a plain name would be answered locally).
@@ -1268,7 +1307,7 @@ mod tests {
             .await
             .unwrap();
         let Some(down @ Event::TcpUpstreamDown(_, 1, true)) = events_rx.recv().await else {
-            panic!("no TcpUpstreamDown with queries queued");
+            panic!("no TcpUpstreamDown with queries left unanswered");
         };
         let (current, mut on_current) = mpsc::channel(4);
         driver.tcp_upstreams.insert(closed, (2, current));
