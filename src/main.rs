@@ -266,7 +266,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     let dns_status = start_dns_proxy(
         &config,
         lan.clone(),
-        events.subscribe(),
+        dhcpv6_status.clone(),
         dhcpv4.as_ref().map(|d| d.leases.clone()),
         tunnel.clone(),
         shutdown.subscribe(),
@@ -722,13 +722,14 @@ async fn stop_ubus_last(
 }
 
 /// Starts the LAN DNS proxy unless `lan.dns_proxy` is off. Upstreams are
-/// `lan.dns_server` if set, else whatever DHCPv6 last reported; local names
+/// `lan.dns_server` if set, else whatever DHCPv6 holds now (its status, a
+/// watch: never lagging behind as an event stream can); local names
 /// are the named static hosts plus the DHCPv4 leases' host names, followed
 /// live. Returns the proxy's counters (published every second).
 fn start_dns_proxy(
     config: &Config,
     lan: Option<LanSubnet>,
-    mut events: broadcast::Receiver<Event>,
+    dhcpv6: Option<watch::Receiver<ClientStatus>>,
     mut leases: Option<watch::Receiver<std::sync::Arc<Vec<dhcpv4::LeaseInfo>>>>,
     tunnel: Option<mpsc::Sender<tunnel::driver::Control>>,
     shutdown: watch::Receiver<bool>,
@@ -739,18 +740,18 @@ fn start_dns_proxy(
         return None;
     };
     let (upstreams_tx, upstreams) = watch::channel(config.lan.dns_server.clone());
-    if config.lan.dns_server.is_empty() {
+    if let (true, Some(mut dhcpv6)) = (config.lan.dns_server.is_empty(), dhcpv6) {
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
             loop {
+                let servers = dhcpv6.borrow_and_update().info.dns_servers.clone();
+                upstreams_tx.send_if_modified(|current| {
+                    let changed = *current != servers;
+                    *current = servers;
+                    changed
+                });
                 tokio::select! {
-                    event = events.recv() => match event {
-                        Ok(Event::DnsServersChanged(servers)) => {
-                            upstreams_tx.send_replace(servers);
-                        }
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                    },
+                    changed = dhcpv6.changed() => if changed.is_err() { return Ok(()) },
                     _ = stop.wait_for(|stop| *stop) => return Ok(()),
                 }
             }
