@@ -495,6 +495,32 @@ fn pool_of_three_fourth_client_gets_nothing_and_the_log_says_why() {
     );
 }
 
+/// A device with a fixed address inside the pool (a NAS), known to the
+/// router from its own traffic: its address is not handed out, also not to
+/// a client that does not probe before use (busybox udhcpc does not, and
+/// would bind it: two devices on one address).
+#[test]
+fn an_address_a_device_uses_without_a_lease_is_not_handed_out() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("an_address_a_device_uses_without_a_lease_is_not_handed_out");
+    let c = lan.add_client("udhcpc", "02:00:00:00:07:01");
+    let taken = home("02:00:00:00:07:01", "192.168.1.104");
+    let nas = lan.add_client("nas", "02:00:00:00:07:99");
+    lan.clients[nas].add_addr("eth0", &format!("{taken}/24"));
+    let config = lan.config("\toption dhcp_start '100'\n\toption dhcp_limit '5'\n", "");
+    let b4d = lan.start_b4d("b4d", &config);
+    b4d.wait_for_line("DHCPv4: listening on", secs(20));
+    // The NAS talks to its gateway, the router: the router's neighbour
+    // table has it now (b4d reads it again a quarter second later).
+    lan.clients[nas].exec("ping", &["-c", "1", "-W", "2", "192.168.1.1"]);
+    std::thread::sleep(millis(1000));
+    let client = lan.udhcpc(c, "udhcpc", "phone", &[]);
+    let bound = client.wait_for_line("udhcpc-event bound", secs(20));
+    assert_ne!(field(&bound, "ip"), taken, "{bound}");
+}
+
 #[test]
 fn dhcpcd_declines_a_conflicting_address_which_is_then_quarantined() {
     if !ready() {

@@ -5,7 +5,7 @@
 use crate::atomic_file::RETRY_AFTER_FAILURE as PERSIST_RETRY;
 use crate::timer::{sleep_until, PortWait};
 use std::io::{self, IoSliceMut};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +25,8 @@ use super::LeaseInfo;
 use crate::boot_clock::BootClock;
 use crate::lan4::driver::LanSubnet;
 use crate::lan4::Ipv4Subnet;
-use crate::netlink::LinkWatch;
+use crate::netlink::wire::AF_INET;
+use crate::netlink::{LinkWatch, Netlink, Subscription, RTNLGRP_NEIGH};
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -35,6 +36,10 @@ const MAX_BATCH: usize = 64;
 /// Status snapshots are published at most this often (computing one walks
 /// the lease table).
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The neighbour table is read again this long after the kernel reports a
+/// change (a busy LAN changes it all the time: one read per burst).
+const NEIGHBOR_REREAD: Duration = Duration::from_millis(250);
 
 /// How often port 67 is tried again while another server holds it.
 const OPEN_RETRY: Duration = Duration::from_secs(5);
@@ -351,6 +356,11 @@ pub async fn run(
     // While port 67 cannot be had: when to try again, said once per streak.
     let mut port_wait = PortWait::new(OPEN_RETRY);
     let mut lan_open = true;
+    // The LAN's neighbour table tells which pool addresses devices without
+    // a lease use (Input::Neighbors): read at start, again after changes.
+    let neighbor_table = Netlink::open()?;
+    let mut neighbor_changes = Subscription::open(&[RTNLGRP_NEIGH])?;
+    let mut neighbors_due = Some(tokio::time::Instant::now());
     loop {
         match &device_state {
             _ if trouble.address.is_some() => socket = None,
@@ -435,7 +445,31 @@ pub async fn run(
             }
             changed = link.changed() => {
                 changed?;
+                let index = device_state.as_ref().map(|s| s.index);
                 device_state = link.snapshot().await?;
+                if device_state.as_ref().map(|s| s.index) != index {
+                    neighbors_due = Some(tokio::time::Instant::now());
+                }
+            }
+            changed = neighbor_changes.changed() => {
+                changed?;
+                neighbors_due.get_or_insert_with(|| tokio::time::Instant::now() + NEIGHBOR_REREAD);
+            }
+            _ = sleep_until(neighbors_due) => {
+                neighbors_due = None;
+                let index = device_state.as_ref().map_or(0, |s| s.index);
+                match neighbor_table.neighbors(AF_INET, index).await {
+                    Ok(entries) => {
+                        let table: Vec<_> = (entries.iter())
+                            .filter_map(|n| match n.addr {
+                                IpAddr::V4(ip) => Some((ip, n.lladdr)),
+                                IpAddr::V6(_) => None,
+                            })
+                            .collect();
+                        server.handle(clock_now(), Input::Neighbors(&table));
+                    }
+                    Err(e) => debug!("DHCPv4: {e}"),
+                }
             }
             changed = lan.changed(), if lan_open => {
                 let Ok(()) = changed else {

@@ -88,8 +88,25 @@ impl Pool {
     /// The first free address from `mac`'s [`Pool::home`] on, wrapping
     /// round to the pool's start.
     pub fn free_for(&self, mac: [u8; 6]) -> Option<Ipv4Addr> {
-        let start = u32::from(self.home(mac)?) - self.first;
-        self.free_from(start as usize)
+        self.free_for_avoiding(mac, |_| false)
+    }
+
+    /// [`Pool::free_for`], passing over the free addresses `avoid` names.
+    pub fn free_for_avoiding(
+        &self,
+        mac: [u8; 6],
+        avoid: impl Fn(Ipv4Addr) -> bool,
+    ) -> Option<Ipv4Addr> {
+        let mut start = (u32::from(self.home(mac)?) - self.first) as usize;
+        // At most one look per address: every one returned is free.
+        for _ in 0..self.len {
+            let ip = self.free_from(start)?;
+            if !avoid(ip) {
+                return Some(ip);
+            }
+            start = (u32::from(ip) - self.first + 1) as usize % self.len as usize;
+        }
+        None
     }
 
     /// The first free address at or after offset `start`, wrapping.

@@ -73,6 +73,14 @@ pub enum Input<'a> {
     Received { bytes: &'a [u8] },
     /// `poll_timeout()` has passed.
     Timeout,
+    /// The LAN device's neighbour table now: each IPv4 address the kernel
+    /// has a MAC for (reachable, stale, probing or permanent entries). A
+    /// pool address there under another device's MAC is in use (a NAS or
+    /// printer given a fixed address inside the pool, a device still on an
+    /// expired lease) and is not offered: dnsmasq pings an address before
+    /// offering it for the same reason; the table answers without a wait,
+    /// and for devices whose firewall drops pings.
+    Neighbors(&'a [(Ipv4Addr, [u8; 6])]),
 }
 
 /// Where a reply goes (RFC 2131 §4.1, "a server ... sends").
@@ -231,6 +239,9 @@ pub struct Server {
     offers: BTreeMap<Ipv4Addr, Offer>,
     offer_by_client: HashMap<ClientKey, Ipv4Addr>,
     quarantine: BTreeMap<Ipv4Addr, u64>,
+    /// Pool addresses in the neighbour table, with the MAC there
+    /// ([`Input::Neighbors`]).
+    neighbors: HashMap<Ipv4Addr, [u8; 6]>,
     rate: HashMap<[u8; 6], RateWindow>,
     status: ServerStatus,
     /// Set while the pool is full, so exhaustion is logged once per episode.
@@ -259,6 +270,7 @@ impl Server {
             offers: BTreeMap::new(),
             offer_by_client: HashMap::new(),
             quarantine: BTreeMap::new(),
+            neighbors: HashMap::new(),
             rate: HashMap::new(),
             exhausted_logged: false,
             expiries_reported_upto: now,
@@ -317,7 +329,9 @@ impl Server {
             .collect();
         let counters = std::mem::take(&mut self.status);
         let rate = std::mem::take(&mut self.rate);
+        let neighbors: Vec<_> = self.neighbors.drain().collect();
         *self = Server::new(config, leases, now);
+        self.handle(now, Input::Neighbors(&neighbors));
         self.status = ServerStatus {
             pool_size: self.status.pool_size,
             subnet: self.status.subnet,
@@ -353,6 +367,12 @@ impl Server {
         match input {
             Input::Received { bytes } => self.receive(now, bytes, &mut actions),
             Input::Timeout => {}
+            Input::Neighbors(table) => {
+                self.neighbors = (table.iter())
+                    .filter(|(ip, _)| self.pool.contains(*ip))
+                    .copied()
+                    .collect();
+            }
         }
         // Expired leases leave the published list (and the file).
         if self
@@ -563,6 +583,11 @@ impl Server {
         })
     }
 
+    /// Whether the neighbour table has `ip` at another device than `mac`.
+    fn used_by_another(&self, ip: Ipv4Addr, mac: [u8; 6]) -> bool {
+        self.neighbors.get(&ip).is_some_and(|&m| m != mac)
+    }
+
     /// Whether someone other than `client` holds an active lease on `ip`.
     fn leased_to_another(&self, ip: Ipv4Addr, client: &ClientKey, now: u64) -> bool {
         (self.leases.by_ip(ip)).is_some_and(|l| &l.client != client && l.is_active(now))
@@ -637,14 +662,15 @@ impl Server {
             self.offer_by_client.get(client).copied(),
             request.requested_ip,
         ];
+        let mac = request.chaddr;
         if let Some(ip) = candidates
             .into_iter()
             .flatten()
-            .find(|&ip| self.available_for(ip, client, now))
+            .find(|&ip| self.available_for(ip, client, now) && !self.used_by_another(ip, mac))
         {
             return Some(ip);
         }
-        if let Some(ip) = self.pool.free_for(request.chaddr) {
+        if let Some(ip) = (self.pool).free_for_avoiding(mac, |ip| self.used_by_another(ip, mac)) {
             return Some(ip);
         }
         self.reclaim(now)
@@ -841,6 +867,12 @@ impl Server {
                 if own.ip != ip && own.is_active(now) {
                     return Err("the client holds a different lease");
                 }
+            }
+            // Back after a while (a phone off for the night) to an address
+            // another device has meanwhile: start over (the lease file
+            // lives in RAM, so after a router reboot nothing else tells).
+            if self.used_by_another(ip, request.chaddr) {
+                return Err("in use by another device (neighbour table)");
             }
         }
         if self.available_for(ip, client, now) {

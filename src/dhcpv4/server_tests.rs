@@ -595,6 +595,36 @@ fn restored_leases_are_kept_unless_they_no_longer_fit() {
     assert_eq!(s.lease_list(T0).iter().filter(|l| !l.is_static).count(), 2);
 }
 
+/// A device with a fixed address inside the pool (a NAS at the address a
+/// newcomer would get), seen in the router's neighbour table under its own
+/// MAC: that address is not offered, nor granted to a client coming back
+/// to it after a while (INIT-REBOOT); a client's own entry is no obstacle.
+#[test]
+fn addresses_the_neighbour_table_shows_in_use_by_another_device_are_not_offered() {
+    let mut s = server(10);
+    let newcomer_home = home(10, 1);
+    let nas = [2, 0, 0, 0, 0, 77];
+    s.handle(T0, Input::Neighbors(&[(newcomer_home, nas)]));
+    let offer = one(&discover(&mut s, T0, 1));
+    assert_eq!(offer.message_type, DHCPOFFER);
+    assert_ne!(offer.yiaddr, newcomer_home);
+    // Nor when the client asks for it (option 50), as after a router reboot.
+    let bytes = build_request(
+        DHCPDISCOVER,
+        mac(2),
+        NONE,
+        &[(OPT_REQUESTED_IP, &newcomer_home.octets())],
+    );
+    let offer = one(&s.handle(T0, Input::Received { bytes: &bytes }));
+    assert_ne!(offer.yiaddr, newcomer_home);
+    let nak = one(&init_reboot(&mut s, T0, 3, newcomer_home));
+    assert_eq!(nak.message_type, DHCPNAK);
+    // The entry is the client's own: its address.
+    s.handle(T0, Input::Neighbors(&[(newcomer_home, mac(4))]));
+    let ack = one(&init_reboot(&mut s, T0, 4, newcomer_home));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, newcomer_home));
+}
+
 /// A dual-boot PC (or a PXE ROM, then its OS) sends a client identifier in
 /// one system and none in the other: one machine, one lease, one address.
 #[test]

@@ -9,7 +9,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -976,7 +976,7 @@ async fn upstream_connection(
             let _ = stream.set_nodelay(true);
             let (mut read, mut write) = stream.into_split();
             let reader_events = events.clone();
-            let replies = Arc::new(AtomicU64::new(0));
+            let replies = Arc::new(AtomicUsize::new(0));
             let replies_read = Arc::clone(&replies);
             let mut reader = tokio::spawn(async move {
                 while let Ok(Some(frame)) = read_frame(&mut read, usize::from(u16::MAX)).await {
@@ -987,7 +987,7 @@ async fn upstream_connection(
                     }
                 }
             });
-            let mut written = 0u64;
+            let mut written = 0usize;
             loop {
                 tokio::select! {
                     query = queries.recv() => match query {

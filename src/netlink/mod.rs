@@ -35,9 +35,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use socket::Subscription;
 pub use wire::{
-    Address, Ip6Tunnel, Ip6TunnelSpec, Lifetimes, Link, NewAddress, Route, RouteKind, RouteSpec,
-    RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO,
-    RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+    Address, Ip6Tunnel, Ip6TunnelSpec, Lifetimes, Link, Neighbor, NewAddress, Route, RouteKind,
+    RouteSpec, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO,
+    RTNLGRP_IPV6_NETCONF, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEIGH,
 };
 
 use socket::RequestSocket;
@@ -99,6 +99,19 @@ impl Netlink {
             .filter(|(header, _)| header.kind == RTM_NEWADDR)
             .filter_map(|(_, payload)| Address::decode(payload).ok())
             .filter(|a| a.index == index)
+            .collect())
+    }
+
+    /// The neighbour entries of device `index` with a known link-layer
+    /// address, of `family`.
+    pub async fn neighbors(&self, family: u8, index: u32) -> io::Result<Vec<Neighbor>> {
+        let replies = (self.socket.dump(wire::dump_neighbors(family)).await)
+            .map_err(|e| io::Error::new(e.kind(), format!("neighbour dump: {e}")))?;
+        Ok(replies
+            .iter()
+            .filter(|(header, _)| header.kind == wire::RTM_NEWNEIGH)
+            .filter_map(|(_, payload)| Neighbor::decode(payload))
+            .filter(|n| n.index == index)
             .collect())
     }
 

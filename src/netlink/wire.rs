@@ -27,6 +27,8 @@ pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
 pub const RTM_GETROUTE: u16 = 26;
+pub const RTM_NEWNEIGH: u16 = 28;
+pub const RTM_GETNEIGH: u16 = 30;
 
 // nlmsg_flags.
 pub const NLM_F_REQUEST: u16 = 0x1;
@@ -40,6 +42,8 @@ pub const NLM_F_CREATE: u16 = 0x400;
 
 // Multicast groups (enum rtnetlink_groups), bound as 1 << (group - 1).
 pub const RTNLGRP_LINK: u32 = 1;
+/// Neighbour (ARP, NDP) table changes.
+pub const RTNLGRP_NEIGH: u32 = 3;
 pub const RTNLGRP_IPV4_IFADDR: u32 = 5;
 pub const RTNLGRP_IPV4_ROUTE: u32 = 7;
 pub const RTNLGRP_IPV6_IFADDR: u32 = 9;
@@ -122,6 +126,14 @@ const NLA_F_NESTED: u16 = 0x8000;
 pub const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
+/// struct ndmsg: family, 3 pad, ifindex, state (u16), flags, type.
+const NDMSG_LEN: usize = 12;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+/// NUD_* states of an entry whose link-layer address was confirmed or
+/// seen: REACHABLE, STALE, DELAY, PROBE, PERMANENT (not INCOMPLETE, FAILED,
+/// NOARP, NONE).
+const NUD_KNOWN: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80;
 const RTMSG_LEN: usize = 12;
 
 /// Why a message could not be decoded.
@@ -627,6 +639,48 @@ pub fn dump_links() -> Request {
 /// RTM_GETADDR dump of all addresses of `family` (AF_UNSPEC: both).
 pub fn dump_addresses(family: u8) -> Request {
     Request::new(RTM_GETADDR, NLM_F_DUMP).ifaddrmsg(family, 0, 0, 0)
+}
+
+/// RTM_GETNEIGH dump of the neighbour entries of `family`.
+pub fn dump_neighbors(family: u8) -> Request {
+    let mut request = Request::new(RTM_GETNEIGH, NLM_F_DUMP);
+    request.buf.extend_from_slice(&[family, 0, 0, 0]);
+    request.buf.extend_from_slice(&[0; NDMSG_LEN - 4]);
+    request
+}
+
+/// One neighbour entry with a known link-layer address (see [`NUD_KNOWN`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbor {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub lladdr: [u8; 6],
+}
+
+impl Neighbor {
+    /// `None` for entries without a known Ethernet address.
+    pub fn decode(payload: &[u8]) -> Option<Neighbor> {
+        if payload.len() < NDMSG_LEN {
+            return None;
+        }
+        let state = u16::from_ne_bytes([payload[8], payload[9]]);
+        if state & NUD_KNOWN == 0 {
+            return None;
+        }
+        let (mut addr, mut lladdr) = (None, None);
+        for (kind, value) in attributes(&payload[NDMSG_LEN..]) {
+            match kind {
+                NDA_DST => addr = attr_ip(value),
+                NDA_LLADDR => lladdr = value.try_into().ok(),
+                _ => {}
+            }
+        }
+        Some(Neighbor {
+            index: ne_u32(payload, 4),
+            addr: addr?,
+            lladdr: lladdr?,
+        })
+    }
 }
 
 /// RTM_GETROUTE dump of all routes of `family`.
