@@ -240,8 +240,8 @@ pub struct Server {
     offer_by_client: HashMap<ClientKey, Ipv4Addr>,
     quarantine: BTreeMap<Ipv4Addr, u64>,
     /// Pool addresses in the neighbour table, with the MAC there
-    /// ([`Input::Neighbors`]).
-    neighbors: HashMap<Ipv4Addr, [u8; 6]>,
+    /// ([`Input::Neighbors`]), sorted by address.
+    neighbors: Vec<(Ipv4Addr, [u8; 6])>,
     rate: HashMap<[u8; 6], RateWindow>,
     status: ServerStatus,
     /// Set while the pool is full, so exhaustion is logged once per episode.
@@ -270,7 +270,7 @@ impl Server {
             offers: BTreeMap::new(),
             offer_by_client: HashMap::new(),
             quarantine: BTreeMap::new(),
-            neighbors: HashMap::new(),
+            neighbors: Vec::new(),
             rate: HashMap::new(),
             exhausted_logged: false,
             expiries_reported_upto: now,
@@ -329,7 +329,7 @@ impl Server {
             .collect();
         let counters = std::mem::take(&mut self.status);
         let rate = std::mem::take(&mut self.rate);
-        let neighbors: Vec<_> = self.neighbors.drain().collect();
+        let neighbors = std::mem::take(&mut self.neighbors);
         *self = Server::new(config, leases, now);
         self.handle(now, Input::Neighbors(&neighbors));
         self.status = ServerStatus {
@@ -368,10 +368,9 @@ impl Server {
             Input::Received { bytes } => self.receive(now, bytes, &mut actions),
             Input::Timeout => {}
             Input::Neighbors(table) => {
-                self.neighbors = (table.iter())
-                    .filter(|(ip, _)| self.pool.contains(*ip))
-                    .copied()
-                    .collect();
+                self.neighbors.clear();
+                (self.neighbors).extend(table.iter().filter(|(ip, _)| self.pool.contains(*ip)));
+                self.neighbors.sort_unstable_by_key(|&(ip, _)| ip);
             }
         }
         // Expired leases leave the published list (and the file).
@@ -585,7 +584,8 @@ impl Server {
 
     /// Whether the neighbour table has `ip` at another device than `mac`.
     fn used_by_another(&self, ip: Ipv4Addr, mac: [u8; 6]) -> bool {
-        self.neighbors.get(&ip).is_some_and(|&m| m != mac)
+        (self.neighbors.binary_search_by_key(&ip, |&(ip, _)| ip))
+            .is_ok_and(|i| self.neighbors[i].1 != mac)
     }
 
     /// Whether someone other than `client` holds an active lease on `ip`.

@@ -1223,7 +1223,7 @@ impl Client {
             return self.start_solicit_after(now, Some(at));
         }
         let Some((t1, t2)) = renewal_times(msg) else {
-            if renewing && self.withdraw(&addresses, &prefixes) {
+            if renewing && self.withdraw(now, &addresses, &prefixes) {
                 // The rest of the binding (if any) is renewed on: this
                 // exchange goes on.
                 self.counters.accepted += 1;
@@ -1302,22 +1302,20 @@ impl Client {
     /// Applies what a Reply to Renew or Rebind withdrew (valid lifetime 0)
     /// although it renews nothing: the rest of the binding runs on as it
     /// was; with nothing left it is lost. Whether anything went.
-    fn withdraw(&mut self, addresses: &[wire::IaAddress], prefixes: &[wire::IaPrefix]) -> bool {
+    fn withdraw(
+        &mut self,
+        now: Instant,
+        addresses: &[wire::IaAddress],
+        prefixes: &[wire::IaPrefix],
+    ) -> bool {
         let before = self.snapshot();
         let Some(lease) = self.lease.as_mut() else {
             return false;
         };
-        let gone = |valid| valid == 0;
-        lease.addresses.retain(|held| {
-            !addresses
-                .iter()
-                .any(|a| gone(a.valid) && a.addr == held.addr)
-        });
-        lease.prefixes.retain(|held| {
-            !(prefixes.iter())
-                .any(|p| gone(p.valid) && (p.prefix, p.len) == (held.prefix, held.len))
-        });
-        let changed = self.snapshot() != before;
+        // Only withdrawals (valid 0) come here: what they name goes.
+        let held = lease.addresses.len() + lease.prefixes.len();
+        lease.update(now, addresses, prefixes);
+        let changed = lease.addresses.len() + lease.prefixes.len() != held;
         if changed && self.lease.as_ref().is_some_and(Lease::is_empty) {
             self.lose_lease(LossReason::Expired, &before);
         } else if changed {
@@ -1667,58 +1665,57 @@ fn usable_leases(msg: &Received) -> (Vec<wire::IaAddress>, Vec<wire::IaPrefix>) 
 /// client even rebinds, and be lost at every valid lifetime, tunnel and LAN
 /// prefix with it. `None` if no IA is usable.
 fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
-    let mut best: Option<(u32, u32)> = None;
-    let ias = msg
-        .ia_na
-        .iter()
-        .map(|ia| {
-            let lifetimes = ia.leases.iter().map(|a| (a.preferred, a.valid));
-            (
-                ia.t1,
-                ia.t2,
-                ia.status,
-                renewal_basis(lifetimes.clone()),
-                shortest_valid(lifetimes),
-            )
-        })
-        .chain(msg.ia_pd.iter().map(|ia| {
-            let lifetimes = ia.leases.iter().map(|p| (p.preferred, p.valid));
-            (
-                ia.t1,
-                ia.t2,
-                ia.status,
-                renewal_basis(lifetimes.clone()),
-                shortest_valid(lifetimes),
-            )
-        }));
-    for (t1, t2, status, shortest_preferred, shortest_valid) in ias {
-        if status.is_some_and(|s| s != wire::STATUS_SUCCESS) {
-            continue;
-        }
-        if t1 > 0 && t2 > 0 && t1 > t2 {
-            continue;
-        }
-        let Some(preferred) = shortest_preferred else {
-            continue;
-        };
-        let past_lifetime = shortest_valid.is_some_and(|v| v != wire::INFINITY && t2 >= v);
-        let (t1, t2) = if t1 == 0 || t2 == 0 || past_lifetime {
-            if preferred == wire::INFINITY {
-                (wire::INFINITY, wire::INFINITY)
-            } else {
-                (preferred / 2, (preferred as u64 * 4 / 5) as u32)
-            }
-        } else {
-            (t1, t2)
-        };
-        // A zero T1 would renew in a tight loop; one second is the floor.
-        let (t1, t2) = (t1.max(1), t2.max(1));
-        best = Some(match best {
-            None => (t1, t2),
-            Some((b1, b2)) => (b1.min(t1), b2.min(t2)),
-        });
+    // Lifetimes gathered into one shape first: one copy of the rules below
+    // for both IA types (this runs once per Reply).
+    let na = (msg.ia_na.iter()).map(|ia| {
+        (
+            ia.t1,
+            ia.t2,
+            ia.status,
+            ia.leases.iter().map(|a| (a.preferred, a.valid)).collect(),
+        )
+    });
+    let pd = (msg.ia_pd.iter()).map(|ia| {
+        (
+            ia.t1,
+            ia.t2,
+            ia.status,
+            ia.leases.iter().map(|p| (p.preferred, p.valid)).collect(),
+        )
+    });
+    na.chain(pd)
+        .filter_map(
+            |(t1, t2, status, lifetimes): (u32, u32, Option<u16>, Vec<(u32, u32)>)| {
+                ia_renewal_times(t1, t2, status, &lifetimes)
+            },
+        )
+        .reduce(|(a1, a2), (b1, b2)| (a1.min(b1), a2.min(b2)))
+}
+
+/// [`renewal_times`] of one IA; `None` if it is not usable.
+fn ia_renewal_times(
+    t1: u32,
+    t2: u32,
+    status: Option<u16>,
+    lifetimes: &[(u32, u32)],
+) -> Option<(u32, u32)> {
+    if status.is_some_and(|s| s != wire::STATUS_SUCCESS) || (t1 > 0 && t2 > 0 && t1 > t2) {
+        return None;
     }
-    best
+    let preferred = renewal_basis(lifetimes)?;
+    let shortest_valid = lifetimes.iter().map(|&(_, v)| v).filter(|&v| v > 0).min();
+    let past_lifetime = shortest_valid.is_some_and(|v| v != wire::INFINITY && t2 >= v);
+    let (t1, t2) = if t1 == 0 || t2 == 0 || past_lifetime {
+        if preferred == wire::INFINITY {
+            (wire::INFINITY, wire::INFINITY)
+        } else {
+            (preferred / 2, (preferred as u64 * 4 / 5) as u32)
+        }
+    } else {
+        (t1, t2)
+    };
+    // A zero T1 would renew in a tight loop; one second is the floor.
+    Some((t1.max(1), t2.max(1)))
 }
 
 /// The lifetime T1/T2 are derived from when the server leaves them to the
@@ -1729,14 +1726,14 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
 /// deprecated, the shortest valid lifetime. An IA of only withdrawn ones
 /// (valid 0) still counts (its Reply must be applied), as 0. `None` for an
 /// IA without any.
-fn renewal_basis(lifetimes: impl Iterator<Item = (u32, u32)> + Clone) -> Option<u32> {
-    let live = lifetimes.clone().filter(|&(_, valid)| valid > 0);
+fn renewal_basis(lifetimes: &[(u32, u32)]) -> Option<u32> {
+    let live = lifetimes.iter().filter(|&&(_, valid)| valid > 0);
     live.clone()
-        .map(|(preferred, _)| preferred)
+        .map(|&(preferred, _)| preferred)
         .filter(|&preferred| preferred > 0)
         .min()
-        .or_else(|| live.map(|(_, valid)| valid).min())
-        .or_else(|| lifetimes.map(|(preferred, _)| preferred).min())
+        .or_else(|| live.map(|&(_, valid)| valid).min())
+        .or_else(|| lifetimes.iter().map(|&(preferred, _)| preferred).min())
 }
 
 impl Lease {
@@ -1756,11 +1753,6 @@ impl Lease {
         );
         self.expire(now);
     }
-}
-
-/// The shortest valid lifetime of what is not withdrawn, `None` if nothing.
-fn shortest_valid(lifetimes: impl Iterator<Item = (u32, u32)>) -> Option<u32> {
-    lifetimes.map(|(_, valid)| valid).filter(|&v| v > 0).min()
 }
 
 /// Updates `held` with `fresh`: known entries are replaced, new ones added,

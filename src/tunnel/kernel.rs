@@ -87,11 +87,7 @@ impl Kernel {
         let Some(other) = other else {
             return error;
         };
-        let links = self.netlink.links().await.unwrap_or_default();
-        let device = (other.oif)
-            .and_then(|oif| links.iter().find(|l| l.index == oif))
-            .and_then(|l| l.name.clone())
-            .unwrap_or_else(|| "?".into());
+        let device = other.oif.map_or_else(|| "?".into(), device_name);
         let via = other
             .gateway
             .map(|g| format!(" via {g}"))
@@ -244,6 +240,19 @@ impl Kernel {
             }
             Op::RemoveMssClamp => blocking(nft::remove).await,
         }
+    }
+}
+
+/// The name of device `index` (if_indextoname), or the index in words.
+fn device_name(index: u32) -> String {
+    let mut name = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `name` holds IF_NAMESIZE bytes, as if_indextoname requires;
+    // on success it wrote a NUL-terminated name there.
+    let found = unsafe { !libc::if_indextoname(index, name.as_mut_ptr().cast()).is_null() };
+    let len = name.iter().position(|&b| b == 0).unwrap_or(0);
+    match (found, std::str::from_utf8(&name[..len])) {
+        (true, Ok(text)) => text.to_string(),
+        _ => format!("ifindex {index}"),
     }
 }
 
