@@ -576,11 +576,32 @@ impl Client {
         {
             return;
         }
-        warn!("DHCPv6: duplicate address detection failed for {addr}, declining it");
+        if matches!(self.state, State::Releasing { .. } | State::Stopped) {
+            return;
+        }
         let before = self.snapshot();
         let Some(lease) = &mut self.lease else { return };
         lease.addresses.retain(|a| a.addr != addr);
         let server_id = lease.server_id.clone();
+        let nothing_left = lease.is_empty();
+        if !matches!(self.state, State::Bound) {
+            // With the link down, or amid an exchange (the Rebind after a
+            // flap, when the kernel runs DAD again): that goes on, or starts
+            // at the link's return, as it would have; the address is just
+            // no longer used. A Reply giving it again brings it back, and
+            // its next DAD failure is declined from Bound.
+            warn!("DHCPv6: duplicate address detection failed for {addr}; no longer used");
+            if nothing_left {
+                self.lose_lease(LossReason::Declined, &before);
+                if !matches!(self.state, State::Idle) {
+                    self.start_solicit(now);
+                }
+            } else {
+                self.emit_changes(&before);
+            }
+            return;
+        }
+        warn!("DHCPv6: duplicate address detection failed for {addr}, declining it");
         self.emit_changes(&before);
         let exchange = self.new_exchange(
             Params {

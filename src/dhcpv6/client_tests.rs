@@ -1368,6 +1368,31 @@ fn dad_failure_declines_the_address() {
         .any(|o| matches!(o, DhcpOption::IANA(_))));
 }
 
+/// A DAD failure while the link is down or a Rebind runs (the kernel runs
+/// DAD again after a flap) does not hijack the client: the address is no
+/// longer used, and the Rebind of RFC 8415 §18.2.12 still happens.
+#[test]
+fn dad_failure_with_the_link_down_or_mid_rebind_keeps_the_rebind() {
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    lab.take_events();
+    lab.feed(Input::LinkDown);
+    lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
+    assert!(lab.take_events().contains(&Event::AddressesChanged(vec![])));
+    assert_eq!(lab.client.state_name(), "idle");
+    lab.feed(Input::LinkUp);
+    assert_eq!(lab.client.state_name(), "rebinding");
+    // Mid-Rebind: the Rebind goes on.
+    let mut lab = Lab::new(stateful());
+    lab.bind(&ServerReply::default());
+    lab.feed(Input::LinkDown);
+    lab.feed(Input::LinkUp);
+    assert_eq!(lab.client.state_name(), "rebinding");
+    lab.feed(Input::DadFailed(addr("2001:db8:1::100")));
+    assert_eq!(lab.client.state_name(), "rebinding");
+    assert!(lab.client.lease().is_some_and(|l| l.addresses.is_empty()));
+}
+
 /// The only thing held, an address, declined: the lease ends with what it
 /// told (AFTR name, DNS servers), as any lost lease does, and the client
 /// solicits again.
