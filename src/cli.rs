@@ -9,11 +9,14 @@ pub const DEFAULT_CONFIG: &str = "/etc/config/b4d";
 
 pub const USAGE: &str = "\
 usage: b4d [run] [--config FILE] [--foreground] [--syslog-socket PATH]
-       b4d check-config [--config FILE]
+       b4d check-config [--config FILE] [--get SECTION.OPTION]
        b4d --version | --help
 
   run              run the daemon (default)
   check-config     validate the configuration and print the effective one
+  --get S.O        with check-config: print only option O of section S, as
+                   b4d reads it (defaults filled in; named or anonymous
+                   section alike; list items space-separated)
   --config FILE    UCI configuration file (default /etc/config/b4d)
   --foreground     log to stderr instead of syslog
   --syslog-socket  syslog socket path (default /dev/log)
@@ -35,6 +38,8 @@ pub struct Args {
     pub config: PathBuf,
     pub foreground: bool,
     pub syslog_socket: Option<PathBuf>,
+    /// `check-config --get SECTION.OPTION`.
+    pub get: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +59,7 @@ impl Args {
             config: PathBuf::from(DEFAULT_CONFIG),
             foreground: false,
             syslog_socket: None,
+            get: None,
         };
         let mut command_seen = false;
         let mut args = args.into_iter();
@@ -69,6 +75,7 @@ impl Args {
             match text {
                 "--config" | "-c" => parsed.config = value(text)?,
                 "--syslog-socket" => parsed.syslog_socket = Some(value(text)?),
+                "--get" => parsed.get = Some(value(text)?.display().to_string()),
                 "--foreground" | "-f" => parsed.foreground = true,
                 "--version" | "-V" => parsed.command = Command::Version,
                 "--help" | "-h" => parsed.command = Command::Help,
@@ -84,6 +91,9 @@ impl Args {
                 }
                 other => return Err(ArgsError(format!("unknown argument '{other}'"))),
             }
+        }
+        if parsed.get.is_some() && parsed.command != Command::CheckConfig {
+            return Err(ArgsError("--get goes with check-config".into()));
         }
         Ok(parsed)
     }
@@ -120,5 +130,12 @@ mod tests {
             .0
             .contains("needs a value"));
         assert!(parse(&["run", "run"]).is_err());
+        assert!(parse(&["--get", "wan.device"]).is_err());
+    }
+
+    #[test]
+    fn check_config_gets_one_option() {
+        let a = parse(&["check-config", "--get", "tunnel.name"]).unwrap();
+        assert_eq!(a.get.as_deref(), Some("tunnel.name"));
     }
 }

@@ -39,10 +39,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig => match Config::load(&args.config) {
-            Ok(config) => {
-                print!("{}", config.render_uci());
-                ExitCode::SUCCESS
-            }
+            Ok(config) => match &args.get {
+                None => {
+                    print!("{}", config.render_uci());
+                    ExitCode::SUCCESS
+                }
+                Some(key) => match config.effective_value(key) {
+                    Some(value) => {
+                        println!("{value}");
+                        ExitCode::SUCCESS
+                    }
+                    None => {
+                        eprintln!("b4d: no option '{key}' (SECTION.OPTION, e.g. tunnel.name)");
+                        ExitCode::FAILURE
+                    }
+                },
+            },
             Err(errors) => {
                 eprintln!("{errors}");
                 ExitCode::FAILURE

@@ -190,6 +190,18 @@ fn start_registers_one_supervised_instance_with_reload_on_config_change() {
             calls.contains(&"procd_set_param|netdev|wan".to_string()),
             "{calls:?}"
         );
+        // An anonymous section is read as b4d reads it.
+        run_action(&dir, &shell, "", "stop");
+        let calls = run_action(
+            &dir,
+            &shell,
+            "config wan\n\toption device 'eth2'\n",
+            "start",
+        );
+        assert!(
+            calls.contains(&"procd_set_param|netdev|eth2".to_string()),
+            "{calls:?}"
+        );
     }
 }
 
@@ -198,18 +210,23 @@ fn stop_removes_the_tunnel_and_the_nft_table() {
     let dir = TestDir::new("init_stop");
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
-        let uci = "config tunnel 'tunnel'\n\toption name 'dslite0'\n";
-        assert_eq!(
-            run_action(&dir, &shell, uci, "stop"),
-            [
-                "procd_kill|b4d",
-                // The cleanup waits until b4d has finished its own teardown.
-                "pidof|b4d",
-                "ip|link|del|dslite0",
-                "nft|delete|table|inet|b4"
-            ],
-            "{shell:?}"
-        );
+        // Named or anonymous, as b4d reads it.
+        for uci in [
+            "config tunnel 'tunnel'\n\toption name 'dslite0'\n",
+            "config tunnel\n\toption name 'dslite0'\n",
+        ] {
+            assert_eq!(
+                run_action(&dir, &shell, uci, "stop"),
+                [
+                    "procd_kill|b4d",
+                    // The cleanup waits until b4d has finished its own teardown.
+                    "pidof|b4d",
+                    "ip|link|del|dslite0",
+                    "nft|delete|table|inet|b4"
+                ],
+                "{shell:?}"
+            );
+        }
     }
 }
 
@@ -318,8 +335,24 @@ fn run_uci_defaults_script(
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(UCI_STAND_IN, bin.join("uci")).unwrap();
+    // b4d, as the scripts call it, on the test's /etc/config/b4d (b4d.uci).
+    let b4d = bin.join("b4d");
+    std::fs::write(
+        &b4d,
+        "#!/bin/sh\nexec \"$B4D\" \"$@\" --config \"$B4D_CONFIG\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&b4d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if !dir.file("b4d.uci").exists() {
+        dir.write("b4d.uci", "");
+    }
     let mut cmd = Command::new(shell[0]);
-    cmd.args(&shell[1..]).arg(script).env("UCI_STATE", state);
+    cmd.args(&shell[1..])
+        .arg(script)
+        .env("UCI_STATE", state)
+        .env("B4D", env!("CARGO_BIN_EXE_b4d"))
+        .env("B4D_CONFIG", dir.file("b4d.uci"));
     let calls = run_logged(dir, cmd, &["logger"], &format!("{script} with {shell:?}"));
     (calls, std::fs::read_to_string(state).unwrap())
 }
@@ -335,9 +368,11 @@ fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
     let dir = TestDir::new("uci_defaults");
     for shell in shells() {
         let shell: Vec<&Path> = shell.iter().map(PathBuf::as_path).collect();
+        // The tunnel renamed in an anonymous section (b4d reads it).
+        dir.write("b4d.uci", "config tunnel\n\toption name 'dslite0'\n");
         let state = dir.write(
             "uci.state",
-            "b4d.tunnel.name='dslite0'\nfirewall.lan=zone\nfirewall.lan.device='br-lan'\n",
+            "firewall.lan=zone\nfirewall.lan.device='br-lan'\n",
         );
         let (calls, config) = run_uci_defaults(&dir, &shell, &state);
         for line in [
@@ -368,6 +403,7 @@ fn uci_defaults_give_the_tunnel_a_firewall_zone_without_nat_once() {
         assert!(!calls.iter().any(|c| c.contains("batch")), "{calls:?}");
 
         // A tunnel the user already put in a zone (default name) is left alone.
+        dir.write("b4d.uci", "");
         let state = dir.write(
             "uci.state",
             "firewall.wan=zone\nfirewall.wan.device='eth1' 'ds-b4'\n",

@@ -133,6 +133,28 @@ impl Config {
         render::render(self)
     }
 
+    /// The effective value of `key` ("section.option" of the globals,
+    /// wan, tunnel or lan section), as `uci get` prints one: list items
+    /// space-separated, an unset option empty. Read from
+    /// [`Config::render_uci`], so it is what b4d runs with, defaults filled
+    /// in, whatever the section's name in the file (`config tunnel` and
+    /// `config tunnel 'x'` alike): the package's shell scripts ask this
+    /// instead of `uci get b4d.tunnel.name`, which finds only a section
+    /// named `tunnel`, and repeating the defaults. `None` for no such
+    /// option.
+    pub fn effective_value(&self, key: &str) -> Option<String> {
+        let (kind, option) = key.split_once('.')?;
+        let rendered = uci::parse(&self.render_uci()).ok()?;
+        // The rendering names each section after its type.
+        let section = (rendered.sections.iter())
+            .find(|s| s.section_type == kind && s.name.as_deref() == Some(kind))?;
+        let values: Vec<&str> = (section.options.iter())
+            .filter(|o| o.name == option)
+            .map(|o| o.value.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join(" "))
+    }
+
     /// What a reload to `new` must take down before b4d restarts in place.
     /// The new process adopts the tunnel and the LAN addresses it finds
     /// under the names and settings it is configured with; whatever the

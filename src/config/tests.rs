@@ -21,6 +21,34 @@ fn parse_ok(text: &str) -> Config {
     }
 }
 
+/// What the package's scripts ask (`b4d check-config --get`): the value b4d
+/// runs with, whatever the section's name, defaults filled in.
+#[test]
+fn effective_values_are_found_in_named_and_anonymous_sections_alike() {
+    let anonymous = parse_ok("config tunnel\n\toption name 'dslite0'\nconfig wan 'uplink'\n");
+    assert_eq!(
+        anonymous.effective_value("tunnel.name").as_deref(),
+        Some("dslite0")
+    );
+    assert_eq!(
+        anonymous.effective_value("wan.device").as_deref(),
+        Some("wan")
+    );
+    assert_eq!(anonymous.effective_value("lan.dhcp").as_deref(), Some("1"));
+    let lists = parse_ok(
+        "config lan 'lan'\n\toption dhcp '0'\n\tlist dns_server '2001:db8::1'\n\
+         \tlist dns_server '2001:db8::2'\n",
+    );
+    assert_eq!(lists.effective_value("lan.dhcp").as_deref(), Some("0"));
+    assert_eq!(
+        lists.effective_value("lan.dns_server").as_deref(),
+        Some("2001:db8::1 2001:db8::2")
+    );
+    assert_eq!(lists.effective_value("lan.ipaddr").as_deref(), Some(""));
+    assert_eq!(lists.effective_value("lan.nonsense"), None);
+    assert_eq!(lists.effective_value("tunnel"), None);
+}
+
 fn errors(text: &str) -> Vec<ConfigError> {
     match parse(text) {
         Ok(c) => panic!("expected errors, got {c:?}\nfor:\n{text}"),

@@ -274,6 +274,15 @@ UCI_WRAPPER = """#!/bin/sh
 [ "$STUB_UCI_FAILS" = 1 ] && [ "$2" = batch ] && exit 1
 exec "$(dirname "$0")/uci-stand-in" "$@"
 """
+# /usr/sbin/b4d, which the uci-defaults ask for the tunnel's name (the
+# package's binary is another architecture's): the shipped file's values.
+B4D_STUB = """#!/bin/sh
+[ "$1" = check-config ] && [ "$2" = --get ] || exit 1
+case "$3" in
+tunnel.name) echo ds-b4 ;;
+*) exit 1 ;;
+esac
+"""
 SERVICES = ("network", "dnsmasq", "odhcpd")
 PIDOF_STUB = """#!/bin/sh
 case " $STUB_RUNNING " in *" $1 "*) exit 0 ;; esac
@@ -292,7 +301,7 @@ def run_live(tmp, script, env):
     afterwards)."""
     bin_dir = os.path.join(tmp, "bin")
     os.makedirs(bin_dir, exist_ok=True)
-    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB),
+    for tool, text in (("pidof", PIDOF_STUB), ("b4d-init", INIT_STUB), ("b4d", B4D_STUB),
                        ("firewall", RECORD_STUB), ("logger", RECORD_STUB),
                        ("uci", UCI_WRAPPER)) + tuple((s, RECORD_STUB) for s in SERVICES):
         with open(os.path.join(bin_dir, tool), "w") as f:
