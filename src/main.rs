@@ -393,25 +393,39 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                 info!("{reload}: reloading the configuration from {}", config_path.display());
                 if let Some(new) = changed_config(&config, config_path) {
                     let teardown = config.reload_teardown(&new, netifd_present);
-                    if teardown.tunnel {
-                        if let Some(tunnel) = &tunnel {
-                            info!("reload: the tunnel changes in a way it cannot be adopted: taking it down first");
-                            tunnel_shutdown.send_replace(true);
-                            let _ = tokio::time::timeout(TEARDOWN_WAIT, tunnel.closed()).await;
+                    let take_down_and_pause = async {
+                        if teardown.tunnel {
+                            if let Some(tunnel) = &tunnel {
+                                info!("reload: the tunnel changes in a way it cannot be adopted: taking it down first");
+                                tunnel_shutdown.send_replace(true);
+                                let _ = tokio::time::timeout(TEARDOWN_WAIT, tunnel.closed()).await;
+                            }
                         }
-                    }
-                    if teardown.lan6 {
-                        if let Some(mut done) = lan6_done.clone() {
-                            info!("reload: LAN IPv6 changes in a way it cannot be adopted: taking it down first");
-                            lan6_shutdown.send_replace(true);
-                            let ended = async { while done.changed().await.is_ok() {} };
-                            let _ = tokio::time::timeout(TEARDOWN_WAIT, ended).await;
+                        if teardown.lan6 {
+                            if let Some(mut done) = lan6_done.clone() {
+                                info!("reload: LAN IPv6 changes in a way it cannot be adopted: taking it down first");
+                                lan6_shutdown.send_replace(true);
+                                let ended = async { while done.changed().await.is_ok() {} };
+                                let _ = tokio::time::timeout(TEARDOWN_WAIT, ended).await;
+                            }
                         }
+                        info!("reload: configuration changed, restarting in place (leases kept)");
+                        // Let a ubus reply leave before the process is replaced.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    };
+                    // A stop asked for meanwhile (`reload_config` then a
+                    // reboot) wins: the signal, caught by this runtime,
+                    // would be gone with it, and the new image run on.
+                    let stopping = tokio::select! {
+                        biased;
+                        _ = sigterm.recv() => Some("SIGTERM"),
+                        _ = sigint.recv() => Some("SIGINT"),
+                        () = take_down_and_pause => None,
+                    };
+                    match stopping {
+                        Some(why) => stop(why),
+                        None => return Ok(Exit::Reload),
                     }
-                    info!("reload: configuration changed, restarting in place (leases kept)");
-                    // Let a ubus reply leave before the process is replaced.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    return Ok(Exit::Reload);
                 }
             }
             _ = b4d::logging::syslog_started_waiting(), if next_flush.is_none() => {}

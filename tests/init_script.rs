@@ -230,23 +230,48 @@ fn stop_removes_the_tunnel_and_the_nft_table() {
     }
 }
 
+/// b4d with nothing to do (no DHCPv6, tunnel, LAN services or ubus), in
+/// the foreground, and its config file's text.
+fn idle_b4d(dir: &TestDir) -> (Process, String) {
+    let text = format!(
+        "config globals 'globals'\n\toption state_dir '{}'\n\toption ubus '0'\n\
+         config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n\
+         config lan 'lan'\n\toption dns_proxy '0'\n\toption dhcp '0'\n",
+        dir.path().display()
+    );
+    let config = dir.write("b4d.uci", &text);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_b4d"));
+    cmd.args(["run", "--foreground", "--config"]).arg(&config);
+    let b4d = Process::spawn(dir, "b4d", cmd);
+    b4d.wait_for_line("ubus is off", secs(5));
+    (b4d, text)
+}
+
+/// `uci commit b4d; reload_config` and then a stop (a reboot, `service
+/// b4d stop`) while b4d restarts in place: it stops, rather than coming
+/// back in its new image with the SIGTERM lost (procd would SIGKILL it 10 s
+/// later, without its DHCPv6 Release).
+#[test]
+fn a_stop_during_a_reload_stops_b4d() {
+    let dir = TestDir::new("stop_in_reload");
+    let (b4d, text) = idle_b4d(&dir);
+    dir.write("b4d.uci", format!("{text}\toption domain 'home.example'\n"));
+    b4d.signal(Signal::Hup);
+    b4d.wait_for_line("restarting in place", secs(5));
+    b4d.signal(Signal::Term);
+    let exited = b4d.try_wait_exit(secs(5));
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "{exited:?}: {}",
+        b4d.tail(10)
+    );
+}
+
 /// procd's reload sends SIGHUP (`reload_signal`); b4d must survive it.
 #[test]
 fn b4d_survives_sighup() {
     let dir = TestDir::new("sighup");
-    let config = dir.write(
-        "b4d.uci",
-        format!(
-            "config globals 'globals'\n\toption state_dir '{}'\n\toption ubus '0'\n\
-             config wan 'wan'\n\toption dhcpv6 'off'\n\toption aftr '2001:db8::1'\n\
-             config lan 'lan'\n\toption dns_proxy '0'\n\toption dhcp '0'\n",
-            dir.path().display()
-        ),
-    );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_b4d"));
-    cmd.args(["run", "--foreground", "--config"]).arg(&config);
-    let b4d = Process::spawn(&dir, "b4d", cmd);
-    b4d.wait_for_line("ubus is off", secs(5));
+    let (b4d, _) = idle_b4d(&dir);
     b4d.signal(Signal::Hup);
     b4d.wait_for_line("SIGHUP", secs(5));
     assert!(b4d.is_running(), "{}", b4d.tail(10));
