@@ -236,17 +236,24 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     set_stop_signals_blocked(false);
     let (shutdown, _) = watch::channel(false);
     // The tunnel and LAN IPv6 also stop on their own before a reload that
-    // the restarted b4d could not adopt them through (Config::reload_teardown).
+    // the restarted b4d could not adopt them through, and the DHCPv6 client
+    // (releasing its binding) before one that could not take it over
+    // (Config::reload_teardown).
     let (tunnel_shutdown, _) = watch::channel(false);
+    let (dhcpv6_shutdown, _) = watch::channel(false);
     let (lan6_shutdown, _) = watch::channel(false);
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let (events, _) = broadcast::channel::<Event>(64);
     let mut tasks: JoinSet<std::io::Result<()>> = JoinSet::new();
-    let (dhcpv6, dhcpv6_status) =
-        match start_dhcpv6(&config, events.clone(), shutdown.subscribe(), &mut tasks) {
-            Some((control, status)) => (Some(control), Some(status)),
-            None => (None, None),
-        };
+    let (dhcpv6, dhcpv6_status) = match start_dhcpv6(
+        &config,
+        events.clone(),
+        dhcpv6_shutdown.subscribe(),
+        &mut tasks,
+    ) {
+        Some((control, status)) => (Some(control), Some(status)),
+        None => (None, None),
+    };
     let netifd_present = std::path::Path::new(NETIFD_PATH).exists();
     let handoff = config.ipv6_handoff_mode(netifd_present);
     info!(
@@ -352,6 +359,7 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
     let stop = |why: &str| {
         info!("{why}: stopping");
         shutdown.send_replace(true);
+        dhcpv6_shutdown.send_replace(true);
         tunnel_shutdown.send_replace(true);
         lan6_shutdown.send_replace(true);
     };
@@ -394,6 +402,13 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                 if let Some(new) = changed_config(&config, config_path) {
                     let teardown = config.reload_teardown(&new, netifd_present);
                     let take_down_and_pause = async {
+                        if teardown.dhcpv6 {
+                            if let Some(dhcpv6) = &dhcpv6 {
+                                info!("reload: the DHCPv6 binding cannot be taken over: ending it first");
+                                dhcpv6_shutdown.send_replace(true);
+                                let _ = tokio::time::timeout(TEARDOWN_WAIT, dhcpv6.closed()).await;
+                            }
+                        }
                         if teardown.tunnel {
                             if let Some(tunnel) = &tunnel {
                                 info!("reload: the tunnel changes in a way it cannot be adopted: taking it down first");

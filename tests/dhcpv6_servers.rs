@@ -62,6 +62,37 @@ fn gaps(capture: &Capture, needle: &str) -> Vec<f64> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// A reload to another DUID (an ISP that wants its own router's) cannot
+/// take the binding over: it is released first, as a restart would, and
+/// the restarted b4d binds under the new DUID; the server does not keep the
+/// old binding (and with one prefix per line refuse the new one) until it
+/// expires.
+#[test]
+fn a_reload_to_another_duid_releases_the_binding_first() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let dir = TestDir::new("a_reload_to_another_duid_releases_the_binding_first");
+    let (client, server) = client_and_server();
+    let kea = Kea6Server::start(&server, &dir, "kea", &isp_kea());
+    kea.wait_ready();
+    let config = b4d_config(&dir, "");
+    let b4d = start_b4d(&client, &dir, "b4d", &config);
+    b4d.wait_for_line("event: lease-acquired", secs(20));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\toption duid '00030001020000000b4d'\n"),
+    )
+    .unwrap();
+    b4d.signal(Signal::Hup);
+    b4d.wait_for_line("cannot be taken over: ending it first", secs(5));
+    kea.process().wait_for_line("DHCP6_RELEASE_NA", secs(5));
+    b4d.wait_for_line("DHCPv6 DUID 00:03:00:01:02:00:00:00:0b:4d", secs(10));
+    let acquired = b4d.wait_for_line("event: lease-acquired", secs(20));
+    assert!(b4d.is_running(), "{acquired}");
+}
+
 #[test]
 fn kea_lease_prefix_dns_and_aftr_then_release_at_shutdown() {
     if !require_root_and_tools() {

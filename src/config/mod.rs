@@ -175,9 +175,22 @@ impl Config {
                 c.lan.ip6ifaceid,
             )
         };
+        // What the restarted client would not take the binding over with
+        // (another identity, device or lease file; no longer asking for
+        // what is held): it would Solicit afresh while the server kept the
+        // old binding until it expires, and an ISP with one prefix per line
+        // answered NoPrefixAvail. Released first, as a restart would.
+        let (old, fresh) = (&self.wan, &new.wan);
+        let dhcpv6 = old.duid != fresh.duid
+            || old.device != fresh.device
+            || old.lease_file != fresh.lease_file
+            || old.dhcpv6 != fresh.dhcpv6
+            || (old.request_address && !fresh.request_address)
+            || (old.request_prefix && !fresh.request_prefix);
         ReloadTeardown {
             tunnel: handoff || self.tunnel != new.tunnel || self.wan.device != new.wan.device,
             lan6: handoff || lan6_of(self) != lan6_of(new),
+            dhcpv6,
         }
     }
 
@@ -198,6 +211,9 @@ impl Config {
 pub struct ReloadTeardown {
     pub tunnel: bool,
     pub lan6: bool,
+    /// The DHCPv6 client ends (releasing its binding, if
+    /// `wan.release_on_stop`).
+    pub dhcpv6: bool,
 }
 
 /// Where OpenWrt's netifd lives; its presence makes `ipv6_handoff 'auto'`

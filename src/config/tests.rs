@@ -217,7 +217,8 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
         base.reload_teardown(&tunnel_off, false),
         ReloadTeardown {
             tunnel: true,
-            lan6: false
+            lan6: false,
+            dhcpv6: false
         }
     );
     let renamed = with("config tunnel 'tunnel'\n\toption name 'dslite'\n");
@@ -227,7 +228,8 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
         base.reload_teardown(&other_iface_id, false),
         ReloadTeardown {
             tunnel: false,
-            lan6: true
+            lan6: true,
+            dhcpv6: false
         }
     );
     // Hand-off 'auto' is netifd where netifd exists: standalone -> netifd.
@@ -241,9 +243,31 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
         base.reload_teardown(&netifd, true),
         ReloadTeardown {
             tunnel: true,
-            lan6: true
+            lan6: true,
+            dhcpv6: false
         }
     );
+    // The binding cannot be taken over: another DUID (an ISP that wants
+    // its own router's), a prefix no longer asked for. Released first.
+    for change in [
+        "config wan 'wan'\n\toption duid '00030001020000000001'\n",
+        "config wan 'wan'\n\toption request_prefix '0'\n",
+        "config wan 'wan'\n\toption lease_file '/etc/b4d.dhcpv6'\n",
+    ] {
+        let new = with(change);
+        assert_eq!(
+            base.reload_teardown(&new, false),
+            ReloadTeardown {
+                tunnel: false,
+                lan6: false,
+                dhcpv6: true
+            },
+            "{change}"
+        );
+    }
+    // Asking for more keeps it (the Rebind asks for the rest).
+    let more = with("config wan 'wan'\n\toption request_prefix '1'\n\toption prefix_hint '48'\n");
+    assert!(!base.reload_teardown(&more, false).dhcpv6);
 }
 
 #[test]
