@@ -33,8 +33,10 @@ impl Kernel {
 
     /// The LAN device's IPv6 addresses and b4d's unreachable routes.
     pub async fn observe(&self, lan: &str) -> io::Result<Observed> {
+        let mut lan_ready = false;
         let lan = match self.netlink.link(lan).await? {
             Some(link) => {
+                lan_ready = link.is_up_with_carrier();
                 let addresses = self.netlink.addresses(AF_INET6, link.index).await?;
                 Some((
                     link.index,
@@ -46,6 +48,7 @@ impl Kernel {
         let routes = self.netlink.routes(AF_INET6).await?;
         Ok(Observed {
             lan,
+            lan_ready,
             routes: routes.iter().filter_map(kernel_route).collect(),
         })
     }

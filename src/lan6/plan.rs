@@ -223,6 +223,12 @@ pub struct KernelRoute {
 pub struct Observed {
     /// The LAN device's index and IPv6 addresses; `None` if it is missing.
     pub lan: Option<(u32, Vec<KernelAddress>)>,
+    /// The LAN device is up with carrier. Until then an address b4d adds is
+    /// deleted by the kernel at once (addrconf_dad_begin kills a
+    /// non-permanent address on a device not ready: a bridge with no port
+    /// up, at boot without a LAN cable or before the Wi-Fi joins), and
+    /// adding it again looped; it is added once the carrier is there.
+    pub lan_ready: bool,
     /// b4d's unreachable routes (marked with [`ROUTE_PROTOCOL`]).
     pub routes: Vec<KernelRoute>,
 }
@@ -509,7 +515,8 @@ impl Lan6 {
                 let stale = present.is_none_or(|k| {
                     lifetime_differs(k.valid, a.valid) || lifetime_differs(k.preferred, a.preferred)
                 });
-                if stale {
+                // New lifetimes on a present address are fine either way.
+                if stale && (present.is_some() || observed.lan_ready) {
                     ops.push(Op::SetAddress {
                         index: *index,
                         addr,

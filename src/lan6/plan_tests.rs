@@ -43,6 +43,7 @@ fn pd(t0: Instant, prefix: &str, preferred: u32, valid: u32) -> DelegatedPrefix 
 fn lan(addresses: Vec<KernelAddress>) -> Observed {
     Observed {
         lan: Some((LAN, addresses)),
+        lan_ready: true,
         routes: vec![],
     }
 }
@@ -620,6 +621,43 @@ fn addresses_b4d_did_not_make_are_never_touched() {
                 dst: net("2001:db8:100::/56")
             },
         ]
+    );
+}
+
+/// A bridge without carrier (no LAN port up yet): the kernel would delete
+/// an address added now, so it waits for the carrier; the unreachable
+/// route for the delegated prefix does not. An address already there gets
+/// its new lifetimes all the same.
+#[test]
+fn the_lan_address_waits_for_the_lan_carrier() {
+    let t0 = Instant::now();
+    let mut core = Lan6::new(settings());
+    core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
+    let down = Observed {
+        lan_ready: false,
+        ..lan(vec![])
+    };
+    assert_eq!(
+        plan_at(&core, t0, &down).ops,
+        vec![Op::AddUnreachableRoute {
+            dst: net("2001:db8:100::/56")
+        }]
+    );
+    let up = plan_at(&core, t0, &lan(vec![])).ops;
+    assert!(
+        up.iter().any(|op| matches!(op, Op::SetAddress { .. })),
+        "{up:?}"
+    );
+    let present = Observed {
+        lan_ready: false,
+        ..lan(vec![kaddr("2001:db8:100::1", 64, 10, 20)])
+    };
+    let refreshed = plan_at(&core, t0, &present).ops;
+    assert!(
+        refreshed
+            .iter()
+            .any(|op| matches!(op, Op::SetAddress { .. })),
+        "{refreshed:?}"
     );
 }
 
