@@ -466,7 +466,8 @@ pub async fn run(
                                 IpAddr::V6(_) => None,
                             })
                             .collect();
-                        server.handle(clock_now(), Input::Neighbors(&table));
+                        // Its actions too: handle() reports lease expiries.
+                        actions = server.handle(clock_now(), Input::Neighbors(&table));
                     }
                     Err(e) => debug!("DHCPv4: {e}"),
                 }

@@ -98,15 +98,20 @@ impl Pool {
         avoid: impl Fn(Ipv4Addr) -> bool,
     ) -> Option<Ipv4Addr> {
         let mut start = (u32::from(self.home(mac)?) - self.first) as usize;
-        // At most one look per address: every one returned is free.
-        for _ in 0..self.len {
+        let mut first_seen = None;
+        // Each free address looked at once: the scan ends when it wraps
+        // round to the first one it found.
+        loop {
             let ip = self.free_from(start)?;
+            if first_seen == Some(ip) {
+                return None;
+            }
+            first_seen.get_or_insert(ip);
             if !avoid(ip) {
                 return Some(ip);
             }
             start = (u32::from(ip) - self.first + 1) as usize % self.len as usize;
         }
-        None
     }
 
     /// The first free address at or after offset `start`, wrapping.

@@ -75,9 +75,9 @@ pub enum Input<'a> {
     Timeout,
     /// The LAN device's neighbour table now: each IPv4 address the kernel
     /// has a MAC for (reachable, stale, probing or permanent entries). A
-    /// pool address there under another device's MAC is in use (a NAS or
-    /// printer given a fixed address inside the pool, a device still on an
-    /// expired lease) and is not offered: dnsmasq pings an address before
+    /// pool address there under another device's MAC, with no lease record,
+    /// is in use (a NAS or printer given a fixed address inside the pool)
+    /// and is not offered while others are free: dnsmasq pings an address before
     /// offering it for the same reason; the table answers without a wait,
     /// and for devices whose firewall drops pings.
     Neighbors(&'a [(Ipv4Addr, [u8; 6])]),
@@ -582,8 +582,15 @@ impl Server {
         })
     }
 
-    /// Whether the neighbour table has `ip` at another device than `mac`.
+    /// Whether the neighbour table has `ip` at another device than `mac`,
+    /// for an address no lease record (active or expired) is about: the
+    /// leases decide for theirs. The MAC behind an address can differ from
+    /// its client's chaddr (OpenWrt's relayd and Wi-Fi extenders answer
+    /// ARP with their own), and such a client must keep its address.
     fn used_by_another(&self, ip: Ipv4Addr, mac: [u8; 6]) -> bool {
+        if self.leases.by_ip(ip).is_some() {
+            return false;
+        }
         (self.neighbors.binary_search_by_key(&ip, |&(ip, _)| ip))
             .is_ok_and(|i| self.neighbors[i].1 != mac)
     }
@@ -673,6 +680,12 @@ impl Server {
         if let Some(ip) = (self.pool).free_for_avoiding(mac, |ip| self.used_by_another(ip, mac)) {
             return Some(ip);
         }
+        // Only addresses the table shows in use are free: its entries of
+        // devices long gone stay (Linux keeps them below gc_thresh1), so
+        // they are the first choice now, before taking anything back.
+        if let Some(ip) = self.pool.free_for(mac) {
+            return Some(ip);
+        }
         self.reclaim(now)
     }
 
@@ -727,7 +740,12 @@ impl Server {
     /// holding two leases. Two identifiers that differ stay two clients
     /// (RFC 2131 §4.2).
     fn adopt_lease_of_the_same_machine(&mut self, now: u64, client: &ClientKey, mac: [u8; 6]) {
-        if self.leases.by_client(client).is_some() {
+        // An expired or released record of this key gives way too.
+        if self
+            .leases
+            .by_client(client)
+            .is_some_and(|l| l.is_active(now))
+        {
             return;
         }
         let other = match client {
@@ -1163,7 +1181,7 @@ fn push_once(actions: &mut Vec<Action>, action: Action) {
 }
 
 /// A host name label (RFC 1123 §2.1): letters, digits and inner hyphens,
-/// 1..=63 octets; and inner underscores, which DNS carries (RFC 2181 §11)
+/// 1..=63 octets; and underscores but first, which DNS carries (RFC 2181 §11)
 /// and dnsmasq accepts: ESP8266 firmware calls itself `ESP_1A2B3C`, and
 /// such a device had its `.lan` name before b4d replaced dnsmasq.
 pub fn valid_hostname(name: &str) -> bool {

@@ -623,6 +623,26 @@ fn addresses_the_neighbour_table_shows_in_use_by_another_device_are_not_offered(
     s.handle(T0, Input::Neighbors(&[(newcomer_home, mac(4))]));
     let ack = one(&init_reboot(&mut s, T0, 4, newcomer_home));
     assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, newcomer_home));
+    // Behind OpenWrt's relayd (or an extender) the table shows another MAC
+    // than the client's chaddr for the client's own leased address: the
+    // lease decides, the client keeps its address.
+    s.handle(
+        T0,
+        Input::Neighbors(&[(newcomer_home, [2, 0, 0, 0, 0, 0xee])]),
+    );
+    let ack = one(&init_reboot(&mut s, T0 + 5, 4, newcomer_home));
+    assert_eq!((ack.message_type, ack.yiaddr), (DHCPACK, newcomer_home));
+    assert_eq!(one(&discover(&mut s, T0 + 5, 4)).yiaddr, newcomer_home);
+}
+
+/// Entries of devices long gone stay in Linux's neighbour table: when only
+/// such addresses are free, they are offered rather than none.
+#[test]
+fn a_pool_the_neighbour_table_covers_entirely_still_serves() {
+    let mut s = server(2);
+    let gone = [2, 0, 0, 0, 0, 0x99];
+    s.handle(T0, Input::Neighbors(&[(ip(100), gone), (ip(101), gone)]));
+    assert_eq!(one(&discover(&mut s, T0, 1)).message_type, DHCPOFFER);
 }
 
 /// A dual-boot PC (or a PXE ROM, then its OS) sends a client identifier in

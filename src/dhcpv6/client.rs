@@ -1714,7 +1714,7 @@ fn renewal_times(msg: &Received) -> Option<(u32, u32)> {
 }
 
 /// [`renewal_times`] of one IA; `None` if it is not usable.
-fn ia_renewal_times(
+pub(super) fn ia_renewal_times(
     t1: u32,
     t2: u32,
     status: Option<u16>,
@@ -1724,14 +1724,23 @@ fn ia_renewal_times(
         return None;
     }
     let preferred = renewal_basis(lifetimes)?;
-    let shortest_valid = lifetimes.iter().map(|&(_, v)| v).filter(|&v| v > 0).min();
+    let own = if preferred == wire::INFINITY {
+        (wire::INFINITY, wire::INFINITY)
+    } else {
+        (preferred / 2, (preferred as u64 * 4 / 5) as u32)
+    };
+    // What is still preferred must be renewed before it expires; a
+    // deprecated entry being renumbered away (preferred 0) may expire.
+    let shortest_valid = (lifetimes.iter())
+        .filter(|&&(preferred, valid)| preferred > 0 && valid > 0)
+        .map(|&(_, valid)| valid)
+        .min();
     let past_lifetime = shortest_valid.is_some_and(|v| v != wire::INFINITY && t2 >= v);
-    let (t1, t2) = if t1 == 0 || t2 == 0 || past_lifetime {
-        if preferred == wire::INFINITY {
-            (wire::INFINITY, wire::INFINITY)
-        } else {
-            (preferred / 2, (preferred as u64 * 4 / 5) as u32)
-        }
+    let (t1, t2) = if t1 == 0 || t2 == 0 {
+        own
+    } else if past_lifetime {
+        // Capped, never later than the server asked.
+        (t1.min(own.0), t2.min(own.1))
     } else {
         (t1, t2)
     };

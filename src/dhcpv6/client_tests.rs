@@ -775,6 +775,28 @@ fn t1_and_t2_past_the_valid_lifetime_are_replaced_by_the_clients_own() {
 /// NoBinding for one IA: that one is requested again, but what the same
 /// Reply renewed runs on with its new lifetimes and options (§18.2.10.1),
 /// also if the Request then goes unanswered.
+/// The cap of T1/T2 at the lifetimes never renews later than the server
+/// asked, and a deprecated prefix being renumbered away (preferred 0) does
+/// not count: it may expire.
+#[test]
+fn the_t1_t2_cap_is_never_later_than_the_server_asked() {
+    use super::client::ia_renewal_times;
+    // Renumbering: new prefix 3000/4000, old one 0/600; the server's 1000/2000 stand.
+    assert_eq!(
+        ia_renewal_times(1000, 2000, None, &[(3000, 4000), (0, 600)]),
+        Some((1000, 2000))
+    );
+    // T2 past the valid lifetime: capped at the client's own, T1 kept.
+    assert_eq!(
+        ia_renewal_times(600, 1900, None, &[(1500, 1800)]),
+        Some((600, 1200))
+    );
+    assert_eq!(
+        ia_renewal_times(0, 0, None, &[(1500, 1800)]),
+        Some((750, 1200))
+    );
+}
+
 #[test]
 fn no_binding_for_one_ia_keeps_what_the_reply_renewed() {
     let mut lab = Lab::new(stateful());

@@ -538,7 +538,7 @@ impl Proxy {
             };
             if let Some(last) = query.attempts.last().and_then(|a| self.attempts.get(a)) {
                 let server = last.server;
-                self.upstreams.failed(server);
+                self.upstreams.failed(server, true);
                 self.status.upstream_timeouts += 1;
                 debug!("no answer from {server} in time");
             }
@@ -657,7 +657,7 @@ impl Proxy {
         if lost.is_empty() {
             return;
         }
-        self.upstreams.failed(server);
+        self.upstreams.failed(server, true);
         self.status.upstream_failures += 1;
         for attempt in lost {
             let Some(a) = self.attempts.get_mut(&attempt) else {
@@ -699,7 +699,9 @@ impl Proxy {
         if unreachable {
             debug!("upstream {server} unreachable");
         }
-        self.upstreams.failed(server);
+        // An unreachable server counts as a timeout; an answered SERVFAIL
+        // or REFUSED does not (see Upstreams).
+        self.upstreams.failed(server, unreachable);
         self.status.upstream_failures += 1;
         self.fail_over(now, attempt, out);
     }

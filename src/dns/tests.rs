@@ -834,6 +834,21 @@ fn plain_names_stay_local_for_addresses_only() {
     assert_eq!(h.proxy.status().upstream_queries, 4);
 }
 
+/// A LAN host called ESP_1A2B3C (ESP8266 firmware) answers by its name, as
+/// with dnsmasq.
+#[test]
+fn host_names_with_underscores_answer_locally() {
+    let mut h = with_hosts();
+    h.proxy.set_local_hosts(&LocalHosts {
+        domain: "lan".into(),
+        hosts: vec![("ESP_1A2B3C".into(), Ipv4Addr::new(192, 168, 1, 30))],
+    });
+    for name in ["esp_1a2b3c.lan", "ESP_1A2B3C"] {
+        let (_, back) = answered(&h.ask(client(1), &query(1, name, wire::TYPE_A, None))).unwrap();
+        assert_eq!(back[back.len() - 4..], [192, 168, 1, 30], "{name}");
+    }
+}
+
 #[test]
 fn one_client_cannot_take_every_slot() {
     let mut h = Harness::new(&[server(1)]);

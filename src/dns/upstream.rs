@@ -1,8 +1,10 @@
 //! Upstream selection: a smoothed RTT per server (RFC 6298 §2 style, gain
-//! 1/8), the fastest first. A failure (timeout, SERVFAIL or REFUSED)
-//! doubles the estimate: a server that refuses at once must not look
-//! fast, or it would be asked first every time, a wasted round trip per
-//! cache miss. The
+//! 1/8), the fastest first. A timeout doubles the estimate; a SERVFAIL or
+//! REFUSED counts as an answer that took the shortest attempt timeout: a
+//! server that refuses at once must not look fast, or it would be asked
+//! first every time, a wasted round trip per cache miss, but a name that
+//! fails everywhere (a DNSSEC-bogus domain retried by a client) must not
+//! push every server to the longest timeout either. The
 //! estimates of servers not chosen decay a little each time, so a server that
 //! was slow once is tried again later (as BIND does) instead of never.
 
@@ -137,15 +139,19 @@ impl Upstreams {
         s.measured = true;
     }
 
-    /// A timeout, SERVFAIL or REFUSED.
-    pub fn failed(&mut self, addr: SocketAddr) {
+    /// A timeout (`timeout`), or a SERVFAIL or REFUSED.
+    pub fn failed(&mut self, addr: SocketAddr, timeout: bool) {
         if let Some(s) = self.get(addr) {
             s.failures += 1;
             s.failures_in_a_row += 1;
             if s.failures_in_a_row == DOWN_AFTER {
                 warn!("upstream {addr} is not answering ({DOWN_AFTER} failures in a row)");
             }
-            s.srtt = (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT);
+            s.srtt = if timeout {
+                (s.srtt * 2).max(MIN_ATTEMPT_TIMEOUT).min(MAX_SRTT)
+            } else {
+                (s.srtt * 7 + MIN_ATTEMPT_TIMEOUT) / 8
+            };
         }
     }
 }
@@ -160,11 +166,11 @@ mod tests {
         let mut upstreams = Upstreams::default();
         upstreams.set(&[server]);
         let rtt = Duration::from_millis(5);
-        upstreams.failed(server);
+        upstreams.failed(server, true);
         upstreams.answered(server, rtt);
         assert_eq!(upstreams.recoveries(), 0, "one timeout is not down");
         for _ in 0..DOWN_AFTER {
-            upstreams.failed(server);
+            upstreams.failed(server, true);
         }
         upstreams.answered(server, rtt);
         upstreams.answered(server, rtt);
@@ -187,7 +193,7 @@ mod tests {
             for addr in order {
                 upstreams.sent(addr);
                 if addr == refusing {
-                    upstreams.failed(addr);
+                    upstreams.failed(addr, false);
                 } else {
                     upstreams.answered(addr, Duration::from_millis(10));
                     break;

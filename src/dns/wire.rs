@@ -553,7 +553,9 @@ pub fn local_response(
 }
 
 /// "host.lan" as a lower-case wire name; `None` unless every label is
-/// 1..=63 letters, digits or hyphens and the whole fits in 255 octets.
+/// 1..=63 letters, digits, hyphens or underscores (a LAN host's name may
+/// have them: ESP_1A2B3C, see `dhcpv4::server::valid_hostname`) and the
+/// whole fits in 255 octets.
 pub fn name_to_wire(text: &str) -> Option<Vec<u8>> {
     let text = text.strip_suffix('.').unwrap_or(text);
     let mut out = Vec::with_capacity(text.len() + 2);
@@ -561,7 +563,7 @@ pub fn name_to_wire(text: &str) -> Option<Vec<u8>> {
         let ok = (1..=63).contains(&label.len())
             && label
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
             return None;
         }
