@@ -106,7 +106,7 @@ fn run(args: &Args) -> ExitCode {
     match runtime.block_on(daemon(config, &args.config)) {
         Ok(Exit::Stopped) => {
             info!("stopped");
-            log::logger().flush();
+            flush_logs_before_exit();
             ExitCode::SUCCESS
         }
         Ok(Exit::Reload) => {
@@ -118,7 +118,7 @@ fn run(args: &Args) -> ExitCode {
             // execve (signal(7)), and `daemon` unblocks them.
             set_stop_signals_blocked(true);
             drop(runtime);
-            log::logger().flush();
+            flush_logs_before_exit();
             let error = reexec();
             error!("reload: cannot restart b4d: {error}");
             log::logger().flush();
@@ -129,6 +129,19 @@ fn run(args: &Args) -> ExitCode {
             log::logger().flush();
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The last lines (the teardown's, "stopped") may wait for a slow logd:
+/// its datagram queue holds a few; a few more tries, then they are lost.
+fn flush_logs_before_exit() {
+    log::logger().flush();
+    for _ in 0..4 {
+        if !logging::waiting_for_syslog() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        log::logger().flush();
     }
 }
 
@@ -374,6 +387,10 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
             finished = tasks.join_next(), if !tasks.is_empty() => match finished {
                 None => {}
                 Some(Ok(Ok(()))) => {}
+                // While stopping, one task's error must not cut the others'
+                // teardown short (the tunnel removal, netifd's link-down):
+                // said, and the rest drained.
+                Some(Ok(Err(e))) if *shutdown.borrow() => error!("while stopping: {e}"),
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => return Err(std::io::Error::other(e)),
             },
