@@ -682,17 +682,24 @@ fn renew_at_t1_carries_a_changed_aftr_name_through() {
     );
 }
 
-#[test]
-fn renew_reply_without_option_64_withdraws_the_aftr() {
-    let mut lab = Lab::new(stateful());
-    lab.bind(&ServerReply::default());
+/// A client of `mode` bound with `granted`, whose first Renew (at T1) got
+/// `answer`; events up to the Renew taken.
+fn renew_answered(mode: Mode, granted: &ServerReply, answer: &ServerReply) -> Lab {
+    let mut lab = Lab::new(mode);
+    lab.bind(granted);
     lab.take_events();
     let renew = lab.next_sent();
+    lab.receive("fe80::a", &answer.reply(renew.xid(), &SERVER_A));
+    lab
+}
+
+#[test]
+fn renew_reply_without_option_64_withdraws_the_aftr() {
     let without = ServerReply {
         aftr: None,
         ..Default::default()
     };
-    lab.receive("fe80::a", &without.reply(renew.xid(), &SERVER_A));
+    let mut lab = renew_answered(stateful(), &ServerReply::default(), &without);
     assert!(lab.take_events().contains(&Event::AftrNameChanged(None)));
 }
 
@@ -701,16 +708,12 @@ fn renew_reply_without_option_64_withdraws_the_aftr() {
 /// old lifetime ends), the address renewed beside it stays.
 #[test]
 fn a_prefix_withdrawn_under_a_failure_status_goes_at_once() {
-    let mut lab = Lab::new(stateful());
-    lab.bind(&ServerReply::default());
-    lab.take_events();
-    let renew = lab.next_sent();
     let withdrawn = ServerReply {
         pd_status: Some(Status::NoPrefixAvail),
         prefix_lifetimes: Some((0, 0)),
         ..Default::default()
     };
-    lab.receive("fe80::a", &withdrawn.reply(renew.xid(), &SERVER_A));
+    let mut lab = renew_answered(stateful(), &ServerReply::default(), &withdrawn);
     assert!(lab.take_events().contains(&Event::PrefixesChanged(vec![])));
     let lease = lab.client.lease().unwrap();
     assert!(lease.prefixes.is_empty());
@@ -724,19 +727,15 @@ fn a_prefix_withdrawn_under_a_failure_status_goes_at_once() {
         request_prefix: true,
         prefix_hint: 56,
     };
-    let mut lab = Lab::new(prefix_only);
     let granted = ServerReply {
         address: None,
         ..Default::default()
     };
-    lab.bind(&granted);
-    lab.take_events();
-    let renew = lab.next_sent();
     let withdrawn = ServerReply {
         address: None,
         ..withdrawn
     };
-    lab.receive("fe80::a", &withdrawn.reply(renew.xid(), &SERVER_A));
+    let mut lab = renew_answered(prefix_only, &granted, &withdrawn);
     let events = lab.take_events();
     assert!(
         events.contains(&Event::PrefixesChanged(vec![])),
@@ -799,11 +798,6 @@ fn the_t1_t2_cap_is_never_later_than_the_server_asked() {
 
 #[test]
 fn no_binding_for_one_ia_keeps_what_the_reply_renewed() {
-    let mut lab = Lab::new(stateful());
-    lab.bind(&ServerReply::default());
-    lab.take_events();
-    let renew = lab.next_sent();
-    let renewed_at = lab.now;
     let reply = ServerReply {
         ia_status: Some(Status::NoBinding),
         pd_status: Some(Status::Success),
@@ -811,7 +805,8 @@ fn no_binding_for_one_ia_keeps_what_the_reply_renewed() {
         aftr: Some(encode_dns_name("aftr2.example.net").unwrap()),
         ..Default::default()
     };
-    lab.receive("fe80::a", &reply.reply(renew.xid(), &SERVER_A));
+    let mut lab = renew_answered(stateful(), &ServerReply::default(), &reply);
+    let renewed_at = lab.now;
     assert_eq!(lab.client.state_name(), "requesting");
     let prefix = &lab.client.lease().unwrap().prefixes[0];
     assert_eq!(prefix.valid_until, Some(renewed_at + secs(9000)));
