@@ -497,9 +497,28 @@ impl Lan6 {
         let (assigned, mut skipped) = self.assigned(now);
         let mut ops = Vec::new();
         let Some((index, addresses)) = &observed.lan else {
-            // All or nothing: no route without the LAN address it belongs to.
+            // No LAN address without its device; the unreachable route for
+            // the delegated prefix all the same (RFC 7084 WPD-5): without
+            // it, packets the ISP routes to the prefix follow the default
+            // route back to the ISP, and loop until their hop limit ends.
             if !assigned.is_empty() {
                 skipped.push(Skip::NoLanDevice(lan_name.to_string()));
+            }
+            for a in assigned.iter().filter(|a| a.route) {
+                if !observed.routes.iter().any(|r| r.dst == a.delegated) {
+                    ops.push(Op::AddUnreachableRoute { dst: a.delegated });
+                }
+            }
+            // And the routes of prefixes gone from the lease meanwhile.
+            if !settling {
+                ops.extend(leftovers(
+                    &self.settings,
+                    0,
+                    &[],
+                    &observed.routes,
+                    &assigned,
+                    false,
+                ));
             }
             return Plan {
                 ops,

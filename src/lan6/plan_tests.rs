@@ -661,13 +661,31 @@ fn the_lan_address_waits_for_the_lan_carrier() {
     );
 }
 
+/// Without the LAN device, no LAN address; the unreachable route for the
+/// delegated prefix all the same (RFC 7084 WPD-5: no loop to the ISP).
 #[test]
-fn without_the_lan_device_nothing_is_configured() {
+fn without_the_lan_device_only_the_unreachable_route_is_configured() {
     let t0 = Instant::now();
     let mut core = Lan6::new(settings());
     core.update_lease(t0, &[pd(t0, "2001:db8:100::/56", 3000, 4000)]);
-    let p = plan_at(&core, t0, &Observed::default());
-    assert_eq!(p.ops, vec![]);
+    let stale = Observed {
+        routes: vec![KernelRoute {
+            dst: net("2001:db8:200::/56"),
+        }],
+        ..Observed::default()
+    };
+    let p = plan_at(&core, t0, &stale);
+    assert_eq!(
+        p.ops,
+        vec![
+            Op::AddUnreachableRoute {
+                dst: net("2001:db8:100::/56")
+            },
+            Op::RemoveUnreachableRoute {
+                dst: net("2001:db8:200::/56")
+            }
+        ]
+    );
     assert_eq!(p.skipped, vec![Skip::NoLanDevice("br-lan".into())]);
     assert_eq!(
         core.plan(t0, &Observed::default(), false, "br-lan")
