@@ -417,7 +417,11 @@ async fn daemon(config: Config, config_path: &std::path::Path) -> std::io::Resul
                 }
                 info!("{reload}: reloading the configuration from {}", config_path.display());
                 if let Some(new) = changed_config(&config, config_path) {
-                    let teardown = config.reload_teardown(&new, netifd_present);
+                    let duid_file =
+                        duid::path_for(&config.globals.state_dir, config.wan.device.as_str());
+                    let duid_in_use = duid::load(&duid_file).ok().flatten();
+                    let teardown =
+                        config.reload_teardown(&new, netifd_present, duid_in_use.as_deref());
                     let take_down_and_pause = async {
                         if teardown.dhcpv6 {
                             if let Some(dhcpv6) = &dhcpv6 {

@@ -164,7 +164,14 @@ impl Config {
     /// still routing. So: any change of the tunnel's options or of what
     /// LAN IPv6 is built from tears that part down first; a reload that
     /// changes anything else (DHCPv4, DNS, logging ...) keeps both.
-    pub fn reload_teardown(&self, new: &Config, netifd_present: bool) -> ReloadTeardown {
+    /// `duid_in_use` is the DUID the running client stored (generated from
+    /// the MAC, `wan.duid` unset): pinning it in `wan.duid` is no change.
+    pub fn reload_teardown(
+        &self,
+        new: &Config,
+        netifd_present: bool,
+        duid_in_use: Option<&[u8]>,
+    ) -> ReloadTeardown {
         let handoff =
             self.ipv6_handoff_mode(netifd_present) != new.ipv6_handoff_mode(netifd_present);
         let lan6_of = |c: &Config| {
@@ -181,7 +188,12 @@ impl Config {
         // old binding until it expires, and an ISP with one prefix per line
         // answered NoPrefixAvail. Released first, as a restart would.
         let (old, fresh) = (&self.wan, &new.wan);
-        let dhcpv6 = old.duid != fresh.duid
+        let duid_of = |wan: &Wan| -> Option<Vec<u8>> {
+            (wan.duid.as_ref().map(Duid::as_bytes))
+                .or(duid_in_use)
+                .map(<[u8]>::to_vec)
+        };
+        let dhcpv6 = duid_of(old) != duid_of(fresh)
             || old.device != fresh.device
             || old.lease_file != fresh.lease_file
             || old.dhcpv6 != fresh.dhcpv6

@@ -211,10 +211,10 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
     let none = ReloadTeardown::default();
     // DHCPv4, DNS, logging: both kept.
     let dhcp = parse_ok("config lan 'lan'\n\toption dhcp_limit '60'\n");
-    assert_eq!(base.reload_teardown(&dhcp, false), none);
+    assert_eq!(base.reload_teardown(&dhcp, false, None), none);
     let tunnel_off = with("config tunnel 'tunnel'\n\toption enabled '0'\n");
     assert_eq!(
-        base.reload_teardown(&tunnel_off, false),
+        base.reload_teardown(&tunnel_off, false, None),
         ReloadTeardown {
             tunnel: true,
             lan6: false,
@@ -222,10 +222,10 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
         }
     );
     let renamed = with("config tunnel 'tunnel'\n\toption name 'dslite'\n");
-    assert!(base.reload_teardown(&renamed, false).tunnel);
+    assert!(base.reload_teardown(&renamed, false, None).tunnel);
     let other_iface_id = with("\toption ip6ifaceid '::2'\n");
     assert_eq!(
-        base.reload_teardown(&other_iface_id, false),
+        base.reload_teardown(&other_iface_id, false, None),
         ReloadTeardown {
             tunnel: false,
             lan6: true,
@@ -235,12 +235,12 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
     // Hand-off 'auto' is netifd where netifd exists: standalone -> netifd.
     let netifd = with("config globals 'globals'\n\toption ipv6_handoff 'standalone'\n");
     assert_eq!(
-        base.reload_teardown(&netifd, false),
+        base.reload_teardown(&netifd, false, None),
         none,
         "auto is standalone here"
     );
     assert_eq!(
-        base.reload_teardown(&netifd, true),
+        base.reload_teardown(&netifd, true, None),
         ReloadTeardown {
             tunnel: true,
             lan6: true,
@@ -256,7 +256,7 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
     ] {
         let new = with(change);
         assert_eq!(
-            base.reload_teardown(&new, false),
+            base.reload_teardown(&new, false, None),
             ReloadTeardown {
                 tunnel: false,
                 lan6: false,
@@ -265,9 +265,13 @@ fn a_reload_tears_down_only_what_the_new_process_cannot_adopt() {
             "{change}"
         );
     }
+    // The DUID in use pinned in wan.duid (copied to keep it) is none.
+    let pinned = with("config wan 'wan'\n\toption duid '00030001020000000001'\n");
+    let in_use = [0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
+    assert!(!base.reload_teardown(&pinned, false, Some(&in_use)).dhcpv6);
     // Asking for more keeps it (the Rebind asks for the rest).
     let more = with("config wan 'wan'\n\toption request_prefix '1'\n\toption prefix_hint '48'\n");
-    assert!(!base.reload_teardown(&more, false).dhcpv6);
+    assert!(!base.reload_teardown(&more, false, None).dhcpv6);
 }
 
 #[test]
