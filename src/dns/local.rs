@@ -150,6 +150,11 @@ impl LocalNames {
 /// `localhost` or a name below it, in wire form (lower case).
 fn is_localhost(name: &[u8]) -> bool {
     const LOCALHOST: &[u8] = b"\x09localhost\x00";
+    // Asked for every query: most names fail this at once; the walk below
+    // only checks the match starts at a label ("notlocalhost" does not).
+    if !name.ends_with(LOCALHOST) {
+        return false;
+    }
     let mut at = 0;
     while let Some(&len) = name.get(at) {
         if &name[at..] == LOCALHOST {
